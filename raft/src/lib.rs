@@ -1,0 +1,28 @@
+//! # clusterd-raft
+//!
+//! A replicated, watchable key/value store — clusterd's replacement for etcd. It
+//! knows nothing of pods: keys are strings, values are bytes.
+//!
+//! * [`storage`] — the Raft log and the state machine in one RocksDB.
+//! * [`command`] — etcd-like transactions with compare-and-swap.
+//! * [`pki`] — the cluster CA and node certificates.
+//! * [`transport`] — QUIC with mutual TLS between nodes.
+//! * [`node`] — a running member: propose (forwarded to the leader), read, watch,
+//!   membership changes.
+
+pub mod codec;
+pub mod command;
+pub mod storage;
+pub mod types;
+
+pub use command::{Command, CommandResponse, Compare, Event, EventKind, KeyValue, Op, Txn};
+pub use storage::{Gone, StoreReader};
+pub use types::{Member, NodeId, Raft, TypeConfig};
+pub mod network;
+pub mod node;
+pub mod pki;
+pub mod rpc;
+pub mod transport;
+
+pub use node::{NodeError, NodeOptions, RaftNode};
+pub use storage::reader::WatchItem;

@@ -1,0 +1,400 @@
+//! A running member of the replicated store: the Raft instance, its storage and
+//! its transport, with the operations the application needs — propose (forwarded
+//! to the leader from anywhere), linearizable read barriers, membership changes
+//! and the cluster status.
+
+use std::collections::{BTreeMap, BTreeSet};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+use openraft::error::{ClientWriteError, RaftError};
+use openraft::{ChangeMembers, Config, SnapshotPolicy};
+use tokio::time::Instant;
+
+use crate::command::{Command, CommandResponse};
+use crate::network::NetworkFactory;
+use crate::pki::Identity;
+use crate::rpc::{ClusterStatus, MemberStatus, RemoteError, Request, Response};
+use crate::storage::{self, StoreReader};
+use crate::transport::{Handler, Transport, TransportError};
+use crate::types::{Member, NodeId, Raft};
+
+/// The most voters a cluster gets; further control-plane joiners stay learners.
+pub const MAX_VOTERS: usize = 5;
+
+/// How a node is set up.
+#[derive(Clone, Debug)]
+pub struct NodeOptions {
+    /// Raft node id.
+    pub id: NodeId,
+    /// This node's name and advertised addresses.
+    pub member: Member,
+    /// Where the transport listens.
+    pub bind: SocketAddr,
+    /// The RocksDB directory.
+    pub db_path: PathBuf,
+    /// The cluster CA certificate, PEM.
+    pub ca_pem: String,
+    /// This node's certificate and key.
+    pub identity: Identity,
+    /// Build a snapshot (and purge the log behind it) every this many entries.
+    pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot for followers that lag a little.
+    pub keep_logs: u64,
+    /// Raft heartbeat interval.
+    pub heartbeat: Duration,
+}
+
+impl NodeOptions {
+    /// Defaults for everything but identity and place.
+    pub fn new(id: NodeId, bind: SocketAddr, db_path: PathBuf, ca_pem: String, identity: Identity) -> Self {
+        NodeOptions {
+            id,
+            bind,
+            db_path,
+            ca_pem,
+            identity,
+            snapshot_every: 10_000,
+            keep_logs: 1_000,
+            heartbeat: Duration::from_millis(100),
+        }
+    }
+}
+
+/// A node operation failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// Opening storage failed.
+    #[error(transparent)]
+    Open(#[from] storage::OpenError),
+    /// The transport failed.
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// Raft refused to start or failed fatally.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// No leader answered before the deadline.
+    #[error("no leader is available (waited {0:?})")]
+    NoLeader(Duration),
+    /// The leader (or this node) failed the request.
+    #[error(transparent)]
+    Remote(#[from] RemoteError),
+}
+
+/// A running member.
+pub struct RaftNode {
+    /// This node's id.
+    pub id: NodeId,
+    /// The Raft instance.
+    pub raft: Raft,
+    /// Reads and watches of the local replica.
+    pub store: StoreReader,
+    transport: Arc<Transport>,
+}
+
+impl RaftNode {
+    /// Open storage, bind the transport and start Raft. The node serves the
+    /// transport at once; call [`RaftNode::initialize`] on the first node of a
+    /// new cluster.
+    pub async fn start(opts: NodeOptions) -> Result<Arc<RaftNode>, NodeError> {
+        let (log_store, state_machine, store) = storage::open(&opts.db_path)?;
+        let transport = Arc::new(Transport::bind(opts.bind, &opts.ca_pem, &opts.identity)?);
+        let hb = opts.heartbeat.as_millis() as u64;
+        let config = Config {
+            cluster_name: "clusterd".into(),
+            heartbeat_interval: hb,
+            election_timeout_min: hb * 4,
+            election_timeout_max: hb * 8,
+            snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
+            max_in_snapshot_log_to_keep: opts.keep_logs,
+            purge_batch_size: 256,
+            ..Default::default()
+        }
+        .validate()
+        .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let network = NetworkFactory { transport: transport.clone() };
+        let raft = Raft::new(opts.id, Arc::new(config), network, log_store, state_machine)
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))?;
+        let node = Arc::new(RaftNode { id: opts.id, raft, store, transport: transport.clone() });
+        tokio::spawn(transport.serve(node.clone()));
+        Ok(node)
+    }
+
+    /// The transport's bound address.
+    pub fn raft_addr(&self) -> SocketAddr {
+        self.transport.local_addr().expect("bound endpoint has an address")
+    }
+
+    /// Make this node the single voter of a new cluster (harmless if already done).
+    pub async fn initialize(&self, member: Member) -> Result<(), NodeError> {
+        match self.raft.initialize(BTreeMap::from([(self.id, member)])).await {
+            Ok(()) => Ok(()),
+            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(e) => Err(NodeError::Raft(e.to_string())),
+        }
+    }
+
+    /// The current leader as this node knows it.
+    pub fn leader(&self) -> Option<NodeId> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Whether this node is the leader.
+    pub fn is_leader(&self) -> bool {
+        self.leader() == Some(self.id)
+    }
+
+    /// The membership record of node `id`.
+    pub fn member(&self, id: NodeId) -> Option<Member> {
+        self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned()
+    }
+
+    /// Every member with whether it votes.
+    pub fn members(&self) -> Vec<(NodeId, Member, bool)> {
+        let metrics = self.raft.metrics().borrow().clone();
+        let m = metrics.membership_config.membership();
+        let voters: BTreeSet<NodeId> = m.voter_ids().collect();
+        m.nodes().map(|(id, n)| (*id, n.clone(), voters.contains(id))).collect()
+    }
+
+    /// Send `make()` to the leader — this node or a peer — retrying while the
+    /// leader is unknown or moving, until `deadline` passes.
+    async fn on_leader(&self, make: impl Fn() -> Request, wait: Duration) -> Result<Response, NodeError> {
+        let deadline = Instant::now() + wait;
+        let mut metrics = self.raft.metrics();
+        loop {
+            let leader = metrics.borrow_and_update().current_leader;
+            let attempt = match leader {
+                Some(l) if l == self.id => Some(Ok(self.handle(make()).await)),
+                Some(l) => match self.member(l) {
+                    Some(m) => {
+                        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+                        Some(self.transport.call(&m.raft_addr, &make(), left).await)
+                    }
+                    None => None,
+                },
+                None => None,
+            };
+            match attempt {
+                Some(Ok(resp)) if !is_not_leader(&resp) => return Ok(resp),
+                // A leader that cannot be reached or that stepped down: try again.
+                Some(Ok(_)) | Some(Err(TransportError::Unreachable { .. })) | None => {}
+                Some(Err(e)) => return Err(e.into()),
+            }
+            if Instant::now() >= deadline {
+                return Err(NodeError::NoLeader(wait));
+            }
+            let pause = tokio::time::sleep(Duration::from_millis(50));
+            tokio::select! {
+                _ = pause => {}
+                _ = metrics.changed() => {}
+            }
+        }
+    }
+
+    /// Propose a command through the leader and return its result once this node
+    /// has applied it too (so a read here sees the write).
+    pub async fn propose(&self, cmd: Command, wait: Duration) -> Result<CommandResponse, NodeError> {
+        match self.on_leader(|| Request::Write(cmd.clone()), wait).await? {
+            Response::Write(Ok(resp)) => {
+                self.store.wait_applied(resp.revision, wait).await;
+                Ok(resp)
+            }
+            Response::Write(Err(e)) => Err(e.into()),
+            other => Err(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
+        }
+    }
+
+    /// Wait until this node has applied everything committed when the call began,
+    /// as confirmed by the leader: reads after it are linearizable.
+    pub async fn read_barrier(&self, wait: Duration) -> Result<u64, NodeError> {
+        match self.on_leader(|| Request::ReadIndex, wait).await? {
+            Response::ReadIndex(Ok(index)) => {
+                if !self.store.wait_applied(index, wait).await {
+                    return Err(NodeError::Remote(RemoteError::Failed(format!(
+                        "this node did not reach read index {index} in {wait:?}"
+                    ))));
+                }
+                Ok(index)
+            }
+            Response::ReadIndex(Err(e)) => Err(e.into()),
+            other => Err(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
+        }
+    }
+
+    /// Add a node: as a learner that has caught up, then as a voter if asked and
+    /// the cluster has fewer than [`MAX_VOTERS`].
+    pub async fn add_member(&self, id: NodeId, member: Member, voter: bool, wait: Duration) -> Result<(), NodeError> {
+        let make = || Request::AddMember { id, member: member.clone(), voter };
+        membership_answer(self.on_leader(make, wait).await?)
+    }
+
+    /// Remove a node from the membership.
+    pub async fn remove_member(&self, id: NodeId, wait: Duration) -> Result<(), NodeError> {
+        membership_answer(self.on_leader(|| Request::RemoveMember { id }, wait).await?)
+    }
+
+    /// The cluster's status as the leader sees it.
+    pub async fn cluster_status(&self, wait: Duration) -> Result<ClusterStatus, NodeError> {
+        match self.on_leader(|| Request::ClusterStatus, wait).await? {
+            Response::ClusterStatus(r) => Ok(r?),
+            other => Err(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
+        }
+    }
+
+    /// Build a snapshot now (and purge the log behind it by policy).
+    pub async fn snapshot(&self) -> Result<(), NodeError> {
+        self.raft.trigger().snapshot().await.map_err(|e| NodeError::Raft(e.to_string()))
+    }
+
+    /// Stop Raft and close the transport.
+    pub async fn shutdown(&self) {
+        let _ = self.raft.shutdown().await;
+        self.transport.close();
+    }
+
+    fn not_leader(&self) -> RemoteError {
+        self.redirect(self.leader())
+    }
+
+    fn redirect(&self, leader: Option<NodeId>) -> RemoteError {
+        RemoteError::NotLeader(leader.and_then(|l| self.member(l).map(|m| (l, m.raft_addr))))
+    }
+
+    /// Ask the cluster, through any of `peers` (transport addresses), to add this
+    /// node. Used by a joining node, which does not know the leader yet.
+    pub async fn request_membership(&self, peers: &[String], member: Member, voter: bool, wait: Duration) -> Result<(), NodeError> {
+        let deadline = Instant::now() + wait;
+        let req = Request::AddMember { id: self.id, member, voter };
+        let mut targets: Vec<String> = peers.to_vec();
+        let mut last_err = None;
+        while Instant::now() < deadline {
+            let Some(addr) = targets.first().cloned() else { break };
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.transport.call(&addr, &req, left).await {
+                Ok(Response::Membership(Ok(()))) => return Ok(()),
+                Ok(Response::Membership(Err(RemoteError::NotLeader(Some((_, leader_addr)))))) => {
+                    targets.retain(|t| *t != leader_addr);
+                    targets.insert(0, leader_addr);
+                    continue;
+                }
+                Ok(Response::Membership(Err(e))) => last_err = Some(NodeError::Remote(e)),
+                Ok(other) => last_err = Some(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
+                Err(e) => last_err = Some(e.into()),
+            }
+            targets.rotate_left(1);
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        Err(last_err.unwrap_or(NodeError::NoLeader(wait)))
+    }
+
+    async fn local_write(&self, cmd: Command) -> Result<CommandResponse, RemoteError> {
+        match self.raft.client_write(cmd).await {
+            Ok(resp) => Ok(resp.data),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(self.redirect(f.leader_id)),
+            Err(e) => Err(RemoteError::Failed(e.to_string())),
+        }
+    }
+
+    async fn local_add_member(&self, id: NodeId, member: Member, voter: bool) -> Result<(), RemoteError> {
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
+        let fail = |e: RaftError<NodeId, ClientWriteError<NodeId, Member>>| match e {
+            RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => self.redirect(f.leader_id),
+            e => RemoteError::Failed(e.to_string()),
+        };
+        self.raft.add_learner(id, member, true).await.map_err(fail)?;
+        if voter {
+            let mut voters: BTreeSet<NodeId> = self.members().into_iter().filter(|m| m.2).map(|m| m.0).collect();
+            if voters.len() < MAX_VOTERS && voters.insert(id) {
+                self.raft.change_membership(voters, false).await.map_err(fail)?;
+            }
+        }
+        Ok(())
+    }
+
+    async fn local_remove_member(&self, id: NodeId) -> Result<(), RemoteError> {
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
+        let fail = |e: RaftError<NodeId, ClientWriteError<NodeId, Member>>| RemoteError::Failed(e.to_string());
+        let members = self.members();
+        let Some(target) = members.iter().find(|m| m.0 == id) else {
+            return Err(RemoteError::Failed(format!("node {id} is not a member")));
+        };
+        if target.2 {
+            let ids = BTreeSet::from([id]);
+            self.raft.change_membership(ChangeMembers::RemoveVoters(ids), false).await.map_err(fail)?;
+        }
+        self.raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false).await.map_err(fail)?;
+        Ok(())
+    }
+
+    async fn local_status(&self) -> Result<ClusterStatus, RemoteError> {
+        if !self.is_leader() {
+            return Err(self.not_leader());
+        }
+        let members = self.members();
+        let asks = members.iter().map(|(id, m, _)| async move {
+            if *id == self.id {
+                return Some(self.store.revision());
+            }
+            match self.transport.call(&m.raft_addr, &Request::Applied, Duration::from_millis(500)).await {
+                Ok(Response::Applied(r)) => Some(r),
+                _ => None,
+            }
+        });
+        let applied = futures::future::join_all(asks).await;
+        let members = members
+            .into_iter()
+            .zip(applied)
+            .map(|((id, member, voter), last_applied)| MemberStatus { id, member, voter, last_applied })
+            .collect();
+        Ok(ClusterStatus { leader: Some(self.id), members })
+    }
+}
+
+fn is_not_leader(resp: &Response) -> bool {
+    matches!(
+        resp,
+        Response::Write(Err(RemoteError::NotLeader(_)))
+            | Response::ReadIndex(Err(RemoteError::NotLeader(_)))
+            | Response::Membership(Err(RemoteError::NotLeader(_)))
+            | Response::ClusterStatus(Err(RemoteError::NotLeader(_)))
+    )
+}
+
+fn membership_answer(resp: Response) -> Result<(), NodeError> {
+    match resp {
+        Response::Membership(r) => Ok(r?),
+        other => Err(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
+    }
+}
+
+impl Handler for RaftNode {
+    async fn handle(&self, req: Request) -> Response {
+        match req {
+            Request::Append(rpc) => Response::Append(self.raft.append_entries(rpc).await),
+            Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
+            Request::Snapshot(rpc) => Response::Snapshot(self.raft.install_snapshot(rpc).await),
+            Request::Write(cmd) => Response::Write(self.local_write(cmd).await),
+            Request::ReadIndex => Response::ReadIndex(match self.raft.ensure_linearizable().await {
+                Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+                    Err(self.redirect(f.leader_id))
+                }
+                Err(e) => Err(RemoteError::Failed(e.to_string())),
+            }),
+            Request::AddMember { id, member, voter } => {
+                Response::Membership(self.local_add_member(id, member, voter).await)
+            }
+            Request::RemoveMember { id } => Response::Membership(self.local_remove_member(id).await),
+            Request::ClusterStatus => Response::ClusterStatus(self.local_status().await),
+            Request::Applied => Response::Applied(self.store.revision()),
+        }
+    }
+}

@@ -1,0 +1,249 @@
+//! The cluster's certificate authority and the TLS configurations built on it.
+//!
+//! `init` creates a CA; every node and the admin get a certificate signed by it.
+//! Nodes talk to each other with mutual TLS. A joining node does not yet know the
+//! CA: it pins the CA's SHA-256 fingerprint carried in the join token instead.
+
+use std::sync::Arc;
+
+use rcgen::{
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
+};
+use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
+use rustls::client::WebPkiServerVerifier;
+use rustls::crypto::CryptoProvider;
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName, UnixTime};
+use rustls::server::WebPkiClientVerifier;
+use rustls::{DigitallySignedStruct, RootCertStore, SignatureScheme};
+use sha2::{Digest, Sha256};
+
+/// The DNS name every node certificate carries; clients verify servers against it.
+pub const NODE_SERVER_NAME: &str = "clusterd-node";
+
+/// A certificate or TLS configuration could not be made.
+#[derive(Debug, thiserror::Error)]
+pub enum PkiError {
+    /// rcgen failed to generate or sign.
+    #[error("certificate generation: {0}")]
+    Rcgen(#[from] rcgen::Error),
+    /// rustls refused a certificate, key or configuration.
+    #[error("tls: {0}")]
+    Rustls(#[from] rustls::Error),
+    /// A client-certificate verifier could not be built.
+    #[error("tls verifier: {0}")]
+    Verifier(#[from] rustls::client::VerifierBuilderError),
+    /// A PEM block did not parse.
+    #[error("pem: {0}")]
+    Pem(String),
+}
+
+/// A certificate and its private key, both PEM.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Identity {
+    /// The certificate, PEM.
+    pub cert_pem: String,
+    /// The private key, PEM (PKCS#8).
+    pub key_pem: String,
+}
+
+/// The cluster's certificate authority.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Ca(pub Identity);
+
+impl Ca {
+    /// Create a new self-signed CA.
+    pub fn generate(cluster: &str) -> Result<Ca, PkiError> {
+        let key = KeyPair::generate()?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, format!("clusterd CA {cluster}"));
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
+        params.key_usages = vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
+        params.not_after = rcgen::date_time_ymd(2046, 1, 1);
+        let cert = params.self_signed(&key)?;
+        Ok(Ca(Identity { cert_pem: cert.pem(), key_pem: key.serialize_pem() }))
+    }
+
+    /// The CA certificate, PEM.
+    pub fn cert_pem(&self) -> &str {
+        &self.0.cert_pem
+    }
+
+    /// Issue a certificate for `common_name`, valid as TLS client and server, with
+    /// the given subject alternative names (DNS names or IP addresses) plus
+    /// [`NODE_SERVER_NAME`] and `localhost`.
+    pub fn issue(&self, common_name: &str, sans: &[String]) -> Result<Identity, PkiError> {
+        let ca_key = KeyPair::from_pem(&self.0.key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(&self.0.cert_pem, ca_key)?;
+        let mut names = vec![NODE_SERVER_NAME.to_string(), "localhost".to_string()];
+        names.extend(sans.iter().cloned());
+        names.dedup();
+        let mut params = CertificateParams::new(names)?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_after = rcgen::date_time_ymd(2046, 1, 1);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Identity { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
+    /// The SHA-256 fingerprint of the CA certificate, lowercase hex.
+    pub fn fingerprint(&self) -> Result<String, PkiError> {
+        fingerprint_pem(&self.0.cert_pem)
+    }
+}
+
+/// SHA-256 of a PEM certificate's DER bytes, lowercase hex.
+pub fn fingerprint_pem(pem: &str) -> Result<String, PkiError> {
+    let der = first_cert(pem)?;
+    Ok(hex::encode(Sha256::digest(der.as_ref())))
+}
+
+fn first_cert(pem: &str) -> Result<CertificateDer<'static>, PkiError> {
+    certs(pem)?.into_iter().next().ok_or_else(|| PkiError::Pem("no certificate in PEM".into()))
+}
+
+/// Every certificate in a PEM text.
+pub fn certs(pem: &str) -> Result<Vec<CertificateDer<'static>>, PkiError> {
+    CertificateDer::pem_slice_iter(pem.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| PkiError::Pem(e.to_string()))
+}
+
+fn key(pem: &str) -> Result<PrivateKeyDer<'static>, PkiError> {
+    PrivateKeyDer::from_pem_slice(pem.as_bytes()).map_err(|e| PkiError::Pem(e.to_string()))
+}
+
+/// The crypto provider clusterd uses everywhere (ring).
+pub fn provider() -> Arc<CryptoProvider> {
+    Arc::new(rustls::crypto::ring::default_provider())
+}
+
+/// Install ring as the process-wide default provider (harmless if already done).
+pub fn install_default_provider() {
+    let _ = rustls::crypto::ring::default_provider().install_default();
+}
+
+fn roots(ca_pem: &str) -> Result<Arc<RootCertStore>, PkiError> {
+    let mut roots = RootCertStore::empty();
+    for c in certs(ca_pem)? {
+        roots.add(c)?;
+    }
+    Ok(Arc::new(roots))
+}
+
+/// A server configuration presenting `id` (with the CA appended to its chain, so
+/// that joiners can pin it) and verifying client certificates against the CA.
+/// With `optional_client_auth`, clients without a certificate are let through the
+/// handshake and must authenticate otherwise.
+pub fn server_config(
+    ca_pem: &str,
+    id: &Identity,
+    optional_client_auth: bool,
+    alpn: &[&[u8]],
+) -> Result<rustls::ServerConfig, PkiError> {
+    let mut builder = WebPkiClientVerifier::builder_with_provider(roots(ca_pem)?, provider());
+    if optional_client_auth {
+        builder = builder.allow_unauthenticated();
+    }
+    let verifier = builder.build()?;
+    let mut chain = certs(&id.cert_pem)?;
+    chain.extend(certs(ca_pem)?);
+    let mut cfg = rustls::ServerConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key(&id.key_pem)?)?;
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(cfg)
+}
+
+/// A client configuration trusting the CA, presenting `id` if given.
+pub fn client_config(ca_pem: &str, id: Option<&Identity>, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, PkiError> {
+    let builder = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .with_root_certificates(roots(ca_pem)?);
+    let mut cfg = match id {
+        Some(id) => builder.with_client_auth_cert(certs(&id.cert_pem)?, key(&id.key_pem)?)?,
+        None => builder.with_no_client_auth(),
+    };
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(cfg)
+}
+
+/// A client configuration for a node that only knows the CA's fingerprint: the
+/// server must present a chain that includes a CA with that fingerprint, and its
+/// certificate must be signed by that CA.
+pub fn pinned_client_config(fingerprint: &str, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, PkiError> {
+    let verifier = Arc::new(PinnedCa { fingerprint: fingerprint.to_lowercase(), provider: provider() });
+    let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
+        .with_protocol_versions(&[&rustls::version::TLS13])?
+        .dangerous()
+        .with_custom_certificate_verifier(verifier)
+        .with_no_client_auth();
+    cfg.alpn_protocols = alpn.iter().map(|p| p.to_vec()).collect();
+    Ok(cfg)
+}
+
+#[derive(Debug)]
+struct PinnedCa {
+    fingerprint: String,
+    provider: Arc<CryptoProvider>,
+}
+
+impl ServerCertVerifier for PinnedCa {
+    fn verify_server_cert(
+        &self,
+        end_entity: &CertificateDer<'_>,
+        intermediates: &[CertificateDer<'_>],
+        server_name: &ServerName<'_>,
+        ocsp: &[u8],
+        now: UnixTime,
+    ) -> Result<ServerCertVerified, rustls::Error> {
+        let ca = intermediates
+            .iter()
+            .find(|c| hex::encode(Sha256::digest(c.as_ref())) == self.fingerprint)
+            .ok_or_else(|| rustls::Error::General("the server's CA does not match the join token's fingerprint".into()))?;
+        let mut roots = RootCertStore::empty();
+        roots.add(ca.clone().into_owned())?;
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
+        inner.verify_server_cert(end_entity, &[], server_name, ocsp, now)
+    }
+
+    fn verify_tls12_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn verify_tls13_signature(
+        &self,
+        message: &[u8],
+        cert: &CertificateDer<'_>,
+        dss: &DigitallySignedStruct,
+    ) -> Result<HandshakeSignatureValid, rustls::Error> {
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
+    }
+
+    fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
+        self.provider.signature_verification_algorithms.supported_schemes()
+    }
+}
+
+/// The common name of the first certificate in a DER chain (who a peer is).
+pub fn common_name(der: &[u8]) -> Option<String> {
+    let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
+    Some(cn)
+}

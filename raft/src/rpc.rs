@@ -1,0 +1,90 @@
+//! The messages nodes exchange over the transport: Raft's own RPCs, forwarded
+//! writes and reads, and membership requests.
+
+use openraft::error::{InstallSnapshotError, RaftError};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
+};
+use serde::{Deserialize, Serialize};
+
+use crate::command::{Command, CommandResponse};
+use crate::types::{Member, NodeId, TypeConfig};
+
+/// A request from one node to another.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Request {
+    /// Raft AppendEntries.
+    Append(AppendEntriesRequest<TypeConfig>),
+    /// Raft RequestVote.
+    Vote(VoteRequest<NodeId>),
+    /// Raft InstallSnapshot (one chunk).
+    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    /// A client write forwarded to the leader.
+    Write(Command),
+    /// Ask the leader for a linearizable read index.
+    ReadIndex,
+    /// Add a node (learner, then voter if asked and there is room).
+    AddMember { id: NodeId, member: Member, voter: bool },
+    /// Remove a node from the membership.
+    RemoveMember { id: NodeId },
+    /// The whole cluster's status, as the leader sees it.
+    ClusterStatus,
+    /// This node's own last applied revision.
+    Applied,
+}
+
+/// An application-level failure carried back over the transport.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize, thiserror::Error)]
+pub enum RemoteError {
+    /// The receiver is not the leader; it names the leader it knows and its
+    /// transport address.
+    #[error("not the leader (leader: {0:?})")]
+    NotLeader(Option<(NodeId, String)>),
+    /// The request failed on the receiver.
+    #[error("{0}")]
+    Failed(String),
+}
+
+/// The answer to a [`Request`], variant for variant.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum Response {
+    /// Raft AppendEntries.
+    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    /// Raft RequestVote.
+    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
+    /// Raft InstallSnapshot.
+    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    /// A forwarded write.
+    Write(Result<CommandResponse, RemoteError>),
+    /// The read index.
+    ReadIndex(Result<u64, RemoteError>),
+    /// Membership change done.
+    Membership(Result<(), RemoteError>),
+    /// Cluster status.
+    ClusterStatus(Result<ClusterStatus, RemoteError>),
+    /// Last applied revision.
+    Applied(u64),
+}
+
+/// What `clusterd status` shows.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ClusterStatus {
+    /// The current leader, if any.
+    pub leader: Option<NodeId>,
+    /// Every member of the membership.
+    pub members: Vec<MemberStatus>,
+}
+
+/// One member in [`ClusterStatus`].
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct MemberStatus {
+    /// Raft node id.
+    pub id: NodeId,
+    /// Name, addresses.
+    pub member: Member,
+    /// Voter or learner.
+    pub voter: bool,
+    /// The member's last applied revision; `None` when it did not answer.
+    pub last_applied: Option<u64>,
+}

@@ -1,0 +1,236 @@
+//! Reads of the local replica and watches fed by the entries it applies.
+//!
+//! Reads here are serializable: they see what this node has applied. The node
+//! module adds linearizable reads on top by waiting for a read index.
+
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
+
+use rocksdb::{Direction, IteratorMode, DB};
+use tokio::sync::{broadcast, mpsc, watch};
+use tokio_stream::wrappers::ReceiverStream;
+
+use super::{be, cf, from_be, CF_HISTORY, CF_KV, CF_KV_META};
+use crate::codec::decode;
+use crate::command::{Event, KeyValue};
+
+pub(crate) const KEY_REVISION: &[u8] = b"revision";
+
+/// A watch asked for history that compaction (or a snapshot install) removed:
+/// the client must list again.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("resource version {requested} is too old: history is compacted up to {compacted}")]
+pub struct Gone {
+    /// The revision the watch asked to start after.
+    pub requested: u64,
+    /// The newest compacted revision.
+    pub compacted: u64,
+}
+
+/// A reading of the store failed at the RocksDB level.
+#[derive(Debug, thiserror::Error)]
+pub enum ReadError {
+    /// RocksDB failed.
+    #[error("rocksdb: {0}")]
+    Db(#[from] rocksdb::Error),
+    /// Stored bytes did not decode.
+    #[error("corrupt value: {0}")]
+    Codec(#[from] crate::codec::CodecError),
+}
+
+/// What the state machine tells watchers after each applied batch.
+#[derive(Clone, Debug)]
+pub(crate) enum Feed {
+    /// Events of the batch, and the last revision the batch applied.
+    Events(Arc<Vec<Event>>, u64),
+    /// A snapshot replaced the state: watchers cannot continue.
+    Reset(u64),
+}
+
+/// One item of a watch stream.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum WatchItem {
+    /// A change to a watched key.
+    Event(Event),
+    /// Everything up to this revision has been delivered (a bookmark).
+    Progress(u64),
+}
+
+pub(crate) struct Shared {
+    pub(crate) feed: broadcast::Sender<Feed>,
+    pub(crate) applied: watch::Sender<u64>,
+    pub(crate) compacted: AtomicU64,
+}
+
+/// A cheap, cloneable read handle on the local replica.
+#[derive(Clone)]
+pub struct StoreReader {
+    db: Arc<DB>,
+    pub(crate) shared: Arc<Shared>,
+}
+
+#[derive(serde::Serialize, serde::Deserialize)]
+pub(crate) struct Stored {
+    pub(crate) value: Vec<u8>,
+    pub(crate) create_revision: u64,
+    pub(crate) mod_revision: u64,
+}
+
+impl Stored {
+    pub(crate) fn into_kv(self, key: String) -> KeyValue {
+        KeyValue { key, value: self.value, create_revision: self.create_revision, mod_revision: self.mod_revision }
+    }
+}
+
+impl StoreReader {
+    pub(crate) fn new(db: Arc<DB>) -> Self {
+        let (feed, _) = broadcast::channel(1024);
+        let (applied, _) = watch::channel(0);
+        let shared = Shared { feed, applied, compacted: AtomicU64::new(0) };
+        StoreReader { db, shared: Arc::new(shared) }
+    }
+
+    /// The last revision this replica has applied.
+    pub fn revision(&self) -> u64 {
+        *self.shared.applied.borrow()
+    }
+
+    /// The newest revision whose history has been compacted away.
+    pub fn compacted(&self) -> u64 {
+        self.shared.compacted.load(Ordering::SeqCst)
+    }
+
+    /// Wait until this replica has applied `revision`, or the timeout passes.
+    /// Returns whether it got there.
+    pub async fn wait_applied(&self, revision: u64, timeout: Duration) -> bool {
+        let mut rx = self.shared.applied.subscribe();
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await.is_ok_and(|r| r.is_ok())
+    }
+
+    /// Read one key.
+    pub fn get(&self, key: &str) -> Result<Option<KeyValue>, ReadError> {
+        match self.db.get_cf(cf(&self.db, CF_KV), key.as_bytes())? {
+            None => Ok(None),
+            Some(raw) => Ok(Some(decode::<Stored>(&raw)?.into_kv(key.to_string()))),
+        }
+    }
+
+    /// Every key under `prefix`, read at one revision, and that revision.
+    pub fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, u64), ReadError> {
+        let snap = self.db.snapshot();
+        let revision = match snap.get_cf(cf(&self.db, CF_KV_META), KEY_REVISION)? {
+            Some(raw) => decode::<u64>(&raw)?,
+            None => 0,
+        };
+        let mode = IteratorMode::From(prefix.as_bytes(), Direction::Forward);
+        let mut out = Vec::new();
+        for item in snap.iterator_cf(cf(&self.db, CF_KV), mode) {
+            let (k, v) = item?;
+            if !k.starts_with(prefix.as_bytes()) {
+                break;
+            }
+            let key = String::from_utf8_lossy(&k).into_owned();
+            out.push(decode::<Stored>(&v)?.into_kv(key));
+        }
+        Ok((out, revision))
+    }
+
+    /// The events of revisions `from..=to`.
+    fn history(&self, from: u64, to: u64) -> Result<Vec<Event>, ReadError> {
+        let mode = IteratorMode::From(&be(from)[..], Direction::Forward);
+        let mut out = Vec::new();
+        for item in self.db.iterator_cf(cf(&self.db, CF_HISTORY), mode) {
+            let (k, v) = item?;
+            if from_be(&k) > to {
+                break;
+            }
+            out.extend(decode::<Vec<Event>>(&v)?);
+        }
+        Ok(out)
+    }
+
+    /// Watch the keys under `prefix` for changes after revision `from`: first the
+    /// persisted history, then the live feed. With `bookmarks`, a `Progress` item
+    /// is sent at that interval while nothing else is.
+    ///
+    /// The stream ends with `Err(Gone)` when `from` is older than the compacted
+    /// revision, or when a snapshot replaced the state under it.
+    pub fn watch(
+        &self,
+        prefix: String,
+        from: u64,
+        bookmarks: Option<Duration>,
+    ) -> ReceiverStream<Result<WatchItem, Gone>> {
+        let (tx, rx) = mpsc::channel(256);
+        let this = self.clone();
+        tokio::spawn(async move {
+            if let Err(gone) = this.follow(&prefix, from, bookmarks, &tx).await {
+                let _ = tx.send(Err(gone)).await;
+            }
+        });
+        ReceiverStream::new(rx)
+    }
+
+    async fn follow(
+        &self,
+        prefix: &str,
+        from: u64,
+        bookmarks: Option<Duration>,
+        tx: &mpsc::Sender<Result<WatchItem, Gone>>,
+    ) -> Result<(), Gone> {
+        let mut last = from;
+        let period = bookmarks.unwrap_or(Duration::from_secs(3600));
+        loop {
+            // Subscribe before reading history, so nothing falls between the two.
+            let mut rx = self.shared.feed.subscribe();
+            let compacted = self.compacted();
+            if last < compacted {
+                return Err(Gone { requested: last, compacted });
+            }
+            let current = self.revision();
+            if current > last {
+                let events = match self.history(last + 1, current) {
+                    Ok(events) => events,
+                    Err(e) => {
+                        tracing::error!(error = %e, "watch: reading history failed");
+                        return Err(Gone { requested: last, compacted });
+                    }
+                };
+                for ev in events.into_iter().filter(|e| e.kv.key.starts_with(prefix)) {
+                    if tx.send(Ok(WatchItem::Event(ev))).await.is_err() {
+                        return Ok(());
+                    }
+                }
+                last = current;
+            }
+            let mut tick = tokio::time::interval_at(tokio::time::Instant::now() + period, period);
+            loop {
+                let msg = tokio::select! {
+                    msg = rx.recv() => msg,
+                    _ = tick.tick() => {
+                        if bookmarks.is_some() && tx.send(Ok(WatchItem::Progress(last))).await.is_err() {
+                            return Ok(());
+                        }
+                        continue;
+                    }
+                    _ = tx.closed() => return Ok(()),
+                };
+                match msg {
+                    Ok(Feed::Events(events, upto)) => {
+                        for ev in events.iter().filter(|e| e.revision > last && e.kv.key.starts_with(prefix)) {
+                            if tx.send(Ok(WatchItem::Event(ev.clone()))).await.is_err() {
+                                return Ok(());
+                            }
+                        }
+                        last = last.max(upto);
+                    }
+                    Ok(Feed::Reset(at)) => return Err(Gone { requested: last, compacted: at }),
+                    // Fell behind the live feed: catch up from the persisted history.
+                    Err(broadcast::error::RecvError::Lagged(_)) => break,
+                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,186 @@
+//! The node transport: one QUIC endpoint per node, mutual TLS with the cluster CA,
+//! one bidirectional stream per request carrying one length-prefixed bincode frame
+//! each way.
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
+use tokio::sync::Mutex;
+
+use crate::codec::{decode, encode, CodecError};
+use crate::pki::{self, Identity, PkiError};
+use crate::rpc::{Request, Response};
+
+const ALPN: &[u8] = b"clusterd-raft/1";
+const MAX_FRAME: usize = 512 * 1024 * 1024;
+
+/// A request over the transport failed.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    /// The peer could not be reached (no connection could be made).
+    #[error("unreachable {addr}: {reason}")]
+    Unreachable { addr: String, reason: String },
+    /// The connection broke during the request; it may or may not have been handled.
+    #[error("connection to {addr} failed: {reason}")]
+    Broken { addr: String, reason: String },
+    /// The request did not finish in time.
+    #[error("request to {0} timed out")]
+    Timeout(String),
+    /// A frame did not encode or decode.
+    #[error(transparent)]
+    Codec(#[from] CodecError),
+    /// The endpoint could not be set up.
+    #[error("endpoint: {0}")]
+    Setup(String),
+    /// TLS configuration.
+    #[error(transparent)]
+    Pki(#[from] PkiError),
+}
+
+/// Serves transport requests.
+pub trait Handler: Send + Sync + 'static {
+    /// Answer one request.
+    fn handle(&self, req: Request) -> impl std::future::Future<Output = Response> + Send;
+}
+
+/// A node's QUIC endpoint, used both to serve and to call peers.
+pub struct Transport {
+    endpoint: quinn::Endpoint,
+    conns: Mutex<HashMap<String, quinn::Connection>>,
+}
+
+fn transport_config() -> Arc<quinn::TransportConfig> {
+    let mut t = quinn::TransportConfig::default();
+    t.keep_alive_interval(Some(Duration::from_millis(500)));
+    t.max_idle_timeout(Some(Duration::from_secs(3).try_into().expect("idle timeout fits")));
+    t.max_concurrent_bidi_streams(4096u32.into());
+    Arc::new(t)
+}
+
+impl Transport {
+    /// Bind the endpoint on `addr` with this node's identity.
+    pub fn bind(addr: SocketAddr, ca_pem: &str, id: &Identity) -> Result<Transport, TransportError> {
+        let server_tls = pki::server_config(ca_pem, id, false, &[ALPN])?;
+        let quic_server = QuicServerConfig::try_from(server_tls).map_err(|e| TransportError::Setup(e.to_string()))?;
+        let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
+        server.transport_config(transport_config());
+        let client_tls = pki::client_config(ca_pem, Some(id), &[ALPN])?;
+        let quic_client = QuicClientConfig::try_from(client_tls).map_err(|e| TransportError::Setup(e.to_string()))?;
+        let mut client = quinn::ClientConfig::new(Arc::new(quic_client));
+        client.transport_config(transport_config());
+        let mut endpoint =
+            quinn::Endpoint::server(server, addr).map_err(|e| TransportError::Setup(format!("bind {addr}: {e}")))?;
+        endpoint.set_default_client_config(client);
+        Ok(Transport { endpoint, conns: Mutex::new(HashMap::new()) })
+    }
+
+    /// The bound address.
+    pub fn local_addr(&self) -> std::io::Result<SocketAddr> {
+        self.endpoint.local_addr()
+    }
+
+    /// Serve incoming requests with `handler` until the endpoint closes.
+    pub async fn serve<H: Handler>(self: Arc<Self>, handler: Arc<H>) {
+        while let Some(incoming) = self.endpoint.accept().await {
+            let handler = handler.clone();
+            tokio::spawn(async move {
+                let conn = match incoming.await {
+                    Ok(c) => c,
+                    Err(e) => {
+                        tracing::debug!(error = %e, "transport: handshake failed");
+                        return;
+                    }
+                };
+                while let Ok((mut send, mut recv)) = conn.accept_bi().await {
+                    let handler = handler.clone();
+                    tokio::spawn(async move {
+                        let req: Request = match read_frame(&mut recv).await {
+                            Ok(bytes) => match decode(&bytes) {
+                                Ok(r) => r,
+                                Err(e) => {
+                                    tracing::warn!(error = %e, "transport: bad request frame");
+                                    return;
+                                }
+                            },
+                            Err(_) => return,
+                        };
+                        let resp = handler.handle(req).await;
+                        if let Ok(bytes) = encode(&resp) {
+                            let _ = write_frame(&mut send, &bytes).await;
+                            let _ = send.finish();
+                        }
+                    });
+                }
+            });
+        }
+    }
+
+    /// Close the endpoint: no more requests are served or sent.
+    pub fn close(&self) {
+        self.endpoint.close(0u32.into(), b"shutdown");
+    }
+
+    async fn connection(&self, addr: &str) -> Result<quinn::Connection, TransportError> {
+        let mut conns = self.conns.lock().await;
+        if let Some(c) = conns.get(addr) {
+            if c.close_reason().is_none() {
+                return Ok(c.clone());
+            }
+        }
+        let unreachable = |reason: String| TransportError::Unreachable { addr: addr.to_string(), reason };
+        let sock = tokio::net::lookup_host(addr)
+            .await
+            .map_err(|e| unreachable(e.to_string()))?
+            .next()
+            .ok_or_else(|| unreachable("no address".into()))?;
+        let connecting = self.endpoint.connect(sock, pki::NODE_SERVER_NAME).map_err(|e| unreachable(e.to_string()))?;
+        let conn = tokio::time::timeout(Duration::from_secs(2), connecting)
+            .await
+            .map_err(|_| unreachable("connect timed out".into()))?
+            .map_err(|e| unreachable(e.to_string()))?;
+        conns.insert(addr.to_string(), conn.clone());
+        Ok(conn)
+    }
+
+    /// Send one request to the node at `addr` and wait for its answer.
+    pub async fn call(&self, addr: &str, req: &Request, timeout: Duration) -> Result<Response, TransportError> {
+        let bytes = encode(req)?;
+        let fut = async {
+            let conn = self.connection(addr).await?;
+            let broken = |reason: String| TransportError::Broken { addr: addr.to_string(), reason };
+            let (mut send, mut recv) = match conn.open_bi().await {
+                Ok(s) => s,
+                Err(e) => {
+                    self.conns.lock().await.remove(addr);
+                    return Err(TransportError::Unreachable { addr: addr.to_string(), reason: e.to_string() });
+                }
+            };
+            write_frame(&mut send, &bytes).await.map_err(|e| broken(e.to_string()))?;
+            let _ = send.finish();
+            let answer = read_frame(&mut recv).await.map_err(|e| broken(e.to_string()))?;
+            Ok(decode::<Response>(&answer)?)
+        };
+        tokio::time::timeout(timeout, fut).await.map_err(|_| TransportError::Timeout(addr.to_string()))?
+    }
+}
+
+async fn write_frame(send: &mut quinn::SendStream, bytes: &[u8]) -> std::io::Result<()> {
+    send.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
+    send.write_all(bytes).await?;
+    Ok(())
+}
+
+async fn read_frame(recv: &mut quinn::RecvStream) -> std::io::Result<Vec<u8>> {
+    let mut len = [0u8; 4];
+    recv.read_exact(&mut len).await.map_err(std::io::Error::other)?;
+    let len = u32::from_be_bytes(len) as usize;
+    if len > MAX_FRAME {
+        return Err(std::io::Error::other(format!("frame of {len} bytes is too large")));
+    }
+    let mut buf = vec![0u8; len];
+    recv.read_exact(&mut buf).await.map_err(std::io::Error::other)?;
+    Ok(buf)
+}

@@ -1,0 +1,8 @@
+//! The client side: connecting to the API, and the kubectl-shaped verbs built on it.
+
+pub mod apply;
+pub mod connect;
+pub mod manifest;
+pub mod print;
+
+pub use connect::{connect, connect_pinned, ApiClient};

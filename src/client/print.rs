@@ -1,0 +1,323 @@
+//! Printing objects as kubectl does: tables with kind-specific columns, `-o wide`,
+//! JSON, YAML, and `describe`.
+
+use chrono::{DateTime, Utc};
+use serde_json::Value;
+
+use crate::objects::{meta_str, Kind};
+
+/// kubectl's age: `45s`, `12m`, `3h`, `5d`.
+pub fn age(created: &str, now: DateTime<Utc>) -> String {
+    let Ok(t) = DateTime::parse_from_rfc3339(created) else { return "<unknown>".into() };
+    let secs = (now - t.with_timezone(&Utc)).num_seconds().max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 3600 * 2 => format!("{}m", s / 60),
+        s if s < 86400 * 2 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
+}
+
+fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
+    v.pointer(ptr).and_then(Value::as_str).unwrap_or("")
+}
+
+fn n(v: &Value, ptr: &str) -> i64 {
+    v.pointer(ptr).and_then(Value::as_i64).unwrap_or(0)
+}
+
+fn or_none(x: &str) -> String {
+    if x.is_empty() { "<none>".into() } else { x.into() }
+}
+
+/// The column headers for a kind.
+pub fn headers(kind: &Kind, wide: bool) -> Vec<&'static str> {
+    let mut h = match kind.kind {
+        "Pod" => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "Deployment" => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "ReplicaSet" => vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        "StatefulSet" => vec!["NAME", "READY", "AGE"],
+        "DaemonSet" => vec!["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "Job" => vec!["NAME", "STATUS", "COMPLETIONS", "AGE"],
+        "Service" => vec!["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+        "Node" => vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        "Namespace" => vec!["NAME", "STATUS", "AGE"],
+        "ConfigMap" => vec!["NAME", "DATA", "AGE"],
+        "Secret" => vec!["NAME", "TYPE", "DATA", "AGE"],
+        "Endpoints" => vec!["NAME", "ENDPOINTS", "AGE"],
+        "Lease" => vec!["NAME", "HOLDER", "AGE"],
+        "Event" => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        _ => vec!["NAME", "AGE"],
+    };
+    if wide && kind.kind == "Pod" {
+        h.extend(["IP", "NODE"]);
+    }
+    h
+}
+
+/// One table row for an object.
+pub fn row(kind: &Kind, o: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String> {
+    let name = meta_str(o, "name").to_string();
+    let a = age(meta_str(o, "creationTimestamp"), now);
+    let mut r = match kind.kind {
+        "Pod" => {
+            let total = o.pointer("/spec/containers").and_then(Value::as_array).map_or(0, |c| c.len());
+            let statuses = o.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+            let ready = statuses.iter().filter(|c| c["ready"] == Value::Bool(true)).count();
+            let restarts: i64 = statuses.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum();
+            let waiting = statuses.iter().find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str));
+            let terminated = statuses.iter().find_map(|c| c.pointer("/state/terminated/reason").and_then(Value::as_str));
+            let status = if !meta_str(o, "deletionTimestamp").is_empty() {
+                "Terminating".to_string()
+            } else {
+                waiting.or(terminated).unwrap_or(s(o, "/status/phase")).to_string()
+            };
+            vec![name, format!("{ready}/{total}"), status, restarts.to_string(), a]
+        }
+        "Deployment" => vec![
+            name,
+            format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas")),
+            n(o, "/status/updatedReplicas").to_string(),
+            n(o, "/status/availableReplicas").to_string(),
+            a,
+        ],
+        "ReplicaSet" => vec![
+            name,
+            n(o, "/spec/replicas").to_string(),
+            n(o, "/status/replicas").to_string(),
+            n(o, "/status/readyReplicas").to_string(),
+            a,
+        ],
+        "StatefulSet" => vec![name, format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas")), a],
+        "DaemonSet" => vec![
+            name,
+            n(o, "/status/desiredNumberScheduled").to_string(),
+            n(o, "/status/currentNumberScheduled").to_string(),
+            n(o, "/status/numberReady").to_string(),
+            n(o, "/status/updatedNumberScheduled").to_string(),
+            n(o, "/status/numberAvailable").to_string(),
+            a,
+        ],
+        "Job" => {
+            let conds = o.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
+            let status = conds
+                .iter()
+                .find(|c| c["status"] == "True" && (c["type"] == "Complete" || c["type"] == "Failed"))
+                .and_then(|c| c["type"].as_str())
+                .unwrap_or("Running");
+            vec![name, status.into(), format!("{}/{}", n(o, "/status/succeeded"), n(o, "/spec/completions")), a]
+        }
+        "Service" => {
+            let ports = o
+                .pointer("/spec/ports")
+                .and_then(Value::as_array)
+                .map(|ps| {
+                    ps.iter()
+                        .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            vec![name, s(o, "/spec/type").into(), or_none(s(o, "/spec/clusterIP")), "<none>".into(), or_none(&ports), a]
+        }
+        "Node" => {
+            let ready = o
+                .pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+                .map(|c| if c["status"] == "True" { "Ready" } else { "NotReady" })
+                .unwrap_or("Unknown");
+            let status = if o.pointer("/spec/unschedulable") == Some(&Value::Bool(true)) {
+                format!("{ready},SchedulingDisabled")
+            } else {
+                ready.to_string()
+            };
+            let roles = o
+                .pointer("/metadata/labels")
+                .and_then(Value::as_object)
+                .map(|l| {
+                    l.keys()
+                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            vec![name, status, or_none(&roles), a, s(o, "/status/nodeInfo/kubeletVersion").into()]
+        }
+        "Namespace" => vec![name, s(o, "/status/phase").into(), a],
+        "ConfigMap" => {
+            let count = ["data", "binaryData"].iter().map(|f| o.get(*f).and_then(Value::as_object).map_or(0, |m| m.len())).sum::<usize>();
+            vec![name, count.to_string(), a]
+        }
+        "Secret" => {
+            let count = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len());
+            vec![name, s(o, "/type").into(), count.to_string(), a]
+        }
+        "Endpoints" => {
+            let eps = o
+                .get("subsets")
+                .and_then(Value::as_array)
+                .map(|ss| {
+                    ss.iter()
+                        .flat_map(|sub| {
+                            let ports: Vec<String> = sub["ports"].as_array().into_iter().flatten().map(|p| p["port"].to_string()).collect();
+                            sub["addresses"].as_array().into_iter().flatten().flat_map(move |addr| {
+                                let ip = addr["ip"].as_str().unwrap_or("").to_string();
+                                ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
+                            })
+                        })
+                        .collect::<Vec<_>>()
+                        .join(",")
+                })
+                .unwrap_or_default();
+            vec![name, or_none(&eps), a]
+        }
+        "Lease" => vec![name, or_none(s(o, "/spec/holderIdentity")), a],
+        "Event" => vec![
+            age(s(o, "/lastTimestamp"), now),
+            s(o, "/type").into(),
+            s(o, "/reason").into(),
+            format!("{}/{}", s(o, "/involvedObject/kind").to_ascii_lowercase(), s(o, "/involvedObject/name")),
+            s(o, "/message").into(),
+        ],
+        _ => vec![name, a],
+    };
+    if wide && kind.kind == "Pod" {
+        r.push(or_none(s(o, "/status/podIP")));
+        r.push(or_none(s(o, "/spec/nodeName")));
+    }
+    r
+}
+
+/// Lay out rows in aligned columns, three spaces apart, as kubectl does.
+pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+    for r in rows {
+        for (i, c) in r.iter().enumerate() {
+            if i < widths.len() {
+                widths[i] = widths[i].max(c.len());
+            }
+        }
+    }
+    let line = |cells: Vec<&str>| {
+        let mut out = String::new();
+        for (i, c) in cells.iter().enumerate() {
+            if i + 1 == cells.len() {
+                out.push_str(c);
+            } else {
+                out.push_str(&format!("{:width$}   ", c, width = widths[i]));
+            }
+        }
+        out.trim_end().to_string()
+    };
+    let mut out = vec![line(headers.to_vec())];
+    for r in rows {
+        out.push(line(r.iter().map(String::as_str).collect()));
+    }
+    out.join("\n")
+}
+
+/// A YAML rendering.
+pub fn yaml(v: &Value) -> String {
+    serde_yaml_ng::to_string(v).unwrap_or_default()
+}
+
+/// `describe`: the object's main fields, then its events.
+pub fn describe(o: &Value, events: &[Value], now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    let mut field = |k: &str, v: String| out.push_str(&format!("{:<18}{}\n", format!("{k}:"), v));
+    field("Name", meta_str(o, "name").into());
+    if !meta_str(o, "namespace").is_empty() {
+        field("Namespace", meta_str(o, "namespace").into());
+    }
+    let map_line = |ptr: &str| {
+        o.pointer(ptr)
+            .and_then(Value::as_object)
+            .map(|m| m.iter().map(|(k, v)| format!("{k}={}", v.as_str().unwrap_or(""))).collect::<Vec<_>>().join("\n                  "))
+            .filter(|s| !s.is_empty())
+            .unwrap_or_else(|| "<none>".into())
+    };
+    field("Labels", map_line("/metadata/labels"));
+    field("Annotations", map_line("/metadata/annotations"));
+    field("UID", meta_str(o, "uid").into());
+    field("ResourceVersion", meta_str(o, "resourceVersion").into());
+    field("Created", format!("{} ({} ago)", meta_str(o, "creationTimestamp"), age(meta_str(o, "creationTimestamp"), now)));
+    if let Some(node) = o.pointer("/spec/nodeName").and_then(Value::as_str) {
+        field("Node", node.into());
+    }
+    if let Some(phase) = o.pointer("/status/phase").and_then(Value::as_str) {
+        field("Status", phase.into());
+    }
+    if let Some(ip) = o.pointer("/status/podIP").and_then(Value::as_str) {
+        field("IP", ip.into());
+    }
+    for section in ["spec", "data", "status"] {
+        if let Some(v) = o.get(section) {
+            out.push_str(&format!("{}:\n", capitalize(section)));
+            for l in yaml(v).lines() {
+                out.push_str(&format!("  {l}\n"));
+            }
+        }
+    }
+    if let Some(conds) = o.pointer("/status/conditions").and_then(Value::as_array) {
+        out.push_str("Conditions:\n");
+        let rows: Vec<Vec<String>> =
+            conds.iter().map(|c| vec![s(c, "/type").to_string(), s(c, "/status").to_string(), s(c, "/reason").to_string()]).collect();
+        for l in table(&["Type", "Status", "Reason"], &rows).lines() {
+            out.push_str(&format!("  {l}\n"));
+        }
+    }
+    out.push_str("Events:");
+    if events.is_empty() {
+        out.push_str("  <none>\n");
+    } else {
+        out.push('\n');
+        let rows: Vec<Vec<String>> = events
+            .iter()
+            .map(|e| {
+                vec![
+                    s(e, "/type").to_string(),
+                    s(e, "/reason").to_string(),
+                    age(s(e, "/lastTimestamp"), now),
+                    s(e, "/source/component").to_string(),
+                    s(e, "/message").to_string(),
+                ]
+            })
+            .collect();
+        for l in table(&["Type", "Reason", "Age", "From", "Message"], &rows).lines() {
+            out.push_str(&format!("  {l}\n"));
+        }
+    }
+    out
+}
+
+fn capitalize(s: &str) -> String {
+    let mut c = s.chars();
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn ages() {
+        let now = DateTime::parse_from_rfc3339("2026-01-02T00:00:00Z").unwrap().with_timezone(&Utc);
+        assert_eq!(age("2026-01-01T23:59:30Z", now), "30s");
+        assert_eq!(age("2026-01-01T23:00:00Z", now), "60m");
+        assert_eq!(age("2025-12-30T00:00:00Z", now), "3d");
+    }
+
+    #[test]
+    fn pod_rows() {
+        let kind = Kind::resolve("po").unwrap();
+        let pod = json!({"metadata": {"name": "web", "creationTimestamp": "2026-01-01T00:00:00Z"},
+            "spec": {"containers": [{"name": "a"}], "nodeName": "n1"},
+            "status": {"phase": "Running", "podIP": "10.244.0.5", "containerStatuses": [{"ready": true, "restartCount": 2}]}});
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:10Z").unwrap().with_timezone(&Utc);
+        assert_eq!(row(kind, &pod, true, now), vec!["web", "1/1", "Running", "2", "10s", "10.244.0.5", "n1"]);
+        let t = table(&headers(kind, false), &[row(kind, &pod, false, now)]);
+        assert_eq!(t, "NAME   READY   STATUS    RESTARTS   AGE\nweb    1/1     Running   2          10s");
+    }
+}

@@ -1,0 +1,182 @@
+//! What a node keeps in its data directory, and the admin's client config.
+//!
+//! ```text
+//! D/node.json        id, name, addresses, role, tuning
+//! D/pki/ca.crt       the cluster CA certificate
+//! D/pki/node.crt     this node's certificate (server and client)
+//! D/pki/node.key
+//! D/db/              RocksDB: Raft log and state machine
+//! D/admin.conf       (init only) the admin's client config
+//! ```
+
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use clusterd_raft::pki::Identity;
+
+use super::ClusterError;
+
+/// `D/node.json`.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct NodeState {
+    /// Raft node id.
+    pub id: u64,
+    /// Node name.
+    pub name: String,
+    /// Transport address (QUIC).
+    pub raft_addr: String,
+    /// API address (gRPC over TLS).
+    pub api_addr: String,
+    /// Whether the node joined as a control-plane node (voter).
+    pub control_plane: bool,
+    /// Build a Raft snapshot every this many entries.
+    pub snapshot_every: u64,
+    /// Entries kept behind a snapshot.
+    pub keep_logs: u64,
+}
+
+/// The data directory layout.
+#[derive(Clone, Debug)]
+pub struct DataDir(pub PathBuf);
+
+fn io_err(path: &Path, source: std::io::Error) -> ClusterError {
+    ClusterError::Io { path: path.display().to_string(), source }
+}
+
+/// Write a file whole: write a temporary file, sync it, rename it into place.
+pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ClusterError> {
+    use std::io::Write;
+    use std::os::unix::fs::OpenOptionsExt;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::OpenOptions::new()
+        .write(true)
+        .create(true)
+        .truncate(true)
+        .mode(mode)
+        .open(&tmp)
+        .map_err(|e| io_err(&tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| io_err(&tmp, e))?;
+    std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
+}
+
+fn read(path: &Path) -> Result<String, ClusterError> {
+    std::fs::read_to_string(path).map_err(|e| io_err(path, e))
+}
+
+impl DataDir {
+    /// `D/node.json`.
+    pub fn state_path(&self) -> PathBuf {
+        self.0.join("node.json")
+    }
+
+    /// `D/db`.
+    pub fn db_path(&self) -> PathBuf {
+        self.0.join("db")
+    }
+
+    /// `D/admin.conf`.
+    pub fn admin_conf(&self) -> PathBuf {
+        self.0.join("admin.conf")
+    }
+
+    /// Whether a node was set up here.
+    pub fn initialized(&self) -> bool {
+        self.state_path().exists()
+    }
+
+    /// Refuse a directory that holds a node or the remains of a failed setup.
+    pub fn ensure_fresh(&self) -> Result<(), ClusterError> {
+        if self.initialized() {
+            return Err(ClusterError::Config(format!(
+                "{} already holds a node: use `clusterd start --data-dir {}`",
+                self.0.display(),
+                self.0.display()
+            )));
+        }
+        if self.db_path().exists() {
+            return Err(ClusterError::Config(format!(
+                "{} holds the remains of a failed setup (db/ without node.json): remove the directory and try again",
+                self.0.display()
+            )));
+        }
+        std::fs::create_dir_all(self.0.join("pki")).map_err(|e| io_err(&self.0, e))
+    }
+
+    /// Save the node state (last step of a setup).
+    pub fn save_state(&self, state: &NodeState) -> Result<(), ClusterError> {
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| ClusterError::Config(e.to_string()))?;
+        write_atomic(&self.state_path(), &bytes, 0o644)
+    }
+
+    /// Load the node state.
+    pub fn load_state(&self) -> Result<NodeState, ClusterError> {
+        if !self.initialized() {
+            return Err(ClusterError::Config(format!(
+                "{} holds no node: run `clusterd init` or `clusterd join` first",
+                self.0.display()
+            )));
+        }
+        serde_json::from_str(&read(&self.state_path())?)
+            .map_err(|e| ClusterError::Config(format!("{}: {e}", self.state_path().display())))
+    }
+
+    /// Save the CA certificate and this node's identity.
+    pub fn save_pki(&self, ca_pem: &str, id: &Identity) -> Result<(), ClusterError> {
+        let pki = self.0.join("pki");
+        write_atomic(&pki.join("ca.crt"), ca_pem.as_bytes(), 0o644)?;
+        write_atomic(&pki.join("node.crt"), id.cert_pem.as_bytes(), 0o644)?;
+        write_atomic(&pki.join("node.key"), id.key_pem.as_bytes(), 0o600)
+    }
+
+    /// Load the CA certificate and this node's identity.
+    pub fn load_pki(&self) -> Result<(String, Identity), ClusterError> {
+        let pki = self.0.join("pki");
+        let ca = read(&pki.join("ca.crt"))?;
+        let id = Identity { cert_pem: read(&pki.join("node.crt"))?, key_pem: read(&pki.join("node.key"))? };
+        Ok((ca, id))
+    }
+}
+
+/// The admin's client config (`admin.conf`, YAML).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+pub struct AdminConfig {
+    /// `clusterd.io/v1`.
+    pub api_version: String,
+    /// `Config`.
+    pub kind: String,
+    /// API servers, `host:port`; tried in order.
+    pub servers: Vec<String>,
+    /// The cluster CA certificate, PEM.
+    pub certificate_authority: String,
+    /// The client certificate, PEM.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_certificate: String,
+    /// The client key, PEM.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub client_key: String,
+    /// A bearer token (an alternative to the client certificate).
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub token: String,
+}
+
+impl AdminConfig {
+    /// Read a config file.
+    pub fn load(path: &Path) -> Result<AdminConfig, ClusterError> {
+        serde_yaml_ng::from_str(&read(path)?).map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))
+    }
+
+    /// Write a config file, readable by its owner only.
+    pub fn save(&self, path: &Path) -> Result<(), ClusterError> {
+        let text = serde_yaml_ng::to_string(self).map_err(|e| ClusterError::Config(e.to_string()))?;
+        write_atomic(path, text.as_bytes(), 0o600)
+    }
+
+    /// The client identity, if the config has a certificate.
+    pub fn identity(&self) -> Option<Identity> {
+        (!self.client_certificate.is_empty())
+            .then(|| Identity { cert_pem: self.client_certificate.clone(), key_pem: self.client_key.clone() })
+    }
+}

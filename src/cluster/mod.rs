@@ -1,0 +1,71 @@
+//! The life cycle of a node: `init` a new cluster, `join` one, `start` again from
+//! a data directory, and run until a signal stops it.
+
+pub mod config;
+mod init;
+mod join;
+mod run;
+mod start;
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+pub use init::init;
+pub use join::join;
+pub use run::{pick_port, RunningNode};
+pub use start::start;
+
+/// A node could not be set up or run.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    /// A file could not be read or written.
+    #[error("{path}: {source}")]
+    Io {
+        /// The file.
+        path: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The data directory or a config is not usable.
+    #[error("{0}")]
+    Config(String),
+    /// The Raft node failed.
+    #[error(transparent)]
+    Node(#[from] clusterd_raft::NodeError),
+    /// Certificates.
+    #[error(transparent)]
+    Pki(#[from] clusterd_raft::pki::PkiError),
+    /// Binding an address failed.
+    #[error("bind {addr}: {source}")]
+    Bind {
+        /// The address.
+        addr: String,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+    /// Joining failed.
+    #[error("join: {0}")]
+    Join(String),
+    /// An API call made during setup failed.
+    #[error("{0}")]
+    Api(String),
+}
+
+/// How a node is placed and tuned; shared by `init`, `join` and `start`.
+#[derive(Clone, Debug)]
+pub struct NodeArgs {
+    /// The data directory.
+    pub data_dir: PathBuf,
+    /// The node name (unique in the cluster).
+    pub name: String,
+    /// Transport address; port 0 picks a free one.
+    pub raft_addr: SocketAddr,
+    /// API address; port 0 picks a free one.
+    pub api_addr: SocketAddr,
+    /// Build a snapshot every this many entries.
+    pub snapshot_every: u64,
+    /// Entries kept behind a snapshot.
+    pub keep_logs: u64,
+}

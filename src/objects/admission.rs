@@ -1,0 +1,353 @@
+//! Admission: what happens to an object between the API call and the proposal.
+//! Parse, default, validate, and assign the server-owned metadata — all on the
+//! API node, so that applying the proposal is deterministic everywhere.
+
+use serde_json::{json, Value};
+
+use super::kinds::Kind;
+use super::validate::{self, FieldError};
+use super::{defaults, meta_str};
+
+/// Objects larger than this are refused, as etcd does.
+pub const MAX_OBJECT_BYTES: usize = 1_572_864;
+
+/// Why an object was refused. Nothing is written.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum AdmissionError {
+    /// A field is invalid; the message names it.
+    #[error("{kind} \"{name}\" is invalid: {field}: {message}")]
+    Invalid { kind: String, name: String, field: String, message: String },
+    /// The request is malformed (not JSON, unknown kind).
+    #[error("{0}")]
+    BadRequest(String),
+    /// The object is larger than [`MAX_OBJECT_BYTES`].
+    #[error("request entity too large: the object is {0} bytes, the limit is {MAX_OBJECT_BYTES}")]
+    TooLarge(usize),
+}
+
+/// An object ready to be proposed.
+#[derive(Debug, Clone)]
+pub struct Admitted {
+    /// Its kind.
+    pub kind: &'static Kind,
+    /// Its namespace ("" for cluster-scoped kinds).
+    pub namespace: String,
+    /// Its name.
+    pub name: String,
+    /// Its store key.
+    pub key: String,
+    /// The object to store (without resourceVersion).
+    pub body: Value,
+}
+
+impl Admitted {
+    /// The stored bytes, refused if too large.
+    pub fn bytes(&self) -> Result<Vec<u8>, AdmissionError> {
+        let bytes = serde_json::to_vec(&self.body).map_err(|e| AdmissionError::BadRequest(e.to_string()))?;
+        if bytes.len() > MAX_OBJECT_BYTES {
+            return Err(AdmissionError::TooLarge(bytes.len()));
+        }
+        Ok(bytes)
+    }
+}
+
+/// What the proposer decides for a new object.
+pub struct CreateContext<'a> {
+    /// The uid to assign.
+    pub uid: &'a str,
+    /// creationTimestamp, RFC 3339.
+    pub now: &'a str,
+    /// A random suffix for `generateName`.
+    pub suffix: &'a str,
+}
+
+/// Parse Kubernetes JSON and find its kind.
+pub fn parse(json: &str) -> Result<(&'static Kind, Value), AdmissionError> {
+    if json.len() > MAX_OBJECT_BYTES {
+        return Err(AdmissionError::TooLarge(json.len()));
+    }
+    let obj: Value = serde_json::from_str(json).map_err(|e| AdmissionError::BadRequest(format!("invalid JSON: {e}")))?;
+    if !obj.is_object() {
+        return Err(AdmissionError::BadRequest("the object must be a JSON object".into()));
+    }
+    let kind_name = obj.get("kind").and_then(Value::as_str).unwrap_or("");
+    let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+    if kind_name.is_empty() {
+        return Err(AdmissionError::BadRequest("Object 'Kind' is missing".into()));
+    }
+    if api.is_empty() {
+        return Err(AdmissionError::BadRequest("Object 'apiVersion' is missing".into()));
+    }
+    let kind = Kind::of(&obj)
+        .ok_or_else(|| AdmissionError::BadRequest(format!("no kind \"{kind_name}\" is registered for version \"{api}\"")))?;
+    Ok((kind, obj))
+}
+
+fn invalid(kind: &Kind, obj: &Value, e: FieldError) -> AdmissionError {
+    AdmissionError::Invalid {
+        kind: kind.kind.into(),
+        name: meta_str(obj, "name").to_string(),
+        field: e.field,
+        message: e.message,
+    }
+}
+
+fn validate_all(kind: &Kind, obj: &Value) -> Result<(), AdmissionError> {
+    validate::check_metadata(kind, obj).map_err(|e| invalid(kind, obj, e))?;
+    validate::check_schema(kind, obj).map_err(|e| invalid(kind, obj, e))?;
+    validate::check_kind(kind, obj).map_err(|e| invalid(kind, obj, e))?;
+    Ok(())
+}
+
+fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
+    if !obj.get("metadata").is_some_and(Value::is_object) {
+        obj["metadata"] = json!({});
+    }
+    obj["metadata"].as_object_mut().expect("metadata is an object")
+}
+
+/// Admit a new object.
+pub fn for_create(kind: &'static Kind, mut obj: Value, ctx: &CreateContext) -> Result<Admitted, AdmissionError> {
+    {
+        let meta = meta_mut(&mut obj);
+        let name_empty = meta.get("name").and_then(Value::as_str).unwrap_or("").is_empty();
+        if name_empty {
+            if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
+                meta.insert("name".into(), json!(format!("{prefix}{}", ctx.suffix)));
+            }
+        }
+        if kind.namespaced {
+            let ns_empty = meta.get("namespace").and_then(Value::as_str).unwrap_or("").is_empty();
+            if ns_empty {
+                meta.insert("namespace".into(), json!("default"));
+            }
+        } else {
+            meta.remove("namespace");
+        }
+        for server_owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"] {
+            meta.remove(server_owned);
+        }
+        meta.insert("uid".into(), json!(ctx.uid));
+        meta.insert("creationTimestamp".into(), json!(ctx.now));
+        if kind.has_spec {
+            meta.insert("generation".into(), json!(1));
+        } else {
+            meta.remove("generation");
+        }
+    }
+    defaults::apply(kind, &mut obj);
+    initial_status(kind, &mut obj);
+    validate_all(kind, &obj)?;
+    admitted(kind, obj)
+}
+
+fn initial_status(kind: &Kind, obj: &mut Value) {
+    match kind.kind {
+        "Pod" => obj["status"] = json!({"phase": "Pending"}),
+        "Namespace" => obj["status"] = json!({"phase": "Active"}),
+        // The kubelet registers its Node with its status.
+        "Node" => {}
+        _ if kind.has_status => {
+            if let Some(o) = obj.as_object_mut() {
+                o.remove("status");
+            }
+        }
+        _ => {}
+    }
+}
+
+fn admitted(kind: &'static Kind, body: Value) -> Result<Admitted, AdmissionError> {
+    let namespace = if kind.namespaced { meta_str(&body, "namespace").to_string() } else { String::new() };
+    let name = meta_str(&body, "name").to_string();
+    Ok(Admitted { kind, key: kind.key(&namespace, &name), namespace, name, body })
+}
+
+/// Admit a replacement of `existing`. With `status_only`, only the status changes
+/// (UpdateStatus); otherwise metadata and spec change and status is kept.
+pub fn for_update(
+    kind: &'static Kind,
+    mut obj: Value,
+    existing: &Value,
+    status_only: bool,
+) -> Result<Admitted, AdmissionError> {
+    if status_only {
+        let mut next = existing.clone();
+        next["status"] = obj.get("status").cloned().unwrap_or(Value::Null);
+        if next["status"].is_null() {
+            next.as_object_mut().map(|o| o.remove("status"));
+        }
+        validate_all(kind, &next)?;
+        return admitted(kind, next);
+    }
+    {
+        let old_meta = existing.get("metadata").cloned().unwrap_or(json!({}));
+        let uid = meta_str(&obj, "uid").to_string();
+        if !uid.is_empty() && uid != meta_str(existing, "uid") {
+            return Err(invalid(kind, &obj, FieldError::immutable("metadata.uid")));
+        }
+        let meta = meta_mut(&mut obj);
+        if kind.namespaced && meta.get("namespace").and_then(Value::as_str).unwrap_or("").is_empty() {
+            meta.insert("namespace".into(), old_meta["namespace"].clone());
+        }
+        for kept in ["uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"] {
+            match old_meta.get(kept) {
+                Some(v) => meta.insert(kept.into(), v.clone()),
+                None => meta.remove(kept),
+            };
+        }
+        meta.remove("resourceVersion");
+        meta.remove("managedFields");
+    }
+    defaults::apply(kind, &mut obj);
+    if kind.has_status {
+        match existing.get("status") {
+            Some(s) => obj["status"] = s.clone(),
+            None => {
+                obj.as_object_mut().map(|o| o.remove("status"));
+            }
+        }
+    }
+    check_immutable(kind, &obj, existing).map_err(|e| invalid(kind, &obj, e))?;
+    if kind.has_spec && obj.get("spec") != existing.get("spec") {
+        let generation = existing.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        obj["metadata"]["generation"] = json!(generation + 1);
+    }
+    validate_all(kind, &obj)?;
+    admitted(kind, obj)
+}
+
+fn check_immutable(kind: &Kind, new: &Value, old: &Value) -> Result<(), FieldError> {
+    for field in ["name", "namespace"] {
+        if meta_str(new, field) != meta_str(old, field) {
+            return Err(FieldError::immutable(format!("metadata.{field}")));
+        }
+    }
+    let same = |ptr: &str| new.pointer(ptr) == old.pointer(ptr);
+    match kind.kind {
+        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" if !same("/spec/selector") => {
+            Err(FieldError::immutable("spec.selector"))
+        }
+        "StatefulSet" if !same("/spec/serviceName") => Err(FieldError::immutable("spec.serviceName")),
+        "Job" if !same("/spec/selector") => Err(FieldError::immutable("spec.selector")),
+        "Job" if !same("/spec/template") => Err(FieldError::immutable("spec.template")),
+        "Job" if !same("/spec/completions") => Err(FieldError::immutable("spec.completions")),
+        "Service" => {
+            let old_ip = old.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
+            let new_ip = new.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
+            if !old_ip.is_empty() && !new_ip.is_empty() && old_ip != new_ip {
+                return Err(FieldError::immutable("spec.clusterIP"));
+            }
+            Ok(())
+        }
+        "ConfigMap" | "Secret" if old.get("immutable") == Some(&json!(true)) => {
+            for f in ["data", "binaryData", "stringData"] {
+                if !same(&format!("/{f}")) {
+                    return Err(FieldError { field: f.into(), message: "Forbidden: field is immutable when `immutable` is set".into() });
+                }
+            }
+            Ok(())
+        }
+        "Pod" => {
+            // Only images, activeDeadlineSeconds and tolerations may change, and nodeName may be set once.
+            let strip = |v: &Value| {
+                let mut spec = v.get("spec").cloned().unwrap_or(Value::Null);
+                for list in ["containers", "initContainers"] {
+                    if let Some(cs) = spec.get_mut(list).and_then(Value::as_array_mut) {
+                        for c in cs.iter_mut() {
+                            c["image"] = Value::Null;
+                        }
+                    }
+                }
+                if let Some(o) = spec.as_object_mut() {
+                    o.remove("activeDeadlineSeconds");
+                    o.remove("tolerations");
+                    o.remove("nodeName");
+                }
+                spec
+            };
+            if strip(new) != strip(old) {
+                return Err(FieldError {
+                    field: "spec".into(),
+                    message: "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` or `spec.tolerations` (only additions to existing tolerations)".into(),
+                });
+            }
+            let old_node = old.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+            if !old_node.is_empty() && new.pointer("/spec/nodeName").and_then(Value::as_str) != Some(old_node) {
+                return Err(FieldError::immutable("spec.nodeName"));
+            }
+            Ok(())
+        }
+        _ => Ok(()),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn ctx() -> CreateContext<'static> {
+        CreateContext { uid: "u-1", now: "2026-01-01T00:00:00Z", suffix: "abcde" }
+    }
+
+    fn cm(name: &str) -> String {
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": name}, "data": {"a": "1"}}).to_string()
+    }
+
+    #[test]
+    fn create_sets_server_metadata() {
+        let (kind, obj) = parse(&cm("conf")).unwrap();
+        let a = for_create(kind, obj, &ctx()).unwrap();
+        assert_eq!(a.key, "/registry/configmaps/default/conf");
+        assert_eq!(a.body["metadata"]["uid"], "u-1");
+        assert_eq!(a.body["metadata"]["namespace"], "default");
+        assert!(a.body["metadata"].get("generation").is_none());
+    }
+
+    #[test]
+    fn invalid_object_names_the_field() {
+        let (kind, obj) = parse(&cm("Not_Valid")).unwrap();
+        let err = for_create(kind, obj, &ctx()).unwrap_err();
+        assert!(err.to_string().starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name: Invalid value"), "{err}");
+    }
+
+    #[test]
+    fn unknown_kind_is_refused() {
+        let err = parse(r#"{"apiVersion":"v1","kind":"Widget","metadata":{"name":"w"}}"#).unwrap_err();
+        assert_eq!(err.to_string(), "no kind \"Widget\" is registered for version \"v1\"");
+    }
+
+    #[test]
+    fn generate_name() {
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "web-"}});
+        let a = for_create(Kind::of(&obj).unwrap(), obj, &ctx()).unwrap();
+        assert_eq!(a.name, "web-abcde");
+    }
+
+    #[test]
+    fn update_keeps_status_and_bumps_generation() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"},
+            "spec": {"selector": {"matchLabels": {"a": "b"}}, "template": {"metadata": {"labels": {"a": "b"}}, "spec": {"containers": [{"name": "c", "image": "i:1"}]}}}});
+        let kind = Kind::of(&d).unwrap();
+        let mut created = for_create(kind, d.clone(), &ctx()).unwrap().body;
+        created["status"] = json!({"replicas": 1});
+        let mut changed = d.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("i:2");
+        let up = for_update(kind, changed, &created, false).unwrap();
+        assert_eq!(up.body["metadata"]["generation"], 2);
+        assert_eq!(up.body["status"]["replicas"], 1);
+        assert_eq!(up.body["metadata"]["uid"], "u-1");
+        let mut moved = d;
+        moved["spec"]["selector"]["matchLabels"]["a"] = json!("c");
+        moved["spec"]["template"]["metadata"]["labels"]["a"] = json!("c");
+        let err = for_update(kind, moved, &created, false).unwrap_err();
+        assert!(err.to_string().contains("spec.selector: field is immutable"), "{err}");
+    }
+
+    #[test]
+    fn too_large() {
+        let big = "x".repeat(MAX_OBJECT_BYTES);
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": {"a": big}});
+        let a = for_create(Kind::of(&obj).unwrap(), obj, &ctx()).unwrap();
+        assert!(matches!(a.bytes(), Err(AdmissionError::TooLarge(_))));
+    }
+}

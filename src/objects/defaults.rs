@@ -1,0 +1,145 @@
+//! Defaulting like the Kubernetes API server's, applied before validation so the
+//! stored object is what Kubernetes would store.
+
+use serde_json::{json, Map, Value};
+
+use super::kinds::Kind;
+
+fn set_default(obj: &mut Map<String, Value>, key: &str, value: Value) {
+    obj.entry(key.to_string()).or_insert(value);
+}
+
+fn object(v: &mut Value) -> Option<&mut Map<String, Value>> {
+    v.as_object_mut()
+}
+
+/// Fill in defaults for an object of `kind`.
+pub fn apply(kind: &Kind, obj: &mut Value) {
+    match kind.kind {
+        "Pod" => {
+            if let Some(spec) = obj.get_mut("spec") {
+                pod_spec(spec);
+            }
+        }
+        "Deployment" => workload(obj, |spec| {
+            set_default(spec, "replicas", json!(1));
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            set_default(spec, "progressDeadlineSeconds", json!(600));
+            set_default(
+                spec,
+                "strategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxSurge": "25%", "maxUnavailable": "25%"}}),
+            );
+        }),
+        "ReplicaSet" => workload(obj, |spec| set_default(spec, "replicas", json!(1))),
+        "StatefulSet" => workload(obj, |spec| {
+            set_default(spec, "replicas", json!(1));
+            set_default(spec, "podManagementPolicy", json!("OrderedReady"));
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+        }),
+        "DaemonSet" => workload(obj, |spec| {
+            set_default(spec, "revisionHistoryLimit", json!(10));
+            set_default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"maxUnavailable": 1, "maxSurge": 0}}),
+            );
+        }),
+        "Job" => workload(obj, |spec| {
+            set_default(spec, "parallelism", json!(1));
+            set_default(spec, "completions", json!(1));
+            set_default(spec, "backoffLimit", json!(6));
+            set_default(spec, "completionMode", json!("NonIndexed"));
+            set_default(spec, "suspend", json!(false));
+        }),
+        "Service" => {
+            if let Some(spec) = obj.get_mut("spec").and_then(object) {
+                set_default(spec, "type", json!("ClusterIP"));
+                set_default(spec, "sessionAffinity", json!("None"));
+                if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports.iter_mut().filter_map(object) {
+                        set_default(p, "protocol", json!("TCP"));
+                        if let Some(port) = p.get("port").cloned() {
+                            set_default(p, "targetPort", port);
+                        }
+                    }
+                }
+            }
+        }
+        "Secret" => {
+            if let Some(o) = object(obj) {
+                set_default(o, "type", json!("Opaque"));
+            }
+        }
+        _ => {}
+    }
+}
+
+fn workload(obj: &mut Value, f: impl FnOnce(&mut Map<String, Value>)) {
+    let Some(spec) = obj.get_mut("spec").and_then(object) else { return };
+    f(spec);
+    if let Some(pod) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
+        pod_spec(pod);
+    }
+}
+
+/// Defaults of a pod spec (also inside templates).
+pub fn pod_spec(spec: &mut Value) {
+    let Some(s) = object(spec) else { return };
+    set_default(s, "restartPolicy", json!("Always"));
+    set_default(s, "dnsPolicy", json!("ClusterFirst"));
+    set_default(s, "schedulerName", json!("default-scheduler"));
+    set_default(s, "terminationGracePeriodSeconds", json!(30));
+    set_default(s, "securityContext", json!({}));
+    for list in ["containers", "initContainers"] {
+        if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
+            for c in cs.iter_mut().filter_map(object) {
+                let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+                set_default(c, "imagePullPolicy", json!(pull_policy(&image)));
+                set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
+                set_default(c, "terminationMessagePolicy", json!("File"));
+                if let Some(ports) = c.get_mut("ports").and_then(Value::as_array_mut) {
+                    for p in ports.iter_mut().filter_map(object) {
+                        set_default(p, "protocol", json!("TCP"));
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// `Always` for `:latest` or untagged images, else `IfNotPresent` (Kubernetes' rule).
+pub fn pull_policy(image: &str) -> &'static str {
+    let without_digest = image.split('@').next().unwrap_or(image);
+    let last = without_digest.rsplit('/').next().unwrap_or(without_digest);
+    match last.split_once(':') {
+        Some((_, "latest")) | None if !image.contains('@') => "Always",
+        _ => "IfNotPresent",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pull_policy_follows_the_tag() {
+        assert_eq!(pull_policy("busybox"), "Always");
+        assert_eq!(pull_policy("busybox:latest"), "Always");
+        assert_eq!(pull_policy("clusterd.local/busybox:v1"), "IfNotPresent");
+        assert_eq!(pull_policy("localhost:5000/busybox"), "Always");
+        assert_eq!(pull_policy("busybox@sha256:abc"), "IfNotPresent");
+    }
+
+    #[test]
+    fn deployment_defaults() {
+        let kind = Kind::resolve("deploy").unwrap();
+        let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i:v1"}]}}}});
+        apply(kind, &mut d);
+        assert_eq!(d["spec"]["replicas"], 1);
+        assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
+        assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
+        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+    }
+}

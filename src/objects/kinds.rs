@@ -1,0 +1,135 @@
+//! The kinds clusterd serves and how kubectl-style names resolve to them.
+
+use serde_json::Value;
+
+/// What clusterd knows about one kind.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Kind {
+    /// `Pod`.
+    pub kind: &'static str,
+    /// `v1`, `apps/v1`, ...
+    pub api_version: &'static str,
+    /// `pods` — the resource name, also the key segment unless `key_segment` says otherwise.
+    pub plural: &'static str,
+    /// `pod`.
+    pub singular: &'static str,
+    /// kubectl's short names: `po`.
+    pub short: &'static [&'static str],
+    /// Whether objects live in a namespace.
+    pub namespaced: bool,
+    /// Kubernetes' own etcd key segment (`minions` for nodes, `services/specs`).
+    pub key_segment: &'static str,
+    /// Whether the kind has a status subresource (status is kept on update).
+    pub has_status: bool,
+    /// Whether spec changes bump metadata.generation.
+    pub has_spec: bool,
+}
+
+macro_rules! kind {
+    ($kind:literal, $api:literal, $plural:literal, $singular:literal, [$($short:literal),*], $ns:expr, $seg:literal, $status:expr, $spec:expr) => {
+        Kind {
+            kind: $kind,
+            api_version: $api,
+            plural: $plural,
+            singular: $singular,
+            short: &[$($short),*],
+            namespaced: $ns,
+            key_segment: $seg,
+            has_status: $status,
+            has_spec: $spec,
+        }
+    };
+}
+
+/// Every kind clusterd serves.
+pub static KINDS: &[Kind] = &[
+    kind!("Namespace", "v1", "namespaces", "namespace", ["ns"], false, "namespaces", true, true),
+    kind!("ConfigMap", "v1", "configmaps", "configmap", ["cm"], true, "configmaps", false, false),
+    kind!("Secret", "v1", "secrets", "secret", [], true, "secrets", false, false),
+    kind!("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ["sa"], true, "serviceaccounts", false, false),
+    kind!("Pod", "v1", "pods", "pod", ["po"], true, "pods", true, true),
+    kind!("Node", "v1", "nodes", "node", ["no"], false, "minions", true, true),
+    kind!("Lease", "coordination.k8s.io/v1", "leases", "lease", [], true, "leases", false, true),
+    kind!("Event", "v1", "events", "event", ["ev"], true, "events", false, false),
+    kind!("Service", "v1", "services", "service", ["svc"], true, "services/specs", true, true),
+    kind!("Endpoints", "v1", "endpoints", "endpoints", ["ep"], true, "services/endpoints", false, false),
+    kind!("ReplicaSet", "apps/v1", "replicasets", "replicaset", ["rs"], true, "replicasets", true, true),
+    kind!("Deployment", "apps/v1", "deployments", "deployment", ["deploy"], true, "deployments", true, true),
+    kind!("DaemonSet", "apps/v1", "daemonsets", "daemonset", ["ds"], true, "daemonsets", true, true),
+    kind!("StatefulSet", "apps/v1", "statefulsets", "statefulset", ["sts"], true, "statefulsets", true, true),
+    kind!("Job", "batch/v1", "jobs", "job", [], true, "jobs", true, true),
+];
+
+impl Kind {
+    /// Resolve a user's name for a kind: `Pod`, `pod`, `pods`, `po`,
+    /// `deployments.apps`, `Deployment`.
+    pub fn resolve(name: &str) -> Option<&'static Kind> {
+        let lower = name.to_ascii_lowercase();
+        let base = lower.split('.').next().unwrap_or(&lower);
+        KINDS.iter().find(|k| {
+            k.kind.eq_ignore_ascii_case(base) || k.plural == base || k.singular == base || k.short.contains(&base)
+        })
+    }
+
+    /// The kind of a JSON object from its `kind` and `apiVersion`.
+    pub fn of(obj: &Value) -> Option<&'static Kind> {
+        let kind = obj.get("kind")?.as_str()?;
+        let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
+        KINDS.iter().find(|k| k.kind == kind && k.api_version == api)
+    }
+
+    /// The key prefix for all objects of this kind (in a namespace, if given).
+    pub fn prefix(&self, namespace: Option<&str>) -> String {
+        match (self.namespaced, namespace) {
+            (true, Some(ns)) if !ns.is_empty() => format!("/registry/{}/{}/", self.key_segment, ns),
+            _ => format!("/registry/{}/", self.key_segment),
+        }
+    }
+
+    /// The key of one object.
+    pub fn key(&self, namespace: &str, name: &str) -> String {
+        if self.namespaced {
+            format!("/registry/{}/{}/{}", self.key_segment, namespace, name)
+        } else {
+            format!("/registry/{}/{}", self.key_segment, name)
+        }
+    }
+
+    /// `PodList`.
+    pub fn list_kind(&self) -> String {
+        format!("{}List", self.kind)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn kubectl_names_resolve() {
+        for (name, kind) in [
+            ("po", "Pod"),
+            ("pods", "Pod"),
+            ("Pod", "Pod"),
+            ("cm", "ConfigMap"),
+            ("deploy", "Deployment"),
+            ("deployments.apps", "Deployment"),
+            ("svc", "Service"),
+            ("ns", "Namespace"),
+            ("ep", "Endpoints"),
+            ("sts", "StatefulSet"),
+        ] {
+            assert_eq!(Kind::resolve(name).map(|k| k.kind), Some(kind), "{name}");
+        }
+        assert!(Kind::resolve("widgets").is_none());
+    }
+
+    #[test]
+    fn keys_follow_kubernetes_layout() {
+        let pod = Kind::resolve("pod").unwrap();
+        assert_eq!(pod.key("default", "web"), "/registry/pods/default/web");
+        let node = Kind::resolve("node").unwrap();
+        assert_eq!(node.key("", "n1"), "/registry/minions/n1");
+        assert_eq!(pod.prefix(None), "/registry/pods/");
+    }
+}

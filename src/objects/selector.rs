@@ -1,0 +1,200 @@
+//! Label and field selectors in kubectl's syntax.
+
+use serde_json::Value;
+
+/// One requirement of a label selector.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Requirement {
+    /// `k=v` or `k==v`.
+    Equals(String, String),
+    /// `k!=v`.
+    NotEquals(String, String),
+    /// `k in (a,b)`.
+    In(String, Vec<String>),
+    /// `k notin (a,b)`.
+    NotIn(String, Vec<String>),
+    /// `k`.
+    Exists(String),
+    /// `!k`.
+    DoesNotExist(String),
+}
+
+/// A parsed label selector; empty selects everything.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct LabelSelector(pub Vec<Requirement>);
+
+/// A selector did not parse.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("unable to parse selector \"{selector}\": {reason}")]
+pub struct SelectorError {
+    /// The selector text.
+    pub selector: String,
+    /// What is wrong.
+    pub reason: String,
+}
+
+fn split_top_level(s: &str) -> Vec<String> {
+    let mut parts = Vec::new();
+    let mut depth = 0;
+    let mut cur = String::new();
+    for c in s.chars() {
+        match c {
+            '(' => depth += 1,
+            ')' => depth -= 1,
+            ',' if depth == 0 => {
+                parts.push(std::mem::take(&mut cur));
+                continue;
+            }
+            _ => {}
+        }
+        cur.push(c);
+    }
+    parts.push(cur);
+    parts.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
+}
+
+fn set_values(s: &str) -> Option<Vec<String>> {
+    let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
+    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
+}
+
+impl LabelSelector {
+    /// Parse `app=web,tier!=db,env in (a,b),release,!canary`.
+    pub fn parse(s: &str) -> Result<Self, SelectorError> {
+        let err = |reason: &str| SelectorError { selector: s.to_string(), reason: reason.to_string() };
+        let mut reqs = Vec::new();
+        for part in split_top_level(s) {
+            let req = if let Some((k, v)) = part.split_once("!=") {
+                Requirement::NotEquals(k.trim().into(), v.trim().into())
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                Requirement::Equals(k.trim().into(), v.trim().into())
+            } else if let Some((k, rest)) = part.split_once(" notin ") {
+                Requirement::NotIn(k.trim().into(), set_values(rest).ok_or_else(|| err("expected (values)"))?)
+            } else if let Some((k, rest)) = part.split_once(" in ") {
+                Requirement::In(k.trim().into(), set_values(rest).ok_or_else(|| err("expected (values)"))?)
+            } else if let Some(k) = part.strip_prefix('!') {
+                Requirement::DoesNotExist(k.trim().into())
+            } else if part.contains(char::is_whitespace) {
+                return Err(err(&format!("unexpected \"{part}\"")));
+            } else {
+                Requirement::Exists(part)
+            };
+            reqs.push(req);
+        }
+        Ok(LabelSelector(reqs))
+    }
+
+    /// A `metav1.LabelSelector` object (`matchLabels`, `matchExpressions`).
+    pub fn from_object(sel: &Value) -> Self {
+        let mut reqs = Vec::new();
+        if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
+            for (k, v) in m {
+                reqs.push(Requirement::Equals(k.clone(), v.as_str().unwrap_or("").to_string()));
+            }
+        }
+        for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("").to_string();
+            let values: Vec<String> = e
+                .get("values")
+                .and_then(Value::as_array)
+                .map(|vs| vs.iter().filter_map(|v| v.as_str().map(String::from)).collect())
+                .unwrap_or_default();
+            reqs.push(match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                "In" => Requirement::In(key, values),
+                "NotIn" => Requirement::NotIn(key, values),
+                "Exists" => Requirement::Exists(key),
+                _ => Requirement::DoesNotExist(key),
+            });
+        }
+        LabelSelector(reqs)
+    }
+
+    /// Whether an object's labels satisfy every requirement.
+    pub fn matches(&self, obj: &Value) -> bool {
+        let labels = obj.pointer("/metadata/labels");
+        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        self.0.iter().all(|r| match r {
+            Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
+            Requirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
+            Requirement::In(k, vs) => get(k).is_some_and(|x| vs.iter().any(|v| v == x)),
+            Requirement::NotIn(k, vs) => get(k).is_none_or(|x| !vs.iter().any(|v| v == x)),
+            Requirement::Exists(k) => get(k).is_some(),
+            Requirement::DoesNotExist(k) => get(k).is_none(),
+        })
+    }
+}
+
+/// A field selector: `metadata.name=x,spec.nodeName=n1,status.phase!=Running`.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct FieldSelector(Vec<(String, bool, String)>);
+
+impl FieldSelector {
+    /// Parse a field selector; only `=`, `==` and `!=` exist for fields.
+    pub fn parse(s: &str) -> Result<Self, SelectorError> {
+        let mut out = Vec::new();
+        for part in split_top_level(s) {
+            let (path, eq, value) = if let Some((k, v)) = part.split_once("!=") {
+                (k, false, v)
+            } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
+                (k, true, v)
+            } else {
+                return Err(SelectorError { selector: s.into(), reason: format!("invalid field selector \"{part}\"") });
+            };
+            out.push((path.trim().to_string(), eq, value.trim().to_string()));
+        }
+        Ok(FieldSelector(out))
+    }
+
+    /// Whether the object's fields satisfy the selector.
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.0.iter().all(|(path, eq, want)| {
+            let ptr = format!("/{}", path.replace('.', "/"));
+            let got = match obj.pointer(&ptr) {
+                Some(Value::String(s)) => s.clone(),
+                Some(Value::Null) | None => String::new(),
+                Some(v) => v.to_string(),
+            };
+            (got == *want) == *eq
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn label_selectors() {
+        let obj = json!({"metadata": {"labels": {"app": "web", "tier": "front"}}});
+        for (sel, want) in [
+            ("app=web", true),
+            ("app==web,tier=front", true),
+            ("app!=web", false),
+            ("tier in (front, back)", true),
+            ("tier notin (front)", false),
+            ("app", true),
+            ("!canary", true),
+            ("!app", false),
+            ("", true),
+        ] {
+            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&obj), want, "{sel}");
+        }
+        assert!(LabelSelector::parse("app web").is_err());
+    }
+
+    #[test]
+    fn selector_objects() {
+        let sel = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]});
+        let obj = json!({"metadata": {"labels": {"app": "web", "tier": "front"}}});
+        assert!(LabelSelector::from_object(&sel).matches(&obj));
+    }
+
+    #[test]
+    fn field_selectors() {
+        let obj = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
+        assert!(FieldSelector::parse("spec.nodeName=n1,status.phase!=Pending").unwrap().matches(&obj));
+        assert!(!FieldSelector::parse("metadata.name=q").unwrap().matches(&obj));
+        assert!(FieldSelector::parse("spec.nodeName=").unwrap().matches(&json!({})));
+    }
+}

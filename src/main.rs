@@ -4,10 +4,16 @@ use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
     let cli = clusterd::cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLUSTERD_LOG")
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,clusterd=info,clusterd_raft=info"));
-    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLUSTERD_LOG").unwrap_or_else(|_| {
+        tracing_subscriber::EnvFilter::new("warn,clusterd=info,clusterd_raft=info")
+    });
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()?;
     match runtime.block_on(clusterd::cli::run(cli)) {
         Ok(()) => Ok(()),
         Err(e) => {

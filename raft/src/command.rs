@@ -49,7 +49,10 @@ pub struct Txn {
 impl Txn {
     /// A transaction that always applies the given writes.
     pub fn ops(success: Vec<Op>) -> Self {
-        Txn { compares: Vec::new(), success }
+        Txn {
+            compares: Vec::new(),
+            success,
+        }
     }
 }
 

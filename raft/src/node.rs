@@ -29,8 +29,6 @@ pub const MAX_VOTERS: usize = 5;
 pub struct NodeOptions {
     /// Raft node id.
     pub id: NodeId,
-    /// This node's name and advertised addresses.
-    pub member: Member,
     /// Where the transport listens.
     pub bind: SocketAddr,
     /// The RocksDB directory.
@@ -49,7 +47,13 @@ pub struct NodeOptions {
 
 impl NodeOptions {
     /// Defaults for everything but identity and place.
-    pub fn new(id: NodeId, bind: SocketAddr, db_path: PathBuf, ca_pem: String, identity: Identity) -> Self {
+    pub fn new(
+        id: NodeId,
+        bind: SocketAddr,
+        db_path: PathBuf,
+        ca_pem: String,
+        identity: Identity,
+    ) -> Self {
         NodeOptions {
             id,
             bind,
@@ -109,28 +113,40 @@ impl RaftNode {
             election_timeout_max: hb * 8,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
             max_in_snapshot_log_to_keep: opts.keep_logs,
-            purge_batch_size: 256,
             ..Default::default()
         }
         .validate()
         .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let network = NetworkFactory { transport: transport.clone() };
+        let network = NetworkFactory {
+            transport: transport.clone(),
+        };
         let raft = Raft::new(opts.id, Arc::new(config), network, log_store, state_machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let node = Arc::new(RaftNode { id: opts.id, raft, store, transport: transport.clone() });
+        let node = Arc::new(RaftNode {
+            id: opts.id,
+            raft,
+            store,
+            transport: transport.clone(),
+        });
         tokio::spawn(transport.serve(node.clone()));
         Ok(node)
     }
 
     /// The transport's bound address.
     pub fn raft_addr(&self) -> SocketAddr {
-        self.transport.local_addr().expect("bound endpoint has an address")
+        self.transport
+            .local_addr()
+            .expect("bound endpoint has an address")
     }
 
     /// Make this node the single voter of a new cluster (harmless if already done).
     pub async fn initialize(&self, member: Member) -> Result<(), NodeError> {
-        match self.raft.initialize(BTreeMap::from([(self.id, member)])).await {
+        match self
+            .raft
+            .initialize(BTreeMap::from([(self.id, member)]))
+            .await
+        {
             Ok(()) => Ok(()),
             Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(NodeError::Raft(e.to_string())),
@@ -149,7 +165,13 @@ impl RaftNode {
 
     /// The membership record of node `id`.
     pub fn member(&self, id: NodeId) -> Option<Member> {
-        self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned()
+        self.raft
+            .metrics()
+            .borrow()
+            .membership_config
+            .membership()
+            .get_node(&id)
+            .cloned()
     }
 
     /// Every member with whether it votes.
@@ -157,12 +179,21 @@ impl RaftNode {
         let metrics = self.raft.metrics().borrow().clone();
         let m = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = m.voter_ids().collect();
-        m.nodes().map(|(id, n)| (*id, n.clone(), voters.contains(id))).collect()
+        m.nodes()
+            .map(|(id, n)| (*id, n.clone(), voters.contains(id)))
+            .collect()
     }
 
     /// Send `make()` to the leader — this node or a peer — retrying while the
     /// leader is unknown or moving, until `deadline` passes.
-    async fn on_leader(&self, make: impl Fn() -> Request, wait: Duration) -> Result<Response, NodeError> {
+    /// A request that is not `idempotent` is not resent once it may have reached
+    /// the leader: its error says the outcome is unknown.
+    async fn on_leader(
+        &self,
+        make: impl Fn() -> Request,
+        wait: Duration,
+        idempotent: bool,
+    ) -> Result<Response, NodeError> {
         let deadline = Instant::now() + wait;
         let mut metrics = self.raft.metrics();
         loop {
@@ -171,8 +202,23 @@ impl RaftNode {
                 Some(l) if l == self.id => Some(Ok(self.handle(make()).await)),
                 Some(l) => match self.member(l) {
                     Some(m) => {
-                        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
-                        Some(self.transport.call(&m.raft_addr, &make(), left).await)
+                        let left = deadline
+                            .saturating_duration_since(Instant::now())
+                            .max(Duration::from_millis(100));
+                        let mut watch = self.raft.metrics();
+                        let deposed = async move {
+                            let _ = watch.wait_for(|m| m.current_leader != Some(l)).await;
+                        };
+                        // A leader that dies mid-request is noticed by the election, not
+                        // by waiting out the connection's idle timeout.
+                        let req = make();
+                        tokio::select! {
+                            r = self.transport.call(&m.raft_addr, &req, left) => Some(r),
+                            _ = deposed => Some(Err(TransportError::Broken {
+                                addr: m.raft_addr.clone(),
+                                reason: "the leader changed while the request was in flight; its outcome is unknown".into(),
+                            })),
+                        }
                     }
                     None => None,
                 },
@@ -182,6 +228,8 @@ impl RaftNode {
                 Some(Ok(resp)) if !is_not_leader(&resp) => return Ok(resp),
                 // A leader that cannot be reached or that stepped down: try again.
                 Some(Ok(_)) | Some(Err(TransportError::Unreachable { .. })) | None => {}
+                Some(Err(TransportError::Broken { .. } | TransportError::Timeout(_)))
+                    if idempotent => {}
                 Some(Err(e)) => return Err(e.into()),
             }
             if Instant::now() >= deadline {
@@ -197,8 +245,15 @@ impl RaftNode {
 
     /// Propose a command through the leader and return its result once this node
     /// has applied it too (so a read here sees the write).
-    pub async fn propose(&self, cmd: Command, wait: Duration) -> Result<CommandResponse, NodeError> {
-        match self.on_leader(|| Request::Write(cmd.clone()), wait).await? {
+    pub async fn propose(
+        &self,
+        cmd: Command,
+        wait: Duration,
+    ) -> Result<CommandResponse, NodeError> {
+        match self
+            .on_leader(|| Request::Write(cmd.clone()), wait, false)
+            .await?
+        {
             Response::Write(Ok(resp)) => {
                 self.store.wait_applied(resp.revision, wait).await;
                 Ok(resp)
@@ -211,7 +266,7 @@ impl RaftNode {
     /// Wait until this node has applied everything committed when the call began,
     /// as confirmed by the leader: reads after it are linearizable.
     pub async fn read_barrier(&self, wait: Duration) -> Result<u64, NodeError> {
-        match self.on_leader(|| Request::ReadIndex, wait).await? {
+        match self.on_leader(|| Request::ReadIndex, wait, true).await? {
             Response::ReadIndex(Ok(index)) => {
                 if !self.store.wait_applied(index, wait).await {
                     return Err(NodeError::Remote(RemoteError::Failed(format!(
@@ -227,19 +282,35 @@ impl RaftNode {
 
     /// Add a node: as a learner that has caught up, then as a voter if asked and
     /// the cluster has fewer than [`MAX_VOTERS`].
-    pub async fn add_member(&self, id: NodeId, member: Member, voter: bool, wait: Duration) -> Result<(), NodeError> {
-        let make = || Request::AddMember { id, member: member.clone(), voter };
-        membership_answer(self.on_leader(make, wait).await?)
+    pub async fn add_member(
+        &self,
+        id: NodeId,
+        member: Member,
+        voter: bool,
+        wait: Duration,
+    ) -> Result<(), NodeError> {
+        let make = || Request::AddMember {
+            id,
+            member: member.clone(),
+            voter,
+        };
+        membership_answer(self.on_leader(make, wait, true).await?)
     }
 
     /// Remove a node from the membership.
     pub async fn remove_member(&self, id: NodeId, wait: Duration) -> Result<(), NodeError> {
-        membership_answer(self.on_leader(|| Request::RemoveMember { id }, wait).await?)
+        membership_answer(
+            self.on_leader(|| Request::RemoveMember { id }, wait, true)
+                .await?,
+        )
     }
 
     /// The cluster's status as the leader sees it.
     pub async fn cluster_status(&self, wait: Duration) -> Result<ClusterStatus, NodeError> {
-        match self.on_leader(|| Request::ClusterStatus, wait).await? {
+        match self
+            .on_leader(|| Request::ClusterStatus, wait, true)
+            .await?
+        {
             Response::ClusterStatus(r) => Ok(r?),
             other => Err(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
         }
@@ -247,7 +318,11 @@ impl RaftNode {
 
     /// Build a snapshot now (and purge the log behind it by policy).
     pub async fn snapshot(&self) -> Result<(), NodeError> {
-        self.raft.trigger().snapshot().await.map_err(|e| NodeError::Raft(e.to_string()))
+        self.raft
+            .trigger()
+            .snapshot()
+            .await
+            .map_err(|e| NodeError::Raft(e.to_string()))
     }
 
     /// Stop Raft and close the transport.
@@ -266,13 +341,25 @@ impl RaftNode {
 
     /// Ask the cluster, through any of `peers` (transport addresses), to add this
     /// node. Used by a joining node, which does not know the leader yet.
-    pub async fn request_membership(&self, peers: &[String], member: Member, voter: bool, wait: Duration) -> Result<(), NodeError> {
+    pub async fn request_membership(
+        &self,
+        peers: &[String],
+        member: Member,
+        voter: bool,
+        wait: Duration,
+    ) -> Result<(), NodeError> {
         let deadline = Instant::now() + wait;
-        let req = Request::AddMember { id: self.id, member, voter };
+        let req = Request::AddMember {
+            id: self.id,
+            member,
+            voter,
+        };
         let mut targets: Vec<String> = peers.to_vec();
         let mut last_err = None;
         while Instant::now() < deadline {
-            let Some(addr) = targets.first().cloned() else { break };
+            let Some(addr) = targets.first().cloned() else {
+                break;
+            };
             let left = deadline.saturating_duration_since(Instant::now());
             match self.transport.call(&addr, &req, left).await {
                 Ok(Response::Membership(Ok(()))) => return Ok(()),
@@ -282,7 +369,10 @@ impl RaftNode {
                     continue;
                 }
                 Ok(Response::Membership(Err(e))) => last_err = Some(NodeError::Remote(e)),
-                Ok(other) => last_err = Some(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
+                Ok(other) => {
+                    last_err =
+                        Some(RemoteError::Failed(format!("unexpected answer {other:?}")).into())
+                }
                 Err(e) => last_err = Some(e.into()),
             }
             targets.rotate_left(1);
@@ -294,12 +384,19 @@ impl RaftNode {
     async fn local_write(&self, cmd: Command) -> Result<CommandResponse, RemoteError> {
         match self.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(self.redirect(f.leader_id)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
+                Err(self.redirect(f.leader_id))
+            }
             Err(e) => Err(RemoteError::Failed(e.to_string())),
         }
     }
 
-    async fn local_add_member(&self, id: NodeId, member: Member, voter: bool) -> Result<(), RemoteError> {
+    async fn local_add_member(
+        &self,
+        id: NodeId,
+        member: Member,
+        voter: bool,
+    ) -> Result<(), RemoteError> {
         if !self.is_leader() {
             return Err(self.not_leader());
         }
@@ -307,11 +404,22 @@ impl RaftNode {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => self.redirect(f.leader_id),
             e => RemoteError::Failed(e.to_string()),
         };
-        self.raft.add_learner(id, member, true).await.map_err(fail)?;
+        self.raft
+            .add_learner(id, member, true)
+            .await
+            .map_err(fail)?;
         if voter {
-            let mut voters: BTreeSet<NodeId> = self.members().into_iter().filter(|m| m.2).map(|m| m.0).collect();
+            let mut voters: BTreeSet<NodeId> = self
+                .members()
+                .into_iter()
+                .filter(|m| m.2)
+                .map(|m| m.0)
+                .collect();
             if voters.len() < MAX_VOTERS && voters.insert(id) {
-                self.raft.change_membership(voters, false).await.map_err(fail)?;
+                self.raft
+                    .change_membership(voters, false)
+                    .await
+                    .map_err(fail)?;
             }
         }
         Ok(())
@@ -321,16 +429,24 @@ impl RaftNode {
         if !self.is_leader() {
             return Err(self.not_leader());
         }
-        let fail = |e: RaftError<NodeId, ClientWriteError<NodeId, Member>>| RemoteError::Failed(e.to_string());
+        let fail = |e: RaftError<NodeId, ClientWriteError<NodeId, Member>>| {
+            RemoteError::Failed(e.to_string())
+        };
         let members = self.members();
         let Some(target) = members.iter().find(|m| m.0 == id) else {
             return Err(RemoteError::Failed(format!("node {id} is not a member")));
         };
         if target.2 {
             let ids = BTreeSet::from([id]);
-            self.raft.change_membership(ChangeMembers::RemoveVoters(ids), false).await.map_err(fail)?;
+            self.raft
+                .change_membership(ChangeMembers::RemoveVoters(ids), false)
+                .await
+                .map_err(fail)?;
         }
-        self.raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false).await.map_err(fail)?;
+        self.raft
+            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
+            .await
+            .map_err(fail)?;
         Ok(())
     }
 
@@ -343,7 +459,11 @@ impl RaftNode {
             if *id == self.id {
                 return Some(self.store.revision());
             }
-            match self.transport.call(&m.raft_addr, &Request::Applied, Duration::from_millis(500)).await {
+            match self
+                .transport
+                .call(&m.raft_addr, &Request::Applied, Duration::from_millis(500))
+                .await
+            {
                 Ok(Response::Applied(r)) => Some(r),
                 _ => None,
             }
@@ -352,9 +472,17 @@ impl RaftNode {
         let members = members
             .into_iter()
             .zip(applied)
-            .map(|((id, member, voter), last_applied)| MemberStatus { id, member, voter, last_applied })
+            .map(|((id, member, voter), last_applied)| MemberStatus {
+                id,
+                member,
+                voter,
+                last_applied,
+            })
             .collect();
-        Ok(ClusterStatus { leader: Some(self.id), members })
+        Ok(ClusterStatus {
+            leader: Some(self.id),
+            members,
+        })
     }
 }
 
@@ -382,17 +510,21 @@ impl Handler for RaftNode {
             Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
             Request::Snapshot(rpc) => Response::Snapshot(self.raft.install_snapshot(rpc).await),
             Request::Write(cmd) => Response::Write(self.local_write(cmd).await),
-            Request::ReadIndex => Response::ReadIndex(match self.raft.ensure_linearizable().await {
-                Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
-                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
-                    Err(self.redirect(f.leader_id))
-                }
-                Err(e) => Err(RemoteError::Failed(e.to_string())),
-            }),
+            Request::ReadIndex => {
+                Response::ReadIndex(match self.raft.ensure_linearizable().await {
+                    Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
+                    Err(RaftError::APIError(
+                        openraft::error::CheckIsLeaderError::ForwardToLeader(f),
+                    )) => Err(self.redirect(f.leader_id)),
+                    Err(e) => Err(RemoteError::Failed(e.to_string())),
+                })
+            }
             Request::AddMember { id, member, voter } => {
                 Response::Membership(self.local_add_member(id, member, voter).await)
             }
-            Request::RemoveMember { id } => Response::Membership(self.local_remove_member(id).await),
+            Request::RemoveMember { id } => {
+                Response::Membership(self.local_remove_member(id).await)
+            }
             Request::ClusterStatus => Response::ClusterStatus(self.local_status().await),
             Request::Applied => Response::Applied(self.store.revision()),
         }

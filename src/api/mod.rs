@@ -12,6 +12,12 @@ pub mod pb {
     tonic::include_proto!("clusterd.v1");
 }
 
+/// etcd's Put, for the benchmark's comparison.
+#[allow(missing_docs, clippy::all)]
+pub mod etcd {
+    tonic::include_proto!("etcdserverpb");
+}
+
 /// Keys under which clusterd keeps its own (non-object) records.
 pub mod keys {
     /// The cluster CA (certificate and key), JSON.

@@ -29,7 +29,9 @@ pub async fn serve(
     let (tx, rx) = tokio::sync::mpsc::channel(128);
     let accept = tokio::spawn(async move {
         loop {
-            let Ok((tcp, peer)) = listener.accept().await else { continue };
+            let Ok((tcp, peer)) = listener.accept().await else {
+                continue;
+            };
             let _ = tcp.set_nodelay(true);
             let acceptor = acceptor.clone();
             let tx = tx.clone();
@@ -44,7 +46,9 @@ pub async fn serve(
             });
         }
     });
-    let svc = ClusterdServer::new(api).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
+    let svc = ClusterdServer::new(api)
+        .max_decoding_message_size(MAX_MESSAGE)
+        .max_encoding_message_size(MAX_MESSAGE);
     let result = tonic::transport::Server::builder()
         .add_service(svc)
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)

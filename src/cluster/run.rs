@@ -25,7 +25,12 @@ pub struct RunningNode {
 
 /// Bind a TCP listener, naming the address on failure.
 pub async fn bind_api(addr: SocketAddr) -> Result<TcpListener, ClusterError> {
-    TcpListener::bind(addr).await.map_err(|source| ClusterError::Bind { addr: addr.to_string(), source })
+    TcpListener::bind(addr)
+        .await
+        .map_err(|source| ClusterError::Bind {
+            addr: addr.to_string(),
+            source,
+        })
 }
 
 /// A free UDP port on `addr`'s host, for a transport address given with port 0.
@@ -33,17 +38,33 @@ pub fn pick_port(addr: SocketAddr) -> Result<SocketAddr, ClusterError> {
     if addr.port() != 0 {
         return Ok(addr);
     }
-    let sock = std::net::UdpSocket::bind(addr).map_err(|source| ClusterError::Bind { addr: addr.to_string(), source })?;
-    sock.local_addr().map_err(|source| ClusterError::Bind { addr: addr.to_string(), source })
+    let sock = std::net::UdpSocket::bind(addr).map_err(|source| ClusterError::Bind {
+        addr: addr.to_string(),
+        source,
+    })?;
+    sock.local_addr().map_err(|source| ClusterError::Bind {
+        addr: addr.to_string(),
+        source,
+    })
 }
 
 /// Start the Raft member from a data directory's state.
-pub async fn start_raft(dir: &DataDir, state: &NodeState, ca_pem: &str, id: &Identity) -> Result<Arc<RaftNode>, ClusterError> {
-    let bind: SocketAddr = state
-        .raft_addr
-        .parse()
-        .map_err(|_| ClusterError::Config(format!("raftAddr \"{}\" is not IP:port", state.raft_addr)))?;
-    let mut opts = NodeOptions::new(state.id, bind, dir.db_path(), ca_pem.to_string(), id.clone());
+pub async fn start_raft(
+    dir: &DataDir,
+    state: &NodeState,
+    ca_pem: &str,
+    id: &Identity,
+) -> Result<Arc<RaftNode>, ClusterError> {
+    let bind: SocketAddr = state.raft_addr.parse().map_err(|_| {
+        ClusterError::Config(format!("raftAddr \"{}\" is not IP:port", state.raft_addr))
+    })?;
+    let mut opts = NodeOptions::new(
+        state.id,
+        bind,
+        dir.db_path(),
+        ca_pem.to_string(),
+        id.clone(),
+    );
     opts.snapshot_every = state.snapshot_every;
     opts.keep_logs = state.keep_logs;
     Ok(RaftNode::start(opts).await?)
@@ -51,8 +72,16 @@ pub async fn start_raft(dir: &DataDir, state: &NodeState, ca_pem: &str, id: &Ide
 
 impl RunningNode {
     /// Serve the API for `node` on `listener`.
-    pub fn serve(node: Arc<RaftNode>, listener: TcpListener, ca_pem: String, id: Identity) -> Result<Self, ClusterError> {
-        let api_addr = listener.local_addr().map_err(|source| ClusterError::Bind { addr: "api".into(), source })?;
+    pub fn serve(
+        node: Arc<RaftNode>,
+        listener: TcpListener,
+        ca_pem: String,
+        id: Identity,
+    ) -> Result<Self, ClusterError> {
+        let api_addr = listener.local_addr().map_err(|source| ClusterError::Bind {
+            addr: "api".into(),
+            source,
+        })?;
         let (stop, mut stopped) = watch::channel(false);
         let api = Api::new(node.clone());
         let task = tokio::spawn(async move {
@@ -63,14 +92,25 @@ impl RunningNode {
                 tracing::error!(error = %e, "api server failed");
             }
         });
-        Ok(RunningNode { node, api_addr, stop, api: task })
+        Ok(RunningNode {
+            node,
+            api_addr,
+            stop,
+            api: task,
+        })
     }
 
     /// Run until SIGTERM or SIGINT, then stop cleanly.
     pub async fn run_until_signal(self) -> Result<(), ClusterError> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).map_err(|source| ClusterError::Io { path: "signal".into(), source })?;
-        let mut int = signal(SignalKind::interrupt()).map_err(|source| ClusterError::Io { path: "signal".into(), source })?;
+        let mut term = signal(SignalKind::terminate()).map_err(|source| ClusterError::Io {
+            path: "signal".into(),
+            source,
+        })?;
+        let mut int = signal(SignalKind::interrupt()).map_err(|source| ClusterError::Io {
+            path: "signal".into(),
+            source,
+        })?;
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
             _ = int.recv() => tracing::info!("SIGINT: stopping"),

@@ -36,7 +36,11 @@ pub fn apply(kind: &Kind, obj: &mut Value) {
             set_default(spec, "replicas", json!(1));
             set_default(spec, "podManagementPolicy", json!("OrderedReady"));
             set_default(spec, "revisionHistoryLimit", json!(10));
-            set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
+            set_default(
+                spec,
+                "updateStrategy",
+                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
+            );
         }),
         "DaemonSet" => workload(obj, |spec| {
             set_default(spec, "revisionHistoryLimit", json!(10));
@@ -77,7 +81,9 @@ pub fn apply(kind: &Kind, obj: &mut Value) {
 }
 
 fn workload(obj: &mut Value, f: impl FnOnce(&mut Map<String, Value>)) {
-    let Some(spec) = obj.get_mut("spec").and_then(object) else { return };
+    let Some(spec) = obj.get_mut("spec").and_then(object) else {
+        return;
+    };
     f(spec);
     if let Some(pod) = spec.get_mut("template").and_then(|t| t.get_mut("spec")) {
         pod_spec(pod);
@@ -95,7 +101,11 @@ pub fn pod_spec(spec: &mut Value) {
     for list in ["containers", "initContainers"] {
         if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs.iter_mut().filter_map(object) {
-                let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
+                let image = c
+                    .get("image")
+                    .and_then(Value::as_str)
+                    .unwrap_or("")
+                    .to_string();
                 set_default(c, "imagePullPolicy", json!(pull_policy(&image)));
                 set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
                 set_default(c, "terminationMessagePolicy", json!("File"));
@@ -140,6 +150,9 @@ mod tests {
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
         assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
-        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
+        assert_eq!(
+            d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
+            "IfNotPresent"
+        );
     }
 }

@@ -54,7 +54,10 @@ fn sm_write_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::write_state_machine(AnyError::new(&e)).into()
 }
 
-fn meta_get<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> Result<Option<T>, rocksdb::Error> {
+fn meta_get<T: serde::de::DeserializeOwned>(
+    db: &DB,
+    key: &[u8],
+) -> Result<Option<T>, rocksdb::Error> {
     let raw = db.get_cf(cf(db, CF_KV_META), key)?;
     Ok(raw.and_then(|b| decode(&b).ok()))
 }
@@ -65,11 +68,23 @@ impl StateMachine {
         let membership: StoredMembership = meta_get(&db, KEY_MEMBERSHIP)?.unwrap_or_default();
         let compacted: u64 = meta_get(&db, KEY_COMPACTED)?.unwrap_or(0);
         reader.shared.compacted.store(compacted, Ordering::SeqCst);
-        reader.shared.applied.send_replace(last_applied.map(|l| l.index).unwrap_or(0));
-        Ok(StateMachine { db, reader, last_applied, membership })
+        reader
+            .shared
+            .applied
+            .send_replace(last_applied.map(|l| l.index).unwrap_or(0));
+        Ok(StateMachine {
+            db,
+            reader,
+            last_applied,
+            membership,
+        })
     }
 
-    fn lookup(&self, overlay: &HashMap<String, Option<KeyValue>>, key: &str) -> Result<Option<KeyValue>, StorageError> {
+    fn lookup(
+        &self,
+        overlay: &HashMap<String, Option<KeyValue>>,
+        key: &str,
+    ) -> Result<Option<KeyValue>, StorageError> {
         if let Some(v) = overlay.get(key) {
             return Ok(v.clone());
         }
@@ -88,7 +103,10 @@ impl StateMachine {
             let (key, holds) = match cmp {
                 Compare::ModRevision(key, want) => {
                     let cur = self.lookup(overlay, key)?;
-                    (key, cur.as_ref().map(|kv| kv.mod_revision).unwrap_or(0) == *want)
+                    (
+                        key,
+                        cur.as_ref().map(|kv| kv.mod_revision).unwrap_or(0) == *want,
+                    )
                 }
                 Compare::Exists(key) => (key, self.lookup(overlay, key)?.is_some()),
             };
@@ -119,8 +137,17 @@ impl StateMachine {
                         create_revision: kv.create_revision,
                         mod_revision: rev,
                     };
-                    batch.put_cf(kv_cf, key.as_bytes(), encode(&stored).map_err(sm_write_err)?);
-                    events.push(Event { revision: rev, kind: EventKind::Put, kv: kv.clone(), existed: prev.is_some() });
+                    batch.put_cf(
+                        kv_cf,
+                        key.as_bytes(),
+                        encode(&stored).map_err(sm_write_err)?,
+                    );
+                    events.push(Event {
+                        revision: rev,
+                        kind: EventKind::Put,
+                        kv: kv.clone(),
+                        existed: prev.is_some(),
+                    });
                     overlay.insert(key, Some(kv));
                     prevs.push(prev);
                 }
@@ -130,14 +157,25 @@ impl StateMachine {
                         batch.delete_cf(kv_cf, key.as_bytes());
                         let mut kv = p.clone();
                         kv.mod_revision = rev;
-                        events.push(Event { revision: rev, kind: EventKind::Delete, kv, existed: true });
+                        events.push(Event {
+                            revision: rev,
+                            kind: EventKind::Delete,
+                            kv,
+                            existed: true,
+                        });
                         overlay.insert(key, None);
                     }
                     prevs.push(prev);
                 }
             }
         }
-        Ok(CommandResponse { revision: rev, succeeded: true, failed_compare: None, current: None, prev: prevs })
+        Ok(CommandResponse {
+            revision: rev,
+            succeeded: true,
+            failed_compare: None,
+            current: None,
+            prev: prevs,
+        })
     }
 }
 
@@ -162,7 +200,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         for entry in entries {
             let rev = entry.log_id.index;
             self.last_applied = Some(entry.log_id);
-            let ok = CommandResponse { revision: rev, succeeded: true, ..Default::default() };
+            let ok = CommandResponse {
+                revision: rev,
+                succeeded: true,
+                ..Default::default()
+            };
             match entry.payload {
                 EntryPayload::Blank => responses.push(ok),
                 EntryPayload::Membership(m) => {
@@ -183,7 +225,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     if upto > compacted {
                         batch.delete_range_cf(history_cf, be(0), be(upto + 1));
                         compacted = upto;
-                        batch.put_cf(cf(&self.db, CF_KV_META), KEY_COMPACTED, encode(&compacted).map_err(sm_write_err)?);
+                        batch.put_cf(
+                            cf(&self.db, CF_KV_META),
+                            KEY_COMPACTED,
+                            encode(&compacted).map_err(sm_write_err)?,
+                        );
                     }
                     responses.push(ok);
                 }
@@ -193,25 +239,50 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(responses);
         };
         let meta = cf(&self.db, CF_KV_META);
-        batch.put_cf(meta, KEY_APPLIED, encode(&self.last_applied).map_err(sm_write_err)?);
-        batch.put_cf(meta, KEY_MEMBERSHIP, encode(&self.membership).map_err(sm_write_err)?);
-        batch.put_cf(meta, KEY_REVISION, encode(&last.index).map_err(sm_write_err)?);
+        batch.put_cf(
+            meta,
+            KEY_APPLIED,
+            encode(&self.last_applied).map_err(sm_write_err)?,
+        );
+        batch.put_cf(
+            meta,
+            KEY_MEMBERSHIP,
+            encode(&self.membership).map_err(sm_write_err)?,
+        );
+        batch.put_cf(
+            meta,
+            KEY_REVISION,
+            encode(&last.index).map_err(sm_write_err)?,
+        );
         self.db.write(batch).map_err(sm_write_err)?;
-        self.reader.shared.compacted.store(compacted, Ordering::SeqCst);
+        self.reader
+            .shared
+            .compacted
+            .store(compacted, Ordering::SeqCst);
         self.reader.shared.applied.send_replace(last.index);
-        let _ = self.reader.shared.feed.send(Feed::Events(Arc::new(all_events), last.index));
+        let _ = self
+            .reader
+            .shared
+            .feed
+            .send(Feed::Events(Arc::new(all_events), last.index));
         Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        SnapshotBuilder { db: self.db.clone() }
+        SnapshotBuilder {
+            db: self.db.clone(),
+        }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
         Ok(Box::new(Cursor::new(Vec::new())))
     }
 
-    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: Box<Cursor<Vec<u8>>>) -> Result<(), StorageError> {
+    async fn install_snapshot(
+        &mut self,
+        meta: &SnapshotMeta,
+        snapshot: Box<Cursor<Vec<u8>>>,
+    ) -> Result<(), StorageError> {
         let data = snapshot.into_inner();
         let body: SnapshotBody = decode(&data).map_err(sm_write_err)?;
         let kv_cf = cf(&self.db, CF_KV);
@@ -221,34 +292,68 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             batch.delete_cf(kv_cf, k);
         }
         for (key, create_revision, mod_revision, value) in body.kvs {
-            let stored = Stored { value, create_revision, mod_revision };
-            batch.put_cf(kv_cf, key.as_bytes(), encode(&stored).map_err(sm_write_err)?);
+            let stored = Stored {
+                value,
+                create_revision,
+                mod_revision,
+            };
+            batch.put_cf(
+                kv_cf,
+                key.as_bytes(),
+                encode(&stored).map_err(sm_write_err)?,
+            );
         }
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
         // The history behind the snapshot is gone on this node: watches from before it get Gone.
         let compacted = self.reader.compacted().max(index);
         batch.delete_range_cf(cf(&self.db, CF_HISTORY), be(0), be(index + 1));
         let meta_cf = cf(&self.db, CF_KV_META);
-        batch.put_cf(meta_cf, KEY_COMPACTED, encode(&compacted).map_err(sm_write_err)?);
-        batch.put_cf(meta_cf, KEY_APPLIED, encode(&meta.last_log_id).map_err(sm_write_err)?);
-        batch.put_cf(meta_cf, KEY_MEMBERSHIP, encode(&meta.last_membership).map_err(sm_write_err)?);
+        batch.put_cf(
+            meta_cf,
+            KEY_COMPACTED,
+            encode(&compacted).map_err(sm_write_err)?,
+        );
+        batch.put_cf(
+            meta_cf,
+            KEY_APPLIED,
+            encode(&meta.last_log_id).map_err(sm_write_err)?,
+        );
+        batch.put_cf(
+            meta_cf,
+            KEY_MEMBERSHIP,
+            encode(&meta.last_membership).map_err(sm_write_err)?,
+        );
         batch.put_cf(meta_cf, KEY_REVISION, encode(&index).map_err(sm_write_err)?);
-        let stored = StoredSnapshot { meta: meta.clone(), data };
-        batch.put_cf(meta_cf, KEY_SNAPSHOT, encode(&stored).map_err(sm_write_err)?);
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
+        batch.put_cf(
+            meta_cf,
+            KEY_SNAPSHOT,
+            encode(&stored).map_err(sm_write_err)?,
+        );
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo).map_err(sm_write_err)?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.reader.shared.compacted.store(compacted, Ordering::SeqCst);
+        self.reader
+            .shared
+            .compacted
+            .store(compacted, Ordering::SeqCst);
         self.reader.shared.applied.send_replace(index);
         let _ = self.reader.shared.feed.send(Feed::Reset(index));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let stored: Option<StoredSnapshot> = meta_get(&self.db, KEY_SNAPSHOT).map_err(sm_read_err)?;
-        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
+        let stored: Option<StoredSnapshot> =
+            meta_get(&self.db, KEY_SNAPSHOT).map_err(sm_read_err)?;
+        Ok(stored.map(|s| Snapshot {
+            meta: s.meta,
+            snapshot: Box::new(Cursor::new(s.data)),
+        }))
     }
 }
 
@@ -274,20 +379,40 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         for item in snap.iterator_cf(cf(&self.db, CF_KV), IteratorMode::Start) {
             let (k, v) = item.map_err(sm_read_err)?;
             let s: Stored = decode(&v).map_err(sm_read_err)?;
-            kvs.push((String::from_utf8_lossy(&k).into_owned(), s.create_revision, s.mod_revision, s.value));
+            kvs.push((
+                String::from_utf8_lossy(&k).into_owned(),
+                s.create_revision,
+                s.mod_revision,
+                s.value,
+            ));
         }
         let data = encode(&SnapshotBody { kvs }).map_err(sm_write_err)?;
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, rand::random::<u32>()),
             None => format!("empty-{}", rand::random::<u32>()),
         };
-        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
-        let stored = StoredSnapshot { meta: meta.clone(), data };
+        let meta = SnapshotMeta {
+            last_log_id: last_applied,
+            last_membership: membership,
+            snapshot_id,
+        };
+        let stored = StoredSnapshot {
+            meta: meta.clone(),
+            data,
+        };
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db
-            .put_cf_opt(meta_cf, KEY_SNAPSHOT, encode(&stored).map_err(sm_write_err)?, &wo)
+            .put_cf_opt(
+                meta_cf,
+                KEY_SNAPSHOT,
+                encode(&stored).map_err(sm_write_err)?,
+                &wo,
+            )
             .map_err(sm_write_err)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(stored.data)) })
+        Ok(Snapshot {
+            meta,
+            snapshot: Box::new(Cursor::new(stored.data)),
+        })
     }
 }

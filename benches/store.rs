@@ -1,0 +1,312 @@
+//! Write throughput and latency of a 3-node clusterd cluster through its gRPC
+//! API, against a 3-node etcd (Debian's etcd-server) in the same run, with the
+//! same number of writes of the same size. Also: time from a leader `kill -9`
+//! to the first accepted write. Prints figures; asserts nothing.
+//!
+//! `make bench` (or `cargo bench --bench store`); `BENCH_WRITES` sets the
+//! number of writes per round (default 2000).
+
+#[path = "../tests/fixtures/mod.rs"]
+mod fixtures;
+
+use std::process::{Child, Command, Stdio};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use clusterd::api::etcd::kv_client::KvClient;
+use clusterd::api::etcd::PutRequest;
+use clusterd::api::pb;
+use clusterd::cluster::config::AdminConfig;
+use fixtures::{free_tcp, wait_for, Cluster};
+use serde_json::json;
+
+const VALUE_BYTES: usize = 512;
+
+struct Round {
+    writes: usize,
+    elapsed: Duration,
+    lat: Vec<Duration>,
+}
+
+impl Round {
+    fn per_sec(&self) -> f64 {
+        self.writes as f64 / self.elapsed.as_secs_f64()
+    }
+    fn pct(&self, p: f64) -> Duration {
+        let mut l = self.lat.clone();
+        l.sort();
+        l[((l.len() as f64 * p).ceil() as usize)
+            .saturating_sub(1)
+            .min(l.len() - 1)]
+    }
+    fn line(&self, what: &str) -> String {
+        format!(
+            "{what:<34} {:>9.0} writes/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            self.per_sec(),
+            self.pct(0.50).as_secs_f64() * 1e3,
+            self.pct(0.99).as_secs_f64() * 1e3
+        )
+    }
+}
+
+async fn run_round<F, Fut>(writes: usize, clients: usize, op: F) -> Round
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
+    let op = Arc::new(op);
+    let start = Instant::now();
+    let mut tasks = Vec::new();
+    for c in 0..clients {
+        let op = op.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut lat = Vec::new();
+            let mut i = c;
+            while i < writes {
+                let t = Instant::now();
+                op(c, i).await;
+                lat.push(t.elapsed());
+                i += clients;
+            }
+            lat
+        }));
+    }
+    let mut lat = Vec::new();
+    for t in tasks {
+        lat.extend(t.await.unwrap());
+    }
+    Round {
+        writes,
+        elapsed: start.elapsed(),
+        lat,
+    }
+}
+
+fn value(i: usize) -> String {
+    let pad = "x".repeat(VALUE_BYTES);
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("b{i}")}, "data": {"v": pad}}).to_string()
+}
+
+async fn clusterd_round(
+    c: &Cluster,
+    leader: usize,
+    writes: usize,
+    clients: usize,
+    tag: &str,
+) -> Round {
+    let cfg = AdminConfig::load(&c.config).unwrap();
+    let mut conns = Vec::new();
+    for _ in 0..clients.min(16) {
+        conns.push(
+            clusterd::client::connect(&cfg, &[c.nodes[leader].api_addr.clone()])
+                .await
+                .unwrap()
+                .0,
+        );
+    }
+    let conns = Arc::new(conns);
+    let tag = tag.to_string();
+    run_round(writes, clients, move |c, i| {
+        let mut client = conns[c % conns.len()].clone();
+        let body = value(i).replace(&format!("\"b{i}\""), &format!("\"{tag}-{i}\""));
+        async move {
+            client
+                .create(pb::ObjectRequest { json: body })
+                .await
+                .expect("create");
+        }
+    })
+    .await
+}
+
+struct Etcd {
+    children: Vec<Child>,
+    client_urls: Vec<String>,
+    _dir: tempfile::TempDir,
+}
+
+impl Drop for Etcd {
+    fn drop(&mut self) {
+        for c in &mut self.children {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+}
+
+fn start_etcd() -> Option<Etcd> {
+    if Command::new("etcd").arg("--version").output().is_err() {
+        return None;
+    }
+    let dir = tempfile::tempdir().unwrap();
+    let peers: Vec<String> = (0..3).map(|_| format!("http://{}", free_tcp())).collect();
+    let clients: Vec<String> = (0..3).map(|_| format!("http://{}", free_tcp())).collect();
+    let initial: Vec<String> = peers
+        .iter()
+        .enumerate()
+        .map(|(i, p)| format!("e{i}={p}"))
+        .collect();
+    let mut children = Vec::new();
+    for i in 0..3 {
+        let child = Command::new("etcd")
+            .args([
+                "--name",
+                &format!("e{i}"),
+                "--data-dir",
+                dir.path().join(format!("e{i}")).to_str().unwrap(),
+            ])
+            .args([
+                "--listen-client-urls",
+                &clients[i],
+                "--advertise-client-urls",
+                &clients[i],
+            ])
+            .args([
+                "--listen-peer-urls",
+                &peers[i],
+                "--initial-advertise-peer-urls",
+                &peers[i],
+            ])
+            .args([
+                "--initial-cluster",
+                &initial.join(","),
+                "--initial-cluster-state",
+                "new",
+            ])
+            .args(["--initial-cluster-token", "bench", "--log-level", "error"])
+            .stdout(Stdio::null())
+            .stderr(Stdio::null())
+            .spawn()
+            .ok()?;
+        children.push(child);
+    }
+    Some(Etcd {
+        children,
+        client_urls: clients,
+        _dir: dir,
+    })
+}
+
+async fn etcd_round(etcd: &Etcd, writes: usize, clients: usize, tag: &str) -> Round {
+    let mut conns = Vec::new();
+    for _ in 0..clients.min(16) {
+        let ch = tonic::transport::Endpoint::from_shared(etcd.client_urls[0].clone())
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+        conns.push(KvClient::new(ch));
+    }
+    let conns = Arc::new(conns);
+    let tag = tag.to_string();
+    run_round(writes, clients, move |c, i| {
+        let mut client = conns[c % conns.len()].clone();
+        let req = PutRequest {
+            key: format!("/registry/configmaps/default/{tag}-{i}").into_bytes(),
+            value: value(i).into_bytes(),
+        };
+        async move {
+            client.put(req).await.expect("etcd put");
+        }
+    })
+    .await
+}
+
+fn main() {
+    clusterd_raft::pki::install_default_provider();
+    let writes: usize = std::env::var("BENCH_WRITES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(2000);
+    let rt = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    println!("store bench: {writes} writes of a {VALUE_BYTES}-byte value per round, 3 nodes on loopback, fsync on, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+
+    let mut c = Cluster::init(&[]);
+    c.join("n2", true);
+    c.join("n3", true);
+    let leader_name = c.status()["leader"].as_str().unwrap().to_string();
+    let leader = c.nodes.iter().position(|n| n.name == leader_name).unwrap();
+    let cd1 = rt.block_on(clusterd_round(&c, leader, writes, 1, "c1"));
+    let cd64 = rt.block_on(clusterd_round(&c, leader, writes, 64, "c64"));
+
+    let etcd = start_etcd();
+    let (e1, e64) = match &etcd {
+        Some(e) => {
+            let ready = wait_for("etcd to serve", Duration::from_secs(30), || {
+                rt.block_on(async {
+                    let ch = tonic::transport::Endpoint::from_shared(e.client_urls[0].clone())
+                        .ok()?
+                        .connect()
+                        .await
+                        .ok()?;
+                    KvClient::new(ch)
+                        .put(PutRequest {
+                            key: b"warmup".to_vec(),
+                            value: b"x".to_vec(),
+                        })
+                        .await
+                        .ok()
+                })
+            });
+            drop(ready);
+            (
+                Some(rt.block_on(etcd_round(e, writes, 1, "e1"))),
+                Some(rt.block_on(etcd_round(e, writes, 64, "e64"))),
+            )
+        }
+        None => (None, None),
+    };
+
+    println!("{}", cd1.line("clusterd, 1 client"));
+    println!("{}", cd64.line("clusterd, 64 clients"));
+    match (&e1, &e64) {
+        (Some(e1), Some(e64)) => {
+            println!("{}", e1.line("etcd 3-node, 1 client"));
+            println!("{}", e64.line("etcd 3-node, 64 clients"));
+            println!(
+                "ratio clusterd/etcd: 1 client {:.2}x throughput (p99 {:.2} vs {:.2} ms); 64 clients {:.2}x throughput",
+                cd1.per_sec() / e1.per_sec(),
+                cd1.pct(0.99).as_secs_f64() * 1e3,
+                e1.pct(0.99).as_secs_f64() * 1e3,
+                cd64.per_sec() / e64.per_sec()
+            );
+        }
+        _ => println!("etcd: not installed (apt-get install etcd-server); no comparison"),
+    }
+    drop(etcd);
+
+    // Failover: kill -9 the leader, then write through another node until accepted.
+    let other = (leader + 1) % 3;
+    let cfg = AdminConfig::load(&c.config).unwrap();
+    let mut client = rt
+        .block_on(clusterd::client::connect(
+            &cfg,
+            &[c.nodes[other].api_addr.clone()],
+        ))
+        .unwrap()
+        .0;
+    c.nodes[leader].kill9();
+    let killed = Instant::now();
+    let mut i = 0;
+    loop {
+        i += 1;
+        let body = value(i).replace(&format!("\"b{i}\""), &format!("\"failover-{i}\""));
+        if rt
+            .block_on(client.create(pb::ObjectRequest { json: body }))
+            .is_ok()
+        {
+            break;
+        }
+        assert!(
+            killed.elapsed() < Duration::from_secs(60),
+            "no write accepted within 60 s"
+        );
+    }
+    println!(
+        "leader kill -9 -> first accepted write: {:.0} ms",
+        killed.elapsed().as_secs_f64() * 1e3
+    );
+}

@@ -2,11 +2,11 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/clusterd
-APT_PACKAGES := clang libclang-dev libseccomp-dev pkg-config busybox-static etcd-server etcd-client runc
+APT_PACKAGES := clang libclang-dev libseccomp-dev pkg-config busybox-static etcd-server etcd-client runc nftables iproute2 util-linux
 # Integration tests start several node processes each; two at a time suit a 2-core machine.
 TEST_THREADS ?= 2
 
-.PHONY: deps build run test bench lint fmt clean-run
+.PHONY: deps build images run test bench lint fmt clean-run
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -18,15 +18,21 @@ deps:
 build: deps
 	$(CARGO) build --workspace --bins
 
-run: build
+# Test images: OCI archives of Debian's busybox-static, tagged clusterd.local/busybox:v1 and :v2.
+images: deps
+	$(CARGO) build --workspace --bins --examples
+	target/debug/examples/busybox_image target/images
+
+run: build images
 	@bash examples/local-cluster.sh
 
-test: deps
+test: deps images
 	$(CARGO) test --workspace --no-run
 	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
 
-bench: deps
+bench: deps images
 	$(CARGO) bench --bench store
+	$(CARGO) bench --bench runtime
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -35,9 +35,7 @@ impl Round {
     fn pct(&self, p: f64) -> Duration {
         let mut l = self.lat.clone();
         l.sort();
-        l[((l.len() as f64 * p).ceil() as usize)
-            .saturating_sub(1)
-            .min(l.len() - 1)]
+        l[((l.len() as f64 * p).ceil() as usize).saturating_sub(1).min(l.len() - 1)]
     }
     fn line(&self, what: &str) -> String {
         format!(
@@ -75,34 +73,20 @@ where
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    Round {
-        writes,
-        elapsed: start.elapsed(),
-        lat,
-    }
+    Round { writes, elapsed: start.elapsed(), lat }
 }
 
 fn value(i: usize) -> String {
     let pad = "x".repeat(VALUE_BYTES);
-    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("b{i}")}, "data": {"v": pad}}).to_string()
+    json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("b{i}")}, "data": {"v": pad}})
+        .to_string()
 }
 
-async fn clusterd_round(
-    c: &Cluster,
-    leader: usize,
-    writes: usize,
-    clients: usize,
-    tag: &str,
-) -> Round {
+async fn clusterd_round(c: &Cluster, leader: usize, writes: usize, clients: usize, tag: &str) -> Round {
     let cfg = AdminConfig::load(&c.config).unwrap();
     let mut conns = Vec::new();
     for _ in 0..clients.min(16) {
-        conns.push(
-            clusterd::client::connect(&cfg, &[c.nodes[leader].api_addr.clone()])
-                .await
-                .unwrap()
-                .0,
-        );
+        conns.push(clusterd::client::connect(&cfg, &[c.nodes[leader].api_addr.clone()]).await.unwrap().0);
     }
     let conns = Arc::new(conns);
     let tag = tag.to_string();
@@ -110,10 +94,7 @@ async fn clusterd_round(
         let mut client = conns[c % conns.len()].clone();
         let body = value(i).replace(&format!("\"b{i}\""), &format!("\"{tag}-{i}\""));
         async move {
-            client
-                .create(pb::ObjectRequest { json: body })
-                .await
-                .expect("create");
+            client.create(pb::ObjectRequest { json: body }).await.expect("create");
         }
     })
     .await
@@ -141,38 +122,14 @@ fn start_etcd() -> Option<Etcd> {
     let dir = tempfile::tempdir().unwrap();
     let peers: Vec<String> = (0..3).map(|_| format!("http://{}", free_tcp())).collect();
     let clients: Vec<String> = (0..3).map(|_| format!("http://{}", free_tcp())).collect();
-    let initial: Vec<String> = peers
-        .iter()
-        .enumerate()
-        .map(|(i, p)| format!("e{i}={p}"))
-        .collect();
+    let initial: Vec<String> = peers.iter().enumerate().map(|(i, p)| format!("e{i}={p}")).collect();
     let mut children = Vec::new();
     for i in 0..3 {
         let child = Command::new("etcd")
-            .args([
-                "--name",
-                &format!("e{i}"),
-                "--data-dir",
-                dir.path().join(format!("e{i}")).to_str().unwrap(),
-            ])
-            .args([
-                "--listen-client-urls",
-                &clients[i],
-                "--advertise-client-urls",
-                &clients[i],
-            ])
-            .args([
-                "--listen-peer-urls",
-                &peers[i],
-                "--initial-advertise-peer-urls",
-                &peers[i],
-            ])
-            .args([
-                "--initial-cluster",
-                &initial.join(","),
-                "--initial-cluster-state",
-                "new",
-            ])
+            .args(["--name", &format!("e{i}"), "--data-dir", dir.path().join(format!("e{i}")).to_str().unwrap()])
+            .args(["--listen-client-urls", &clients[i], "--advertise-client-urls", &clients[i]])
+            .args(["--listen-peer-urls", &peers[i], "--initial-advertise-peer-urls", &peers[i]])
+            .args(["--initial-cluster", &initial.join(","), "--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "bench", "--log-level", "error"])
             .stdout(Stdio::null())
             .stderr(Stdio::null())
@@ -180,21 +137,13 @@ fn start_etcd() -> Option<Etcd> {
             .ok()?;
         children.push(child);
     }
-    Some(Etcd {
-        children,
-        client_urls: clients,
-        _dir: dir,
-    })
+    Some(Etcd { children, client_urls: clients, _dir: dir })
 }
 
 async fn etcd_round(etcd: &Etcd, writes: usize, clients: usize, tag: &str) -> Round {
     let mut conns = Vec::new();
     for _ in 0..clients.min(16) {
-        let ch = tonic::transport::Endpoint::from_shared(etcd.client_urls[0].clone())
-            .unwrap()
-            .connect()
-            .await
-            .unwrap();
+        let ch = tonic::transport::Endpoint::from_shared(etcd.client_urls[0].clone()).unwrap().connect().await.unwrap();
         conns.push(KvClient::new(ch));
     }
     let conns = Arc::new(conns);
@@ -214,15 +163,12 @@ async fn etcd_round(etcd: &Etcd, writes: usize, clients: usize, tag: &str) -> Ro
 
 fn main() {
     clusterd_raft::pki::install_default_provider();
-    let writes: usize = std::env::var("BENCH_WRITES")
-        .ok()
-        .and_then(|v| v.parse().ok())
-        .unwrap_or(2000);
-    let rt = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    println!("store bench: {writes} writes of a {VALUE_BYTES}-byte value per round, 3 nodes on loopback, fsync on, {} cores", std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0));
+    let writes: usize = std::env::var("BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
+    let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
+    println!(
+        "store bench: {writes} writes of a {VALUE_BYTES}-byte value per round, 3 nodes on loopback, fsync on, {} cores",
+        std::thread::available_parallelism().map(|n| n.get()).unwrap_or(0)
+    );
 
     let mut c = Cluster::init(&[]);
     c.join("n2", true);
@@ -237,25 +183,13 @@ fn main() {
         Some(e) => {
             let ready = wait_for("etcd to serve", Duration::from_secs(30), || {
                 rt.block_on(async {
-                    let ch = tonic::transport::Endpoint::from_shared(e.client_urls[0].clone())
-                        .ok()?
-                        .connect()
-                        .await
-                        .ok()?;
-                    KvClient::new(ch)
-                        .put(PutRequest {
-                            key: b"warmup".to_vec(),
-                            value: b"x".to_vec(),
-                        })
-                        .await
-                        .ok()
+                    let ch =
+                        tonic::transport::Endpoint::from_shared(e.client_urls[0].clone()).ok()?.connect().await.ok()?;
+                    KvClient::new(ch).put(PutRequest { key: b"warmup".to_vec(), value: b"x".to_vec() }).await.ok()
                 })
             });
             drop(ready);
-            (
-                Some(rt.block_on(etcd_round(e, writes, 1, "e1"))),
-                Some(rt.block_on(etcd_round(e, writes, 64, "e64"))),
-            )
+            (Some(rt.block_on(etcd_round(e, writes, 1, "e1"))), Some(rt.block_on(etcd_round(e, writes, 64, "e64"))))
         }
         None => (None, None),
     };
@@ -281,32 +215,17 @@ fn main() {
     // Failover: kill -9 the leader, then write through another node until accepted.
     let other = (leader + 1) % 3;
     let cfg = AdminConfig::load(&c.config).unwrap();
-    let mut client = rt
-        .block_on(clusterd::client::connect(
-            &cfg,
-            &[c.nodes[other].api_addr.clone()],
-        ))
-        .unwrap()
-        .0;
+    let mut client = rt.block_on(clusterd::client::connect(&cfg, &[c.nodes[other].api_addr.clone()])).unwrap().0;
     c.nodes[leader].kill9();
     let killed = Instant::now();
     let mut i = 0;
     loop {
         i += 1;
         let body = value(i).replace(&format!("\"b{i}\""), &format!("\"failover-{i}\""));
-        if rt
-            .block_on(client.create(pb::ObjectRequest { json: body }))
-            .is_ok()
-        {
+        if rt.block_on(client.create(pb::ObjectRequest { json: body })).is_ok() {
             break;
         }
-        assert!(
-            killed.elapsed() < Duration::from_secs(60),
-            "no write accepted within 60 s"
-        );
+        assert!(killed.elapsed() < Duration::from_secs(60), "no write accepted within 60 s");
     }
-    println!(
-        "leader kill -9 -> first accepted write: {:.0} ms",
-        killed.elapsed().as_secs_f64() * 1e3
-    );
+    println!("leader kill -9 -> first accepted write: {:.0} ms", killed.elapsed().as_secs_f64() * 1e3);
 }

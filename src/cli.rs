@@ -278,10 +278,7 @@ fn config_path(cli: &Cli) -> PathBuf {
 }
 
 fn members_cache(config: &std::path::Path) -> PathBuf {
-    let mut name = config
-        .file_name()
-        .map(|n| n.to_os_string())
-        .unwrap_or_default();
+    let mut name = config.file_name().map(|n| n.to_os_string()).unwrap_or_default();
     name.push(".members");
     config.with_file_name(name)
 }
@@ -304,12 +301,7 @@ async fn connect(cli: &Cli) -> Result<ApiClient, CliError> {
     }
     let (mut client, _) = client::connect(&config, &servers).await?;
     if let Ok(resp) = client.members(pb::MembersRequest {}).await {
-        let list: Vec<String> = resp
-            .into_inner()
-            .members
-            .into_iter()
-            .map(|m| m.api_addr)
-            .collect();
+        let list: Vec<String> = resp.into_inner().members.into_iter().map(|m| m.api_addr).collect();
         let _ = cluster::config::write_atomic(&cache, list.join("\n").as_bytes(), 0o600);
     }
     Ok(client)
@@ -320,22 +312,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
     clusterd_raft::pki::install_default_provider();
     match &cli.command {
         Verb::Init(flags) => Ok(cluster::init(flags.args()).await?),
-        Verb::Join {
-            server_addr,
-            token,
-            control_plane,
-            node,
-        } => Ok(cluster::join(server_addr, token, *control_plane, node.args()).await?),
+        Verb::Join { server_addr, token, control_plane, node } => {
+            Ok(cluster::join(server_addr, token, *control_plane, node.args()).await?)
+        }
         Verb::Start { data_dir } => Ok(cluster::start(data_dir).await?),
-        Verb::Token {
-            command: TokenVerb::Create { ttl },
-        } => {
+        Verb::Token { command: TokenVerb::Create { ttl } } => {
             let mut c = connect(&cli).await?;
-            let token = c
-                .create_token(pb::CreateTokenRequest { ttl_seconds: *ttl })
-                .await?
-                .into_inner()
-                .token;
+            let token = c.create_token(pb::CreateTokenRequest { ttl_seconds: *ttl }).await?.into_inner().token;
             println!("{token}");
             Ok(())
         }
@@ -349,13 +332,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             for obj in objects {
                 let name = apply::display_name(&obj);
                 let res = if is_apply {
-                    apply::apply(&mut c, obj, f.namespace.as_deref())
-                        .await
-                        .map(|o| o.word())
+                    apply::apply(&mut c, obj, f.namespace.as_deref()).await.map(|o| o.word())
                 } else {
-                    apply::create(&mut c, obj, f.namespace.as_deref())
-                        .await
-                        .map(|_| "created")
+                    apply::create(&mut c, obj, f.namespace.as_deref()).await.map(|_| "created")
                 };
                 match res {
                     Ok(word) => println!("{name} {word}"),
@@ -371,34 +350,13 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(())
         }
         Verb::Get(args) => get(&cli, args).await,
-        Verb::Describe {
-            kind,
-            name,
-            namespace,
-        } => describe(&cli, kind, name, namespace.as_deref()).await,
-        Verb::Delete {
-            kind,
-            names,
-            filename,
-            namespace,
-        } => {
-            delete(
-                &cli,
-                kind.as_deref(),
-                names,
-                filename.as_deref(),
-                namespace.as_deref(),
-            )
-            .await
+        Verb::Describe { kind, name, namespace } => describe(&cli, kind, name, namespace.as_deref()).await,
+        Verb::Delete { kind, names, filename, namespace } => {
+            delete(&cli, kind.as_deref(), names, filename.as_deref(), namespace.as_deref()).await
         }
         Verb::Compact { revision } => {
             let mut c = connect(&cli).await?;
-            let r = c
-                .compact(pb::CompactRequest {
-                    revision: revision.unwrap_or(0),
-                })
-                .await?
-                .into_inner();
+            let r = c.compact(pb::CompactRequest { revision: revision.unwrap_or(0) }).await?.into_inner();
             println!("compacted up to revision {}", r.compacted);
             Ok(())
         }
@@ -422,13 +380,9 @@ async fn status(cli: &Cli, output: Option<Output>) -> Result<(), CliError> {
     match output {
         Some(Output::Json) => println!(
             "{}",
-            serde_json::to_string_pretty(&json!({"leader": st.leader, "members": members}))
-                .unwrap_or_default()
+            serde_json::to_string_pretty(&json!({"leader": st.leader, "members": members})).unwrap_or_default()
         ),
-        Some(Output::Yaml) => print!(
-            "{}",
-            print::yaml(&json!({"leader": st.leader, "members": members}))
-        ),
+        Some(Output::Yaml) => print!("{}", print::yaml(&json!({"leader": st.leader, "members": members}))),
         _ => {
             let rows: Vec<Vec<String>> = st
                 .members
@@ -436,23 +390,14 @@ async fn status(cli: &Cli, output: Option<Output>) -> Result<(), CliError> {
                 .map(|m| {
                     vec![
                         m.name.clone(),
-                        if m.name == st.leader {
-                            format!("{} (leader)", m.role)
-                        } else {
-                            m.role.clone()
-                        },
+                        if m.name == st.leader { format!("{} (leader)", m.role) } else { m.role.clone() },
                         m.raft_addr.clone(),
                         m.api_addr.clone(),
-                        m.last_applied
-                            .map(|a| a.to_string())
-                            .unwrap_or_else(|| "unreachable".into()),
+                        m.last_applied.map(|a| a.to_string()).unwrap_or_else(|| "unreachable".into()),
                     ]
                 })
                 .collect();
-            println!(
-                "{}",
-                print::table(&["NAME", "ROLE", "RAFT", "API", "APPLIED"], &rows)
-            );
+            println!("{}", print::table(&["NAME", "ROLE", "RAFT", "API", "APPLIED"], &rows));
         }
     }
     Ok(())
@@ -463,18 +408,12 @@ async fn member(cli: &Cli, verb: &MemberVerb) -> Result<(), CliError> {
     match verb {
         MemberVerb::List => {
             let ms = c.members(pb::MembersRequest {}).await?.into_inner().members;
-            let rows: Vec<Vec<String>> = ms
-                .into_iter()
-                .map(|m| vec![m.id.to_string(), m.name, m.role, m.raft_addr, m.api_addr])
-                .collect();
-            println!(
-                "{}",
-                print::table(&["ID", "NAME", "ROLE", "RAFT", "API"], &rows)
-            );
+            let rows: Vec<Vec<String>> =
+                ms.into_iter().map(|m| vec![m.id.to_string(), m.name, m.role, m.raft_addr, m.api_addr]).collect();
+            println!("{}", print::table(&["ID", "NAME", "ROLE", "RAFT", "API"], &rows));
         }
         MemberVerb::Remove { name } => {
-            c.remove_member(pb::RemoveMemberRequest { name: name.clone() })
-                .await?;
+            c.remove_member(pb::RemoveMemberRequest { name: name.clone() }).await?;
             println!("member \"{name}\" removed");
         }
     }
@@ -482,11 +421,7 @@ async fn member(cli: &Cli, verb: &MemberVerb) -> Result<(), CliError> {
 }
 
 fn resolve(kind: &str) -> Result<&'static Kind, CliError> {
-    Kind::resolve(kind).ok_or_else(|| {
-        CliError::Usage(format!(
-            "the server doesn't have a resource type \"{kind}\""
-        ))
-    })
+    Kind::resolve(kind).ok_or_else(|| CliError::Usage(format!("the server doesn't have a resource type \"{kind}\"")))
 }
 
 fn kind_word(kind: &Kind) -> String {
@@ -514,10 +449,7 @@ fn print_objects(kind: &Kind, items: &[Value], output: Option<Output>, all_ns: b
         _ => {
             let wide = output == Some(Output::Wide);
             let mut headers = print::headers(kind, wide);
-            let mut rows: Vec<Vec<String>> = items
-                .iter()
-                .map(|i| print::row(kind, i, wide, now))
-                .collect();
+            let mut rows: Vec<Vec<String>> = items.iter().map(|i| print::row(kind, i, wide, now)).collect();
             if all_ns && kind.namespaced {
                 headers.insert(0, "NAMESPACE");
                 for (r, i) in rows.iter_mut().zip(items) {
@@ -525,11 +457,7 @@ fn print_objects(kind: &Kind, items: &[Value], output: Option<Output>, all_ns: b
                 }
             }
             let t = print::table(&headers, &rows);
-            let text = if header {
-                t
-            } else {
-                t.lines().skip(1).collect::<Vec<_>>().join("\n")
-            };
+            let text = if header { t } else { t.lines().skip(1).collect::<Vec<_>>().join("\n") };
             if !text.is_empty() {
                 println!("{text}");
             }
@@ -540,11 +468,7 @@ fn print_objects(kind: &Kind, items: &[Value], output: Option<Output>, all_ns: b
 async fn get(cli: &Cli, a: &GetArgs) -> Result<(), CliError> {
     let kind = resolve(&a.kind)?;
     let mut c = connect(cli).await?;
-    let ns = if a.all_namespaces {
-        String::new()
-    } else {
-        a.namespace.clone().unwrap_or_else(|| "default".into())
-    };
+    let ns = if a.all_namespaces { String::new() } else { a.namespace.clone().unwrap_or_else(|| "default".into()) };
     if let Some(name) = &a.name {
         let obj = c
             .get(pb::GetRequest {
@@ -555,8 +479,7 @@ async fn get(cli: &Cli, a: &GetArgs) -> Result<(), CliError> {
             })
             .await?
             .into_inner();
-        let obj: Value =
-            serde_json::from_str(&obj.json).map_err(|e| CliError::Usage(e.to_string()))?;
+        let obj: Value = serde_json::from_str(&obj.json).map_err(|e| CliError::Usage(e.to_string()))?;
         print_objects(kind, std::slice::from_ref(&obj), a.output, false, true);
         if a.watch {
             let sel = format!("metadata.name={name}");
@@ -575,14 +498,10 @@ async fn get(cli: &Cli, a: &GetArgs) -> Result<(), CliError> {
         })
         .await?
         .into_inner();
-    let value: Value =
-        serde_json::from_str(&list.json).map_err(|e| CliError::Usage(e.to_string()))?;
+    let value: Value = serde_json::from_str(&list.json).map_err(|e| CliError::Usage(e.to_string()))?;
     let items = value["items"].as_array().cloned().unwrap_or_default();
     match a.output {
-        Some(Output::Json) => println!(
-            "{}",
-            serde_json::to_string_pretty(&value).unwrap_or_default()
-        ),
+        Some(Output::Json) => println!("{}", serde_json::to_string_pretty(&value).unwrap_or_default()),
         Some(Output::Yaml) => print!("{}", print::yaml(&value)),
         _ if items.is_empty() && !a.watch => {
             if kind.namespaced && !a.all_namespaces {
@@ -594,21 +513,8 @@ async fn get(cli: &Cli, a: &GetArgs) -> Result<(), CliError> {
         out => print_objects(kind, &items, out, a.all_namespaces, true),
     }
     if a.watch {
-        let (l, f) = (
-            a.selector.clone().unwrap_or_default(),
-            a.field_selector.clone().unwrap_or_default(),
-        );
-        watch(
-            &mut c,
-            kind,
-            &ns,
-            &l,
-            &f,
-            list.resource_version,
-            a.output,
-            a.all_namespaces,
-        )
-        .await?;
+        let (l, f) = (a.selector.clone().unwrap_or_default(), a.field_selector.clone().unwrap_or_default());
+        watch(&mut c, kind, &ns, &l, &f, list.resource_version, a.output, a.all_namespaces).await?;
     }
     Ok(())
 }
@@ -652,28 +558,16 @@ async fn describe(cli: &Cli, kind: &str, name: &str, ns: Option<&str>) -> Result
     let mut c = connect(cli).await?;
     let ns = ns.unwrap_or("default").to_string();
     let obj = c
-        .get(pb::GetRequest {
-            kind: kind.kind.into(),
-            namespace: ns.clone(),
-            name: name.into(),
-            linearizable: false,
-        })
+        .get(pb::GetRequest { kind: kind.kind.into(), namespace: ns.clone(), name: name.into(), linearizable: false })
         .await?
         .into_inner();
     let obj: Value = serde_json::from_str(&obj.json).map_err(|e| CliError::Usage(e.to_string()))?;
     let events = c
         .list(pb::ListRequest {
             kind: "Event".into(),
-            namespace: if kind.namespaced {
-                ns
-            } else {
-                "default".into()
-            },
+            namespace: if kind.namespaced { ns } else { "default".into() },
             label_selector: String::new(),
-            field_selector: format!(
-                "involvedObject.name={name},involvedObject.kind={}",
-                kind.kind
-            ),
+            field_selector: format!("involvedObject.name={name},involvedObject.kind={}", kind.kind),
             linearizable: false,
         })
         .await?
@@ -694,8 +588,7 @@ async fn delete(
     let mut targets: Vec<(&'static Kind, String, String)> = Vec::new();
     if let Some(f) = file {
         for obj in manifest::read(f)? {
-            let k = Kind::of(&obj)
-                .ok_or_else(|| CliError::Usage(format!("unknown kind in {f}: {}", obj["kind"])))?;
+            let k = Kind::of(&obj).ok_or_else(|| CliError::Usage(format!("unknown kind in {f}: {}", obj["kind"])))?;
             let o_ns = match meta_str(&obj, "namespace") {
                 "" => ns.unwrap_or("default").to_string(),
                 x => x.to_string(),
@@ -703,14 +596,10 @@ async fn delete(
             targets.push((k, o_ns, meta_str(&obj, "name").to_string()));
         }
     } else {
-        let kind = kind.ok_or_else(|| {
-            CliError::Usage("you must provide a kind and names, or -f FILE".into())
-        })?;
+        let kind = kind.ok_or_else(|| CliError::Usage("you must provide a kind and names, or -f FILE".into()))?;
         let k = resolve(kind)?;
         if names.is_empty() {
-            return Err(CliError::Usage(
-                "resource(s) were provided, but no name was specified".into(),
-            ));
+            return Err(CliError::Usage("resource(s) were provided, but no name was specified".into()));
         }
         for n in names {
             targets.push((k, ns.unwrap_or("default").to_string(), n.clone()));

@@ -3,17 +3,16 @@
 use clap::Parser;
 
 fn main() -> anyhow::Result<()> {
+    // `clusterd shim …` forks right away: dispatch before any thread exists.
+    let args: Vec<String> = std::env::args().collect();
+    if args.get(1).map(String::as_str) == Some("shim") {
+        std::process::exit(clusterd_runtime::shim::main(&args[2..]));
+    }
     let cli = clusterd::cli::Cli::parse();
-    let filter = tracing_subscriber::EnvFilter::try_from_env("CLUSTERD_LOG").unwrap_or_else(|_| {
-        tracing_subscriber::EnvFilter::new("warn,clusterd=info,clusterd_raft=info")
-    });
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
-    let runtime = tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()?;
+    let filter = tracing_subscriber::EnvFilter::try_from_env("CLUSTERD_LOG")
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,clusterd=info,clusterd_raft=info"));
+    tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
+    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
     match runtime.block_on(clusterd::cli::run(cli)) {
         Ok(()) => Ok(()),
         Err(e) => {

@@ -24,11 +24,7 @@ pub struct OwnedCreateContext {
 impl OwnedCreateContext {
     /// Borrow as admission's context.
     pub fn as_ref(&self) -> CreateContext<'_> {
-        CreateContext {
-            uid: &self.uid,
-            now: &self.now,
-            suffix: &self.suffix,
-        }
+        CreateContext { uid: &self.uid, now: &self.now, suffix: &self.suffix }
     }
 }
 
@@ -37,12 +33,6 @@ pub fn create_context() -> OwnedCreateContext {
     use rand::Rng;
     const CHARS: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     let mut rng = rand::thread_rng();
-    let suffix = (0..5)
-        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
-        .collect();
-    OwnedCreateContext {
-        uid: uuid::Uuid::new_v4().to_string(),
-        now: now(),
-        suffix,
-    }
+    let suffix = (0..5).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect();
+    OwnedCreateContext { uid: uuid::Uuid::new_v4().to_string(), now: now(), suffix }
 }

@@ -20,18 +20,13 @@ fn stderr(o: &std::process::Output) -> String {
 }
 
 fn cm(name: &str, value: &str) -> String {
-    format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: \"{value}\"\n"
-    )
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  key: \"{value}\"\n")
 }
 
 async fn api(c: &Cluster, idx: usize) -> clusterd::client::ApiClient {
     clusterd_raft::pki::install_default_provider();
     let cfg = AdminConfig::load(&c.config).unwrap();
-    clusterd::client::connect(&cfg, &[c.nodes[idx].api_addr.clone()])
-        .await
-        .unwrap()
-        .0
+    clusterd::client::connect(&cfg, &[c.nodes[idx].api_addr.clone()]).await.unwrap().0
 }
 
 fn three_voters(extra: &[&str]) -> Cluster {
@@ -48,30 +43,16 @@ fn bootstrap_three_voters_and_a_learner() {
     eprintln!("--- status shows 3 voters, 1 learner and a leader, all caught up");
     let st = wait_for("all members caught up", Duration::from_secs(30), || {
         let st = c.status();
-        let applied: Vec<Option<u64>> = st["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["lastApplied"].as_u64())
-            .collect();
+        let applied: Vec<Option<u64>> =
+            st["members"].as_array().unwrap().iter().map(|m| m["lastApplied"].as_u64()).collect();
         (applied.iter().all(|a| a.is_some() && *a == applied[0])).then_some(st)
     });
     let members = st["members"].as_array().unwrap();
     assert_eq!(members.len(), 4);
-    let role = |n: &str| {
-        members.iter().find(|m| m["name"] == n).unwrap()["role"]
-            .as_str()
-            .unwrap()
-            .to_string()
-    };
+    let role = |n: &str| members.iter().find(|m| m["name"] == n).unwrap()["role"].as_str().unwrap().to_string();
     assert_eq!(
         (role("n1"), role("n2"), role("n3"), role("w1")),
-        (
-            "voter".into(),
-            "voter".into(),
-            "voter".into(),
-            "learner".into()
-        )
+        ("voter".into(), "voter".into(), "voter".into(), "learner".into())
     );
     assert!(["n1", "n2", "n3"].contains(&st["leader"].as_str().unwrap()));
     for m in members {
@@ -83,23 +64,14 @@ fn bootstrap_three_voters_and_a_learner() {
         let out = c.cli_at(i, &["get", "namespaces", "-o", "name"]);
         assert!(out.status.success(), "{}", stderr(&out));
         for ns in ["default", "kube-system", "kube-public", "kube-node-lease"] {
-            assert!(
-                stdout(&out).contains(&format!("namespace/{ns}")),
-                "{}",
-                stdout(&out)
-            );
+            assert!(stdout(&out).contains(&format!("namespace/{ns}")), "{}", stdout(&out));
         }
     }
     eprintln!("--- a write through the learner is forwarded to the leader");
     let path = c.dir.path().join("w.yaml");
     std::fs::write(&path, cm("via-learner", "1")).unwrap();
     let out = c.cli_at(3, &["apply", "-f", path.to_str().unwrap()]);
-    assert_eq!(
-        stdout(&out).trim(),
-        "configmap/via-learner created",
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(stdout(&out).trim(), "configmap/via-learner created", "{}", stderr(&out));
     let out = c.cli_at(1, &["get", "cm", "via-learner", "-o", "json"]);
     assert!(out.status.success());
 }
@@ -108,28 +80,15 @@ fn bootstrap_three_voters_and_a_learner() {
 fn crud_round_trip_through_the_cli() {
     let c = Cluster::init(&[]);
     let out = c.apply(&cm("web-config", "a"));
-    assert_eq!(
-        stdout(&out).trim(),
-        "configmap/web-config created",
-        "{}",
-        stderr(&out)
-    );
+    assert_eq!(stdout(&out).trim(), "configmap/web-config created", "{}", stderr(&out));
     let out = c.apply(&cm("web-config", "a"));
     assert_eq!(stdout(&out).trim(), "configmap/web-config unchanged");
     let out = c.apply(&cm("web-config", "b"));
     assert_eq!(stdout(&out).trim(), "configmap/web-config configured");
-    let obj: Value =
-        serde_json::from_str(&c.ok(&["get", "configmap", "web-config", "-o", "json"])).unwrap();
+    let obj: Value = serde_json::from_str(&c.ok(&["get", "configmap", "web-config", "-o", "json"])).unwrap();
     assert_eq!(obj["data"]["key"], "b");
     assert!(!obj["metadata"]["uid"].as_str().unwrap().is_empty());
-    assert!(
-        obj["metadata"]["resourceVersion"]
-            .as_str()
-            .unwrap()
-            .parse::<u64>()
-            .unwrap()
-            > 0
-    );
+    assert!(obj["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap() > 0);
     let list: Value = serde_json::from_str(&c.ok(&["get", "cm", "-o", "json"])).unwrap();
     assert_eq!(list["kind"], "ConfigMapList");
     assert_eq!(list["items"].as_array().unwrap().len(), 1);
@@ -144,10 +103,7 @@ fn crud_round_trip_through_the_cli() {
     c.ok(&["apply", "-f", path.to_str().unwrap(), "-n", "team"]);
     let all = c.ok(&["get", "cm", "-A"]);
     assert!(all.starts_with("NAMESPACE"), "{all}");
-    assert!(
-        all.contains("team") && all.contains("other") && all.contains("web-config"),
-        "{all}"
-    );
+    assert!(all.contains("team") && all.contains("other") && all.contains("web-config"), "{all}");
     assert!(!c.ok(&["get", "cm"]).contains("other"));
     let out = c.ok(&["delete", "cm", "web-config"]);
     assert_eq!(out.trim(), "configmap \"web-config\" deleted");
@@ -161,63 +117,28 @@ async fn stale_resource_version_is_a_conflict() {
     let c = Cluster::init(&[]);
     let mut api = api(&c, 0).await;
     let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "cas"}, "data": {"v": "1"}});
-    let created: Value = serde_json::from_str(
-        &api.create(pb::ObjectRequest {
-            json: obj.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .json,
-    )
-    .unwrap();
-    let again = api
-        .create(pb::ObjectRequest {
-            json: obj.to_string(),
-        })
-        .await
-        .unwrap_err();
+    let created: Value =
+        serde_json::from_str(&api.create(pb::ObjectRequest { json: obj.to_string() }).await.unwrap().into_inner().json)
+            .unwrap();
+    let again = api.create(pb::ObjectRequest { json: obj.to_string() }).await.unwrap_err();
     assert_eq!(again.code(), Code::AlreadyExists);
     let mut v2 = created.clone();
     v2["data"]["v"] = json!("2");
-    let updated: Value = serde_json::from_str(
-        &api.update(pb::ObjectRequest {
-            json: v2.to_string(),
-        })
-        .await
-        .unwrap()
-        .into_inner()
-        .json,
-    )
-    .unwrap();
-    assert_ne!(
-        updated["metadata"]["resourceVersion"],
-        created["metadata"]["resourceVersion"]
-    );
+    let updated: Value =
+        serde_json::from_str(&api.update(pb::ObjectRequest { json: v2.to_string() }).await.unwrap().into_inner().json)
+            .unwrap();
+    assert_ne!(updated["metadata"]["resourceVersion"], created["metadata"]["resourceVersion"]);
     eprintln!("--- an update carrying the first resourceVersion is refused and changes nothing");
     let mut stale = created.clone();
     stale["data"]["v"] = json!("3");
-    let err = api
-        .update(pb::ObjectRequest {
-            json: stale.to_string(),
-        })
-        .await
-        .unwrap_err();
+    let err = api.update(pb::ObjectRequest { json: stale.to_string() }).await.unwrap_err();
     assert_eq!(err.code(), Code::Aborted);
-    assert!(
-        err.message().contains("the object has been modified"),
-        "{}",
-        err.message()
-    );
+    assert!(err.message().contains("the object has been modified"), "{}", err.message());
     let out = c.cli(&["get", "cm", "cas", "-o", "json"]);
     let now: Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(now["data"]["v"], "2");
     eprintln!("--- a stale delete is refused too");
-    let created_rv: u64 = created["metadata"]["resourceVersion"]
-        .as_str()
-        .unwrap()
-        .parse()
-        .unwrap();
+    let created_rv: u64 = created["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
     let err = api
         .delete(pb::DeleteRequest {
             kind: "cm".into(),
@@ -238,23 +159,10 @@ async fn watch_resumes_from_a_revision_and_compacted_history_is_gone() {
     for i in 0..5 {
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": format!("w{i}"), "labels": {"set": "a"}}});
         let r: Value = serde_json::from_str(
-            &api0
-                .create(pb::ObjectRequest {
-                    json: obj.to_string(),
-                })
-                .await
-                .unwrap()
-                .into_inner()
-                .json,
+            &api0.create(pb::ObjectRequest { json: obj.to_string() }).await.unwrap().into_inner().json,
         )
         .unwrap();
-        rvs.push(
-            r["metadata"]["resourceVersion"]
-                .as_str()
-                .unwrap()
-                .parse::<u64>()
-                .unwrap(),
-        );
+        rvs.push(r["metadata"]["resourceVersion"].as_str().unwrap().parse::<u64>().unwrap());
     }
     api0.delete(pb::DeleteRequest {
         kind: "configmap".into(),
@@ -282,11 +190,7 @@ async fn watch_resumes_from_a_revision_and_compacted_history_is_gone() {
             .unwrap()
             .unwrap();
         let obj: Value = serde_json::from_str(&ev.json).unwrap();
-        seen.push(format!(
-            "{} {}",
-            ev.r#type,
-            obj["metadata"]["name"].as_str().unwrap()
-        ));
+        seen.push(format!("{} {}", ev.r#type, obj["metadata"]["name"].as_str().unwrap()));
     }
     assert_eq!(seen, vec!["ADDED w2", "ADDED w3", "ADDED w4", "DELETED w0"]);
     eprintln!("--- then follows live changes");
@@ -305,37 +209,25 @@ async fn watch_resumes_from_a_revision_and_compacted_history_is_gone() {
     )
     .unwrap();
     w3["data"] = json!({"k": "v"});
-    api0.update(pb::ObjectRequest {
-        json: w3.to_string(),
-    })
-    .await
-    .unwrap();
-    let ev = tokio::time::timeout(Duration::from_secs(10), stream.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap();
+    api0.update(pb::ObjectRequest { json: w3.to_string() }).await.unwrap();
+    let ev = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(ev.r#type, "MODIFIED");
     eprintln!("--- after compaction, a watch from before it is Gone");
     let out = c.ok(&["compact"]);
     assert!(out.starts_with("compacted up to revision"), "{out}");
-    let err = wait_for(
-        "compaction to reach node 3",
-        Duration::from_secs(10),
-        || {
-            let rt = tokio::runtime::Handle::current();
-            let res = tokio::task::block_in_place(|| {
-                rt.block_on(async {
-                    let mut s = api2.watch(req.clone()).await?.into_inner();
-                    match s.next().await {
-                        Some(Err(e)) => Err(e),
-                        _ => Ok(()),
-                    }
-                })
-            });
-            res.err()
-        },
-    );
+    let err = wait_for("compaction to reach node 3", Duration::from_secs(10), || {
+        let rt = tokio::runtime::Handle::current();
+        let res = tokio::task::block_in_place(|| {
+            rt.block_on(async {
+                let mut s = api2.watch(req.clone()).await?.into_inner();
+                match s.next().await {
+                    Some(Err(e)) => Err(e),
+                    _ => Ok(()),
+                }
+            })
+        });
+        res.err()
+    });
     assert_eq!(err.code(), Code::OutOfRange);
     assert!(err.message().contains("Gone"), "{}", err.message());
 }
@@ -347,40 +239,19 @@ fn invalid_objects_are_refused_with_the_field_and_nothing_is_written() {
     let out = c.apply(bad);
     assert!(!out.status.success());
     let err = stderr(&out);
-    assert!(
-        err.contains("Pod \"nopod\" is invalid: spec.containers[0].image: Required value"),
-        "{err}"
-    );
+    assert!(err.contains("Pod \"nopod\" is invalid: spec.containers[0].image: Required value"), "{err}");
     let out = c.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Bad_Name\n");
-    assert!(
-        stderr(&out).contains("metadata.name: Invalid value: \"Bad_Name\""),
-        "{}",
-        stderr(&out)
-    );
-    let out = c.apply(
-        "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  replicas: many\n",
-    );
+    assert!(stderr(&out).contains("metadata.name: Invalid value: \"Bad_Name\""), "{}", stderr(&out));
+    let out = c.apply("apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: d\nspec:\n  replicas: many\n");
     assert!(stderr(&out).contains("spec.replicas"), "{}", stderr(&out));
-    let out =
-        c.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lost\n  namespace: nowhere\n");
-    assert!(
-        stderr(&out).contains("namespaces \"nowhere\" not found"),
-        "{}",
-        stderr(&out)
-    );
-    let big = format!(
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  a: \"{}\"\n",
-        "x".repeat(1_600_000)
-    );
+    let out = c.apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: lost\n  namespace: nowhere\n");
+    assert!(stderr(&out).contains("namespaces \"nowhere\" not found"), "{}", stderr(&out));
+    let big =
+        format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: big\ndata:\n  a: \"{}\"\n", "x".repeat(1_600_000));
     let out = c.apply(&big);
     assert!(stderr(&out).contains("too large"), "{}", stderr(&out));
     eprintln!("--- none of them was written");
-    for (kind, name) in [
-        ("pod", "nopod"),
-        ("cm", "lost"),
-        ("cm", "big"),
-        ("deploy", "d"),
-    ] {
+    for (kind, name) in [("pod", "nopod"), ("cm", "lost"), ("cm", "big"), ("deploy", "d")] {
         let out = c.cli(&["get", kind, name]);
         assert!(!out.status.success(), "{kind}/{name} exists");
     }
@@ -398,38 +269,19 @@ async fn unauthenticated_clients_and_forged_tokens_are_refused() {
     anon.client_key.clear();
     anon.token.clear();
     let (mut client, _) = clusterd::client::connect(&anon, &server).await.unwrap();
-    let err = client
-        .list(pb::ListRequest {
-            kind: "ns".into(),
-            ..Default::default()
-        })
-        .await
-        .unwrap_err();
+    let err = client.list(pb::ListRequest { kind: "ns".into(), ..Default::default() }).await.unwrap_err();
     assert_eq!(err.code(), Code::Unauthenticated);
     eprintln!("--- a wrong bearer token");
     anon.token = "not-the-token".into();
     let (mut client, _) = clusterd::client::connect(&anon, &server).await.unwrap();
     assert_eq!(
-        client
-            .list(pb::ListRequest {
-                kind: "ns".into(),
-                ..Default::default()
-            })
-            .await
-            .unwrap_err()
-            .code(),
+        client.list(pb::ListRequest { kind: "ns".into(), ..Default::default() }).await.unwrap_err().code(),
         Code::Unauthenticated
     );
     eprintln!("--- the right bearer token");
     anon.token = cfg.token.clone();
     let (mut client, _) = clusterd::client::connect(&anon, &server).await.unwrap();
-    assert!(client
-        .list(pb::ListRequest {
-            kind: "ns".into(),
-            ..Default::default()
-        })
-        .await
-        .is_ok());
+    assert!(client.list(pb::ListRequest { kind: "ns".into(), ..Default::default() }).await.is_ok());
     eprintln!("--- a client certificate from another CA fails the handshake");
     let other = clusterd_raft::pki::Ca::generate("other").unwrap();
     let stranger = other.issue("admin", &[]).unwrap();
@@ -439,39 +291,20 @@ async fn unauthenticated_clients_and_forged_tokens_are_refused() {
     forged.token.clear();
     let refused = match clusterd::client::connect(&forged, &server).await {
         Err(_) => true,
-        Ok((mut client, _)) => client
-            .list(pb::ListRequest {
-                kind: "ns".into(),
-                ..Default::default()
-            })
-            .await
-            .is_err(),
+        Ok((mut client, _)) => client.list(pb::ListRequest { kind: "ns".into(), ..Default::default() }).await.is_err(),
     };
-    assert!(
-        refused,
-        "a certificate from another CA must not be accepted"
-    );
+    assert!(refused, "a certificate from another CA must not be accepted");
     eprintln!("--- joins with a forged token, a token for another CA, and an expired token");
     let real = c.token();
     let forged_secret = format!("{}.{}", &real[..real.len() - 17], "0123456789abcdef");
-    let other_ca = format!(
-        "K10{}::abcdef.0123456789abcdef",
-        other.fingerprint().unwrap()
-    );
+    let other_ca = format!("K10{}::abcdef.0123456789abcdef", other.fingerprint().unwrap());
     let expired = {
         let t = c.ok(&["token", "create", "--ttl", "1"]).trim().to_string();
         std::thread::sleep(Duration::from_millis(2100));
         t
     };
-    for (what, token) in [
-        ("forged", forged_secret),
-        ("other CA", other_ca),
-        ("expired", expired),
-    ] {
-        let dd = c
-            .dir
-            .path()
-            .join(format!("joiner-{}", what.replace(' ', "-")));
+    for (what, token) in [("forged", forged_secret), ("other CA", other_ca), ("expired", expired)] {
+        let dd = c.dir.path().join(format!("joiner-{}", what.replace(' ', "-")));
         let out = std::process::Command::new(fixtures::bin())
             .args([
                 "join",
@@ -483,12 +316,7 @@ async fn unauthenticated_clients_and_forged_tokens_are_refused() {
                 "--name",
                 "intruder",
             ])
-            .args([
-                "--api-addr",
-                &fixtures::free_tcp(),
-                "--raft-addr",
-                &fixtures::free_udp(),
-            ])
+            .args(["--api-addr", &fixtures::free_tcp(), "--raft-addr", &fixtures::free_udp()])
             .output()
             .unwrap();
         assert!(!out.status.success(), "{what} token was accepted");
@@ -518,23 +346,12 @@ fn leader_kill9_loses_no_acknowledged_write() {
     let killed_at = Instant::now();
     let path = c.dir.path().join("after.yaml");
     std::fs::write(&path, cm("after-kill", "v")).unwrap();
-    wait_for(
-        "a write accepted by the survivors",
-        Duration::from_secs(30),
-        || {
-            c.cli_at(other, &["apply", "-f", path.to_str().unwrap()])
-                .status
-                .success()
-                .then_some(())
-        },
-    );
-    eprintln!(
-        "first write accepted {:?} after the leader was killed",
-        killed_at.elapsed()
-    );
+    wait_for("a write accepted by the survivors", Duration::from_secs(30), || {
+        c.cli_at(other, &["apply", "-f", path.to_str().unwrap()]).status.success().then_some(())
+    });
+    eprintln!("first write accepted {:?} after the leader was killed", killed_at.elapsed());
     acked.push("after-kill".into());
-    let st: Value =
-        serde_json::from_slice(&c.cli_at(other, &["status", "-o", "json"]).stdout).unwrap();
+    let st: Value = serde_json::from_slice(&c.cli_at(other, &["status", "-o", "json"]).stdout).unwrap();
     assert_ne!(st["leader"], leader);
     eprintln!("--- the killed node restarts from its data dir with every acknowledged write");
     c.nodes[li].restart();
@@ -544,30 +361,14 @@ fn leader_kill9_loses_no_acknowledged_write() {
         assert!(out.status.success(), "acknowledged {name} lost");
     }
     let restarted = &c.nodes[li].api_addr.clone();
-    wait_for(
-        "the restarted node to have every write",
-        Duration::from_secs(30),
-        || {
-            let out = std::process::Command::new(fixtures::bin())
-                .args([
-                    "--config",
-                    c.config.to_str().unwrap(),
-                    "--server",
-                    restarted,
-                    "get",
-                    "cm",
-                    "-o",
-                    "name",
-                ])
-                .output()
-                .unwrap();
-            let text = stdout(&out);
-            acked
-                .iter()
-                .all(|n| text.contains(&format!("configmap/{n}\n")))
-                .then_some(())
-        },
-    );
+    wait_for("the restarted node to have every write", Duration::from_secs(30), || {
+        let out = std::process::Command::new(fixtures::bin())
+            .args(["--config", c.config.to_str().unwrap(), "--server", restarted, "get", "cm", "-o", "name"])
+            .output()
+            .unwrap();
+        let text = stdout(&out);
+        acked.iter().all(|n| text.contains(&format!("configmap/{n}\n"))).then_some(())
+    });
 }
 
 #[test]
@@ -587,38 +388,23 @@ fn restarted_node_catches_up_through_a_snapshot_after_log_purge() {
     c.wait_serving(2);
     wait_for("n3 to catch up", Duration::from_secs(60), || {
         let st = c.status();
-        let applied: Vec<Option<u64>> = st["members"]
-            .as_array()
-            .unwrap()
-            .iter()
-            .map(|m| m["lastApplied"].as_u64())
-            .collect();
+        let applied: Vec<Option<u64>> =
+            st["members"].as_array().unwrap().iter().map(|m| m["lastApplied"].as_u64()).collect();
         (applied.iter().all(|a| a.is_some() && *a == applied[0])).then_some(())
     });
     let out = c.cli_at(2, &["get", "cm", "-o", "name"]);
     let names = stdout(&out);
     for i in 0..60 {
-        assert!(
-            names.contains(&format!("configmap/snap-{i}\n")),
-            "n3 lacks snap-{i}"
-        );
+        assert!(names.contains(&format!("configmap/snap-{i}\n")), "n3 lacks snap-{i}");
     }
-    eprintln!(
-        "--- n3's history starts at the snapshot: a watch from revision 1 is Gone there, not on n1"
-    );
+    eprintln!("--- n3's history starts at the snapshot: a watch from revision 1 is Gone there, not on n1");
     let watch_from_1 = |idx: usize| {
         tokio::runtime::Runtime::new().unwrap().block_on(async {
             let mut client = api(&c, idx).await;
-            let req = pb::WatchRequest {
-                kind: "cm".into(),
-                resource_version: 1,
-                ..Default::default()
-            };
+            let req = pb::WatchRequest { kind: "cm".into(), resource_version: 1, ..Default::default() };
             match client.watch(req).await {
                 Err(e) => Some(e.code()),
-                Ok(s) => match tokio::time::timeout(Duration::from_secs(2), s.into_inner().next())
-                    .await
-                {
+                Ok(s) => match tokio::time::timeout(Duration::from_secs(2), s.into_inner().next()).await {
                     Ok(Some(Err(e))) => Some(e.code()),
                     _ => None,
                 },
@@ -627,4 +413,20 @@ fn restarted_node_catches_up_through_a_snapshot_after_log_purge() {
     };
     assert_eq!(watch_from_1(2), Some(Code::OutOfRange));
     assert_eq!(watch_from_1(0), None);
+}
+
+#[test]
+fn client_fails_over_when_its_configured_server_is_down() {
+    let mut c = three_voters(&[]);
+    // A first call teaches the client the other members.
+    c.ok(&["get", "namespaces"]);
+    eprintln!("--- kill -9 n1, the server admin.conf names");
+    c.nodes[0].kill9();
+    let out = wait_for("a call through another member", Duration::from_secs(30), || {
+        let out = c.cli(&["get", "namespaces", "-o", "name"]);
+        out.status.success().then_some(out)
+    });
+    assert!(stdout(&out).contains("namespace/default"));
+    let out = c.apply(&cm("after-failover", "1"));
+    assert_eq!(stdout(&out).trim(), "configmap/after-failover created", "{}", stderr(&out));
 }

@@ -16,10 +16,7 @@ pub enum CodecError {
 
 /// Encode a value.
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
-    Ok(bincode::serde::encode_to_vec(
-        value,
-        bincode::config::standard(),
-    )?)
+    Ok(bincode::serde::encode_to_vec(value, bincode::config::standard())?)
 }
 
 /// Decode a value.

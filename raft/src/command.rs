@@ -49,10 +49,7 @@ pub struct Txn {
 impl Txn {
     /// A transaction that always applies the given writes.
     pub fn ops(success: Vec<Op>) -> Self {
-        Txn {
-            compares: Vec::new(),
-            success,
-        }
+        Txn { compares: Vec::new(), success }
     }
 }
 
@@ -61,7 +58,16 @@ impl Txn {
 pub enum Command {
     /// A guarded multi-key write.
     Txn(Txn),
-    /// Drop watch history at and below this revision.
+    /// A transaction applied at most once: a retry carrying the same id (after a
+    /// leader change left the first attempt's outcome unknown) gets the first
+    /// attempt's result instead of applying again.
+    Unique {
+        /// Chosen at random by the proposer.
+        id: u128,
+        /// The transaction.
+        txn: Txn,
+    },
+    /// Drop watch history (and the memory of unique ids) at and below this revision.
     Compact(u64),
 }
 

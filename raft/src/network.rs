@@ -3,13 +3,11 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{
-    InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable,
-};
+use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
 use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 
 use crate::rpc::{Request, Response};
@@ -26,11 +24,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     type Network = PeerClient;
 
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
-        PeerClient {
-            target,
-            addr: node.raft_addr.clone(),
-            transport: self.transport.clone(),
-        }
+        PeerClient { target, addr: node.raft_addr.clone(), transport: self.transport.clone() }
     }
 }
 
@@ -67,14 +61,8 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
-        match self
-            .send(Request::Append(rpc), option.hard_ttl())
-            .await
-            .map_err(map_transport)?
-        {
-            Response::Append(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
+        match self.send(Request::Append(rpc), option.hard_ttl()).await.map_err(map_transport)? {
+            Response::Append(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(unexpected(other)),
         }
     }
@@ -84,31 +72,15 @@ impl RaftNetwork<TypeConfig> for PeerClient {
         rpc: InstallSnapshotRequest<TypeConfig>,
         option: RPCOption,
     ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
-        match self
-            .send(Request::Snapshot(rpc), option.hard_ttl())
-            .await
-            .map_err(map_transport)?
-        {
-            Response::Snapshot(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
+        match self.send(Request::Snapshot(rpc), option.hard_ttl()).await.map_err(map_transport)? {
+            Response::Snapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(unexpected(other)),
         }
     }
 
-    async fn vote(
-        &mut self,
-        rpc: VoteRequest<NodeId>,
-        option: RPCOption,
-    ) -> Result<VoteResponse<NodeId>, RpcErr> {
-        match self
-            .send(Request::Vote(rpc), option.hard_ttl())
-            .await
-            .map_err(map_transport)?
-        {
-            Response::Vote(r) => {
-                r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e)))
-            }
+    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> Result<VoteResponse<NodeId>, RpcErr> {
+        match self.send(Request::Vote(rpc), option.hard_ttl()).await.map_err(map_transport)? {
+            Response::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
             other => Err(unexpected(other)),
         }
     }

@@ -47,13 +47,7 @@ pub struct NodeOptions {
 
 impl NodeOptions {
     /// Defaults for everything but identity and place.
-    pub fn new(
-        id: NodeId,
-        bind: SocketAddr,
-        db_path: PathBuf,
-        ca_pem: String,
-        identity: Identity,
-    ) -> Self {
+    pub fn new(id: NodeId, bind: SocketAddr, db_path: PathBuf, ca_pem: String, identity: Identity) -> Self {
         NodeOptions {
             id,
             bind,
@@ -117,36 +111,23 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let network = NetworkFactory {
-            transport: transport.clone(),
-        };
+        let network = NetworkFactory { transport: transport.clone() };
         let raft = Raft::new(opts.id, Arc::new(config), network, log_store, state_machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let node = Arc::new(RaftNode {
-            id: opts.id,
-            raft,
-            store,
-            transport: transport.clone(),
-        });
+        let node = Arc::new(RaftNode { id: opts.id, raft, store, transport: transport.clone() });
         tokio::spawn(transport.serve(node.clone()));
         Ok(node)
     }
 
     /// The transport's bound address.
     pub fn raft_addr(&self) -> SocketAddr {
-        self.transport
-            .local_addr()
-            .expect("bound endpoint has an address")
+        self.transport.local_addr().expect("bound endpoint has an address")
     }
 
     /// Make this node the single voter of a new cluster (harmless if already done).
     pub async fn initialize(&self, member: Member) -> Result<(), NodeError> {
-        match self
-            .raft
-            .initialize(BTreeMap::from([(self.id, member)]))
-            .await
-        {
+        match self.raft.initialize(BTreeMap::from([(self.id, member)])).await {
             Ok(()) => Ok(()),
             Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(NodeError::Raft(e.to_string())),
@@ -165,13 +146,7 @@ impl RaftNode {
 
     /// The membership record of node `id`.
     pub fn member(&self, id: NodeId) -> Option<Member> {
-        self.raft
-            .metrics()
-            .borrow()
-            .membership_config
-            .membership()
-            .get_node(&id)
-            .cloned()
+        self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned()
     }
 
     /// Every member with whether it votes.
@@ -179,9 +154,7 @@ impl RaftNode {
         let metrics = self.raft.metrics().borrow().clone();
         let m = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = m.voter_ids().collect();
-        m.nodes()
-            .map(|(id, n)| (*id, n.clone(), voters.contains(id)))
-            .collect()
+        m.nodes().map(|(id, n)| (*id, n.clone(), voters.contains(id))).collect()
     }
 
     /// Send `make()` to the leader — this node or a peer — retrying while the
@@ -202,9 +175,7 @@ impl RaftNode {
                 Some(l) if l == self.id => Some(Ok(self.handle(make()).await)),
                 Some(l) => match self.member(l) {
                     Some(m) => {
-                        let left = deadline
-                            .saturating_duration_since(Instant::now())
-                            .max(Duration::from_millis(100));
+                        let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
                         let mut watch = self.raft.metrics();
                         let deposed = async move {
                             let _ = watch.wait_for(|m| m.current_leader != Some(l)).await;
@@ -228,8 +199,7 @@ impl RaftNode {
                 Some(Ok(resp)) if !is_not_leader(&resp) => return Ok(resp),
                 // A leader that cannot be reached or that stepped down: try again.
                 Some(Ok(_)) | Some(Err(TransportError::Unreachable { .. })) | None => {}
-                Some(Err(TransportError::Broken { .. } | TransportError::Timeout(_)))
-                    if idempotent => {}
+                Some(Err(TransportError::Broken { .. } | TransportError::Timeout(_))) if idempotent => {}
                 Some(Err(e)) => return Err(e.into()),
             }
             if Instant::now() >= deadline {
@@ -244,16 +214,15 @@ impl RaftNode {
     }
 
     /// Propose a command through the leader and return its result once this node
-    /// has applied it too (so a read here sees the write).
-    pub async fn propose(
-        &self,
-        cmd: Command,
-        wait: Duration,
-    ) -> Result<CommandResponse, NodeError> {
-        match self
-            .on_leader(|| Request::Write(cmd.clone()), wait, false)
-            .await?
-        {
+    /// has applied it too (so a read here sees the write). A transaction is sent
+    /// with a unique id, so it is resent safely when the leader changes under it.
+    pub async fn propose(&self, cmd: Command, wait: Duration) -> Result<CommandResponse, NodeError> {
+        let cmd = match cmd {
+            Command::Txn(txn) => Command::Unique { id: rand::random(), txn },
+            other => other,
+        };
+        let idempotent = !matches!(cmd, Command::Txn(_));
+        match self.on_leader(|| Request::Write(cmd.clone()), wait, idempotent).await? {
             Response::Write(Ok(resp)) => {
                 self.store.wait_applied(resp.revision, wait).await;
                 Ok(resp)
@@ -282,35 +251,19 @@ impl RaftNode {
 
     /// Add a node: as a learner that has caught up, then as a voter if asked and
     /// the cluster has fewer than [`MAX_VOTERS`].
-    pub async fn add_member(
-        &self,
-        id: NodeId,
-        member: Member,
-        voter: bool,
-        wait: Duration,
-    ) -> Result<(), NodeError> {
-        let make = || Request::AddMember {
-            id,
-            member: member.clone(),
-            voter,
-        };
+    pub async fn add_member(&self, id: NodeId, member: Member, voter: bool, wait: Duration) -> Result<(), NodeError> {
+        let make = || Request::AddMember { id, member: member.clone(), voter };
         membership_answer(self.on_leader(make, wait, true).await?)
     }
 
     /// Remove a node from the membership.
     pub async fn remove_member(&self, id: NodeId, wait: Duration) -> Result<(), NodeError> {
-        membership_answer(
-            self.on_leader(|| Request::RemoveMember { id }, wait, true)
-                .await?,
-        )
+        membership_answer(self.on_leader(|| Request::RemoveMember { id }, wait, true).await?)
     }
 
     /// The cluster's status as the leader sees it.
     pub async fn cluster_status(&self, wait: Duration) -> Result<ClusterStatus, NodeError> {
-        match self
-            .on_leader(|| Request::ClusterStatus, wait, true)
-            .await?
-        {
+        match self.on_leader(|| Request::ClusterStatus, wait, true).await? {
             Response::ClusterStatus(r) => Ok(r?),
             other => Err(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
         }
@@ -318,11 +271,7 @@ impl RaftNode {
 
     /// Build a snapshot now (and purge the log behind it by policy).
     pub async fn snapshot(&self) -> Result<(), NodeError> {
-        self.raft
-            .trigger()
-            .snapshot()
-            .await
-            .map_err(|e| NodeError::Raft(e.to_string()))
+        self.raft.trigger().snapshot().await.map_err(|e| NodeError::Raft(e.to_string()))
     }
 
     /// Stop Raft and close the transport.
@@ -349,11 +298,7 @@ impl RaftNode {
         wait: Duration,
     ) -> Result<(), NodeError> {
         let deadline = Instant::now() + wait;
-        let req = Request::AddMember {
-            id: self.id,
-            member,
-            voter,
-        };
+        let req = Request::AddMember { id: self.id, member, voter };
         let mut targets: Vec<String> = peers.to_vec();
         let mut last_err = None;
         while Instant::now() < deadline {
@@ -369,10 +314,7 @@ impl RaftNode {
                     continue;
                 }
                 Ok(Response::Membership(Err(e))) => last_err = Some(NodeError::Remote(e)),
-                Ok(other) => {
-                    last_err =
-                        Some(RemoteError::Failed(format!("unexpected answer {other:?}")).into())
-                }
+                Ok(other) => last_err = Some(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
                 Err(e) => last_err = Some(e.into()),
             }
             targets.rotate_left(1);
@@ -384,19 +326,12 @@ impl RaftNode {
     async fn local_write(&self, cmd: Command) -> Result<CommandResponse, RemoteError> {
         match self.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => {
-                Err(self.redirect(f.leader_id))
-            }
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(self.redirect(f.leader_id)),
             Err(e) => Err(RemoteError::Failed(e.to_string())),
         }
     }
 
-    async fn local_add_member(
-        &self,
-        id: NodeId,
-        member: Member,
-        voter: bool,
-    ) -> Result<(), RemoteError> {
+    async fn local_add_member(&self, id: NodeId, member: Member, voter: bool) -> Result<(), RemoteError> {
         if !self.is_leader() {
             return Err(self.not_leader());
         }
@@ -404,22 +339,11 @@ impl RaftNode {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => self.redirect(f.leader_id),
             e => RemoteError::Failed(e.to_string()),
         };
-        self.raft
-            .add_learner(id, member, true)
-            .await
-            .map_err(fail)?;
+        self.raft.add_learner(id, member, true).await.map_err(fail)?;
         if voter {
-            let mut voters: BTreeSet<NodeId> = self
-                .members()
-                .into_iter()
-                .filter(|m| m.2)
-                .map(|m| m.0)
-                .collect();
+            let mut voters: BTreeSet<NodeId> = self.members().into_iter().filter(|m| m.2).map(|m| m.0).collect();
             if voters.len() < MAX_VOTERS && voters.insert(id) {
-                self.raft
-                    .change_membership(voters, false)
-                    .await
-                    .map_err(fail)?;
+                self.raft.change_membership(voters, false).await.map_err(fail)?;
             }
         }
         Ok(())
@@ -429,24 +353,16 @@ impl RaftNode {
         if !self.is_leader() {
             return Err(self.not_leader());
         }
-        let fail = |e: RaftError<NodeId, ClientWriteError<NodeId, Member>>| {
-            RemoteError::Failed(e.to_string())
-        };
+        let fail = |e: RaftError<NodeId, ClientWriteError<NodeId, Member>>| RemoteError::Failed(e.to_string());
         let members = self.members();
         let Some(target) = members.iter().find(|m| m.0 == id) else {
             return Err(RemoteError::Failed(format!("node {id} is not a member")));
         };
         if target.2 {
             let ids = BTreeSet::from([id]);
-            self.raft
-                .change_membership(ChangeMembers::RemoveVoters(ids), false)
-                .await
-                .map_err(fail)?;
+            self.raft.change_membership(ChangeMembers::RemoveVoters(ids), false).await.map_err(fail)?;
         }
-        self.raft
-            .change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false)
-            .await
-            .map_err(fail)?;
+        self.raft.change_membership(ChangeMembers::RemoveNodes(BTreeSet::from([id])), false).await.map_err(fail)?;
         Ok(())
     }
 
@@ -459,11 +375,7 @@ impl RaftNode {
             if *id == self.id {
                 return Some(self.store.revision());
             }
-            match self
-                .transport
-                .call(&m.raft_addr, &Request::Applied, Duration::from_millis(500))
-                .await
-            {
+            match self.transport.call(&m.raft_addr, &Request::Applied, Duration::from_millis(500)).await {
                 Ok(Response::Applied(r)) => Some(r),
                 _ => None,
             }
@@ -472,17 +384,9 @@ impl RaftNode {
         let members = members
             .into_iter()
             .zip(applied)
-            .map(|((id, member, voter), last_applied)| MemberStatus {
-                id,
-                member,
-                voter,
-                last_applied,
-            })
+            .map(|((id, member, voter), last_applied)| MemberStatus { id, member, voter, last_applied })
             .collect();
-        Ok(ClusterStatus {
-            leader: Some(self.id),
-            members,
-        })
+        Ok(ClusterStatus { leader: Some(self.id), members })
     }
 }
 
@@ -510,21 +414,17 @@ impl Handler for RaftNode {
             Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
             Request::Snapshot(rpc) => Response::Snapshot(self.raft.install_snapshot(rpc).await),
             Request::Write(cmd) => Response::Write(self.local_write(cmd).await),
-            Request::ReadIndex => {
-                Response::ReadIndex(match self.raft.ensure_linearizable().await {
-                    Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
-                    Err(RaftError::APIError(
-                        openraft::error::CheckIsLeaderError::ForwardToLeader(f),
-                    )) => Err(self.redirect(f.leader_id)),
-                    Err(e) => Err(RemoteError::Failed(e.to_string())),
-                })
-            }
+            Request::ReadIndex => Response::ReadIndex(match self.raft.ensure_linearizable().await {
+                Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
+                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
+                    Err(self.redirect(f.leader_id))
+                }
+                Err(e) => Err(RemoteError::Failed(e.to_string())),
+            }),
             Request::AddMember { id, member, voter } => {
                 Response::Membership(self.local_add_member(id, member, voter).await)
             }
-            Request::RemoveMember { id } => {
-                Response::Membership(self.local_remove_member(id).await)
-            }
+            Request::RemoveMember { id } => Response::Membership(self.local_remove_member(id).await),
             Request::ClusterStatus => Response::ClusterStatus(self.local_status().await),
             Request::Applied => Response::Applied(self.store.revision()),
         }

@@ -7,8 +7,8 @@
 use std::sync::Arc;
 
 use rcgen::{
-    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa,
-    Issuer, KeyPair, KeyUsagePurpose,
+    BasicConstraints, CertificateParams, DistinguishedName, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
+    KeyUsagePurpose,
 };
 use rustls::client::danger::{HandshakeSignatureValid, ServerCertVerified, ServerCertVerifier};
 use rustls::client::WebPkiServerVerifier;
@@ -61,17 +61,11 @@ impl Ca {
         dn.push(DnType::CommonName, format!("clusterd CA {cluster}"));
         params.distinguished_name = dn;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params.key_usages = vec![
-            KeyUsagePurpose::KeyCertSign,
-            KeyUsagePurpose::CrlSign,
-            KeyUsagePurpose::DigitalSignature,
-        ];
+        params.key_usages =
+            vec![KeyUsagePurpose::KeyCertSign, KeyUsagePurpose::CrlSign, KeyUsagePurpose::DigitalSignature];
         params.not_after = rcgen::date_time_ymd(2046, 1, 1);
         let cert = params.self_signed(&key)?;
-        Ok(Ca(Identity {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        }))
+        Ok(Ca(Identity { cert_pem: cert.pem(), key_pem: key.serialize_pem() }))
     }
 
     /// The CA certificate, PEM.
@@ -93,21 +87,12 @@ impl Ca {
         dn.push(DnType::CommonName, common_name);
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;
-        params.key_usages = vec![
-            KeyUsagePurpose::DigitalSignature,
-            KeyUsagePurpose::KeyEncipherment,
-        ];
-        params.extended_key_usages = vec![
-            ExtendedKeyUsagePurpose::ServerAuth,
-            ExtendedKeyUsagePurpose::ClientAuth,
-        ];
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ServerAuth, ExtendedKeyUsagePurpose::ClientAuth];
         params.not_after = rcgen::date_time_ymd(2046, 1, 1);
         let key = KeyPair::generate()?;
         let cert = params.signed_by(&key, &issuer)?;
-        Ok(Identity {
-            cert_pem: cert.pem(),
-            key_pem: key.serialize_pem(),
-        })
+        Ok(Identity { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
     /// The SHA-256 fingerprint of the CA certificate, lowercase hex.
@@ -123,10 +108,7 @@ pub fn fingerprint_pem(pem: &str) -> Result<String, PkiError> {
 }
 
 fn first_cert(pem: &str) -> Result<CertificateDer<'static>, PkiError> {
-    certs(pem)?
-        .into_iter()
-        .next()
-        .ok_or_else(|| PkiError::Pem("no certificate in PEM".into()))
+    certs(pem)?.into_iter().next().ok_or_else(|| PkiError::Pem("no certificate in PEM".into()))
 }
 
 /// Every certificate in a PEM text.
@@ -184,11 +166,7 @@ pub fn server_config(
 }
 
 /// A client configuration trusting the CA, presenting `id` if given.
-pub fn client_config(
-    ca_pem: &str,
-    id: Option<&Identity>,
-    alpn: &[&[u8]],
-) -> Result<rustls::ClientConfig, PkiError> {
+pub fn client_config(ca_pem: &str, id: Option<&Identity>, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, PkiError> {
     let builder = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .with_root_certificates(roots(ca_pem)?);
@@ -203,14 +181,8 @@ pub fn client_config(
 /// A client configuration for a node that only knows the CA's fingerprint: the
 /// server must present a chain that includes a CA with that fingerprint, and its
 /// certificate must be signed by that CA.
-pub fn pinned_client_config(
-    fingerprint: &str,
-    alpn: &[&[u8]],
-) -> Result<rustls::ClientConfig, PkiError> {
-    let verifier = Arc::new(PinnedCa {
-        fingerprint: fingerprint.to_lowercase(),
-        provider: provider(),
-    });
+pub fn pinned_client_config(fingerprint: &str, alpn: &[&[u8]]) -> Result<rustls::ClientConfig, PkiError> {
+    let verifier = Arc::new(PinnedCa { fingerprint: fingerprint.to_lowercase(), provider: provider() });
     let mut cfg = rustls::ClientConfig::builder_with_provider(provider())
         .with_protocol_versions(&[&rustls::version::TLS13])?
         .dangerous()
@@ -235,20 +207,15 @@ impl ServerCertVerifier for PinnedCa {
         ocsp: &[u8],
         now: UnixTime,
     ) -> Result<ServerCertVerified, rustls::Error> {
-        let ca = intermediates
-            .iter()
-            .find(|c| hex::encode(Sha256::digest(c.as_ref())) == self.fingerprint)
-            .ok_or_else(|| {
-                rustls::Error::General(
-                    "the server's CA does not match the join token's fingerprint".into(),
-                )
-            })?;
+        let ca =
+            intermediates.iter().find(|c| hex::encode(Sha256::digest(c.as_ref())) == self.fingerprint).ok_or_else(
+                || rustls::Error::General("the server's CA does not match the join token's fingerprint".into()),
+            )?;
         let mut roots = RootCertStore::empty();
         roots.add(ca.clone().into_owned())?;
-        let inner =
-            WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
-                .build()
-                .map_err(|e| rustls::Error::General(e.to_string()))?;
+        let inner = WebPkiServerVerifier::builder_with_provider(Arc::new(roots), self.provider.clone())
+            .build()
+            .map_err(|e| rustls::Error::General(e.to_string()))?;
         inner.verify_server_cert(end_entity, &[], server_name, ocsp, now)
     }
 
@@ -258,12 +225,7 @@ impl ServerCertVerifier for PinnedCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls12_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls12_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn verify_tls13_signature(
@@ -272,30 +234,17 @@ impl ServerCertVerifier for PinnedCa {
         cert: &CertificateDer<'_>,
         dss: &DigitallySignedStruct,
     ) -> Result<HandshakeSignatureValid, rustls::Error> {
-        rustls::crypto::verify_tls13_signature(
-            message,
-            cert,
-            dss,
-            &self.provider.signature_verification_algorithms,
-        )
+        rustls::crypto::verify_tls13_signature(message, cert, dss, &self.provider.signature_verification_algorithms)
     }
 
     fn supported_verify_schemes(&self) -> Vec<SignatureScheme> {
-        self.provider
-            .signature_verification_algorithms
-            .supported_schemes()
+        self.provider.signature_verification_algorithms.supported_schemes()
     }
 }
 
 /// The common name of the first certificate in a DER chain (who a peer is).
 pub fn common_name(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;
-    let cn = cert
-        .subject()
-        .iter_common_name()
-        .next()?
-        .as_str()
-        .ok()?
-        .to_string();
+    let cn = cert.subject().iter_common_name().next()?.as_str().ok()?.to_string();
     Some(cn)
 }

@@ -3,8 +3,8 @@
 
 use openraft::error::{InstallSnapshotError, RaftError};
 use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
-    VoteRequest, VoteResponse,
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
+    VoteResponse,
 };
 use serde::{Deserialize, Serialize};
 
@@ -25,11 +25,7 @@ pub enum Request {
     /// Ask the leader for a linearizable read index.
     ReadIndex,
     /// Add a node (learner, then voter if asked and there is room).
-    AddMember {
-        id: NodeId,
-        member: Member,
-        voter: bool,
-    },
+    AddMember { id: NodeId, member: Member, voter: bool },
     /// Remove a node from the membership.
     RemoveMember { id: NodeId },
     /// The whole cluster's status, as the leader sees it.

@@ -55,39 +55,26 @@ pub struct Transport {
 fn transport_config() -> Arc<quinn::TransportConfig> {
     let mut t = quinn::TransportConfig::default();
     t.keep_alive_interval(Some(Duration::from_millis(500)));
-    t.max_idle_timeout(Some(
-        Duration::from_secs(3)
-            .try_into()
-            .expect("idle timeout fits"),
-    ));
+    t.max_idle_timeout(Some(Duration::from_secs(3).try_into().expect("idle timeout fits")));
     t.max_concurrent_bidi_streams(4096u32.into());
     Arc::new(t)
 }
 
 impl Transport {
     /// Bind the endpoint on `addr` with this node's identity.
-    pub fn bind(
-        addr: SocketAddr,
-        ca_pem: &str,
-        id: &Identity,
-    ) -> Result<Transport, TransportError> {
+    pub fn bind(addr: SocketAddr, ca_pem: &str, id: &Identity) -> Result<Transport, TransportError> {
         let server_tls = pki::server_config(ca_pem, id, false, &[ALPN])?;
-        let quic_server = QuicServerConfig::try_from(server_tls)
-            .map_err(|e| TransportError::Setup(e.to_string()))?;
+        let quic_server = QuicServerConfig::try_from(server_tls).map_err(|e| TransportError::Setup(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
         server.transport_config(transport_config());
         let client_tls = pki::client_config(ca_pem, Some(id), &[ALPN])?;
-        let quic_client = QuicClientConfig::try_from(client_tls)
-            .map_err(|e| TransportError::Setup(e.to_string()))?;
+        let quic_client = QuicClientConfig::try_from(client_tls).map_err(|e| TransportError::Setup(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic_client));
         client.transport_config(transport_config());
-        let mut endpoint = quinn::Endpoint::server(server, addr)
-            .map_err(|e| TransportError::Setup(format!("bind {addr}: {e}")))?;
+        let mut endpoint =
+            quinn::Endpoint::server(server, addr).map_err(|e| TransportError::Setup(format!("bind {addr}: {e}")))?;
         endpoint.set_default_client_config(client);
-        Ok(Transport {
-            endpoint,
-            conns: Mutex::new(HashMap::new()),
-        })
+        Ok(Transport { endpoint, conns: Mutex::new(HashMap::new()) })
     }
 
     /// The bound address.
@@ -143,19 +130,13 @@ impl Transport {
                 return Ok(c.clone());
             }
         }
-        let unreachable = |reason: String| TransportError::Unreachable {
-            addr: addr.to_string(),
-            reason,
-        };
+        let unreachable = |reason: String| TransportError::Unreachable { addr: addr.to_string(), reason };
         let sock = tokio::net::lookup_host(addr)
             .await
             .map_err(|e| unreachable(e.to_string()))?
             .next()
             .ok_or_else(|| unreachable("no address".into()))?;
-        let connecting = self
-            .endpoint
-            .connect(sock, pki::NODE_SERVER_NAME)
-            .map_err(|e| unreachable(e.to_string()))?;
+        let connecting = self.endpoint.connect(sock, pki::NODE_SERVER_NAME).map_err(|e| unreachable(e.to_string()))?;
         let conn = tokio::time::timeout(Duration::from_secs(2), connecting)
             .await
             .map_err(|_| unreachable("connect timed out".into()))?
@@ -165,41 +146,24 @@ impl Transport {
     }
 
     /// Send one request to the node at `addr` and wait for its answer.
-    pub async fn call(
-        &self,
-        addr: &str,
-        req: &Request,
-        timeout: Duration,
-    ) -> Result<Response, TransportError> {
+    pub async fn call(&self, addr: &str, req: &Request, timeout: Duration) -> Result<Response, TransportError> {
         let bytes = encode(req)?;
         let fut = async {
             let conn = self.connection(addr).await?;
-            let broken = |reason: String| TransportError::Broken {
-                addr: addr.to_string(),
-                reason,
-            };
+            let broken = |reason: String| TransportError::Broken { addr: addr.to_string(), reason };
             let (mut send, mut recv) = match conn.open_bi().await {
                 Ok(s) => s,
                 Err(e) => {
                     self.conns.lock().await.remove(addr);
-                    return Err(TransportError::Unreachable {
-                        addr: addr.to_string(),
-                        reason: e.to_string(),
-                    });
+                    return Err(TransportError::Unreachable { addr: addr.to_string(), reason: e.to_string() });
                 }
             };
-            write_frame(&mut send, &bytes)
-                .await
-                .map_err(|e| broken(e.to_string()))?;
+            write_frame(&mut send, &bytes).await.map_err(|e| broken(e.to_string()))?;
             let _ = send.finish();
-            let answer = read_frame(&mut recv)
-                .await
-                .map_err(|e| broken(e.to_string()))?;
+            let answer = read_frame(&mut recv).await.map_err(|e| broken(e.to_string()))?;
             Ok(decode::<Response>(&answer)?)
         };
-        tokio::time::timeout(timeout, fut)
-            .await
-            .map_err(|_| TransportError::Timeout(addr.to_string()))?
+        tokio::time::timeout(timeout, fut).await.map_err(|_| TransportError::Timeout(addr.to_string()))?
     }
 }
 
@@ -211,18 +175,12 @@ async fn write_frame(send: &mut quinn::SendStream, bytes: &[u8]) -> std::io::Res
 
 async fn read_frame(recv: &mut quinn::RecvStream) -> std::io::Result<Vec<u8>> {
     let mut len = [0u8; 4];
-    recv.read_exact(&mut len)
-        .await
-        .map_err(std::io::Error::other)?;
+    recv.read_exact(&mut len).await.map_err(std::io::Error::other)?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
-        return Err(std::io::Error::other(format!(
-            "frame of {len} bytes is too large"
-        )));
+        return Err(std::io::Error::other(format!("frame of {len} bytes is too large")));
     }
     let mut buf = vec![0u8; len];
-    recv.read_exact(&mut buf)
-        .await
-        .map_err(std::io::Error::other)?;
+    recv.read_exact(&mut buf).await.map_err(std::io::Error::other)?;
     Ok(buf)
 }

@@ -14,51 +14,30 @@ struct Harness {
 }
 
 fn free_udp() -> std::net::SocketAddr {
-    std::net::UdpSocket::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
+    std::net::UdpSocket::bind("127.0.0.1:0").unwrap().local_addr().unwrap()
 }
 
 impl Harness {
     fn new() -> Self {
         clusterd_raft::pki::install_default_provider();
-        Harness {
-            ca: Ca::generate("test").unwrap(),
-            dir: tempfile::tempdir().unwrap(),
-        }
+        Harness { ca: Ca::generate("test").unwrap(), dir: tempfile::tempdir().unwrap() }
     }
 
     async fn node(&self, id: u64, snapshot_every: u64) -> (Arc<RaftNode>, Member) {
         let bind = free_udp();
-        let identity = self
-            .ca
-            .issue(&format!("n{id}"), &["127.0.0.1".into()])
-            .unwrap();
-        let mut opts = NodeOptions::new(
-            id,
-            bind,
-            self.dir.path().join(format!("n{id}")),
-            self.ca.cert_pem().into(),
-            identity,
-        );
+        let identity = self.ca.issue(&format!("n{id}"), &["127.0.0.1".into()]).unwrap();
+        let mut opts =
+            NodeOptions::new(id, bind, self.dir.path().join(format!("n{id}")), self.ca.cert_pem().into(), identity);
         opts.snapshot_every = snapshot_every;
         opts.keep_logs = 5;
         let node = RaftNode::start(opts).await.unwrap();
-        let member = Member {
-            name: format!("n{id}"),
-            raft_addr: bind.to_string(),
-            api_addr: String::new(),
-        };
+        let member = Member { name: format!("n{id}"), raft_addr: bind.to_string(), api_addr: String::new() };
         (node, member)
     }
 }
 
 fn put(key: &str, value: &str) -> Command {
-    Command::Txn(Txn::ops(vec![Op::Put {
-        key: key.into(),
-        value: value.as_bytes().to_vec(),
-    }]))
+    Command::Txn(Txn::ops(vec![Op::Put { key: key.into(), value: value.as_bytes().to_vec() }]))
 }
 
 const WAIT: Duration = Duration::from_secs(20);
@@ -94,11 +73,7 @@ async fn three_voters_forward_failover_and_snapshot_catch_up() {
     eprintln!("--- a write proposed on a follower is forwarded to the leader");
     let r = n3.propose(put("/a", "1"), WAIT).await.unwrap();
     assert!(r.succeeded);
-    assert_eq!(
-        n3.store.get("/a").unwrap().unwrap().mod_revision,
-        r.revision,
-        "read-your-writes on the proposer"
-    );
+    assert_eq!(n3.store.get("/a").unwrap().unwrap().mod_revision, r.revision, "read-your-writes on the proposer");
 
     eprintln!("--- a linearizable read on another follower sees it");
     n2.read_barrier(WAIT).await.unwrap();
@@ -113,42 +88,25 @@ async fn three_voters_forward_failover_and_snapshot_catch_up() {
     let new_leader = wait_leader(&[&survivors[0], &survivors[1]], Some(leader)).await;
     assert_ne!(new_leader, leader);
     for i in 0..120 {
-        survivors[i % 2]
-            .propose(put(&format!("/k/{i}"), "v"), WAIT)
-            .await
-            .unwrap();
+        survivors[i % 2].propose(put(&format!("/k/{i}"), "v"), WAIT).await.unwrap();
     }
 
     eprintln!("--- a new learner joins after the log was purged: it gets a snapshot");
     let (n4, m4) = h.node(4, 50).await;
     survivors[0].add_member(4, m4, false, WAIT).await.unwrap();
-    let snapshot = survivors
-        .iter()
-        .find_map(|n| n.raft.metrics().borrow().snapshot);
+    let snapshot = survivors.iter().find_map(|n| n.raft.metrics().borrow().snapshot);
     assert!(snapshot.is_some(), "the survivors built a snapshot");
     let target = survivors[0].store.revision();
-    assert!(
-        n4.store.wait_applied(target, WAIT).await,
-        "the learner caught up"
-    );
+    assert!(n4.store.wait_applied(target, WAIT).await, "the learner caught up");
     assert_eq!(n4.store.list("/k/").unwrap().0.len(), 120);
     assert_eq!(n4.store.get("/a").unwrap().unwrap().value, b"1");
-    let purged: Vec<_> = survivors
-        .iter()
-        .map(|n| n.raft.metrics().borrow().purged)
-        .collect();
-    eprintln!(
-        "purged: {purged:?}, learner compacted at {}",
-        n4.store.compacted()
-    );
+    let purged: Vec<_> = survivors.iter().map(|n| n.raft.metrics().borrow().purged).collect();
+    eprintln!("purged: {purged:?}, learner compacted at {}", n4.store.compacted());
     assert!(
         purged.iter().any(|p| p.is_some_and(|p| p.index > 1)),
         "the survivors purged their logs behind the snapshot"
     );
-    assert!(
-        n4.store.compacted() > 0,
-        "history before the snapshot is gone on the learner"
-    );
+    assert!(n4.store.compacted() > 0, "history before the snapshot is gone on the learner");
 
     for n in survivors.iter().chain([&n4]) {
         n.shutdown().await;

@@ -29,17 +29,11 @@ fn openraft_conformance_suite() {
 }
 
 fn entry(index: u64, cmd: Command) -> Entry {
-    Entry {
-        log_id: LogId::new(CommittedLeaderId::new(1, 1), index),
-        payload: EntryPayload::Normal(cmd),
-    }
+    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(cmd) }
 }
 
 fn put(key: &str, value: &str) -> Op {
-    Op::Put {
-        key: key.into(),
-        value: value.as_bytes().to_vec(),
-    }
+    Op::Put { key: key.into(), value: value.as_bytes().to_vec() }
 }
 
 #[tokio::test]
@@ -48,43 +42,21 @@ async fn compare_and_swap_and_transactions() {
     let (_log, mut sm, reader) = storage::open(dir.path()).unwrap();
     // Create only if absent.
     let create = |k: &str, v: &str| {
-        Command::Txn(Txn {
-            compares: vec![Compare::ModRevision(k.into(), 0)],
-            success: vec![put(k, v)],
-        })
+        Command::Txn(Txn { compares: vec![Compare::ModRevision(k.into(), 0)], success: vec![put(k, v)] })
     };
-    let r = sm
-        .apply(vec![
-            entry(1, create("/a", "1")),
-            entry(2, create("/a", "2")),
-        ])
-        .await
-        .unwrap();
+    let r = sm.apply(vec![entry(1, create("/a", "1")), entry(2, create("/a", "2"))]).await.unwrap();
     assert!(r[0].succeeded);
-    assert_eq!(
-        r[1].failed_compare,
-        Some(0),
-        "a second create of the same key fails"
-    );
+    assert_eq!(r[1].failed_compare, Some(0), "a second create of the same key fails");
     assert_eq!(r[1].current.as_ref().unwrap().mod_revision, 1);
     // Update at the right revision succeeds, at a stale one fails.
     let update = |rev: u64, v: &str| {
-        Command::Txn(Txn {
-            compares: vec![Compare::ModRevision("/a".into(), rev)],
-            success: vec![put("/a", v)],
-        })
+        Command::Txn(Txn { compares: vec![Compare::ModRevision("/a".into(), rev)], success: vec![put("/a", v)] })
     };
-    let r = sm
-        .apply(vec![entry(3, update(1, "3")), entry(4, update(1, "4"))])
-        .await
-        .unwrap();
+    let r = sm.apply(vec![entry(3, update(1, "3")), entry(4, update(1, "4"))]).await.unwrap();
     assert!(r[0].succeeded);
     assert!(!r[1].succeeded);
     let a = reader.get("/a").unwrap().unwrap();
-    assert_eq!(
-        (a.value.as_slice(), a.create_revision, a.mod_revision),
-        (&b"3"[..], 1, 3)
-    );
+    assert_eq!((a.value.as_slice(), a.create_revision, a.mod_revision), (&b"3"[..], 1, 3));
     // A transaction writes all or nothing.
     let txn = Command::Txn(Txn {
         compares: vec![Compare::Exists("/missing".into())],
@@ -93,18 +65,11 @@ async fn compare_and_swap_and_transactions() {
     let r = sm.apply(vec![entry(5, txn)]).await.unwrap();
     assert!(!r[0].succeeded);
     assert!(reader.get("/b").unwrap().is_none());
-    let txn = Command::Txn(Txn::ops(vec![
-        put("/b", "x"),
-        put("/c", "y"),
-        Op::Delete { key: "/a".into() },
-    ]));
+    let txn = Command::Txn(Txn::ops(vec![put("/b", "x"), put("/c", "y"), Op::Delete { key: "/a".into() }]));
     sm.apply(vec![entry(6, txn)]).await.unwrap();
     let (items, rev) = reader.list("/").unwrap();
     assert_eq!(rev, 6);
-    assert_eq!(
-        items.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(),
-        vec!["/b", "/c"]
-    );
+    assert_eq!(items.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), vec!["/b", "/c"]);
 }
 
 #[tokio::test]
@@ -112,51 +77,23 @@ async fn watch_replays_history_then_follows_and_compaction_answers_gone() {
     let dir = tempfile::tempdir().unwrap();
     let (_log, mut sm, reader) = storage::open(dir.path()).unwrap();
     for i in 1..=5u64 {
-        sm.apply(vec![entry(
-            i,
-            Command::Txn(Txn::ops(vec![put(&format!("/k/{i}"), "v")])),
-        )])
-        .await
-        .unwrap();
+        sm.apply(vec![entry(i, Command::Txn(Txn::ops(vec![put(&format!("/k/{i}"), "v")])))]).await.unwrap();
     }
-    sm.apply(vec![entry(
-        6,
-        Command::Txn(Txn::ops(vec![put("/other", "v")])),
-    )])
-    .await
-    .unwrap();
+    sm.apply(vec![entry(6, Command::Txn(Txn::ops(vec![put("/other", "v")])))]).await.unwrap();
     // From revision 2: history 3, 4, 5 under /k/, then a live event.
     let mut w = reader.watch("/k/".into(), 2, None);
     let mut seen = Vec::new();
     for _ in 0..3 {
-        match tokio::time::timeout(Duration::from_secs(5), w.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap()
-        {
+        match tokio::time::timeout(Duration::from_secs(5), w.next()).await.unwrap().unwrap().unwrap() {
             WatchItem::Event(e) => seen.push(e.revision),
             other => panic!("unexpected {other:?}"),
         }
     }
     assert_eq!(seen, vec![3, 4, 5]);
-    sm.apply(vec![entry(
-        7,
-        Command::Txn(Txn::ops(vec![Op::Delete { key: "/k/1".into() }])),
-    )])
-    .await
-    .unwrap();
-    match tokio::time::timeout(Duration::from_secs(5), w.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
-    {
+    sm.apply(vec![entry(7, Command::Txn(Txn::ops(vec![Op::Delete { key: "/k/1".into() }])))]).await.unwrap();
+    match tokio::time::timeout(Duration::from_secs(5), w.next()).await.unwrap().unwrap().unwrap() {
         WatchItem::Event(e) => {
-            assert_eq!(
-                (e.revision, e.kind, e.kv.key.as_str()),
-                (7, EventKind::Delete, "/k/1")
-            );
+            assert_eq!((e.revision, e.kind, e.kv.key.as_str()), (7, EventKind::Delete, "/k/1"));
         }
         other => panic!("unexpected {other:?}"),
     }
@@ -164,18 +101,10 @@ async fn watch_replays_history_then_follows_and_compaction_answers_gone() {
     sm.apply(vec![entry(8, Command::Compact(4))]).await.unwrap();
     assert_eq!(reader.compacted(), 4);
     let mut old = reader.watch("/k/".into(), 3, None);
-    let gone = tokio::time::timeout(Duration::from_secs(5), old.next())
-        .await
-        .unwrap()
-        .unwrap();
+    let gone = tokio::time::timeout(Duration::from_secs(5), old.next()).await.unwrap().unwrap();
     assert_eq!(gone.unwrap_err().compacted, 4);
     let mut ok = reader.watch("/k/".into(), 4, None);
-    match tokio::time::timeout(Duration::from_secs(5), ok.next())
-        .await
-        .unwrap()
-        .unwrap()
-        .unwrap()
-    {
+    match tokio::time::timeout(Duration::from_secs(5), ok.next()).await.unwrap().unwrap().unwrap() {
         WatchItem::Event(e) => assert_eq!(e.revision, 5),
         other => panic!("unexpected {other:?}"),
     }
@@ -186,13 +115,33 @@ async fn state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     {
         let (_log, mut sm, _reader) = storage::open(dir.path()).unwrap();
-        sm.apply(vec![entry(1, Command::Txn(Txn::ops(vec![put("/x", "1")])))])
-            .await
-            .unwrap();
+        sm.apply(vec![entry(1, Command::Txn(Txn::ops(vec![put("/x", "1")])))]).await.unwrap();
     }
     let (_log, mut sm, reader) = storage::open(dir.path()).unwrap();
     assert_eq!(reader.revision(), 1);
     assert_eq!(reader.get("/x").unwrap().unwrap().value, b"1");
     let (applied, _) = sm.applied_state().await.unwrap();
     assert_eq!(applied.unwrap().index, 1);
+}
+
+#[tokio::test]
+async fn a_unique_transaction_applies_once() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, mut sm, reader) = storage::open(dir.path()).unwrap();
+    let txn = Txn { compares: vec![Compare::ModRevision("/u".into(), 0)], success: vec![put("/u", "1")] };
+    let once = Command::Unique { id: 42, txn: txn.clone() };
+    // The retry lands in the same batch and in a later one: both get the first answer.
+    let r = sm.apply(vec![entry(1, once.clone()), entry(2, once.clone())]).await.unwrap();
+    assert!(r[0].succeeded && r[1].succeeded, "a retry is not a failed create");
+    assert_eq!((r[0].revision, r[1].revision), (1, 1));
+    let r = sm.apply(vec![entry(3, once.clone())]).await.unwrap();
+    assert_eq!(r[0].revision, 1);
+    assert_eq!(reader.get("/u").unwrap().unwrap().mod_revision, 1);
+    // Another id is another transaction: its create fails on the existing key.
+    let r = sm.apply(vec![entry(4, Command::Unique { id: 43, txn })]).await.unwrap();
+    assert_eq!(r[0].failed_compare, Some(0));
+    // Compaction forgets ids at or below it.
+    sm.apply(vec![entry(5, Command::Compact(2))]).await.unwrap();
+    let r = sm.apply(vec![entry(6, once)]).await.unwrap();
+    assert_eq!(r[0].failed_compare, Some(0), "a forgotten id applies again (and here fails its compare)");
 }

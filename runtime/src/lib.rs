@@ -1,1 +1,20 @@
-//! placeholder
+//! # clusterd-runtime
+//!
+//! Runs pods on this host — real OCI containers through youki's libcontainer,
+//! with no containerd or Docker. Knows nothing of Raft; the kubelet drives it.
+//!
+//! * [`runtime`] — the CRI-shaped API: sandboxes and containers.
+//! * [`shim`] — the per-container process that creates, holds and reaps a container.
+//! * [`bundle`] — OCI runtime specs.
+//! * [`image`] — the content-addressed image store and OCI archives.
+//! * [`network`] — the node's bridge, per-pod veths, IPAM and masquerade.
+
+pub mod bundle;
+pub mod error;
+pub mod image;
+pub mod network;
+pub mod runtime;
+pub mod shim;
+
+pub use error::RuntimeError;
+pub use runtime::{ContainerConfig, ContainerState, ContainerStatus, Runtime, RuntimeConfig, SandboxConfig};

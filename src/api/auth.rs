@@ -14,11 +14,7 @@ pub fn authorize<T>(store: &StoreReader, req: &Request<T>) -> Result<(), Status>
         return Ok(());
     }
     if let Some(h) = req.metadata().get("authorization") {
-        let given = h
-            .to_str()
-            .unwrap_or("")
-            .strip_prefix("Bearer ")
-            .unwrap_or("");
+        let given = h.to_str().unwrap_or("").strip_prefix("Bearer ").unwrap_or("");
         if !given.is_empty() {
             if let Ok(Some(kv)) = store.get(keys::ADMIN_TOKEN) {
                 let want = String::from_utf8_lossy(&kv.value).into_owned();
@@ -29,9 +25,7 @@ pub fn authorize<T>(store: &StoreReader, req: &Request<T>) -> Result<(), Status>
         }
         return Err(Status::unauthenticated("invalid bearer token"));
     }
-    Err(Status::unauthenticated(
-        "a client certificate or bearer token is required",
-    ))
+    Err(Status::unauthenticated("a client certificate or bearer token is required"))
 }
 
 /// SHA-256 of a token, hex.
@@ -41,9 +35,5 @@ pub fn hash_token(token: &str) -> String {
 
 /// Compare without leaking where the strings differ.
 pub fn constant_time_eq(a: &str, b: &str) -> bool {
-    a.len() == b.len()
-        && a.bytes()
-            .zip(b.bytes())
-            .fold(0u8, |acc, (x, y)| acc | (x ^ y))
-            == 0
+    a.len() == b.len() && a.bytes().zip(b.bytes()).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }

@@ -46,9 +46,7 @@ pub async fn serve(
             });
         }
     });
-    let svc = ClusterdServer::new(api)
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE);
+    let svc = ClusterdServer::new(api).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
     let result = tonic::transport::Server::builder()
         .add_service(svc)
         .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)

@@ -11,9 +11,7 @@ use serde_json::{json, Value};
 use tonic::{Request, Response, Status};
 
 use clusterd_raft::pki::Ca;
-use clusterd_raft::{
-    Command, Compare, EventKind, KeyValue, Op, RaftNode, StoreReader, Txn, WatchItem,
-};
+use clusterd_raft::{Command, Compare, EventKind, KeyValue, Op, RaftNode, StoreReader, Txn, WatchItem};
 
 use super::auth::authorize;
 use super::keys;
@@ -70,11 +68,7 @@ fn conflict(kind: &Kind, name: &str) -> Status {
 }
 
 fn resolve(kind: &str) -> Result<&'static Kind, Status> {
-    Kind::resolve(kind).ok_or_else(|| {
-        Status::not_found(format!(
-            "the server doesn't have a resource type \"{kind}\""
-        ))
-    })
+    Kind::resolve(kind).ok_or_else(|| Status::not_found(format!("the server doesn't have a resource type \"{kind}\"")))
 }
 
 fn namespace_or_default<'a>(kind: &Kind, ns: &'a str) -> &'a str {
@@ -96,9 +90,9 @@ fn parse_rv(obj: &Value) -> Result<Option<u64>, Status> {
     if rv.is_empty() {
         return Ok(None);
     }
-    rv.parse().map(Some).map_err(|_| {
-        Status::invalid_argument(format!("metadata.resourceVersion: Invalid value: \"{rv}\""))
-    })
+    rv.parse()
+        .map(Some)
+        .map_err(|_| Status::invalid_argument(format!("metadata.resourceVersion: Invalid value: \"{rv}\"")))
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
@@ -106,19 +100,13 @@ type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + S
 impl Api {
     async fn read_barrier(&self, linearizable: bool) -> Result<(), Status> {
         if linearizable {
-            self.node
-                .read_barrier(WRITE_WAIT)
-                .await
-                .map_err(unavailable)?;
+            self.node.read_barrier(WRITE_WAIT).await.map_err(unavailable)?;
         }
         Ok(())
     }
 
     async fn propose(&self, txn: Txn) -> Result<clusterd_raft::CommandResponse, Status> {
-        self.node
-            .propose(Command::Txn(txn), WRITE_WAIT)
-            .await
-            .map_err(unavailable)
+        self.node.propose(Command::Txn(txn), WRITE_WAIT).await.map_err(unavailable)
     }
 
     /// Create an object that has passed admission.
@@ -126,34 +114,18 @@ impl Api {
         let bytes = a.bytes().map_err(admission_status)?;
         let mut compares = vec![Compare::ModRevision(a.key.clone(), 0)];
         if a.kind.namespaced {
-            let ns = Kind::resolve("namespace")
-                .expect("namespace kind")
-                .key("", &a.namespace);
+            let ns = Kind::resolve("namespace").expect("namespace kind").key("", &a.namespace);
             compares.push(Compare::Exists(ns));
         }
-        let resp = self
-            .propose(Txn {
-                compares,
-                success: vec![Op::Put {
-                    key: a.key.clone(),
-                    value: bytes,
-                }],
-            })
-            .await?;
+        let resp = self.propose(Txn { compares, success: vec![Op::Put { key: a.key.clone(), value: bytes }] }).await?;
         match resp.failed_compare {
             None => {
                 let mut body = a.body;
                 body["metadata"]["resourceVersion"] = json!(resp.revision.to_string());
                 Ok(body)
             }
-            Some(0) => Err(Status::already_exists(format!(
-                "{} \"{}\" already exists",
-                a.kind.plural, a.name
-            ))),
-            Some(_) => Err(Status::not_found(format!(
-                "namespaces \"{}\" not found",
-                a.namespace
-            ))),
+            Some(0) => Err(Status::already_exists(format!("{} \"{}\" already exists", a.kind.plural, a.name))),
+            Some(_) => Err(Status::not_found(format!("namespaces \"{}\" not found", a.namespace))),
         }
     }
 
@@ -171,27 +143,19 @@ impl Api {
         let expected = parse_rv(&obj)?;
         // Without a resourceVersion the update is unconditional: retry on races.
         for _ in 0..5 {
-            let existing = self
-                .store
-                .get(&key)
-                .map_err(internal)?
-                .ok_or_else(|| not_found(kind, &name))?;
+            let existing = self.store.get(&key).map_err(internal)?.ok_or_else(|| not_found(kind, &name))?;
             if expected.is_some_and(|rv| rv != existing.mod_revision) {
                 return Err(conflict(kind, &name));
             }
             let current: Value = serde_json::from_slice(&existing.value).map_err(internal)?;
-            let a = admission::for_update(kind, obj.clone(), &current, status_only)
-                .map_err(admission_status)?;
+            let a = admission::for_update(kind, obj.clone(), &current, status_only).map_err(admission_status)?;
             if a.body == current {
                 return object_json(&existing);
             }
             let bytes = a.bytes().map_err(admission_status)?;
             let txn = Txn {
                 compares: vec![Compare::ModRevision(key.clone(), existing.mod_revision)],
-                success: vec![Op::Put {
-                    key: key.clone(),
-                    value: bytes,
-                }],
+                success: vec![Op::Put { key: key.clone(), value: bytes }],
             };
             let resp = self.propose(txn).await?;
             if resp.failed_compare.is_none() {
@@ -228,78 +192,50 @@ impl Api {
     pub async fn create_token(&self, ttl: Duration) -> Result<String, Status> {
         let ca = self.ca()?;
         let token = JoinToken::generate(&ca.fingerprint().map_err(internal)?);
-        let expiration =
-            util::rfc3339(chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(internal)?);
+        let expiration = util::rfc3339(chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(internal)?);
         let obj = token.secret_object(&expiration);
         let kind = Kind::of(&obj).expect("secret kind");
-        let a = admission::for_create(kind, obj, &util::create_context().as_ref())
-            .map_err(admission_status)?;
+        let a = admission::for_create(kind, obj, &util::create_context().as_ref()).map_err(admission_status)?;
         self.create_admitted(a).await?;
         Ok(token.to_string())
     }
 
     fn ca(&self) -> Result<Ca, Status> {
-        let kv = self
-            .store
-            .get(keys::CA)
-            .map_err(internal)?
-            .ok_or_else(|| Status::internal("the cluster CA is missing"))?;
+        let kv =
+            self.store.get(keys::CA).map_err(internal)?.ok_or_else(|| Status::internal("the cluster CA is missing"))?;
         serde_json::from_slice(&kv.value).map_err(internal)
     }
 }
 
 #[tonic::async_trait]
 impl Clusterd for Api {
-    async fn create(
-        &self,
-        req: Request<pb::ObjectRequest>,
-    ) -> Result<Response<pb::ObjectResponse>, Status> {
+    async fn create(&self, req: Request<pb::ObjectRequest>) -> Result<Response<pb::ObjectResponse>, Status> {
         authorize(&self.store, &req)?;
         let (kind, obj) = admission::parse(&req.get_ref().json).map_err(admission_status)?;
         let ctx = util::create_context();
         let a = admission::for_create(kind, obj, &ctx.as_ref()).map_err(admission_status)?;
         let body = self.create_admitted(a).await?;
-        Ok(Response::new(pb::ObjectResponse {
-            json: body.to_string(),
-        }))
+        Ok(Response::new(pb::ObjectResponse { json: body.to_string() }))
     }
 
-    async fn get(
-        &self,
-        req: Request<pb::GetRequest>,
-    ) -> Result<Response<pb::ObjectResponse>, Status> {
+    async fn get(&self, req: Request<pb::GetRequest>) -> Result<Response<pb::ObjectResponse>, Status> {
         authorize(&self.store, &req)?;
         let r = req.into_inner();
         let kind = resolve(&r.kind)?;
         self.read_barrier(r.linearizable).await?;
         let key = kind.key(namespace_or_default(kind, &r.namespace), &r.name);
-        let kv = self
-            .store
-            .get(&key)
-            .map_err(internal)?
-            .ok_or_else(|| not_found(kind, &r.name))?;
-        Ok(Response::new(pb::ObjectResponse {
-            json: object_json(&kv)?.to_string(),
-        }))
+        let kv = self.store.get(&key).map_err(internal)?.ok_or_else(|| not_found(kind, &r.name))?;
+        Ok(Response::new(pb::ObjectResponse { json: object_json(&kv)?.to_string() }))
     }
 
-    async fn list(
-        &self,
-        req: Request<pb::ListRequest>,
-    ) -> Result<Response<pb::ListResponse>, Status> {
+    async fn list(&self, req: Request<pb::ListRequest>) -> Result<Response<pb::ListResponse>, Status> {
         authorize(&self.store, &req)?;
         let r = req.into_inner();
         let kind = resolve(&r.kind)?;
-        let labels = LabelSelector::parse(&r.label_selector)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let fields = FieldSelector::parse(&r.field_selector)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let labels = LabelSelector::parse(&r.label_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let fields = FieldSelector::parse(&r.field_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
         self.read_barrier(r.linearizable).await?;
-        let ns = if kind.namespaced {
-            Some(r.namespace.as_str())
-        } else {
-            None
-        };
+        let ns = if kind.namespaced { Some(r.namespace.as_str()) } else { None };
         let (kvs, revision) = self.store.list(&kind.prefix(ns)).map_err(internal)?;
         let mut items = Vec::with_capacity(kvs.len());
         for kv in &kvs {
@@ -314,47 +250,27 @@ impl Clusterd for Api {
             "metadata": {"resourceVersion": revision.to_string()},
             "items": items,
         });
-        Ok(Response::new(pb::ListResponse {
-            json: list.to_string(),
-            resource_version: revision,
-        }))
+        Ok(Response::new(pb::ListResponse { json: list.to_string(), resource_version: revision }))
     }
 
-    async fn update(
-        &self,
-        req: Request<pb::ObjectRequest>,
-    ) -> Result<Response<pb::ObjectResponse>, Status> {
+    async fn update(&self, req: Request<pb::ObjectRequest>) -> Result<Response<pb::ObjectResponse>, Status> {
         authorize(&self.store, &req)?;
         let body = Api::update(self, &req.get_ref().json, false).await?;
-        Ok(Response::new(pb::ObjectResponse {
-            json: body.to_string(),
-        }))
+        Ok(Response::new(pb::ObjectResponse { json: body.to_string() }))
     }
 
-    async fn update_status(
-        &self,
-        req: Request<pb::ObjectRequest>,
-    ) -> Result<Response<pb::ObjectResponse>, Status> {
+    async fn update_status(&self, req: Request<pb::ObjectRequest>) -> Result<Response<pb::ObjectResponse>, Status> {
         authorize(&self.store, &req)?;
         let body = Api::update(self, &req.get_ref().json, true).await?;
-        Ok(Response::new(pb::ObjectResponse {
-            json: body.to_string(),
-        }))
+        Ok(Response::new(pb::ObjectResponse { json: body.to_string() }))
     }
 
-    async fn delete(
-        &self,
-        req: Request<pb::DeleteRequest>,
-    ) -> Result<Response<pb::ObjectResponse>, Status> {
+    async fn delete(&self, req: Request<pb::DeleteRequest>) -> Result<Response<pb::ObjectResponse>, Status> {
         authorize(&self.store, &req)?;
         let r = req.into_inner();
         let kind = resolve(&r.kind)?;
         let key = kind.key(namespace_or_default(kind, &r.namespace), &r.name);
-        let existing = self
-            .store
-            .get(&key)
-            .map_err(internal)?
-            .ok_or_else(|| not_found(kind, &r.name))?;
+        let existing = self.store.get(&key).map_err(internal)?.ok_or_else(|| not_found(kind, &r.name))?;
         if r.resource_version != 0 && r.resource_version != existing.mod_revision {
             return Err(conflict(kind, &r.name));
         }
@@ -371,9 +287,7 @@ impl Clusterd for Api {
         }
         let mut last = existing;
         last.mod_revision = resp.revision;
-        Ok(Response::new(pb::ObjectResponse {
-            json: object_json(&last)?.to_string(),
-        }))
+        Ok(Response::new(pb::ObjectResponse { json: object_json(&last)?.to_string() }))
     }
 
     type WatchStream = WatchStream;
@@ -382,15 +296,9 @@ impl Clusterd for Api {
         authorize(&self.store, &req)?;
         let r = req.into_inner();
         let kind = resolve(&r.kind)?;
-        let labels = LabelSelector::parse(&r.label_selector)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let fields = FieldSelector::parse(&r.field_selector)
-            .map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let ns = if kind.namespaced && !r.namespace.is_empty() {
-            Some(r.namespace.as_str())
-        } else {
-            None
-        };
+        let labels = LabelSelector::parse(&r.label_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let fields = FieldSelector::parse(&r.field_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
+        let ns = if kind.namespaced && !r.namespace.is_empty() { Some(r.namespace.as_str()) } else { None };
         let prefix = kind.prefix(ns);
         let mut initial = Vec::new();
         let from = if r.resource_version == 0 {
@@ -447,20 +355,10 @@ impl Clusterd for Api {
         Ok(Response::new(Box::pin(stream)))
     }
 
-    async fn status(
-        &self,
-        req: Request<pb::StatusRequest>,
-    ) -> Result<Response<pb::StatusResponse>, Status> {
+    async fn status(&self, req: Request<pb::StatusRequest>) -> Result<Response<pb::StatusResponse>, Status> {
         authorize(&self.store, &req)?;
-        let st = self
-            .node
-            .cluster_status(WRITE_WAIT)
-            .await
-            .map_err(unavailable)?;
-        let leader = st
-            .leader
-            .and_then(|l| st.members.iter().find(|m| m.id == l))
-            .map(|m| m.member.name.clone());
+        let st = self.node.cluster_status(WRITE_WAIT).await.map_err(unavailable)?;
+        let leader = st.leader.and_then(|l| st.members.iter().find(|m| m.id == l)).map(|m| m.member.name.clone());
         let members = st
             .members
             .into_iter()
@@ -473,30 +371,18 @@ impl Clusterd for Api {
                 last_applied: m.last_applied,
             })
             .collect();
-        Ok(Response::new(pb::StatusResponse {
-            leader: leader.unwrap_or_default(),
-            members,
-        }))
+        Ok(Response::new(pb::StatusResponse { leader: leader.unwrap_or_default(), members }))
     }
 
-    async fn members(
-        &self,
-        req: Request<pb::MembersRequest>,
-    ) -> Result<Response<pb::MembersResponse>, Status> {
+    async fn members(&self, req: Request<pb::MembersRequest>) -> Result<Response<pb::MembersResponse>, Status> {
         authorize(&self.store, &req)?;
-        Ok(Response::new(pb::MembersResponse {
-            members: self.member_infos(),
-        }))
+        Ok(Response::new(pb::MembersResponse { members: self.member_infos() }))
     }
 
-    async fn join(
-        &self,
-        req: Request<pb::JoinRequest>,
-    ) -> Result<Response<pb::JoinResponse>, Status> {
+    async fn join(&self, req: Request<pb::JoinRequest>) -> Result<Response<pb::JoinResponse>, Status> {
         // No client certificate yet: the join token is the credential.
         let r = req.into_inner();
-        let token =
-            JoinToken::parse(&r.token).map_err(|e| Status::unauthenticated(e.to_string()))?;
+        let token = JoinToken::parse(&r.token).map_err(|e| Status::unauthenticated(e.to_string()))?;
         let ca = self.ca()?;
         if token.ca_fingerprint != ca.fingerprint().map_err(internal)? {
             return Err(Status::unauthenticated("invalid join token"));
@@ -509,9 +395,7 @@ impl Clusterd for Api {
             .map_err(internal)?
             .ok_or_else(|| Status::unauthenticated("invalid join token"))?;
         let secret: Value = serde_json::from_slice(&secret.value).map_err(internal)?;
-        token
-            .check(&secret, &util::now())
-            .map_err(Status::unauthenticated)?;
+        token.check(&secret, &util::now()).map_err(Status::unauthenticated)?;
         if !crate::objects::validate::is_dns1123_subdomain(&r.name) {
             return Err(Status::invalid_argument(format!(
                 "name: Invalid value: \"{}\": must be a lowercase RFC 1123 subdomain",
@@ -520,27 +404,20 @@ impl Clusterd for Api {
         }
         for (field, addr) in [("raft_addr", &r.raft_addr), ("api_addr", &r.api_addr)] {
             if addr.parse::<std::net::SocketAddr>().is_err() {
-                return Err(Status::invalid_argument(format!(
-                    "{field}: Invalid value: \"{addr}\": must be IP:port"
-                )));
+                return Err(Status::invalid_argument(format!("{field}: Invalid value: \"{addr}\": must be IP:port")));
             }
         }
         // The registration's revision becomes the node id: unique and never reused.
         let key = format!("{}{}", keys::MEMBERS, r.name);
-        let record = json!({"name": r.name, "raftAddr": r.raft_addr, "apiAddr": r.api_addr, "controlPlane": r.control_plane});
+        let record =
+            json!({"name": r.name, "raftAddr": r.raft_addr, "apiAddr": r.api_addr, "controlPlane": r.control_plane});
         let txn = Txn {
             compares: vec![Compare::ModRevision(key.clone(), 0)],
-            success: vec![Op::Put {
-                key,
-                value: record.to_string().into_bytes(),
-            }],
+            success: vec![Op::Put { key, value: record.to_string().into_bytes() }],
         };
         let resp = self.propose(txn).await?;
         if resp.failed_compare.is_some() {
-            return Err(Status::already_exists(format!(
-                "a node named \"{}\" is already registered",
-                r.name
-            )));
+            return Err(Status::already_exists(format!("a node named \"{}\" is already registered", r.name)));
         }
         let hosts = [&r.raft_addr, &r.api_addr]
             .iter()
@@ -548,15 +425,8 @@ impl Clusterd for Api {
             .map(|a| a.ip().to_string())
             .chain([r.name.clone()])
             .collect::<Vec<_>>();
-        let id = ca
-            .issue(&format!("system:node:{}", r.name), &hosts)
-            .map_err(internal)?;
-        let peers = self
-            .node
-            .members()
-            .into_iter()
-            .map(|(_, m, _)| m.raft_addr)
-            .collect();
+        let id = ca.issue(&format!("system:node:{}", r.name), &hosts).map_err(internal)?;
+        let peers = self.node.members().into_iter().map(|(_, m, _)| m.raft_addr).collect();
         Ok(Response::new(pb::JoinResponse {
             node_id: resp.revision,
             ca_cert: ca.cert_pem().to_string(),
@@ -578,10 +448,7 @@ impl Clusterd for Api {
             .into_iter()
             .find(|(_, m, _)| m.name == name)
             .ok_or_else(|| Status::not_found(format!("no member named \"{name}\"")))?;
-        self.node
-            .remove_member(id, WRITE_WAIT)
-            .await
-            .map_err(unavailable)?;
+        self.node.remove_member(id, WRITE_WAIT).await.map_err(unavailable)?;
         let key = format!("{}{}", keys::MEMBERS, name);
         self.propose(Txn::ops(vec![Op::Delete { key }])).await?;
         Ok(Response::new(pb::RemoveMemberResponse {}))
@@ -596,39 +463,24 @@ impl Clusterd for Api {
             0 => Duration::from_secs(24 * 3600),
             s => Duration::from_secs(s),
         };
-        Ok(Response::new(pb::CreateTokenResponse {
-            token: Api::create_token(self, ttl).await?,
-        }))
+        Ok(Response::new(pb::CreateTokenResponse { token: Api::create_token(self, ttl).await? }))
     }
 
-    async fn compact(
-        &self,
-        req: Request<pb::CompactRequest>,
-    ) -> Result<Response<pb::CompactResponse>, Status> {
+    async fn compact(&self, req: Request<pb::CompactRequest>) -> Result<Response<pb::CompactResponse>, Status> {
         authorize(&self.store, &req)?;
         let current = self.store.revision();
         let rev = match req.get_ref().revision {
             0 => current.saturating_sub(1),
             r if r > current => {
-                return Err(Status::out_of_range(format!(
-                    "revision {r} is in the future (current {current})"
-                )))
+                return Err(Status::out_of_range(format!("revision {r} is in the future (current {current})")))
             }
             r => r,
         };
-        self.node
-            .propose(Command::Compact(rev), WRITE_WAIT)
-            .await
-            .map_err(unavailable)?;
-        Ok(Response::new(pb::CompactResponse {
-            compacted: self.store.compacted(),
-        }))
+        self.node.propose(Command::Compact(rev), WRITE_WAIT).await.map_err(unavailable)?;
+        Ok(Response::new(pb::CompactResponse { compacted: self.store.compacted() }))
     }
 
-    async fn snapshot(
-        &self,
-        req: Request<pb::SnapshotRequest>,
-    ) -> Result<Response<pb::SnapshotResponse>, Status> {
+    async fn snapshot(&self, req: Request<pb::SnapshotRequest>) -> Result<Response<pb::SnapshotResponse>, Status> {
         authorize(&self.store, &req)?;
         self.node.snapshot().await.map_err(internal)?;
         Ok(Response::new(pb::SnapshotResponse {}))

@@ -25,19 +25,13 @@ fn random_string(len: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
     let mut rng = rand::thread_rng();
-    (0..len)
-        .map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char)
-        .collect()
+    (0..len).map(|_| CHARS[rng.gen_range(0..CHARS.len())] as char).collect()
 }
 
 impl JoinToken {
     /// A new random token for the CA with this fingerprint.
     pub fn generate(ca_fingerprint: &str) -> Self {
-        JoinToken {
-            ca_fingerprint: ca_fingerprint.to_string(),
-            id: random_string(6),
-            secret: random_string(16),
-        }
+        JoinToken { ca_fingerprint: ca_fingerprint.to_string(), id: random_string(6), secret: random_string(16) }
     }
 
     /// Parse the text form.
@@ -49,11 +43,7 @@ impl JoinToken {
         if !hex_ok || id.len() != 6 || secret.len() != 16 {
             return Err(MalformedToken);
         }
-        Ok(JoinToken {
-            ca_fingerprint: fp.to_lowercase(),
-            id: id.into(),
-            secret: secret.into(),
-        })
+        Ok(JoinToken { ca_fingerprint: fp.to_lowercase(), id: id.into(), secret: secret.into() })
     }
 
     /// The Secret that records this token, expiring at `expiration` (RFC 3339).
@@ -116,16 +106,10 @@ mod tests {
         assert_eq!(parsed, t);
         let secret = t.secret_object("2030-01-01T00:00:00Z");
         assert!(t.check(&secret, "2026-01-01T00:00:00Z").is_ok());
-        assert_eq!(
-            t.check(&secret, "2031-01-01T00:00:00Z"),
-            Err("the join token has expired")
-        );
+        assert_eq!(t.check(&secret, "2031-01-01T00:00:00Z"), Err("the join token has expired"));
         let mut forged = t.clone();
         forged.secret = "x".repeat(16);
-        assert_eq!(
-            forged.check(&secret, "2026-01-01T00:00:00Z"),
-            Err("invalid join token")
-        );
+        assert_eq!(forged.check(&secret, "2026-01-01T00:00:00Z"), Err("invalid join token"));
         assert!(JoinToken::parse("K10abc::x.y").is_err());
     }
 }

@@ -39,11 +39,7 @@ impl Outcome {
 
 /// `configmap/NAME` as kubectl prints it.
 pub fn display_name(obj: &Value) -> String {
-    let kind = obj
-        .get("kind")
-        .and_then(Value::as_str)
-        .unwrap_or("object")
-        .to_ascii_lowercase();
+    let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("object").to_ascii_lowercase();
     let kind = match kind.as_str() {
         "deployment" | "replicaset" | "daemonset" | "statefulset" => format!("{kind}.apps"),
         "job" => "job.batch".to_string(),
@@ -62,35 +58,19 @@ fn with_namespace(mut obj: Value, namespace: Option<&str>) -> Value {
 }
 
 /// Create an object; it must not exist.
-pub async fn create(
-    client: &mut ApiClient,
-    obj: Value,
-    namespace: Option<&str>,
-) -> Result<Value, tonic::Status> {
+pub async fn create(client: &mut ApiClient, obj: Value, namespace: Option<&str>) -> Result<Value, tonic::Status> {
     let obj = with_namespace(obj, namespace);
-    let resp = client
-        .create(pb::ObjectRequest {
-            json: obj.to_string(),
-        })
-        .await?;
-    serde_json::from_str(&resp.into_inner().json)
-        .map_err(|e| tonic::Status::internal(e.to_string()))
+    let resp = client.create(pb::ObjectRequest { json: obj.to_string() }).await?;
+    serde_json::from_str(&resp.into_inner().json).map_err(|e| tonic::Status::internal(e.to_string()))
 }
 
 /// Apply a manifest: create it, or bring the existing object in line with it.
-pub async fn apply(
-    client: &mut ApiClient,
-    manifest: Value,
-    namespace: Option<&str>,
-) -> Result<Outcome, tonic::Status> {
+pub async fn apply(client: &mut ApiClient, manifest: Value, namespace: Option<&str>) -> Result<Outcome, tonic::Status> {
     let manifest = with_namespace(manifest, namespace);
     let kind = Kind::of(&manifest).map(|k| k.kind).unwrap_or("");
     let last_applied = {
         let mut m = manifest.clone();
-        if let Some(ann) = m
-            .pointer_mut("/metadata/annotations")
-            .and_then(Value::as_object_mut)
-        {
+        if let Some(ann) = m.pointer_mut("/metadata/annotations").and_then(Value::as_object_mut) {
             ann.remove(LAST_APPLIED);
         }
         m.to_string()
@@ -107,38 +87,22 @@ pub async fn apply(
         linearizable: false,
     };
     match client.get(get).await {
-        Err(s)
-            if s.code() == Code::NotFound
-                && !s.message().starts_with("the server doesn't have") =>
-        {
-            client
-                .create(pb::ObjectRequest {
-                    json: desired.to_string(),
-                })
-                .await?;
+        Err(s) if s.code() == Code::NotFound && !s.message().starts_with("the server doesn't have") => {
+            client.create(pb::ObjectRequest { json: desired.to_string() }).await?;
             Ok(Outcome::Created)
         }
         Err(s) => Err(s),
         Ok(resp) => {
-            let existing: Value = serde_json::from_str(&resp.into_inner().json)
-                .map_err(|e| tonic::Status::internal(e.to_string()))?;
-            let previous = existing.pointer(&format!(
-                "/metadata/annotations/{}",
-                LAST_APPLIED.replace('/', "~1")
-            ));
+            let existing: Value =
+                serde_json::from_str(&resp.into_inner().json).map_err(|e| tonic::Status::internal(e.to_string()))?;
+            let previous = existing.pointer(&format!("/metadata/annotations/{}", LAST_APPLIED.replace('/', "~1")));
             if previous.and_then(Value::as_str) == Some(last_applied.as_str()) {
                 return Ok(Outcome::Unchanged);
             }
-            desired["metadata"]["resourceVersion"] =
-                existing["metadata"]["resourceVersion"].clone();
-            let updated = client
-                .update(pb::ObjectRequest {
-                    json: desired.to_string(),
-                })
-                .await?
-                .into_inner();
-            let updated: Value = serde_json::from_str(&updated.json)
-                .map_err(|e| tonic::Status::internal(e.to_string()))?;
+            desired["metadata"]["resourceVersion"] = existing["metadata"]["resourceVersion"].clone();
+            let updated = client.update(pb::ObjectRequest { json: desired.to_string() }).await?.into_inner();
+            let updated: Value =
+                serde_json::from_str(&updated.json).map_err(|e| tonic::Status::internal(e.to_string()))?;
             if updated["metadata"]["resourceVersion"] == existing["metadata"]["resourceVersion"] {
                 Ok(Outcome::Unchanged)
             } else {
@@ -149,12 +113,7 @@ pub async fn apply(
 }
 
 /// Delete an object by kind and name.
-pub async fn delete(
-    client: &mut ApiClient,
-    kind: &str,
-    namespace: &str,
-    name: &str,
-) -> Result<Value, tonic::Status> {
+pub async fn delete(client: &mut ApiClient, kind: &str, namespace: &str, name: &str) -> Result<Value, tonic::Status> {
     let resp = client
         .delete(pb::DeleteRequest {
             kind: kind.into(),
@@ -163,6 +122,5 @@ pub async fn delete(
             resource_version: 0,
         })
         .await?;
-    serde_json::from_str(&resp.into_inner().json)
-        .map_err(|e| tonic::Status::internal(e.to_string()))
+    serde_json::from_str(&resp.into_inner().json).map_err(|e| tonic::Status::internal(e.to_string()))
 }

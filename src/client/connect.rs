@@ -79,32 +79,17 @@ pub async fn channel(addr: &str, tls: Arc<rustls::ClientConfig>) -> Result<Chann
 }
 
 fn client(channel: Channel, token: &str) -> ApiClient {
-    let bearer = Bearer(
-        (!token.is_empty())
-            .then(|| format!("Bearer {token}").parse().ok())
-            .flatten(),
-    );
+    let bearer = Bearer((!token.is_empty()).then(|| format!("Bearer {token}").parse().ok()).flatten());
     ClusterdClient::with_interceptor(channel, bearer)
         .max_decoding_message_size(MAX_MESSAGE)
         .max_encoding_message_size(MAX_MESSAGE)
 }
 
 /// Connect with an admin config to the first server of `servers` that answers.
-pub async fn connect(
-    config: &AdminConfig,
-    servers: &[String],
-) -> Result<(ApiClient, String), ConnectError> {
+pub async fn connect(config: &AdminConfig, servers: &[String]) -> Result<(ApiClient, String), ConnectError> {
     let id = config.identity();
-    let tls = Arc::new(pki::client_config(
-        &config.certificate_authority,
-        id.as_ref(),
-        &[b"h2"],
-    )?);
-    let token = if id.is_some() {
-        ""
-    } else {
-        config.token.as_str()
-    };
+    let tls = Arc::new(pki::client_config(&config.certificate_authority, id.as_ref(), &[b"h2"])?);
+    let token = if id.is_some() { "" } else { config.token.as_str() };
     let mut last = String::from("no servers configured");
     for server in servers {
         match channel(server, tls.clone()).await {
@@ -112,20 +97,13 @@ pub async fn connect(
             Err(e) => last = format!("{server}: {e}"),
         }
     }
-    Err(ConnectError::Unreachable {
-        tried: servers.join(", "),
-        last,
-    })
+    Err(ConnectError::Unreachable { tried: servers.join(", "), last })
 }
 
 /// Connect to a server knowing only the CA fingerprint (a joining node).
 pub async fn connect_pinned(server: &str, ca_fingerprint: &str) -> Result<ApiClient, ConnectError> {
     let tls = Arc::new(pki::pinned_client_config(ca_fingerprint, &[b"h2"])?);
-    let ch = channel(server, tls)
-        .await
-        .map_err(|last| ConnectError::Unreachable {
-            tried: server.to_string(),
-            last,
-        })?;
+    let ch =
+        channel(server, tls).await.map_err(|last| ConnectError::Unreachable { tried: server.to_string(), last })?;
     Ok(client(ch, ""))
 }

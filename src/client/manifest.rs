@@ -45,12 +45,11 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Value>, ManifestError>
     } else {
         let mut out = Vec::new();
         for (i, doc) in serde_yaml_ng::Deserializer::from_str(text).enumerate() {
-            let v: Value =
-                serde::Deserialize::deserialize(doc).map_err(|e| ManifestError::Parse {
-                    source_name: source_name.into(),
-                    index: i + 1,
-                    reason: e.to_string(),
-                })?;
+            let v: Value = serde::Deserialize::deserialize(doc).map_err(|e| ManifestError::Parse {
+                source_name: source_name.into(),
+                index: i + 1,
+                reason: e.to_string(),
+            })?;
             out.push(v);
         }
         out
@@ -60,10 +59,7 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Value>, ManifestError>
         match d {
             Value::Null => {}
             Value::Array(items) => objects.extend(items),
-            obj if obj
-                .get("kind")
-                .and_then(Value::as_str)
-                .is_some_and(|k| k.ends_with("List"))
+            obj if obj.get("kind").and_then(Value::as_str).is_some_and(|k| k.ends_with("List"))
                 && obj.get("items").is_some() =>
             {
                 objects.extend(obj["items"].as_array().cloned().unwrap_or_default())
@@ -78,18 +74,11 @@ pub fn parse(text: &str, source_name: &str) -> Result<Vec<Value>, ManifestError>
 pub fn read(path: &str) -> Result<Vec<Value>, ManifestError> {
     let text = if path == "-" {
         let mut s = String::new();
-        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s).map_err(|source| {
-            ManifestError::Io {
-                path: "-".into(),
-                source,
-            }
-        })?;
+        std::io::Read::read_to_string(&mut std::io::stdin(), &mut s)
+            .map_err(|source| ManifestError::Io { path: "-".into(), source })?;
         s
     } else {
-        std::fs::read_to_string(path).map_err(|source| ManifestError::Io {
-            path: path.into(),
-            source,
-        })?
+        std::fs::read_to_string(path).map_err(|source| ManifestError::Io { path: path.into(), source })?
     };
     parse(&text, path)
 }
@@ -108,8 +97,7 @@ mod tests {
 
     #[test]
     fn json_and_lists() {
-        let text =
-            r#"{"apiVersion":"v1","kind":"List","items":[{"kind":"ConfigMap"},{"kind":"Secret"}]}"#;
+        let text = r#"{"apiVersion":"v1","kind":"List","items":[{"kind":"ConfigMap"},{"kind":"Secret"}]}"#;
         assert_eq!(parse(text, "f.json").unwrap().len(), 2);
     }
 

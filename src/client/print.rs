@@ -43,24 +43,9 @@ pub fn headers(kind: &Kind, wide: bool) -> Vec<&'static str> {
         "Deployment" => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
         "ReplicaSet" => vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
         "StatefulSet" => vec!["NAME", "READY", "AGE"],
-        "DaemonSet" => vec![
-            "NAME",
-            "DESIRED",
-            "CURRENT",
-            "READY",
-            "UP-TO-DATE",
-            "AVAILABLE",
-            "AGE",
-        ],
+        "DaemonSet" => vec!["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
         "Job" => vec!["NAME", "STATUS", "COMPLETIONS", "AGE"],
-        "Service" => vec![
-            "NAME",
-            "TYPE",
-            "CLUSTER-IP",
-            "EXTERNAL-IP",
-            "PORT(S)",
-            "AGE",
-        ],
+        "Service" => vec!["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
         "Node" => vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
         "Namespace" => vec!["NAME", "STATUS", "AGE"],
         "ConfigMap" => vec!["NAME", "DATA", "AGE"],
@@ -82,53 +67,24 @@ pub fn row(kind: &Kind, o: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String
     let a = age(meta_str(o, "creationTimestamp"), now);
     let mut r = match kind.kind {
         "Pod" => {
-            let total = o
-                .pointer("/spec/containers")
-                .and_then(Value::as_array)
-                .map_or(0, |c| c.len());
-            let statuses = o
-                .pointer("/status/containerStatuses")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
-            let ready = statuses
-                .iter()
-                .filter(|c| c["ready"] == Value::Bool(true))
-                .count();
-            let restarts: i64 = statuses
-                .iter()
-                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
-                .sum();
-            let waiting = statuses
-                .iter()
-                .find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str));
-            let terminated = statuses.iter().find_map(|c| {
-                c.pointer("/state/terminated/reason")
-                    .and_then(Value::as_str)
-            });
+            let total = o.pointer("/spec/containers").and_then(Value::as_array).map_or(0, |c| c.len());
+            let statuses =
+                o.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default();
+            let ready = statuses.iter().filter(|c| c["ready"] == Value::Bool(true)).count();
+            let restarts: i64 = statuses.iter().map(|c| c["restartCount"].as_i64().unwrap_or(0)).sum();
+            let waiting = statuses.iter().find_map(|c| c.pointer("/state/waiting/reason").and_then(Value::as_str));
+            let terminated =
+                statuses.iter().find_map(|c| c.pointer("/state/terminated/reason").and_then(Value::as_str));
             let status = if !meta_str(o, "deletionTimestamp").is_empty() {
                 "Terminating".to_string()
             } else {
-                waiting
-                    .or(terminated)
-                    .unwrap_or(s(o, "/status/phase"))
-                    .to_string()
+                waiting.or(terminated).unwrap_or(s(o, "/status/phase")).to_string()
             };
-            vec![
-                name,
-                format!("{ready}/{total}"),
-                status,
-                restarts.to_string(),
-                a,
-            ]
+            vec![name, format!("{ready}/{total}"), status, restarts.to_string(), a]
         }
         "Deployment" => vec![
             name,
-            format!(
-                "{}/{}",
-                n(o, "/status/readyReplicas"),
-                n(o, "/spec/replicas")
-            ),
+            format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas")),
             n(o, "/status/updatedReplicas").to_string(),
             n(o, "/status/availableReplicas").to_string(),
             a,
@@ -140,15 +96,7 @@ pub fn row(kind: &Kind, o: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String
             n(o, "/status/readyReplicas").to_string(),
             a,
         ],
-        "StatefulSet" => vec![
-            name,
-            format!(
-                "{}/{}",
-                n(o, "/status/readyReplicas"),
-                n(o, "/spec/replicas")
-            ),
-            a,
-        ],
+        "StatefulSet" => vec![name, format!("{}/{}", n(o, "/status/readyReplicas"), n(o, "/spec/replicas")), a],
         "DaemonSet" => vec![
             name,
             n(o, "/status/desiredNumberScheduled").to_string(),
@@ -159,28 +107,13 @@ pub fn row(kind: &Kind, o: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String
             a,
         ],
         "Job" => {
-            let conds = o
-                .pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .cloned()
-                .unwrap_or_default();
+            let conds = o.pointer("/status/conditions").and_then(Value::as_array).cloned().unwrap_or_default();
             let status = conds
                 .iter()
-                .find(|c| {
-                    c["status"] == "True" && (c["type"] == "Complete" || c["type"] == "Failed")
-                })
+                .find(|c| c["status"] == "True" && (c["type"] == "Complete" || c["type"] == "Failed"))
                 .and_then(|c| c["type"].as_str())
                 .unwrap_or("Running");
-            vec![
-                name,
-                status.into(),
-                format!(
-                    "{}/{}",
-                    n(o, "/status/succeeded"),
-                    n(o, "/spec/completions")
-                ),
-                a,
-            ]
+            vec![name, status.into(), format!("{}/{}", n(o, "/status/succeeded"), n(o, "/spec/completions")), a]
         }
         "Service" => {
             let ports = o
@@ -188,34 +121,19 @@ pub fn row(kind: &Kind, o: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String
                 .and_then(Value::as_array)
                 .map(|ps| {
                     ps.iter()
-                        .map(|p| {
-                            format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP"))
-                        })
+                        .map(|p| format!("{}/{}", p["port"], p["protocol"].as_str().unwrap_or("TCP")))
                         .collect::<Vec<_>>()
                         .join(",")
                 })
                 .unwrap_or_default();
-            vec![
-                name,
-                s(o, "/spec/type").into(),
-                or_none(s(o, "/spec/clusterIP")),
-                "<none>".into(),
-                or_none(&ports),
-                a,
-            ]
+            vec![name, s(o, "/spec/type").into(), or_none(s(o, "/spec/clusterIP")), "<none>".into(), or_none(&ports), a]
         }
         "Node" => {
             let ready = o
                 .pointer("/status/conditions")
                 .and_then(Value::as_array)
                 .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-                .map(|c| {
-                    if c["status"] == "True" {
-                        "Ready"
-                    } else {
-                        "NotReady"
-                    }
-                })
+                .map(|c| if c["status"] == "True" { "Ready" } else { "NotReady" })
                 .unwrap_or("Unknown");
             let status = if o.pointer("/spec/unschedulable") == Some(&Value::Bool(true)) {
                 format!("{ready},SchedulingDisabled")
@@ -226,19 +144,10 @@ pub fn row(kind: &Kind, o: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String
                 .pointer("/metadata/labels")
                 .and_then(Value::as_object)
                 .map(|l| {
-                    l.keys()
-                        .filter_map(|k| k.strip_prefix("node-role.kubernetes.io/"))
-                        .collect::<Vec<_>>()
-                        .join(",")
+                    l.keys().filter_map(|k| k.strip_prefix("node-role.kubernetes.io/")).collect::<Vec<_>>().join(",")
                 })
                 .unwrap_or_default();
-            vec![
-                name,
-                status,
-                or_none(&roles),
-                a,
-                s(o, "/status/nodeInfo/kubeletVersion").into(),
-            ]
+            vec![name, status, or_none(&roles), a, s(o, "/status/nodeInfo/kubeletVersion").into()]
         }
         "Namespace" => vec![name, s(o, "/status/phase").into(), a],
         "ConfigMap" => {
@@ -249,10 +158,7 @@ pub fn row(kind: &Kind, o: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String
             vec![name, count.to_string(), a]
         }
         "Secret" => {
-            let count = o
-                .get("data")
-                .and_then(Value::as_object)
-                .map_or(0, |m| m.len());
+            let count = o.get("data").and_then(Value::as_object).map_or(0, |m| m.len());
             vec![name, s(o, "/type").into(), count.to_string(), a]
         }
         "Endpoints" => {
@@ -262,18 +168,12 @@ pub fn row(kind: &Kind, o: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String
                 .map(|ss| {
                     ss.iter()
                         .flat_map(|sub| {
-                            let ports: Vec<String> = sub["ports"]
-                                .as_array()
-                                .into_iter()
-                                .flatten()
-                                .map(|p| p["port"].to_string())
-                                .collect();
-                            sub["addresses"].as_array().into_iter().flatten().flat_map(
-                                move |addr| {
-                                    let ip = addr["ip"].as_str().unwrap_or("").to_string();
-                                    ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
-                                },
-                            )
+                            let ports: Vec<String> =
+                                sub["ports"].as_array().into_iter().flatten().map(|p| p["port"].to_string()).collect();
+                            sub["addresses"].as_array().into_iter().flatten().flat_map(move |addr| {
+                                let ip = addr["ip"].as_str().unwrap_or("").to_string();
+                                ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
+                            })
                         })
                         .collect::<Vec<_>>()
                         .join(",")
@@ -286,11 +186,7 @@ pub fn row(kind: &Kind, o: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String
             age(s(o, "/lastTimestamp"), now),
             s(o, "/type").into(),
             s(o, "/reason").into(),
-            format!(
-                "{}/{}",
-                s(o, "/involvedObject/kind").to_ascii_lowercase(),
-                s(o, "/involvedObject/name")
-            ),
+            format!("{}/{}", s(o, "/involvedObject/kind").to_ascii_lowercase(), s(o, "/involvedObject/name")),
             s(o, "/message").into(),
         ],
         _ => vec![name, a],
@@ -361,11 +257,7 @@ pub fn describe(o: &Value, events: &[Value], now: DateTime<Utc>) -> String {
     field("ResourceVersion", meta_str(o, "resourceVersion").into());
     field(
         "Created",
-        format!(
-            "{} ({} ago)",
-            meta_str(o, "creationTimestamp"),
-            age(meta_str(o, "creationTimestamp"), now)
-        ),
+        format!("{} ({} ago)", meta_str(o, "creationTimestamp"), age(meta_str(o, "creationTimestamp"), now)),
     );
     if let Some(node) = o.pointer("/spec/nodeName").and_then(Value::as_str) {
         field("Node", node.into());
@@ -388,13 +280,7 @@ pub fn describe(o: &Value, events: &[Value], now: DateTime<Utc>) -> String {
         out.push_str("Conditions:\n");
         let rows: Vec<Vec<String>> = conds
             .iter()
-            .map(|c| {
-                vec![
-                    s(c, "/type").to_string(),
-                    s(c, "/status").to_string(),
-                    s(c, "/reason").to_string(),
-                ]
-            })
+            .map(|c| vec![s(c, "/type").to_string(), s(c, "/status").to_string(), s(c, "/reason").to_string()])
             .collect();
         for l in table(&["Type", "Status", "Reason"], &rows).lines() {
             out.push_str(&format!("  {l}\n"));
@@ -426,9 +312,7 @@ pub fn describe(o: &Value, events: &[Value], now: DateTime<Utc>) -> String {
 
 fn capitalize(s: &str) -> String {
     let mut c = s.chars();
-    c.next()
-        .map(|f| f.to_uppercase().collect::<String>() + c.as_str())
-        .unwrap_or_default()
+    c.next().map(|f| f.to_uppercase().collect::<String>() + c.as_str()).unwrap_or_default()
 }
 
 #[cfg(test)]
@@ -438,9 +322,7 @@ mod tests {
 
     #[test]
     fn ages() {
-        let now = DateTime::parse_from_rfc3339("2026-01-02T00:00:00Z")
-            .unwrap()
-            .with_timezone(&Utc);
+        let now = DateTime::parse_from_rfc3339("2026-01-02T00:00:00Z").unwrap().with_timezone(&Utc);
         assert_eq!(age("2026-01-01T23:59:30Z", now), "30s");
         assert_eq!(age("2026-01-01T23:00:00Z", now), "60m");
         assert_eq!(age("2025-12-30T00:00:00Z", now), "3d");
@@ -452,17 +334,9 @@ mod tests {
         let pod = json!({"metadata": {"name": "web", "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"containers": [{"name": "a"}], "nodeName": "n1"},
             "status": {"phase": "Running", "podIP": "10.244.0.5", "containerStatuses": [{"ready": true, "restartCount": 2}]}});
-        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:10Z")
-            .unwrap()
-            .with_timezone(&Utc);
-        assert_eq!(
-            row(kind, &pod, true, now),
-            vec!["web", "1/1", "Running", "2", "10s", "10.244.0.5", "n1"]
-        );
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:10Z").unwrap().with_timezone(&Utc);
+        assert_eq!(row(kind, &pod, true, now), vec!["web", "1/1", "Running", "2", "10s", "10.244.0.5", "n1"]);
         let t = table(&headers(kind, false), &[row(kind, &pod, false, now)]);
-        assert_eq!(
-            t,
-            "NAME   READY   STATUS    RESTARTS   AGE\nweb    1/1     Running   2          10s"
-        );
+        assert_eq!(t, "NAME   READY   STATUS    RESTARTS   AGE\nweb    1/1     Running   2          10s");
     }
 }

@@ -42,10 +42,7 @@ pub struct NodeState {
 pub struct DataDir(pub PathBuf);
 
 fn io_err(path: &Path, source: std::io::Error) -> ClusterError {
-    ClusterError::Io {
-        path: path.display().to_string(),
-        source,
-    }
+    ClusterError::Io { path: path.display().to_string(), source }
 }
 
 /// Write a file whole: write a temporary file, sync it, rename it into place.
@@ -60,9 +57,7 @@ pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), ClusterE
         .mode(mode)
         .open(&tmp)
         .map_err(|e| io_err(&tmp, e))?;
-    f.write_all(bytes)
-        .and_then(|_| f.sync_all())
-        .map_err(|e| io_err(&tmp, e))?;
+    f.write_all(bytes).and_then(|_| f.sync_all()).map_err(|e| io_err(&tmp, e))?;
     std::fs::rename(&tmp, path).map_err(|e| io_err(path, e))
 }
 
@@ -111,8 +106,7 @@ impl DataDir {
 
     /// Save the node state (last step of a setup).
     pub fn save_state(&self, state: &NodeState) -> Result<(), ClusterError> {
-        let bytes =
-            serde_json::to_vec_pretty(state).map_err(|e| ClusterError::Config(e.to_string()))?;
+        let bytes = serde_json::to_vec_pretty(state).map_err(|e| ClusterError::Config(e.to_string()))?;
         write_atomic(&self.state_path(), &bytes, 0o644)
     }
 
@@ -140,10 +134,7 @@ impl DataDir {
     pub fn load_pki(&self) -> Result<(String, Identity), ClusterError> {
         let pki = self.0.join("pki");
         let ca = read(&pki.join("ca.crt"))?;
-        let id = Identity {
-            cert_pem: read(&pki.join("node.crt"))?,
-            key_pem: read(&pki.join("node.key"))?,
-        };
+        let id = Identity { cert_pem: read(&pki.join("node.crt"))?, key_pem: read(&pki.join("node.key"))? };
         Ok((ca, id))
     }
 }
@@ -174,22 +165,18 @@ pub struct AdminConfig {
 impl AdminConfig {
     /// Read a config file.
     pub fn load(path: &Path) -> Result<AdminConfig, ClusterError> {
-        serde_yaml_ng::from_str(&read(path)?)
-            .map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))
+        serde_yaml_ng::from_str(&read(path)?).map_err(|e| ClusterError::Config(format!("{}: {e}", path.display())))
     }
 
     /// Write a config file, readable by its owner only.
     pub fn save(&self, path: &Path) -> Result<(), ClusterError> {
-        let text =
-            serde_yaml_ng::to_string(self).map_err(|e| ClusterError::Config(e.to_string()))?;
+        let text = serde_yaml_ng::to_string(self).map_err(|e| ClusterError::Config(e.to_string()))?;
         write_atomic(path, text.as_bytes(), 0o600)
     }
 
     /// The client identity, if the config has a certificate.
     pub fn identity(&self) -> Option<Identity> {
-        (!self.client_certificate.is_empty()).then(|| Identity {
-            cert_pem: self.client_certificate.clone(),
-            key_pem: self.client_key.clone(),
-        })
+        (!self.client_certificate.is_empty())
+            .then(|| Identity { cert_pem: self.client_certificate.clone(), key_pem: self.client_key.clone() })
     }
 }

@@ -18,15 +18,10 @@ use crate::objects::Kind;
 use crate::util;
 
 /// The namespaces every cluster starts with.
-pub const BUILTIN_NAMESPACES: &[&str] =
-    &["default", "kube-system", "kube-public", "kube-node-lease"];
+pub const BUILTIN_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
 fn sans(args: &NodeArgs, raft: std::net::SocketAddr, api: std::net::SocketAddr) -> Vec<String> {
-    vec![
-        raft.ip().to_string(),
-        api.ip().to_string(),
-        args.name.clone(),
-    ]
+    vec![raft.ip().to_string(), api.ip().to_string(), args.name.clone()]
 }
 
 /// The writes that make a fresh cluster: its CA, admin token, first member,
@@ -56,13 +51,9 @@ fn bootstrap_txn(
     for obj in objects {
         let kind = Kind::of(&obj).expect("built-in kinds are registered");
         let ctx = util::create_context();
-        let a = admission::for_create(kind, obj, &ctx.as_ref())
-            .map_err(|e| ClusterError::Config(e.to_string()))?;
+        let a = admission::for_create(kind, obj, &ctx.as_ref()).map_err(|e| ClusterError::Config(e.to_string()))?;
         let bytes = a.bytes().map_err(|e| ClusterError::Config(e.to_string()))?;
-        ops.push(Op::Put {
-            key: a.key,
-            value: bytes,
-        });
+        ops.push(Op::Put { key: a.key, value: bytes });
     }
     Ok(Txn::ops(ops))
 }
@@ -72,17 +63,12 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     let dir = DataDir(args.data_dir.clone());
     dir.ensure_fresh()?;
     let listener = bind_api(args.api_addr).await?;
-    let api_addr = listener.local_addr().map_err(|source| ClusterError::Bind {
-        addr: args.api_addr.to_string(),
-        source,
-    })?;
+    let api_addr =
+        listener.local_addr().map_err(|source| ClusterError::Bind { addr: args.api_addr.to_string(), source })?;
     let raft_addr = pick_port(args.raft_addr)?;
 
     let ca = Ca::generate(&args.name)?;
-    let node_id = ca.issue(
-        &format!("system:node:{}", args.name),
-        &sans(&args, raft_addr, api_addr),
-    )?;
+    let node_id = ca.issue(&format!("system:node:{}", args.name), &sans(&args, raft_addr, api_addr))?;
     let admin_id = ca.issue("admin", &[])?;
     dir.save_pki(ca.cert_pem(), &node_id)?;
 
@@ -96,11 +82,8 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
         keep_logs: args.keep_logs,
     };
     let node = start_raft(&dir, &state, ca.cert_pem(), &node_id).await?;
-    let member = Member {
-        name: state.name.clone(),
-        raft_addr: state.raft_addr.clone(),
-        api_addr: state.api_addr.clone(),
-    };
+    let member =
+        Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };
     node.initialize(member).await?;
     node.raft
         .wait(Some(Duration::from_secs(30)))
@@ -112,8 +95,7 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     let join = JoinToken::generate(&ca.fingerprint()?);
     let expiration = util::rfc3339(chrono::Utc::now() + chrono::Duration::hours(24));
     let txn = bootstrap_txn(&ca, &admin_token, &state, &join, &expiration)?;
-    node.propose(Command::Txn(txn), Duration::from_secs(30))
-        .await?;
+    node.propose(Command::Txn(txn), Duration::from_secs(30)).await?;
 
     let running = RunningNode::serve(node, listener, ca.cert_pem().to_string(), node_id)?;
     let admin = AdminConfig {
@@ -128,15 +110,9 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     dir.save_state(&state)?;
     // admin.conf last: its presence says the node is ready.
     admin.save(&dir.admin_conf())?;
-    println!(
-        "cluster initialized: node {} (api {}, raft {})",
-        state.name, state.api_addr, state.raft_addr
-    );
+    println!("cluster initialized: node {} (api {}, raft {})", state.name, state.api_addr, state.raft_addr);
     println!("admin config: {}", dir.admin_conf().display());
     println!("join more nodes with:");
-    println!(
-        "  clusterd join {} --token {} --data-dir DIR --name NAME [--control-plane]",
-        state.api_addr, join
-    );
+    println!("  clusterd join {} --token {} --data-dir DIR --name NAME [--control-plane]", state.api_addr, join);
     running.run_until_signal().await
 }

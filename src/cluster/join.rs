@@ -14,25 +14,17 @@ use crate::client::connect_pinned;
 /// Join the cluster served at `server` and run this node until a signal.
 /// A control-plane node becomes a voter (while the cluster has fewer than five),
 /// a worker a learner.
-pub async fn join(
-    server: &str,
-    token: &str,
-    control_plane: bool,
-    args: NodeArgs,
-) -> Result<(), ClusterError> {
+pub async fn join(server: &str, token: &str, control_plane: bool, args: NodeArgs) -> Result<(), ClusterError> {
     let parsed = JoinToken::parse(token).map_err(|e| ClusterError::Join(e.to_string()))?;
     let dir = DataDir(args.data_dir.clone());
     dir.ensure_fresh()?;
     let listener = bind_api(args.api_addr).await?;
-    let api_addr = listener.local_addr().map_err(|source| ClusterError::Bind {
-        addr: args.api_addr.to_string(),
-        source,
-    })?;
+    let api_addr =
+        listener.local_addr().map_err(|source| ClusterError::Bind { addr: args.api_addr.to_string(), source })?;
     let raft_addr = pick_port(args.raft_addr)?;
 
-    let mut client = connect_pinned(server, &parsed.ca_fingerprint)
-        .await
-        .map_err(|e| ClusterError::Join(e.to_string()))?;
+    let mut client =
+        connect_pinned(server, &parsed.ca_fingerprint).await.map_err(|e| ClusterError::Join(e.to_string()))?;
     let resp = client
         .join(pb::JoinRequest {
             token: token.to_string(),
@@ -44,10 +36,7 @@ pub async fn join(
         .await
         .map_err(|s| ClusterError::Join(s.message().to_string()))?
         .into_inner();
-    let id = clusterd_raft::pki::Identity {
-        cert_pem: resp.node_cert,
-        key_pem: resp.node_key,
-    };
+    let id = clusterd_raft::pki::Identity { cert_pem: resp.node_cert, key_pem: resp.node_key };
     dir.save_pki(&resp.ca_cert, &id)?;
     let state = NodeState {
         id: resp.node_id,
@@ -59,20 +48,12 @@ pub async fn join(
         keep_logs: args.keep_logs,
     };
     let node = start_raft(&dir, &state, &resp.ca_cert, &id).await?;
-    let member = Member {
-        name: state.name.clone(),
-        raft_addr: state.raft_addr.clone(),
-        api_addr: state.api_addr.clone(),
-    };
-    node.request_membership(&resp.peers, member, control_plane, Duration::from_secs(120))
-        .await?;
+    let member =
+        Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };
+    node.request_membership(&resp.peers, member, control_plane, Duration::from_secs(120)).await?;
     dir.save_state(&state)?;
     let running = RunningNode::serve(node, listener, resp.ca_cert, id)?;
-    let role = if control_plane {
-        "control-plane"
-    } else {
-        "worker"
-    };
+    let role = if control_plane { "control-plane" } else { "worker" };
     println!(
         "node {} joined as {role} (id {}, api {}, raft {})",
         state.name, state.id, state.api_addr, state.raft_addr

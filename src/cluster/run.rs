@@ -25,12 +25,7 @@ pub struct RunningNode {
 
 /// Bind a TCP listener, naming the address on failure.
 pub async fn bind_api(addr: SocketAddr) -> Result<TcpListener, ClusterError> {
-    TcpListener::bind(addr)
-        .await
-        .map_err(|source| ClusterError::Bind {
-            addr: addr.to_string(),
-            source,
-        })
+    TcpListener::bind(addr).await.map_err(|source| ClusterError::Bind { addr: addr.to_string(), source })
 }
 
 /// A free UDP port on `addr`'s host, for a transport address given with port 0.
@@ -38,14 +33,9 @@ pub fn pick_port(addr: SocketAddr) -> Result<SocketAddr, ClusterError> {
     if addr.port() != 0 {
         return Ok(addr);
     }
-    let sock = std::net::UdpSocket::bind(addr).map_err(|source| ClusterError::Bind {
-        addr: addr.to_string(),
-        source,
-    })?;
-    sock.local_addr().map_err(|source| ClusterError::Bind {
-        addr: addr.to_string(),
-        source,
-    })
+    let sock =
+        std::net::UdpSocket::bind(addr).map_err(|source| ClusterError::Bind { addr: addr.to_string(), source })?;
+    sock.local_addr().map_err(|source| ClusterError::Bind { addr: addr.to_string(), source })
 }
 
 /// Start the Raft member from a data directory's state.
@@ -55,19 +45,37 @@ pub async fn start_raft(
     ca_pem: &str,
     id: &Identity,
 ) -> Result<Arc<RaftNode>, ClusterError> {
-    let bind: SocketAddr = state.raft_addr.parse().map_err(|_| {
-        ClusterError::Config(format!("raftAddr \"{}\" is not IP:port", state.raft_addr))
-    })?;
-    let mut opts = NodeOptions::new(
-        state.id,
-        bind,
-        dir.db_path(),
-        ca_pem.to_string(),
-        id.clone(),
-    );
+    let bind: SocketAddr = state
+        .raft_addr
+        .parse()
+        .map_err(|_| ClusterError::Config(format!("raftAddr \"{}\" is not IP:port", state.raft_addr)))?;
+    let mut opts = NodeOptions::new(state.id, bind, dir.db_path(), ca_pem.to_string(), id.clone());
     opts.snapshot_every = state.snapshot_every;
     opts.keep_logs = state.keep_logs;
     Ok(RaftNode::start(opts).await?)
+}
+
+/// How often the leader compacts watch history, and how many revisions it keeps.
+const COMPACT_EVERY: std::time::Duration = std::time::Duration::from_secs(300);
+const HISTORY_KEPT: u64 = 10_000;
+
+/// History compaction on its own schedule (independent of log purging), by the leader.
+async fn compact_history(node: Arc<RaftNode>, mut stopped: watch::Receiver<bool>) {
+    let mut tick = tokio::time::interval(COMPACT_EVERY);
+    tick.tick().await;
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {}
+            _ = stopped.wait_for(|s| *s) => return,
+        }
+        let upto = node.store.revision().saturating_sub(HISTORY_KEPT);
+        if node.is_leader() && upto > node.store.compacted() {
+            let cmd = clusterd_raft::Command::Compact(upto);
+            if let Err(e) = node.propose(cmd, std::time::Duration::from_secs(10)).await {
+                tracing::warn!(error = %e, "history compaction failed");
+            }
+        }
+    }
 }
 
 impl RunningNode {
@@ -78,12 +86,10 @@ impl RunningNode {
         ca_pem: String,
         id: Identity,
     ) -> Result<Self, ClusterError> {
-        let api_addr = listener.local_addr().map_err(|source| ClusterError::Bind {
-            addr: "api".into(),
-            source,
-        })?;
+        let api_addr = listener.local_addr().map_err(|source| ClusterError::Bind { addr: "api".into(), source })?;
         let (stop, mut stopped) = watch::channel(false);
         let api = Api::new(node.clone());
+        tokio::spawn(compact_history(node.clone(), stop.subscribe()));
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
@@ -92,25 +98,16 @@ impl RunningNode {
                 tracing::error!(error = %e, "api server failed");
             }
         });
-        Ok(RunningNode {
-            node,
-            api_addr,
-            stop,
-            api: task,
-        })
+        Ok(RunningNode { node, api_addr, stop, api: task })
     }
 
     /// Run until SIGTERM or SIGINT, then stop cleanly.
     pub async fn run_until_signal(self) -> Result<(), ClusterError> {
         use tokio::signal::unix::{signal, SignalKind};
-        let mut term = signal(SignalKind::terminate()).map_err(|source| ClusterError::Io {
-            path: "signal".into(),
-            source,
-        })?;
-        let mut int = signal(SignalKind::interrupt()).map_err(|source| ClusterError::Io {
-            path: "signal".into(),
-            source,
-        })?;
+        let mut term =
+            signal(SignalKind::terminate()).map_err(|source| ClusterError::Io { path: "signal".into(), source })?;
+        let mut int =
+            signal(SignalKind::interrupt()).map_err(|source| ClusterError::Io { path: "signal".into(), source })?;
         tokio::select! {
             _ = term.recv() => tracing::info!("SIGTERM: stopping"),
             _ = int.recv() => tracing::info!("SIGINT: stopping"),

@@ -11,16 +11,14 @@ pub async fn start(data_dir: &Path) -> Result<(), ClusterError> {
     let dir = DataDir(data_dir.to_path_buf());
     let state = dir.load_state()?;
     let (ca_pem, id) = dir.load_pki()?;
-    let api_addr = state.api_addr.parse().map_err(|_| {
-        ClusterError::Config(format!("apiAddr \"{}\" is not IP:port", state.api_addr))
-    })?;
+    let api_addr = state
+        .api_addr
+        .parse()
+        .map_err(|_| ClusterError::Config(format!("apiAddr \"{}\" is not IP:port", state.api_addr)))?;
     let listener = bind_api(api_addr).await?;
     let node = start_raft(&dir, &state, &ca_pem, &id).await?;
     let running = RunningNode::serve(node, listener, ca_pem, id)?;
     tracing::info!(name = %state.name, api = %running.api_addr, "node started");
-    println!(
-        "node {} started (api {}, raft {})",
-        state.name, state.api_addr, state.raft_addr
-    );
+    println!("node {} started (api {}, raft {})", state.name, state.api_addr, state.raft_addr);
     running.run_until_signal().await
 }

@@ -16,12 +16,7 @@ pub const MAX_OBJECT_BYTES: usize = 1_572_864;
 pub enum AdmissionError {
     /// A field is invalid; the message names it.
     #[error("{kind} \"{name}\" is invalid: {field}: {message}")]
-    Invalid {
-        kind: String,
-        name: String,
-        field: String,
-        message: String,
-    },
+    Invalid { kind: String, name: String, field: String, message: String },
     /// The request is malformed (not JSON, unknown kind).
     #[error("{0}")]
     BadRequest(String),
@@ -48,8 +43,7 @@ pub struct Admitted {
 impl Admitted {
     /// The stored bytes, refused if too large.
     pub fn bytes(&self) -> Result<Vec<u8>, AdmissionError> {
-        let bytes = serde_json::to_vec(&self.body)
-            .map_err(|e| AdmissionError::BadRequest(e.to_string()))?;
+        let bytes = serde_json::to_vec(&self.body).map_err(|e| AdmissionError::BadRequest(e.to_string()))?;
         if bytes.len() > MAX_OBJECT_BYTES {
             return Err(AdmissionError::TooLarge(bytes.len()));
         }
@@ -72,29 +66,21 @@ pub fn parse(json: &str) -> Result<(&'static Kind, Value), AdmissionError> {
     if json.len() > MAX_OBJECT_BYTES {
         return Err(AdmissionError::TooLarge(json.len()));
     }
-    let obj: Value = serde_json::from_str(json)
-        .map_err(|e| AdmissionError::BadRequest(format!("invalid JSON: {e}")))?;
+    let obj: Value =
+        serde_json::from_str(json).map_err(|e| AdmissionError::BadRequest(format!("invalid JSON: {e}")))?;
     if !obj.is_object() {
-        return Err(AdmissionError::BadRequest(
-            "the object must be a JSON object".into(),
-        ));
+        return Err(AdmissionError::BadRequest("the object must be a JSON object".into()));
     }
     let kind_name = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     if kind_name.is_empty() {
-        return Err(AdmissionError::BadRequest(
-            "Object 'Kind' is missing".into(),
-        ));
+        return Err(AdmissionError::BadRequest("Object 'Kind' is missing".into()));
     }
     if api.is_empty() {
-        return Err(AdmissionError::BadRequest(
-            "Object 'apiVersion' is missing".into(),
-        ));
+        return Err(AdmissionError::BadRequest("Object 'apiVersion' is missing".into()));
     }
     let kind = Kind::of(&obj).ok_or_else(|| {
-        AdmissionError::BadRequest(format!(
-            "no kind \"{kind_name}\" is registered for version \"{api}\""
-        ))
+        AdmissionError::BadRequest(format!("no kind \"{kind_name}\" is registered for version \"{api}\""))
     })?;
     Ok((kind, obj))
 }
@@ -119,48 +105,30 @@ fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
     if !obj.get("metadata").is_some_and(Value::is_object) {
         obj["metadata"] = json!({});
     }
-    obj["metadata"]
-        .as_object_mut()
-        .expect("metadata is an object")
+    obj["metadata"].as_object_mut().expect("metadata is an object")
 }
 
 /// Admit a new object.
-pub fn for_create(
-    kind: &'static Kind,
-    mut obj: Value,
-    ctx: &CreateContext,
-) -> Result<Admitted, AdmissionError> {
+pub fn for_create(kind: &'static Kind, mut obj: Value, ctx: &CreateContext) -> Result<Admitted, AdmissionError> {
     {
         let meta = meta_mut(&mut obj);
-        let name_empty = meta
-            .get("name")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .is_empty();
+        let name_empty = meta.get("name").and_then(Value::as_str).unwrap_or("").is_empty();
         if name_empty {
             if let Some(prefix) = meta.get("generateName").and_then(Value::as_str) {
                 meta.insert("name".into(), json!(format!("{prefix}{}", ctx.suffix)));
             }
         }
         if kind.namespaced {
-            let ns_empty = meta
-                .get("namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty();
+            let ns_empty = meta.get("namespace").and_then(Value::as_str).unwrap_or("").is_empty();
             if ns_empty {
                 meta.insert("namespace".into(), json!("default"));
             }
         } else {
             meta.remove("namespace");
         }
-        for server_owned in [
-            "resourceVersion",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-            "managedFields",
-            "selfLink",
-        ] {
+        for server_owned in
+            ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"]
+        {
             meta.remove(server_owned);
         }
         meta.insert("uid".into(), json!(ctx.uid));
@@ -193,19 +161,9 @@ fn initial_status(kind: &Kind, obj: &mut Value) {
 }
 
 fn admitted(kind: &'static Kind, body: Value) -> Result<Admitted, AdmissionError> {
-    let namespace = if kind.namespaced {
-        meta_str(&body, "namespace").to_string()
-    } else {
-        String::new()
-    };
+    let namespace = if kind.namespaced { meta_str(&body, "namespace").to_string() } else { String::new() };
     let name = meta_str(&body, "name").to_string();
-    Ok(Admitted {
-        kind,
-        key: kind.key(&namespace, &name),
-        namespace,
-        name,
-        body,
-    })
+    Ok(Admitted { kind, key: kind.key(&namespace, &name), namespace, name, body })
 }
 
 /// Admit a replacement of `existing`. With `status_only`, only the status changes
@@ -232,22 +190,10 @@ pub fn for_update(
             return Err(invalid(kind, &obj, FieldError::immutable("metadata.uid")));
         }
         let meta = meta_mut(&mut obj);
-        if kind.namespaced
-            && meta
-                .get("namespace")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .is_empty()
-        {
+        if kind.namespaced && meta.get("namespace").and_then(Value::as_str).unwrap_or("").is_empty() {
             meta.insert("namespace".into(), old_meta["namespace"].clone());
         }
-        for kept in [
-            "uid",
-            "creationTimestamp",
-            "generation",
-            "deletionTimestamp",
-            "deletionGracePeriodSeconds",
-        ] {
+        for kept in ["uid", "creationTimestamp", "generation", "deletionTimestamp", "deletionGracePeriodSeconds"] {
             match old_meta.get(kept) {
                 Some(v) => meta.insert(kept.into(), v.clone()),
                 None => meta.remove(kept),
@@ -267,10 +213,7 @@ pub fn for_update(
     }
     check_immutable(kind, &obj, existing).map_err(|e| invalid(kind, &obj, e))?;
     if kind.has_spec && obj.get("spec") != existing.get("spec") {
-        let generation = existing
-            .pointer("/metadata/generation")
-            .and_then(Value::as_i64)
-            .unwrap_or(0);
+        let generation = existing.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
         obj["metadata"]["generation"] = json!(generation + 1);
     }
     validate_all(kind, &obj)?;
@@ -288,21 +231,13 @@ fn check_immutable(kind: &Kind, new: &Value, old: &Value) -> Result<(), FieldErr
         "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" if !same("/spec/selector") => {
             Err(FieldError::immutable("spec.selector"))
         }
-        "StatefulSet" if !same("/spec/serviceName") => {
-            Err(FieldError::immutable("spec.serviceName"))
-        }
+        "StatefulSet" if !same("/spec/serviceName") => Err(FieldError::immutable("spec.serviceName")),
         "Job" if !same("/spec/selector") => Err(FieldError::immutable("spec.selector")),
         "Job" if !same("/spec/template") => Err(FieldError::immutable("spec.template")),
         "Job" if !same("/spec/completions") => Err(FieldError::immutable("spec.completions")),
         "Service" => {
-            let old_ip = old
-                .pointer("/spec/clusterIP")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            let new_ip = new
-                .pointer("/spec/clusterIP")
-                .and_then(Value::as_str)
-                .unwrap_or("");
+            let old_ip = old.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
+            let new_ip = new.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
             if !old_ip.is_empty() && !new_ip.is_empty() && old_ip != new_ip {
                 return Err(FieldError::immutable("spec.clusterIP"));
             }
@@ -343,13 +278,8 @@ fn check_immutable(kind: &Kind, new: &Value, old: &Value) -> Result<(), FieldErr
                     message: "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` or `spec.tolerations` (only additions to existing tolerations)".into(),
                 });
             }
-            let old_node = old
-                .pointer("/spec/nodeName")
-                .and_then(Value::as_str)
-                .unwrap_or("");
-            if !old_node.is_empty()
-                && new.pointer("/spec/nodeName").and_then(Value::as_str) != Some(old_node)
-            {
+            let old_node = old.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+            if !old_node.is_empty() && new.pointer("/spec/nodeName").and_then(Value::as_str) != Some(old_node) {
                 return Err(FieldError::immutable("spec.nodeName"));
             }
             Ok(())
@@ -363,11 +293,7 @@ mod tests {
     use super::*;
 
     fn ctx() -> CreateContext<'static> {
-        CreateContext {
-            uid: "u-1",
-            now: "2026-01-01T00:00:00Z",
-            suffix: "abcde",
-        }
+        CreateContext { uid: "u-1", now: "2026-01-01T00:00:00Z", suffix: "abcde" }
     }
 
     fn cm(name: &str) -> String {
@@ -389,26 +315,20 @@ mod tests {
         let (kind, obj) = parse(&cm("Not_Valid")).unwrap();
         let err = for_create(kind, obj, &ctx()).unwrap_err();
         assert!(
-            err.to_string()
-                .starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name: Invalid value"),
+            err.to_string().starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name: Invalid value"),
             "{err}"
         );
     }
 
     #[test]
     fn unknown_kind_is_refused() {
-        let err =
-            parse(r#"{"apiVersion":"v1","kind":"Widget","metadata":{"name":"w"}}"#).unwrap_err();
-        assert_eq!(
-            err.to_string(),
-            "no kind \"Widget\" is registered for version \"v1\""
-        );
+        let err = parse(r#"{"apiVersion":"v1","kind":"Widget","metadata":{"name":"w"}}"#).unwrap_err();
+        assert_eq!(err.to_string(), "no kind \"Widget\" is registered for version \"v1\"");
     }
 
     #[test]
     fn generate_name() {
-        let obj =
-            json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "web-"}});
+        let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"generateName": "web-"}});
         let a = for_create(Kind::of(&obj).unwrap(), obj, &ctx()).unwrap();
         assert_eq!(a.name, "web-abcde");
     }
@@ -430,11 +350,7 @@ mod tests {
         moved["spec"]["selector"]["matchLabels"]["a"] = json!("c");
         moved["spec"]["template"]["metadata"]["labels"]["a"] = json!("c");
         let err = for_update(kind, moved, &created, false).unwrap_err();
-        assert!(
-            err.to_string()
-                .contains("spec.selector: field is immutable"),
-            "{err}"
-        );
+        assert!(err.to_string().contains("spec.selector: field is immutable"), "{err}");
     }
 
     #[test]

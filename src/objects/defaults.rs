@@ -36,11 +36,7 @@ pub fn apply(kind: &Kind, obj: &mut Value) {
             set_default(spec, "replicas", json!(1));
             set_default(spec, "podManagementPolicy", json!("OrderedReady"));
             set_default(spec, "revisionHistoryLimit", json!(10));
-            set_default(
-                spec,
-                "updateStrategy",
-                json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}),
-            );
+            set_default(spec, "updateStrategy", json!({"type": "RollingUpdate", "rollingUpdate": {"partition": 0}}));
         }),
         "DaemonSet" => workload(obj, |spec| {
             set_default(spec, "revisionHistoryLimit", json!(10));
@@ -74,6 +70,17 @@ pub fn apply(kind: &Kind, obj: &mut Value) {
         "Secret" => {
             if let Some(o) = object(obj) {
                 set_default(o, "type", json!("Opaque"));
+                // stringData is write-only: merged into data, base64-encoded, as Kubernetes does.
+                if let Some(Value::Object(plain)) = o.remove("stringData") {
+                    use base64::Engine;
+                    let data = o.entry("data").or_insert_with(|| json!({}));
+                    if let Some(data) = data.as_object_mut() {
+                        for (k, v) in plain {
+                            let text = v.as_str().unwrap_or_default().to_string();
+                            data.insert(k, json!(base64::engine::general_purpose::STANDARD.encode(text)));
+                        }
+                    }
+                }
             }
         }
         _ => {}
@@ -101,11 +108,7 @@ pub fn pod_spec(spec: &mut Value) {
     for list in ["containers", "initContainers"] {
         if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs.iter_mut().filter_map(object) {
-                let image = c
-                    .get("image")
-                    .and_then(Value::as_str)
-                    .unwrap_or("")
-                    .to_string();
+                let image = c.get("image").and_then(Value::as_str).unwrap_or("").to_string();
                 set_default(c, "imagePullPolicy", json!(pull_policy(&image)));
                 set_default(c, "terminationMessagePath", json!("/dev/termination-log"));
                 set_default(c, "terminationMessagePolicy", json!("File"));
@@ -143,6 +146,17 @@ mod tests {
     }
 
     #[test]
+    fn secret_string_data_becomes_data() {
+        let kind = Kind::resolve("secret").unwrap();
+        let mut s = json!({"stringData": {"user": "admin"}, "data": {"x": "eQ=="}});
+        apply(kind, &mut s);
+        assert_eq!(s["data"]["user"], "YWRtaW4=");
+        assert_eq!(s["data"]["x"], "eQ==");
+        assert!(s.get("stringData").is_none());
+        assert_eq!(s["type"], "Opaque");
+    }
+
+    #[test]
     fn deployment_defaults() {
         let kind = Kind::resolve("deploy").unwrap();
         let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i:v1"}]}}}});
@@ -150,9 +164,6 @@ mod tests {
         assert_eq!(d["spec"]["replicas"], 1);
         assert_eq!(d["spec"]["strategy"]["rollingUpdate"]["maxSurge"], "25%");
         assert_eq!(d["spec"]["template"]["spec"]["restartPolicy"], "Always");
-        assert_eq!(
-            d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"],
-            "IfNotPresent"
-        );
+        assert_eq!(d["spec"]["template"]["spec"]["containers"][0]["imagePullPolicy"], "IfNotPresent");
     }
 }

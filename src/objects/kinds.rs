@@ -43,161 +43,21 @@ macro_rules! kind {
 
 /// Every kind clusterd serves.
 pub static KINDS: &[Kind] = &[
-    kind!(
-        "Namespace",
-        "v1",
-        "namespaces",
-        "namespace",
-        ["ns"],
-        false,
-        "namespaces",
-        true,
-        true
-    ),
-    kind!(
-        "ConfigMap",
-        "v1",
-        "configmaps",
-        "configmap",
-        ["cm"],
-        true,
-        "configmaps",
-        false,
-        false
-    ),
-    kind!(
-        "Secret",
-        "v1",
-        "secrets",
-        "secret",
-        [],
-        true,
-        "secrets",
-        false,
-        false
-    ),
-    kind!(
-        "ServiceAccount",
-        "v1",
-        "serviceaccounts",
-        "serviceaccount",
-        ["sa"],
-        true,
-        "serviceaccounts",
-        false,
-        false
-    ),
+    kind!("Namespace", "v1", "namespaces", "namespace", ["ns"], false, "namespaces", true, true),
+    kind!("ConfigMap", "v1", "configmaps", "configmap", ["cm"], true, "configmaps", false, false),
+    kind!("Secret", "v1", "secrets", "secret", [], true, "secrets", false, false),
+    kind!("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ["sa"], true, "serviceaccounts", false, false),
     kind!("Pod", "v1", "pods", "pod", ["po"], true, "pods", true, true),
-    kind!(
-        "Node",
-        "v1",
-        "nodes",
-        "node",
-        ["no"],
-        false,
-        "minions",
-        true,
-        true
-    ),
-    kind!(
-        "Lease",
-        "coordination.k8s.io/v1",
-        "leases",
-        "lease",
-        [],
-        true,
-        "leases",
-        false,
-        true
-    ),
-    kind!(
-        "Event",
-        "v1",
-        "events",
-        "event",
-        ["ev"],
-        true,
-        "events",
-        false,
-        false
-    ),
-    kind!(
-        "Service",
-        "v1",
-        "services",
-        "service",
-        ["svc"],
-        true,
-        "services/specs",
-        true,
-        true
-    ),
-    kind!(
-        "Endpoints",
-        "v1",
-        "endpoints",
-        "endpoints",
-        ["ep"],
-        true,
-        "services/endpoints",
-        false,
-        false
-    ),
-    kind!(
-        "ReplicaSet",
-        "apps/v1",
-        "replicasets",
-        "replicaset",
-        ["rs"],
-        true,
-        "replicasets",
-        true,
-        true
-    ),
-    kind!(
-        "Deployment",
-        "apps/v1",
-        "deployments",
-        "deployment",
-        ["deploy"],
-        true,
-        "deployments",
-        true,
-        true
-    ),
-    kind!(
-        "DaemonSet",
-        "apps/v1",
-        "daemonsets",
-        "daemonset",
-        ["ds"],
-        true,
-        "daemonsets",
-        true,
-        true
-    ),
-    kind!(
-        "StatefulSet",
-        "apps/v1",
-        "statefulsets",
-        "statefulset",
-        ["sts"],
-        true,
-        "statefulsets",
-        true,
-        true
-    ),
-    kind!(
-        "Job",
-        "batch/v1",
-        "jobs",
-        "job",
-        [],
-        true,
-        "jobs",
-        true,
-        true
-    ),
+    kind!("Node", "v1", "nodes", "node", ["no"], false, "minions", true, true),
+    kind!("Lease", "coordination.k8s.io/v1", "leases", "lease", [], true, "leases", false, true),
+    kind!("Event", "v1", "events", "event", ["ev"], true, "events", false, false),
+    kind!("Service", "v1", "services", "service", ["svc"], true, "services/specs", true, true),
+    kind!("Endpoints", "v1", "endpoints", "endpoints", ["ep"], true, "services/endpoints", false, false),
+    kind!("ReplicaSet", "apps/v1", "replicasets", "replicaset", ["rs"], true, "replicasets", true, true),
+    kind!("Deployment", "apps/v1", "deployments", "deployment", ["deploy"], true, "deployments", true, true),
+    kind!("DaemonSet", "apps/v1", "daemonsets", "daemonset", ["ds"], true, "daemonsets", true, true),
+    kind!("StatefulSet", "apps/v1", "statefulsets", "statefulset", ["sts"], true, "statefulsets", true, true),
+    kind!("Job", "batch/v1", "jobs", "job", [], true, "jobs", true, true),
 ];
 
 impl Kind {
@@ -207,10 +67,7 @@ impl Kind {
         let lower = name.to_ascii_lowercase();
         let base = lower.split('.').next().unwrap_or(&lower);
         KINDS.iter().find(|k| {
-            k.kind.eq_ignore_ascii_case(base)
-                || k.plural == base
-                || k.singular == base
-                || k.short.contains(&base)
+            k.kind.eq_ignore_ascii_case(base) || k.plural == base || k.singular == base || k.short.contains(&base)
         })
     }
 
@@ -218,9 +75,7 @@ impl Kind {
     pub fn of(obj: &Value) -> Option<&'static Kind> {
         let kind = obj.get("kind")?.as_str()?;
         let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        KINDS
-            .iter()
-            .find(|k| k.kind == kind && k.api_version == api)
+        KINDS.iter().find(|k| k.kind == kind && k.api_version == api)
     }
 
     /// The key prefix for all objects of this kind (in a namespace, if given).

@@ -50,31 +50,18 @@ fn split_top_level(s: &str) -> Vec<String> {
         cur.push(c);
     }
     parts.push(cur);
-    parts
-        .into_iter()
-        .map(|p| p.trim().to_string())
-        .filter(|p| !p.is_empty())
-        .collect()
+    parts.into_iter().map(|p| p.trim().to_string()).filter(|p| !p.is_empty()).collect()
 }
 
 fn set_values(s: &str) -> Option<Vec<String>> {
     let inner = s.trim().strip_prefix('(')?.strip_suffix(')')?;
-    Some(
-        inner
-            .split(',')
-            .map(|v| v.trim().to_string())
-            .filter(|v| !v.is_empty())
-            .collect(),
-    )
+    Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
 }
 
 impl LabelSelector {
     /// Parse `app=web,tier!=db,env in (a,b),release,!canary`.
     pub fn parse(s: &str) -> Result<Self, SelectorError> {
-        let err = |reason: &str| SelectorError {
-            selector: s.to_string(),
-            reason: reason.to_string(),
-        };
+        let err = |reason: &str| SelectorError { selector: s.to_string(), reason: reason.to_string() };
         let mut reqs = Vec::new();
         for part in split_top_level(s) {
             let req = if let Some((k, v)) = part.split_once("!=") {
@@ -82,15 +69,9 @@ impl LabelSelector {
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 Requirement::Equals(k.trim().into(), v.trim().into())
             } else if let Some((k, rest)) = part.split_once(" notin ") {
-                Requirement::NotIn(
-                    k.trim().into(),
-                    set_values(rest).ok_or_else(|| err("expected (values)"))?,
-                )
+                Requirement::NotIn(k.trim().into(), set_values(rest).ok_or_else(|| err("expected (values)"))?)
             } else if let Some((k, rest)) = part.split_once(" in ") {
-                Requirement::In(
-                    k.trim().into(),
-                    set_values(rest).ok_or_else(|| err("expected (values)"))?,
-                )
+                Requirement::In(k.trim().into(), set_values(rest).ok_or_else(|| err("expected (values)"))?)
             } else if let Some(k) = part.strip_prefix('!') {
                 Requirement::DoesNotExist(k.trim().into())
             } else if part.contains(char::is_whitespace) {
@@ -108,40 +89,22 @@ impl LabelSelector {
         let mut reqs = Vec::new();
         if let Some(m) = sel.get("matchLabels").and_then(Value::as_object) {
             for (k, v) in m {
-                reqs.push(Requirement::Equals(
-                    k.clone(),
-                    v.as_str().unwrap_or("").to_string(),
-                ));
+                reqs.push(Requirement::Equals(k.clone(), v.as_str().unwrap_or("").to_string()));
             }
         }
-        for e in sel
-            .get("matchExpressions")
-            .and_then(Value::as_array)
-            .into_iter()
-            .flatten()
-        {
-            let key = e
-                .get("key")
-                .and_then(Value::as_str)
-                .unwrap_or("")
-                .to_string();
+        for e in sel.get("matchExpressions").and_then(Value::as_array).into_iter().flatten() {
+            let key = e.get("key").and_then(Value::as_str).unwrap_or("").to_string();
             let values: Vec<String> = e
                 .get("values")
                 .and_then(Value::as_array)
-                .map(|vs| {
-                    vs.iter()
-                        .filter_map(|v| v.as_str().map(String::from))
-                        .collect()
-                })
+                .map(|vs| vs.iter().filter_map(|v| v.as_str().map(String::from)).collect())
                 .unwrap_or_default();
-            reqs.push(
-                match e.get("operator").and_then(Value::as_str).unwrap_or("") {
-                    "In" => Requirement::In(key, values),
-                    "NotIn" => Requirement::NotIn(key, values),
-                    "Exists" => Requirement::Exists(key),
-                    _ => Requirement::DoesNotExist(key),
-                },
-            );
+            reqs.push(match e.get("operator").and_then(Value::as_str).unwrap_or("") {
+                "In" => Requirement::In(key, values),
+                "NotIn" => Requirement::NotIn(key, values),
+                "Exists" => Requirement::Exists(key),
+                _ => Requirement::DoesNotExist(key),
+            });
         }
         LabelSelector(reqs)
     }
@@ -175,10 +138,7 @@ impl FieldSelector {
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
                 (k, true, v)
             } else {
-                return Err(SelectorError {
-                    selector: s.into(),
-                    reason: format!("invalid field selector \"{part}\""),
-                });
+                return Err(SelectorError { selector: s.into(), reason: format!("invalid field selector \"{part}\"") });
             };
             out.push((path.trim().to_string(), eq, value.trim().to_string()));
         }
@@ -218,11 +178,7 @@ mod tests {
             ("!app", false),
             ("", true),
         ] {
-            assert_eq!(
-                LabelSelector::parse(sel).unwrap().matches(&obj),
-                want,
-                "{sel}"
-            );
+            assert_eq!(LabelSelector::parse(sel).unwrap().matches(&obj), want, "{sel}");
         }
         assert!(LabelSelector::parse("app web").is_err());
     }
@@ -237,16 +193,8 @@ mod tests {
     #[test]
     fn field_selectors() {
         let obj = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1"}, "status": {"phase": "Running"}});
-        assert!(
-            FieldSelector::parse("spec.nodeName=n1,status.phase!=Pending")
-                .unwrap()
-                .matches(&obj)
-        );
-        assert!(!FieldSelector::parse("metadata.name=q")
-            .unwrap()
-            .matches(&obj));
-        assert!(FieldSelector::parse("spec.nodeName=")
-            .unwrap()
-            .matches(&json!({})));
+        assert!(FieldSelector::parse("spec.nodeName=n1,status.phase!=Pending").unwrap().matches(&obj));
+        assert!(!FieldSelector::parse("metadata.name=q").unwrap().matches(&obj));
+        assert!(FieldSelector::parse("spec.nodeName=").unwrap().matches(&json!({})));
     }
 }

@@ -16,24 +16,15 @@ pub struct FieldError {
 
 impl FieldError {
     pub(crate) fn required(field: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: "Required value".into(),
-        }
+        FieldError { field: field.into(), message: "Required value".into() }
     }
 
     pub(crate) fn invalid(field: impl Into<String>, value: &str, why: &str) -> Self {
-        FieldError {
-            field: field.into(),
-            message: format!("Invalid value: \"{value}\": {why}"),
-        }
+        FieldError { field: field.into(), message: format!("Invalid value: \"{value}\": {why}") }
     }
 
     pub(crate) fn immutable(field: impl Into<String>) -> Self {
-        FieldError {
-            field: field.into(),
-            message: "field is immutable".into(),
-        }
+        FieldError { field: field.into(), message: "field is immutable".into() }
     }
 }
 
@@ -86,29 +77,19 @@ pub fn is_label_value(s: &str) -> bool {
 
 /// A ConfigMap or Secret key.
 pub fn is_config_key(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 253
-        && s.chars()
-            .all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
+    !s.is_empty() && s.len() <= 253 && s.chars().all(|c| c.is_ascii_alphanumeric() || "-._".contains(c))
 }
 
 /// Check the object against its kind's schema: wrong types and malformed values
 /// are reported with the path of the field.
 pub fn check_schema(kind: &Kind, obj: &Value) -> Result {
-    use k8s_openapi::api::{
-        apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core,
-    };
+    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core};
     fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> Result {
         let de = obj.clone();
-        serde_path_to_error::deserialize::<_, T>(de)
-            .map(|_| ())
-            .map_err(|e| {
-                let path = e.path().to_string();
-                FieldError {
-                    field: if path == "." { "<root>".into() } else { path },
-                    message: e.into_inner().to_string(),
-                }
-            })
+        serde_path_to_error::deserialize::<_, T>(de).map(|_| ()).map_err(|e| {
+            let path = e.path().to_string();
+            FieldError { field: if path == "." { "<root>".into() } else { path }, message: e.into_inner().to_string() }
+        })
     }
     match kind.kind {
         "Namespace" => typed::<core::Namespace>(obj),
@@ -132,9 +113,7 @@ pub fn check_schema(kind: &Kind, obj: &Value) -> Result {
 
 /// Check metadata: name, namespace, labels, annotations.
 pub fn check_metadata(kind: &Kind, obj: &Value) -> Result {
-    let meta = obj
-        .get("metadata")
-        .ok_or_else(|| FieldError::required("metadata"))?;
+    let meta = obj.get("metadata").ok_or_else(|| FieldError::required("metadata"))?;
     let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
     if name.is_empty() {
         return Err(FieldError::required("metadata.name"));
@@ -149,11 +128,7 @@ pub fn check_metadata(kind: &Kind, obj: &Value) -> Result {
     }
     if let Some(ns) = meta.get("namespace").and_then(Value::as_str) {
         if kind.namespaced && !is_dns1123_label(ns) {
-            return Err(FieldError::invalid(
-                "metadata.namespace",
-                ns,
-                "must be a valid RFC 1123 label",
-            ));
+            return Err(FieldError::invalid("metadata.namespace", ns, "must be a valid RFC 1123 label"));
         }
     }
     for (field, check_value) in [("labels", true), ("annotations", false)] {
@@ -219,24 +194,12 @@ fn check_containers(list: Option<&Value>, path: &str, required: bool) -> Result 
             return Err(FieldError::required(format!("{at}.name")));
         }
         if !is_dns1123_label(name) {
-            return Err(FieldError::invalid(
-                format!("{at}.name"),
-                name,
-                "must be a valid RFC 1123 label",
-            ));
+            return Err(FieldError::invalid(format!("{at}.name"), name, "must be a valid RFC 1123 label"));
         }
         if !names.insert(name.to_string()) {
-            return Err(FieldError {
-                field: format!("{at}.name"),
-                message: format!("Duplicate value: \"{name}\""),
-            });
+            return Err(FieldError { field: format!("{at}.name"), message: format!("Duplicate value: \"{name}\"") });
         }
-        if c.get("image")
-            .and_then(Value::as_str)
-            .unwrap_or("")
-            .trim()
-            .is_empty()
-        {
+        if c.get("image").and_then(Value::as_str).unwrap_or("").trim().is_empty() {
             return Err(FieldError::required(format!("{at}.image")));
         }
         if let Some(ports) = c.get("ports").and_then(Value::as_array) {
@@ -259,26 +222,15 @@ fn check_containers(list: Option<&Value>, path: &str, required: bool) -> Result 
 pub fn check_pod_spec(spec: Option<&Value>, path: &str, job: bool) -> Result {
     let spec = spec.ok_or_else(|| FieldError::required(path))?;
     check_containers(spec.get("containers"), &format!("{path}.containers"), true)?;
-    check_containers(
-        spec.get("initContainers"),
-        &format!("{path}.initContainers"),
-        false,
-    )?;
+    check_containers(spec.get("initContainers"), &format!("{path}.initContainers"), false)?;
     let policy = spec.get("restartPolicy").and_then(Value::as_str);
-    let allowed: &[&str] = if job {
-        &["OnFailure", "Never"]
-    } else {
-        &["Always", "OnFailure", "Never"]
-    };
+    let allowed: &[&str] = if job { &["OnFailure", "Never"] } else { &["Always", "OnFailure", "Never"] };
     match policy {
         Some(p) if allowed.contains(&p) => Ok(()),
         None if !job => Ok(()),
         Some(p) => Err(FieldError {
             field: format!("{path}.restartPolicy"),
-            message: format!(
-                "Unsupported value: \"{p}\": supported values: {}",
-                quoted(allowed)
-            ),
+            message: format!("Unsupported value: \"{p}\": supported values: {}", quoted(allowed)),
         }),
         None => Err(FieldError {
             field: format!("{path}.restartPolicy"),
@@ -288,33 +240,19 @@ pub fn check_pod_spec(spec: Option<&Value>, path: &str, job: bool) -> Result {
 }
 
 fn quoted(values: &[&str]) -> String {
-    values
-        .iter()
-        .map(|v| format!("\"{v}\""))
-        .collect::<Vec<_>>()
-        .join(", ")
+    values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
 }
 
 fn check_workload(obj: &Value, job: bool) -> Result {
-    let spec = obj
-        .get("spec")
-        .ok_or_else(|| FieldError::required("spec"))?;
+    let spec = obj.get("spec").ok_or_else(|| FieldError::required("spec"))?;
     if let Some(r) = spec.get("replicas").and_then(Value::as_i64) {
         if r < 0 {
-            return Err(FieldError::invalid(
-                "spec.replicas",
-                &r.to_string(),
-                "must be greater than or equal to 0",
-            ));
+            return Err(FieldError::invalid("spec.replicas", &r.to_string(), "must be greater than or equal to 0"));
         }
     }
-    let template = spec
-        .get("template")
-        .ok_or_else(|| FieldError::required("spec.template"))?;
+    let template = spec.get("template").ok_or_else(|| FieldError::required("spec.template"))?;
     check_pod_spec(template.get("spec"), "spec.template.spec", job)?;
-    let labels = template
-        .pointer("/metadata/labels")
-        .and_then(Value::as_object);
+    let labels = template.pointer("/metadata/labels").and_then(Value::as_object);
     let selector = spec.get("selector");
     if selector.is_none() {
         if job {
@@ -322,12 +260,8 @@ fn check_workload(obj: &Value, job: bool) -> Result {
         }
         return Err(FieldError::required("spec.selector"));
     }
-    let match_labels = selector
-        .and_then(|s| s.get("matchLabels"))
-        .and_then(Value::as_object);
-    let exprs = selector
-        .and_then(|s| s.get("matchExpressions"))
-        .and_then(Value::as_array);
+    let match_labels = selector.and_then(|s| s.get("matchLabels")).and_then(Value::as_object);
+    let exprs = selector.and_then(|s| s.get("matchExpressions")).and_then(Value::as_array);
     if match_labels.is_none_or(|m| m.is_empty()) && exprs.is_none_or(|e| e.is_empty()) {
         return Err(FieldError {
             field: "spec.selector".into(),
@@ -348,21 +282,13 @@ fn check_workload(obj: &Value, job: bool) -> Result {
 }
 
 fn check_service(obj: &Value) -> Result {
-    let spec = obj
-        .get("spec")
-        .ok_or_else(|| FieldError::required("spec"))?;
-    let ty = spec
-        .get("type")
-        .and_then(Value::as_str)
-        .unwrap_or("ClusterIP");
+    let spec = obj.get("spec").ok_or_else(|| FieldError::required("spec"))?;
+    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP");
     let allowed = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
     if !allowed.contains(&ty) {
         return Err(FieldError {
             field: "spec.type".into(),
-            message: format!(
-                "Unsupported value: \"{ty}\": supported values: {}",
-                quoted(&allowed)
-            ),
+            message: format!("Unsupported value: \"{ty}\": supported values: {}", quoted(&allowed)),
         });
     }
     let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
@@ -429,25 +355,16 @@ mod tests {
         let obj = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r"},
             "spec": {"selector": {"matchLabels": {"app": "a"}},
                      "template": {"metadata": {"labels": {"app": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
-        assert_eq!(
-            check_kind(kind, &obj).unwrap_err().field,
-            "spec.template.metadata.labels"
-        );
+        assert_eq!(check_kind(kind, &obj).unwrap_err().field, "spec.template.metadata.labels");
     }
 
     #[test]
     fn bad_names_and_labels() {
         let kind = Kind::resolve("cm").unwrap();
         let obj = json!({"metadata": {"name": "Bad_Name"}});
-        assert_eq!(
-            check_metadata(kind, &obj).unwrap_err().field,
-            "metadata.name"
-        );
+        assert_eq!(check_metadata(kind, &obj).unwrap_err().field, "metadata.name");
         let obj = json!({"metadata": {"name": "ok", "labels": {"app": "bad value"}}});
-        assert_eq!(
-            check_metadata(kind, &obj).unwrap_err().field,
-            "metadata.labels[app]"
-        );
+        assert_eq!(check_metadata(kind, &obj).unwrap_err().field, "metadata.labels[app]");
     }
 
     #[test]

@@ -43,24 +43,17 @@ impl LogStore {
     }
 
     fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        let raw = self
-            .db
-            .get_cf(cf(&self.db, CF_RAFT_META), key)
-            .map_err(read_err)?;
+        let raw = self.db.get_cf(cf(&self.db, CF_RAFT_META), key).map_err(read_err)?;
         raw.map(|b| decode(&b).map_err(read_err)).transpose()
     }
 
     fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
         let bytes = encode(value).map_err(write_err)?;
-        self.db
-            .put_cf_opt(cf(&self.db, CF_RAFT_META), key, bytes, &synced())
-            .map_err(write_err)
+        self.db.put_cf_opt(cf(&self.db, CF_RAFT_META), key, bytes, &synced()).map_err(write_err)
     }
 
     fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
-        let mut it = self
-            .db
-            .iterator_cf(cf(&self.db, CF_LOGS), IteratorMode::End);
+        let mut it = self.db.iterator_cf(cf(&self.db, CF_LOGS), IteratorMode::End);
         match it.next() {
             None => Ok(None),
             Some(item) => {
@@ -102,10 +95,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
         let last_purged: Option<LogId> = self.meta(KEY_PURGED)?;
         let last = self.last_log_id()?.or(last_purged);
-        Ok(LogState {
-            last_purged_log_id: last_purged,
-            last_log_id: last,
-        })
+        Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
     }
 
     async fn get_log_reader(&mut self) -> Self::LogReader {
@@ -128,11 +118,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         Ok(self.meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(
-        &mut self,
-        entries: I,
-        callback: LogFlushed<TypeConfig>,
-    ) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -145,10 +131,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         }
         // The WAL is synced before openraft hears that the entries are stored.
         let res = self.db.write_opt(batch, &synced());
-        let ack = res
-            .as_ref()
-            .map(|_| ())
-            .map_err(|e| std::io::Error::other(e.to_string()));
+        let ack = res.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
         callback.log_io_completed(ack);
         res.map_err(write_err)
     }
@@ -161,11 +144,7 @@ impl RaftLogStorage<TypeConfig> for LogStore {
 
     async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(
-            cf(&self.db, CF_RAFT_META),
-            KEY_PURGED,
-            encode(&log_id).map_err(write_err)?,
-        );
+        batch.put_cf(cf(&self.db, CF_RAFT_META), KEY_PURGED, encode(&log_id).map_err(write_err)?);
         batch.delete_range_cf(cf(&self.db, CF_LOGS), be(0), be(log_id.index + 1));
         self.db.write_opt(batch, &synced()).map_err(write_err)
     }

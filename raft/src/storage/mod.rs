@@ -52,16 +52,12 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenEr
     let cfs = [CF_LOGS, CF_RAFT_META, CF_KV, CF_KV_META, CF_HISTORY]
         .into_iter()
         .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
-    let db = DB::open_cf_descriptors(&opts, path, cfs).map_err(|source| OpenError {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let db = DB::open_cf_descriptors(&opts, path, cfs)
+        .map_err(|source| OpenError { path: path.display().to_string(), source })?;
     let db = Arc::new(db);
     let reader = StoreReader::new(db.clone());
-    let sm = StateMachine::open(db.clone(), reader.clone()).map_err(|source| OpenError {
-        path: path.display().to_string(),
-        source,
-    })?;
+    let sm = StateMachine::open(db.clone(), reader.clone())
+        .map_err(|source| OpenError { path: path.display().to_string(), source })?;
     Ok((LogStore::new(db), sm, reader))
 }
 

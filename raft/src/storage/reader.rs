@@ -79,12 +79,7 @@ pub(crate) struct Stored {
 
 impl Stored {
     pub(crate) fn into_kv(self, key: String) -> KeyValue {
-        KeyValue {
-            key,
-            value: self.value,
-            create_revision: self.create_revision,
-            mod_revision: self.mod_revision,
-        }
+        KeyValue { key, value: self.value, create_revision: self.create_revision, mod_revision: self.mod_revision }
     }
 }
 
@@ -92,15 +87,8 @@ impl StoreReader {
     pub(crate) fn new(db: Arc<DB>) -> Self {
         let (feed, _) = broadcast::channel(1024);
         let (applied, _) = watch::channel(0);
-        let shared = Shared {
-            feed,
-            applied,
-            compacted: AtomicU64::new(0),
-        };
-        StoreReader {
-            db,
-            shared: Arc::new(shared),
-        }
+        let shared = Shared { feed, applied, compacted: AtomicU64::new(0) };
+        StoreReader { db, shared: Arc::new(shared) }
     }
 
     /// The last revision this replica has applied.
@@ -117,9 +105,7 @@ impl StoreReader {
     /// Returns whether it got there.
     pub async fn wait_applied(&self, revision: u64, timeout: Duration) -> bool {
         let mut rx = self.shared.applied.subscribe();
-        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision))
-            .await
-            .is_ok_and(|r| r.is_ok())
+        tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await.is_ok_and(|r| r.is_ok())
     }
 
     /// Read one key.
@@ -200,10 +186,7 @@ impl StoreReader {
             let mut rx = self.shared.feed.subscribe();
             let compacted = self.compacted();
             if last < compacted {
-                return Err(Gone {
-                    requested: last,
-                    compacted,
-                });
+                return Err(Gone { requested: last, compacted });
             }
             let current = self.revision();
             if current > last {
@@ -211,10 +194,7 @@ impl StoreReader {
                     Ok(events) => events,
                     Err(e) => {
                         tracing::error!(error = %e, "watch: reading history failed");
-                        return Err(Gone {
-                            requested: last,
-                            compacted,
-                        });
+                        return Err(Gone { requested: last, compacted });
                     }
                 };
                 for ev in events.into_iter().filter(|e| e.kv.key.starts_with(prefix)) {
@@ -238,22 +218,14 @@ impl StoreReader {
                 };
                 match msg {
                     Ok(Feed::Events(events, upto)) => {
-                        for ev in events
-                            .iter()
-                            .filter(|e| e.revision > last && e.kv.key.starts_with(prefix))
-                        {
+                        for ev in events.iter().filter(|e| e.revision > last && e.kv.key.starts_with(prefix)) {
                             if tx.send(Ok(WatchItem::Event(ev.clone()))).await.is_err() {
                                 return Ok(());
                             }
                         }
                         last = last.max(upto);
                     }
-                    Ok(Feed::Reset(at)) => {
-                        return Err(Gone {
-                            requested: last,
-                            compacted: at,
-                        })
-                    }
+                    Ok(Feed::Reset(at)) => return Err(Gone { requested: last, compacted: at }),
                     // Fell behind the live feed: catch up from the persisted history.
                     Err(broadcast::error::RecvError::Lagged(_)) => break,
                     Err(broadcast::error::RecvError::Closed) => return Ok(()),

@@ -22,6 +22,13 @@ const KEY_APPLIED: &[u8] = b"last_applied";
 const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_COMPACTED: &[u8] = b"compacted";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
+const PREFIX_UNIQUE: &[u8] = b"unique/";
+
+fn unique_key(id: u128) -> Vec<u8> {
+    let mut k = PREFIX_UNIQUE.to_vec();
+    k.extend_from_slice(&id.to_be_bytes());
+    k
+}
 
 /// What a batch of applied entries produced, as watchers see it.
 pub type Applied = Vec<Event>;
@@ -54,10 +61,7 @@ fn sm_write_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::write_state_machine(AnyError::new(&e)).into()
 }
 
-fn meta_get<T: serde::de::DeserializeOwned>(
-    db: &DB,
-    key: &[u8],
-) -> Result<Option<T>, rocksdb::Error> {
+fn meta_get<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> Result<Option<T>, rocksdb::Error> {
     let raw = db.get_cf(cf(db, CF_KV_META), key)?;
     Ok(raw.and_then(|b| decode(&b).ok()))
 }
@@ -68,23 +72,11 @@ impl StateMachine {
         let membership: StoredMembership = meta_get(&db, KEY_MEMBERSHIP)?.unwrap_or_default();
         let compacted: u64 = meta_get(&db, KEY_COMPACTED)?.unwrap_or(0);
         reader.shared.compacted.store(compacted, Ordering::SeqCst);
-        reader
-            .shared
-            .applied
-            .send_replace(last_applied.map(|l| l.index).unwrap_or(0));
-        Ok(StateMachine {
-            db,
-            reader,
-            last_applied,
-            membership,
-        })
+        reader.shared.applied.send_replace(last_applied.map(|l| l.index).unwrap_or(0));
+        Ok(StateMachine { db, reader, last_applied, membership })
     }
 
-    fn lookup(
-        &self,
-        overlay: &HashMap<String, Option<KeyValue>>,
-        key: &str,
-    ) -> Result<Option<KeyValue>, StorageError> {
+    fn lookup(&self, overlay: &HashMap<String, Option<KeyValue>>, key: &str) -> Result<Option<KeyValue>, StorageError> {
         if let Some(v) = overlay.get(key) {
             return Ok(v.clone());
         }
@@ -103,10 +95,7 @@ impl StateMachine {
             let (key, holds) = match cmp {
                 Compare::ModRevision(key, want) => {
                     let cur = self.lookup(overlay, key)?;
-                    (
-                        key,
-                        cur.as_ref().map(|kv| kv.mod_revision).unwrap_or(0) == *want,
-                    )
+                    (key, cur.as_ref().map(|kv| kv.mod_revision).unwrap_or(0) == *want)
                 }
                 Compare::Exists(key) => (key, self.lookup(overlay, key)?.is_some()),
             };
@@ -132,22 +121,10 @@ impl StateMachine {
                         create_revision: prev.as_ref().map(|p| p.create_revision).unwrap_or(rev),
                         mod_revision: rev,
                     };
-                    let stored = Stored {
-                        value: kv.value.clone(),
-                        create_revision: kv.create_revision,
-                        mod_revision: rev,
-                    };
-                    batch.put_cf(
-                        kv_cf,
-                        key.as_bytes(),
-                        encode(&stored).map_err(sm_write_err)?,
-                    );
-                    events.push(Event {
-                        revision: rev,
-                        kind: EventKind::Put,
-                        kv: kv.clone(),
-                        existed: prev.is_some(),
-                    });
+                    let stored =
+                        Stored { value: kv.value.clone(), create_revision: kv.create_revision, mod_revision: rev };
+                    batch.put_cf(kv_cf, key.as_bytes(), encode(&stored).map_err(sm_write_err)?);
+                    events.push(Event { revision: rev, kind: EventKind::Put, kv: kv.clone(), existed: prev.is_some() });
                     overlay.insert(key, Some(kv));
                     prevs.push(prev);
                 }
@@ -157,25 +134,34 @@ impl StateMachine {
                         batch.delete_cf(kv_cf, key.as_bytes());
                         let mut kv = p.clone();
                         kv.mod_revision = rev;
-                        events.push(Event {
-                            revision: rev,
-                            kind: EventKind::Delete,
-                            kv,
-                            existed: true,
-                        });
+                        events.push(Event { revision: rev, kind: EventKind::Delete, kv, existed: true });
                         overlay.insert(key, None);
                     }
                     prevs.push(prev);
                 }
             }
         }
-        Ok(CommandResponse {
-            revision: rev,
-            succeeded: true,
-            failed_compare: None,
-            current: None,
-            prev: prevs,
-        })
+        Ok(CommandResponse { revision: rev, succeeded: true, failed_compare: None, current: None, prev: prevs })
+    }
+}
+
+impl StateMachine {
+    /// Forget the unique ids of transactions at or below `upto`: retries come
+    /// within seconds, compaction runs long after.
+    fn forget_unique(&self, upto: u64, batch: &mut WriteBatch) -> Result<(), StorageError> {
+        let meta = cf(&self.db, CF_KV_META);
+        let mode = IteratorMode::From(PREFIX_UNIQUE, rocksdb::Direction::Forward);
+        for item in self.db.iterator_cf(meta, mode) {
+            let (k, v) = item.map_err(sm_read_err)?;
+            if !k.starts_with(PREFIX_UNIQUE) {
+                break;
+            }
+            let resp: CommandResponse = decode(&v).map_err(sm_read_err)?;
+            if resp.revision <= upto {
+                batch.delete_cf(meta, k);
+            }
+        }
+        Ok(())
     }
 }
 
@@ -197,14 +183,11 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         let mut all_events = Vec::new();
         let mut compacted = self.reader.compacted();
         let history_cf = cf(&self.db, CF_HISTORY);
+        let mut seen: HashMap<u128, CommandResponse> = HashMap::new();
         for entry in entries {
             let rev = entry.log_id.index;
             self.last_applied = Some(entry.log_id);
-            let ok = CommandResponse {
-                revision: rev,
-                succeeded: true,
-                ..Default::default()
-            };
+            let ok = CommandResponse { revision: rev, succeeded: true, ..Default::default() };
             match entry.payload {
                 EntryPayload::Blank => responses.push(ok),
                 EntryPayload::Membership(m) => {
@@ -220,16 +203,36 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     }
                     responses.push(resp);
                 }
+                EntryPayload::Normal(Command::Unique { id, txn }) => {
+                    let earlier = match seen.get(&id) {
+                        Some(r) => Some(r.clone()),
+                        None => meta_get::<CommandResponse>(&self.db, &unique_key(id)).map_err(sm_read_err)?,
+                    };
+                    let resp = match earlier {
+                        Some(r) => r,
+                        None => {
+                            let mut events = Vec::new();
+                            let resp = self.apply_txn(rev, txn, &mut batch, &mut overlay, &mut events)?;
+                            if !events.is_empty() {
+                                batch.put_cf(history_cf, be(rev), encode(&events).map_err(sm_write_err)?);
+                                all_events.extend(events);
+                            }
+                            let meta = cf(&self.db, CF_KV_META);
+                            batch.put_cf(meta, unique_key(id), encode(&resp).map_err(sm_write_err)?);
+                            seen.insert(id, resp.clone());
+                            resp
+                        }
+                    };
+                    responses.push(resp);
+                }
                 EntryPayload::Normal(Command::Compact(upto)) => {
                     let upto = upto.min(rev);
                     if upto > compacted {
                         batch.delete_range_cf(history_cf, be(0), be(upto + 1));
                         compacted = upto;
-                        batch.put_cf(
-                            cf(&self.db, CF_KV_META),
-                            KEY_COMPACTED,
-                            encode(&compacted).map_err(sm_write_err)?,
-                        );
+                        let meta = cf(&self.db, CF_KV_META);
+                        batch.put_cf(meta, KEY_COMPACTED, encode(&compacted).map_err(sm_write_err)?);
+                        self.forget_unique(upto, &mut batch)?;
                     }
                     responses.push(ok);
                 }
@@ -239,39 +242,18 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             return Ok(responses);
         };
         let meta = cf(&self.db, CF_KV_META);
-        batch.put_cf(
-            meta,
-            KEY_APPLIED,
-            encode(&self.last_applied).map_err(sm_write_err)?,
-        );
-        batch.put_cf(
-            meta,
-            KEY_MEMBERSHIP,
-            encode(&self.membership).map_err(sm_write_err)?,
-        );
-        batch.put_cf(
-            meta,
-            KEY_REVISION,
-            encode(&last.index).map_err(sm_write_err)?,
-        );
+        batch.put_cf(meta, KEY_APPLIED, encode(&self.last_applied).map_err(sm_write_err)?);
+        batch.put_cf(meta, KEY_MEMBERSHIP, encode(&self.membership).map_err(sm_write_err)?);
+        batch.put_cf(meta, KEY_REVISION, encode(&last.index).map_err(sm_write_err)?);
         self.db.write(batch).map_err(sm_write_err)?;
-        self.reader
-            .shared
-            .compacted
-            .store(compacted, Ordering::SeqCst);
+        self.reader.shared.compacted.store(compacted, Ordering::SeqCst);
         self.reader.shared.applied.send_replace(last.index);
-        let _ = self
-            .reader
-            .shared
-            .feed
-            .send(Feed::Events(Arc::new(all_events), last.index));
+        let _ = self.reader.shared.feed.send(Feed::Events(Arc::new(all_events), last.index));
         Ok(responses)
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        SnapshotBuilder {
-            db: self.db.clone(),
-        }
+        SnapshotBuilder { db: self.db.clone() }
     }
 
     async fn begin_receiving_snapshot(&mut self) -> Result<Box<Cursor<Vec<u8>>>, StorageError> {
@@ -292,68 +274,34 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             batch.delete_cf(kv_cf, k);
         }
         for (key, create_revision, mod_revision, value) in body.kvs {
-            let stored = Stored {
-                value,
-                create_revision,
-                mod_revision,
-            };
-            batch.put_cf(
-                kv_cf,
-                key.as_bytes(),
-                encode(&stored).map_err(sm_write_err)?,
-            );
+            let stored = Stored { value, create_revision, mod_revision };
+            batch.put_cf(kv_cf, key.as_bytes(), encode(&stored).map_err(sm_write_err)?);
         }
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
         // The history behind the snapshot is gone on this node: watches from before it get Gone.
         let compacted = self.reader.compacted().max(index);
         batch.delete_range_cf(cf(&self.db, CF_HISTORY), be(0), be(index + 1));
         let meta_cf = cf(&self.db, CF_KV_META);
-        batch.put_cf(
-            meta_cf,
-            KEY_COMPACTED,
-            encode(&compacted).map_err(sm_write_err)?,
-        );
-        batch.put_cf(
-            meta_cf,
-            KEY_APPLIED,
-            encode(&meta.last_log_id).map_err(sm_write_err)?,
-        );
-        batch.put_cf(
-            meta_cf,
-            KEY_MEMBERSHIP,
-            encode(&meta.last_membership).map_err(sm_write_err)?,
-        );
+        batch.put_cf(meta_cf, KEY_COMPACTED, encode(&compacted).map_err(sm_write_err)?);
+        batch.put_cf(meta_cf, KEY_APPLIED, encode(&meta.last_log_id).map_err(sm_write_err)?);
+        batch.put_cf(meta_cf, KEY_MEMBERSHIP, encode(&meta.last_membership).map_err(sm_write_err)?);
         batch.put_cf(meta_cf, KEY_REVISION, encode(&index).map_err(sm_write_err)?);
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
-        batch.put_cf(
-            meta_cf,
-            KEY_SNAPSHOT,
-            encode(&stored).map_err(sm_write_err)?,
-        );
+        let stored = StoredSnapshot { meta: meta.clone(), data };
+        batch.put_cf(meta_cf, KEY_SNAPSHOT, encode(&stored).map_err(sm_write_err)?);
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
         self.db.write_opt(batch, &wo).map_err(sm_write_err)?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
-        self.reader
-            .shared
-            .compacted
-            .store(compacted, Ordering::SeqCst);
+        self.reader.shared.compacted.store(compacted, Ordering::SeqCst);
         self.reader.shared.applied.send_replace(index);
         let _ = self.reader.shared.feed.send(Feed::Reset(index));
         Ok(())
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let stored: Option<StoredSnapshot> =
-            meta_get(&self.db, KEY_SNAPSHOT).map_err(sm_read_err)?;
-        Ok(stored.map(|s| Snapshot {
-            meta: s.meta,
-            snapshot: Box::new(Cursor::new(s.data)),
-        }))
+        let stored: Option<StoredSnapshot> = meta_get(&self.db, KEY_SNAPSHOT).map_err(sm_read_err)?;
+        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
     }
 }
 
@@ -379,40 +327,18 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         for item in snap.iterator_cf(cf(&self.db, CF_KV), IteratorMode::Start) {
             let (k, v) = item.map_err(sm_read_err)?;
             let s: Stored = decode(&v).map_err(sm_read_err)?;
-            kvs.push((
-                String::from_utf8_lossy(&k).into_owned(),
-                s.create_revision,
-                s.mod_revision,
-                s.value,
-            ));
+            kvs.push((String::from_utf8_lossy(&k).into_owned(), s.create_revision, s.mod_revision, s.value));
         }
         let data = encode(&SnapshotBody { kvs }).map_err(sm_write_err)?;
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, rand::random::<u32>()),
             None => format!("empty-{}", rand::random::<u32>()),
         };
-        let meta = SnapshotMeta {
-            last_log_id: last_applied,
-            last_membership: membership,
-            snapshot_id,
-        };
-        let stored = StoredSnapshot {
-            meta: meta.clone(),
-            data,
-        };
+        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+        let stored = StoredSnapshot { meta: meta.clone(), data };
         let mut wo = WriteOptions::default();
         wo.set_sync(true);
-        self.db
-            .put_cf_opt(
-                meta_cf,
-                KEY_SNAPSHOT,
-                encode(&stored).map_err(sm_write_err)?,
-                &wo,
-            )
-            .map_err(sm_write_err)?;
-        Ok(Snapshot {
-            meta,
-            snapshot: Box::new(Cursor::new(stored.data)),
-        })
+        self.db.put_cf_opt(meta_cf, KEY_SNAPSHOT, encode(&stored).map_err(sm_write_err)?, &wo).map_err(sm_write_err)?;
+        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(stored.data)) })
     }
 }

@@ -1,0 +1,189 @@
+//! Pod networking on one node: a bridge and a pod CIDR per node, a veth per pod
+//! with an address from host-local IPAM kept on disk, a default route via the
+//! bridge, and masquerade for traffic leaving the node (an nftables table named
+//! after the node). Names derive from the node name, so several nodes share one
+//! host. Uses `ip`, `nsenter` and `nft`.
+
+use std::net::Ipv4Addr;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+use serde::{Deserialize, Serialize};
+use sha2::{Digest, Sha256};
+
+use crate::error::{IoContext, RuntimeError};
+
+/// A node's pod network.
+#[derive(Clone, Debug)]
+pub struct PodNetwork {
+    node: String,
+    /// The pod CIDR's network address (a /24).
+    base: Ipv4Addr,
+    ipam_path: PathBuf,
+}
+
+#[derive(Default, Serialize, Deserialize)]
+struct Ipam {
+    /// host octet → sandbox id
+    allocated: std::collections::BTreeMap<u8, String>,
+}
+
+fn short_hash(s: &str) -> String {
+    hex::encode(&Sha256::digest(s.as_bytes())[..4])
+}
+
+fn run(cmd: &str, args: &[&str]) -> Result<String, RuntimeError> {
+    let out = Command::new(cmd)
+        .args(args)
+        .output()
+        .map_err(|e| RuntimeError::Host { command: format!("{cmd} {}", args.join(" ")), reason: e.to_string() })?;
+    if !out.status.success() {
+        return Err(RuntimeError::Host {
+            command: format!("{cmd} {}", args.join(" ")),
+            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        });
+    }
+    Ok(String::from_utf8_lossy(&out.stdout).into_owned())
+}
+
+impl PodNetwork {
+    /// The network of `node` with pod CIDR `cidr` (`a.b.c.0/24`), IPAM state under `root`.
+    pub fn new(node: &str, cidr: &str, root: &Path) -> Result<PodNetwork, RuntimeError> {
+        let bad = || RuntimeError::Host {
+            command: "pod CIDR".into(),
+            reason: format!("\"{cidr}\" is not an a.b.c.0/24 network"),
+        };
+        let (addr, len) = cidr.split_once('/').ok_or_else(bad)?;
+        let base: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+        if len != "24" || base.octets()[3] != 0 {
+            return Err(bad());
+        }
+        std::fs::create_dir_all(root).at(root)?;
+        Ok(PodNetwork { node: node.to_string(), base, ipam_path: root.join("ipam.json") })
+    }
+
+    /// `cdbr-<hash of node>` (interface names have at most 15 characters).
+    pub fn bridge(&self) -> String {
+        format!("cdbr-{}", short_hash(&self.node))
+    }
+
+    /// The nftables table of this node.
+    pub fn table(&self) -> String {
+        format!("clusterd-{}", self.node)
+    }
+
+    fn gateway(&self) -> Ipv4Addr {
+        let o = self.base.octets();
+        Ipv4Addr::new(o[0], o[1], o[2], 1)
+    }
+
+    fn cidr(&self) -> String {
+        format!("{}/24", self.base)
+    }
+
+    /// Create the bridge, its gateway address and the masquerade rule (idempotent).
+    pub fn ensure(&self) -> Result<(), RuntimeError> {
+        let br = self.bridge();
+        if run("ip", &["link", "show", &br]).is_err() {
+            run("ip", &["link", "add", &br, "type", "bridge"])?;
+        }
+        let gw = format!("{}/24", self.gateway());
+        if !run("ip", &["-4", "addr", "show", "dev", &br])?.contains(&gw) {
+            run("ip", &["addr", "add", &gw, "dev", &br])?;
+        }
+        run("ip", &["link", "set", &br, "up"])?;
+        std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").at("/proc/sys/net/ipv4/ip_forward")?;
+        let table = self.table();
+        let rules = format!(
+            "table ip {table} {{\n chain postrouting {{\n  type nat hook postrouting priority 100; policy accept;\n  ip saddr {} oifname != \"{br}\" masquerade\n }}\n}}\n",
+            self.cidr()
+        );
+        let _ = run("nft", &["delete", "table", "ip", &table]);
+        let file = self.ipam_path.with_file_name("nft.rules");
+        std::fs::write(&file, rules).at(&file)?;
+        run("nft", &["-f", file.to_str().unwrap_or_default()])?;
+        Ok(())
+    }
+
+    fn load(&self) -> Ipam {
+        std::fs::read(&self.ipam_path).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    fn save(&self, ipam: &Ipam) -> Result<(), RuntimeError> {
+        let tmp = self.ipam_path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(ipam).expect("json")).at(&tmp)?;
+        std::fs::rename(&tmp, &self.ipam_path).at(&self.ipam_path)
+    }
+
+    fn veth(sandbox_id: &str) -> String {
+        format!("vcd{}", &short_hash(sandbox_id)[..8])
+    }
+
+    /// Give the sandbox whose pause process is `pid` an address: a veth into its
+    /// namespace as `eth0`, default route via the bridge. Returns the address.
+    pub fn attach(&self, sandbox_id: &str, pid: i32) -> Result<Ipv4Addr, RuntimeError> {
+        let mut ipam = self.load();
+        let host = (2..=254u8).find(|h| !ipam.allocated.contains_key(h)).ok_or_else(|| RuntimeError::Host {
+            command: "ipam".into(),
+            reason: format!("no free address in {}", self.cidr()),
+        })?;
+        ipam.allocated.insert(host, sandbox_id.to_string());
+        self.save(&ipam)?;
+        let o = self.base.octets();
+        let ip = Ipv4Addr::new(o[0], o[1], o[2], host);
+        let (veth, peer, pid_s) =
+            (Self::veth(sandbox_id), format!("p{}", &short_hash(sandbox_id)[..8]), pid.to_string());
+        let setup = || -> Result<(), RuntimeError> {
+            run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", &peer])?;
+            run("ip", &["link", "set", &peer, "netns", &pid_s])?;
+            run("ip", &["link", "set", &veth, "master", &self.bridge(), "up"])?;
+            let ns = |args: &[&str]| {
+                let mut a = vec!["-t", pid_s.as_str(), "-n", "ip"];
+                a.extend_from_slice(args);
+                run("nsenter", &a)
+            };
+            ns(&["link", "set", &peer, "name", "eth0"])?;
+            ns(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
+            ns(&["link", "set", "eth0", "up"])?;
+            ns(&["route", "add", "default", "via", &self.gateway().to_string()])?;
+            Ok(())
+        };
+        if let Err(e) = setup() {
+            let _ = self.detach(sandbox_id);
+            return Err(e);
+        }
+        Ok(ip)
+    }
+
+    /// Remove the sandbox's link and free its address.
+    pub fn detach(&self, sandbox_id: &str) -> Result<(), RuntimeError> {
+        let _ = run("ip", &["link", "del", &Self::veth(sandbox_id)]);
+        let mut ipam = self.load();
+        ipam.allocated.retain(|_, s| s != sandbox_id);
+        self.save(&ipam)
+    }
+
+    /// Remove the bridge and the node's nftables table.
+    pub fn teardown(&self) -> Result<(), RuntimeError> {
+        let _ = run("ip", &["link", "del", &self.bridge()]);
+        let _ = run("nft", &["delete", "table", "ip", &self.table()]);
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn names_fit_interfaces_and_differ_by_node() {
+        let dir = tempfile::tempdir().unwrap();
+        let a = PodNetwork::new("node-with-a-very-long-name", "10.244.1.0/24", dir.path()).unwrap();
+        let b = PodNetwork::new("other", "10.244.2.0/24", dir.path()).unwrap();
+        assert!(a.bridge().len() <= 15);
+        assert_ne!(a.bridge(), b.bridge());
+        assert!(PodNetwork::veth("0123456789abcdef").len() <= 15);
+        assert!(PodNetwork::new("n", "10.244.1.5/24", dir.path()).is_err());
+        assert!(PodNetwork::new("n", "10.244.0.0/16", dir.path()).is_err());
+    }
+}

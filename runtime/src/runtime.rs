@@ -1,0 +1,686 @@
+//! The CRI-shaped runtime: pod sandboxes and their containers on this host.
+//!
+//! ```text
+//! ROOT/images/                  the image store
+//! ROOT/sandboxes/<id>.json      a sandbox: its pod and its pause process
+//! ROOT/containers/<id>/         a container: meta.json, bundle/config.json,
+//!                               rootfs (overlay mount), upper/, work/,
+//!                               status.json (written by its shim), <id>.log
+//! ROOT/state/                   libcontainer's state
+//! ```
+//! Cgroups live under `/clusterd-<node>/<sandbox>/<container>` in every hierarchy.
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::{Duration, Instant};
+
+use nix::sys::signal::{kill, Signal};
+use nix::unistd::Pid;
+use serde::{Deserialize, Serialize};
+
+use crate::bundle::{resolve_command, BundleSpec, Mount, Resources};
+use crate::error::{IoContext, RuntimeError};
+use crate::image::ImageStore;
+use crate::network::PodNetwork;
+use crate::shim::{self, ShimStatus};
+
+/// Where and as whom the runtime works.
+#[derive(Clone, Debug)]
+pub struct RuntimeConfig {
+    /// The node's name: cgroups and links are named after it.
+    pub node: String,
+    /// The runtime's root directory (per node).
+    pub root: PathBuf,
+    /// The `clusterd` binary, run as `clusterd shim …`.
+    pub shim_binary: PathBuf,
+    /// Largest container log before it is rotated.
+    pub max_log_bytes: u64,
+    /// The node's pod CIDR (`a.b.c.0/24`); without one, pods get only loopback.
+    pub pod_cidr: Option<String>,
+}
+
+/// A pod sandbox to create.
+#[derive(Clone, Debug, Default, Serialize, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "camelCase")]
+pub struct SandboxConfig {
+    /// Pod name.
+    pub name: String,
+    /// Pod namespace.
+    pub namespace: String,
+    /// Pod uid.
+    pub uid: String,
+    /// Hostname (defaults to the pod name).
+    pub hostname: String,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct SandboxRecord {
+    id: String,
+    config: SandboxConfig,
+    pause_pid: i32,
+    created_at: String,
+    #[serde(default)]
+    ip: Option<String>,
+}
+
+/// A container to create.
+#[derive(Clone, Debug, Default)]
+pub struct ContainerConfig {
+    /// Container name in the pod.
+    pub name: String,
+    /// Image reference (must be in the store).
+    pub image: String,
+    /// Kubernetes `command` (replaces ENTRYPOINT).
+    pub command: Vec<String>,
+    /// Kubernetes `args` (replaces CMD).
+    pub args: Vec<String>,
+    /// Extra environment.
+    pub env: Vec<(String, String)>,
+    /// Working directory (else the image's).
+    pub working_dir: String,
+    /// Volumes: host directories bound in.
+    pub mounts: Vec<Mount>,
+    /// Limits.
+    pub resources: Resources,
+}
+
+#[derive(Clone, Debug, Serialize, Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerRecord {
+    id: String,
+    name: String,
+    sandbox_id: String,
+    image: String,
+    image_id: String,
+    created_at: String,
+    cgroups_path: String,
+}
+
+/// Created, running or exited.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum ContainerState {
+    /// Created, not started.
+    Created,
+    /// Running.
+    Running,
+    /// Exited (see the exit code and reason).
+    Exited,
+}
+
+/// What the runtime knows about a container.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ContainerStatus {
+    /// Container id.
+    pub id: String,
+    /// Container name.
+    pub name: String,
+    /// Its sandbox.
+    pub sandbox_id: String,
+    /// Image reference and id.
+    pub image: String,
+    /// The image's manifest digest.
+    pub image_id: String,
+    /// State.
+    pub state: ContainerState,
+    /// Host pid of its init while running.
+    pub pid: Option<i32>,
+    /// Exit code once exited.
+    pub exit_code: Option<i32>,
+    /// `Completed`, `Error`, `OOMKilled`.
+    pub reason: Option<String>,
+    /// Created, started and finished times (RFC 3339).
+    pub created_at: String,
+    /// Start time.
+    pub started_at: Option<String>,
+    /// Finish time.
+    pub finished_at: Option<String>,
+    /// The CRI log file.
+    pub log_path: PathBuf,
+}
+
+/// A sandbox's state.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct SandboxStatus {
+    /// Sandbox id.
+    pub id: String,
+    /// The pod it is for.
+    pub config: SandboxConfig,
+    /// Whether its pause process lives.
+    pub ready: bool,
+    /// The pause process.
+    pub pid: i32,
+    /// The pod's address on the node's bridge.
+    pub ip: Option<String>,
+}
+
+/// The output of an exec.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct ExecResult {
+    /// Standard output.
+    pub stdout: Vec<u8>,
+    /// Standard error.
+    pub stderr: Vec<u8>,
+    /// Exit code.
+    pub exit_code: i32,
+}
+
+/// Resource usage from the cgroup files.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Stats {
+    /// CPU time used, nanoseconds.
+    pub cpu_usage_ns: u64,
+    /// Memory working set (usage less inactive file cache), bytes.
+    pub memory_working_set: u64,
+}
+
+/// The runtime of one node.
+pub struct Runtime {
+    cfg: RuntimeConfig,
+    images: ImageStore,
+    network: Option<PodNetwork>,
+}
+
+fn new_id() -> String {
+    hex::encode(rand::random::<[u8; 8]>())
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Nanos, true)
+}
+
+fn alive(pid: i32) -> bool {
+    pid > 0 && kill(Pid::from_raw(pid), None).is_ok()
+}
+
+fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RuntimeError> {
+    let bytes = std::fs::read(path).at(path)?;
+    serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Io { path: path.into(), source: std::io::Error::other(e) })
+}
+
+fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), RuntimeError> {
+    let tmp = path.with_extension("tmp");
+    std::fs::write(&tmp, serde_json::to_vec_pretty(v).expect("json")).at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)
+}
+
+/// The cgroup hierarchies mounted on this host (v1 controllers and v2).
+fn cgroup_roots() -> Vec<PathBuf> {
+    let base = Path::new("/sys/fs/cgroup");
+    let mut roots = Vec::new();
+    if base.join("cgroup.controllers").exists() {
+        roots.push(base.to_path_buf());
+        return roots;
+    }
+    if let Ok(rd) = std::fs::read_dir(base) {
+        for e in rd.flatten() {
+            let p = e.path();
+            if p.is_dir() && !p.is_symlink() {
+                roots.push(p);
+            }
+        }
+    }
+    roots
+}
+
+/// Remove a cgroup directory tree (children first) in every hierarchy.
+fn remove_cgroup(rel: &str) {
+    fn rm(dir: &Path) {
+        if let Ok(rd) = std::fs::read_dir(dir) {
+            for e in rd.flatten() {
+                if e.file_type().is_ok_and(|t| t.is_dir()) {
+                    rm(&e.path());
+                }
+            }
+        }
+        let _ = std::fs::remove_dir(dir);
+    }
+    for root in cgroup_roots() {
+        rm(&root.join(rel.trim_start_matches('/')));
+    }
+}
+
+impl Runtime {
+    /// Open the runtime at `cfg.root`: find containers left by an earlier run of
+    /// the daemon (their shims kept them running) and clean up what died with it.
+    pub fn new(cfg: RuntimeConfig) -> Result<Runtime, RuntimeError> {
+        for d in ["sandboxes", "containers", "state", "images"] {
+            std::fs::create_dir_all(cfg.root.join(d)).at(cfg.root.join(d))?;
+        }
+        let images = ImageStore::open(&cfg.root.join("images"))?;
+        let network = match &cfg.pod_cidr {
+            Some(cidr) => {
+                let net = PodNetwork::new(&cfg.node, cidr, &cfg.root.join("network"))?;
+                net.ensure()?;
+                Some(net)
+            }
+            None => None,
+        };
+        let rt = Runtime { cfg, images, network };
+        rt.recover()?;
+        Ok(rt)
+    }
+
+    /// Remove what the runtime made on the host for its node — the bridge, the
+    /// nftables table and the (empty) cgroup parent — when the node leaves it.
+    pub fn teardown(&self) -> Result<(), RuntimeError> {
+        remove_cgroup(&self.cgroup_parent());
+        match &self.network {
+            Some(net) => net.teardown(),
+            None => Ok(()),
+        }
+    }
+
+    /// The node's bridge, when the runtime has a pod network.
+    pub fn bridge(&self) -> Option<String> {
+        self.network.as_ref().map(PodNetwork::bridge)
+    }
+
+    /// The image store.
+    pub fn images(&self) -> &ImageStore {
+        &self.images
+    }
+
+    /// `/clusterd-<node>`: the cgroup parent of every pod of this node.
+    pub fn cgroup_parent(&self) -> String {
+        format!("/clusterd-{}", self.cfg.node)
+    }
+
+    fn sandbox_path(&self, id: &str) -> PathBuf {
+        self.cfg.root.join("sandboxes").join(format!("{id}.json"))
+    }
+
+    fn container_dir(&self, id: &str) -> PathBuf {
+        self.cfg.root.join("containers").join(id)
+    }
+
+    fn state_root(&self) -> PathBuf {
+        self.cfg.root.join("state")
+    }
+
+    fn recover(&self) -> Result<(), RuntimeError> {
+        for id in self.container_ids()? {
+            let dir = self.container_dir(&id);
+            let status = shim::read_status(&dir.join("status.json"));
+            if let Some(mut st) = status {
+                if st.exit_code.is_none() && !alive(st.shim_pid) {
+                    // The shim died with the container: record it and clean libcontainer's state.
+                    if !alive(st.pid) {
+                        st.exit_code = Some(255);
+                        st.reason = Some("Unknown".into());
+                        st.finished_at = Some(now());
+                        let _ = shim::write_status(&dir.join("status.json"), &st);
+                    }
+                    if let Ok(mut c) = libcontainer::container::Container::load(self.state_root().join(&id)) {
+                        let _ = c.delete(true);
+                    }
+                }
+            }
+        }
+        Ok(())
+    }
+
+    fn container_ids(&self) -> Result<Vec<String>, RuntimeError> {
+        let dir = self.cfg.root.join("containers");
+        let mut ids = Vec::new();
+        for e in std::fs::read_dir(&dir).at(&dir)? {
+            let e = e.at(&dir)?;
+            if e.path().join("meta.json").exists() {
+                ids.push(e.file_name().to_string_lossy().into_owned());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
+    fn run_shim(&self, args: &[&str]) -> Result<Pid, String> {
+        let out = Command::new(&self.cfg.shim_binary)
+            .arg("shim")
+            .args(args)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .map_err(|e| format!("run shim {}: {e}", self.cfg.shim_binary.display()))?;
+        let text = String::from_utf8_lossy(&out.stdout);
+        shim::parse_report(&text).map_err(|e| {
+            let err = String::from_utf8_lossy(&out.stderr);
+            if err.trim().is_empty() {
+                e
+            } else {
+                format!("{e} ({})", err.trim())
+            }
+        })
+    }
+
+    /// Create a pod sandbox: a pause process holding new network, IPC and UTS
+    /// namespaces (loopback up) that the pod's containers join.
+    pub fn run_pod_sandbox(&self, config: SandboxConfig) -> Result<String, RuntimeError> {
+        let id = new_id();
+        let hostname = if config.hostname.is_empty() { config.name.clone() } else { config.hostname.clone() };
+        let pid = self
+            .run_shim(&["pause", "--hostname", &hostname])
+            .map_err(|reason| RuntimeError::Sandbox { id: id.clone(), reason })?;
+        let ip = match &self.network {
+            Some(net) => match net.attach(&id, pid.as_raw()) {
+                Ok(ip) => Some(ip.to_string()),
+                Err(e) => {
+                    let _ = kill(pid, Signal::SIGKILL);
+                    return Err(RuntimeError::Sandbox { id, reason: e.to_string() });
+                }
+            },
+            None => None,
+        };
+        let rec = SandboxRecord { id: id.clone(), config, pause_pid: pid.as_raw(), created_at: now(), ip };
+        write_json(&self.sandbox_path(&id), &rec)?;
+        Ok(id)
+    }
+
+    fn sandbox(&self, id: &str) -> Result<SandboxRecord, RuntimeError> {
+        let path = self.sandbox_path(id);
+        if !path.exists() {
+            return Err(RuntimeError::SandboxNotFound(id.to_string()));
+        }
+        read_json(&path)
+    }
+
+    /// A sandbox's state.
+    pub fn sandbox_status(&self, id: &str) -> Result<SandboxStatus, RuntimeError> {
+        let rec = self.sandbox(id)?;
+        Ok(SandboxStatus {
+            id: rec.id,
+            config: rec.config,
+            ready: alive(rec.pause_pid),
+            pid: rec.pause_pid,
+            ip: rec.ip,
+        })
+    }
+
+    /// Every sandbox.
+    pub fn list_sandboxes(&self) -> Result<Vec<SandboxStatus>, RuntimeError> {
+        let dir = self.cfg.root.join("sandboxes");
+        let mut out = Vec::new();
+        for e in std::fs::read_dir(&dir).at(&dir)? {
+            let name = e.at(&dir)?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".json") {
+                out.push(self.sandbox_status(id)?);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stop every container of the sandbox (with `grace`) and its pause process.
+    pub fn stop_pod_sandbox(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let rec = self.sandbox(id)?;
+        for c in self.list_containers(Some(id))? {
+            self.stop_container(&c.id, grace)?;
+        }
+        if alive(rec.pause_pid) {
+            let _ = kill(Pid::from_raw(rec.pause_pid), Signal::SIGKILL);
+            let deadline = Instant::now() + Duration::from_secs(5);
+            while alive(rec.pause_pid) && Instant::now() < deadline {
+                std::thread::sleep(Duration::from_millis(5));
+            }
+        }
+        Ok(())
+    }
+
+    /// Remove a stopped sandbox, its containers and its cgroups.
+    pub fn remove_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
+        self.stop_pod_sandbox(id, Duration::ZERO)?;
+        for c in self.list_containers(Some(id))? {
+            self.remove_container(&c.id)?;
+        }
+        remove_cgroup(&format!("{}/{}", self.cgroup_parent(), id));
+        if let Some(net) = &self.network {
+            net.detach(id)?;
+        }
+        let path = self.sandbox_path(id);
+        std::fs::remove_file(&path).at(&path)
+    }
+
+    /// Create a container in a sandbox: its rootfs (overlay of the image's
+    /// layers and its own upper directory) and its bundle.
+    pub fn create_container(&self, sandbox_id: &str, config: ContainerConfig) -> Result<String, RuntimeError> {
+        let sandbox = self.sandbox(sandbox_id)?;
+        let image = self.images.resolve(&config.image)?;
+        let id = new_id();
+        let fail = |reason: String| RuntimeError::CreateContainer { id: id.clone(), reason };
+        let args = resolve_command(&image.config.entrypoint, &image.config.cmd, &config.command, &config.args);
+        if args.is_empty() {
+            return Err(fail("no command: the image has no entrypoint or cmd and the container gives none".into()));
+        }
+        let dir = self.container_dir(&id);
+        let rootfs = dir.join("rootfs");
+        for d in [&rootfs, &dir.join("upper"), &dir.join("work")] {
+            std::fs::create_dir_all(d).at(d)?;
+        }
+        let layers = self.images.layer_dirs(&image)?;
+        let lower: Vec<String> = layers.iter().rev().map(|p| p.display().to_string()).collect();
+        let opts = format!(
+            "lowerdir={},upperdir={},workdir={}",
+            lower.join(":"),
+            dir.join("upper").display(),
+            dir.join("work").display()
+        );
+        if let Err(e) = nix::mount::mount(
+            Some("overlay"),
+            &rootfs,
+            Some("overlay"),
+            nix::mount::MsFlags::empty(),
+            Some(opts.as_str()),
+        ) {
+            let _ = std::fs::remove_dir_all(&dir);
+            return Err(fail(format!("overlay mount: {e}")));
+        }
+        let mut env = image.config.env.clone();
+        for (k, v) in &config.env {
+            env.retain(|e| !e.starts_with(&format!("{k}=")));
+            env.push(format!("{k}={v}"));
+        }
+        if !env.iter().any(|e| e.starts_with("PATH=")) {
+            env.push("PATH=/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin".into());
+        }
+        let user = parse_user(&image.config.user);
+        let cgroups_path = format!("{}/{}/{}", self.cgroup_parent(), sandbox_id, id);
+        let ns = |t: &str, f: &str| (t.to_string(), format!("/proc/{}/ns/{f}", sandbox.pause_pid));
+        let spec = BundleSpec {
+            args,
+            env,
+            cwd: if config.working_dir.is_empty() {
+                image.config.working_dir.clone()
+            } else {
+                config.working_dir.clone()
+            },
+            user,
+            rootfs: rootfs.display().to_string(),
+            cgroups_path: cgroups_path.clone(),
+            join_namespaces: vec![ns("network", "net"), ns("ipc", "ipc"), ns("uts", "uts")],
+            mounts: config.mounts.clone(),
+            resources: config.resources.clone(),
+            hostname: None,
+        };
+        spec.write(&dir.join("bundle"))?;
+        let rec = ContainerRecord {
+            id: id.clone(),
+            name: config.name,
+            sandbox_id: sandbox_id.to_string(),
+            image: image.reference,
+            image_id: image.manifest_digest,
+            created_at: now(),
+            cgroups_path,
+        };
+        write_json(&dir.join("meta.json"), &rec)?;
+        Ok(id)
+    }
+
+    fn record(&self, id: &str) -> Result<ContainerRecord, RuntimeError> {
+        let path = self.container_dir(id).join("meta.json");
+        if !path.exists() {
+            return Err(RuntimeError::ContainerNotFound(id.to_string()));
+        }
+        read_json(&path)
+    }
+
+    /// Start a created container through its shim.
+    pub fn start_container(&self, id: &str) -> Result<(), RuntimeError> {
+        self.record(id)?;
+        let dir = self.container_dir(id);
+        let max = self.cfg.max_log_bytes.to_string();
+        let (bundle, state, log, status) = (
+            dir.join("bundle").display().to_string(),
+            self.state_root().display().to_string(),
+            dir.join(format!("{id}.log")).display().to_string(),
+            dir.join("status.json").display().to_string(),
+        );
+        let args = [
+            "run",
+            "--id",
+            id,
+            "--bundle",
+            &bundle,
+            "--state-root",
+            &state,
+            "--log",
+            &log,
+            "--status",
+            &status,
+            "--max-log-bytes",
+            &max,
+        ];
+        self.run_shim(&args).map(|_| ()).map_err(|reason| RuntimeError::StartContainer { id: id.to_string(), reason })
+    }
+
+    /// A container's state.
+    pub fn container_status(&self, id: &str) -> Result<ContainerStatus, RuntimeError> {
+        let rec = self.record(id)?;
+        let dir = self.container_dir(id);
+        let st: Option<ShimStatus> = shim::read_status(&dir.join("status.json"));
+        let state = match &st {
+            None => ContainerState::Created,
+            Some(s) if s.exit_code.is_some() => ContainerState::Exited,
+            Some(_) => ContainerState::Running,
+        };
+        Ok(ContainerStatus {
+            id: rec.id,
+            name: rec.name,
+            sandbox_id: rec.sandbox_id,
+            image: rec.image,
+            image_id: rec.image_id,
+            state,
+            pid: st.as_ref().filter(|_| state == ContainerState::Running).map(|s| s.pid),
+            exit_code: st.as_ref().and_then(|s| s.exit_code),
+            reason: st.as_ref().and_then(|s| s.reason.clone()),
+            created_at: rec.created_at,
+            started_at: st.as_ref().map(|s| s.started_at.clone()),
+            finished_at: st.as_ref().and_then(|s| s.finished_at.clone()),
+            log_path: dir.join(format!("{id}.log")),
+        })
+    }
+
+    /// Every container, or those of one sandbox.
+    pub fn list_containers(&self, sandbox: Option<&str>) -> Result<Vec<ContainerStatus>, RuntimeError> {
+        let mut out = Vec::new();
+        for id in self.container_ids()? {
+            let st = self.container_status(&id)?;
+            if sandbox.is_none_or(|s| s == st.sandbox_id) {
+                out.push(st);
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stop a container: SIGTERM, up to `grace` to exit, then SIGKILL.
+    pub fn stop_container(&self, id: &str, grace: Duration) -> Result<(), RuntimeError> {
+        let st = self.container_status(id)?;
+        let Some(pid) = st.pid else { return Ok(()) };
+        let exited = |rt: &Runtime| rt.container_status(id).map(|s| s.state == ContainerState::Exited).unwrap_or(true);
+        let _ = kill(Pid::from_raw(pid), Signal::SIGTERM);
+        let deadline = Instant::now() + grace;
+        while Instant::now() < deadline {
+            if exited(self) {
+                return Ok(());
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        let _ = kill(Pid::from_raw(pid), Signal::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(10);
+        while !exited(self) {
+            if Instant::now() > deadline {
+                return Err(RuntimeError::Host {
+                    command: format!("kill {pid}"),
+                    reason: "the container did not exit".into(),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(10));
+        }
+        Ok(())
+    }
+
+    /// Remove a container (stopping it first): its rootfs, directories and cgroup.
+    pub fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
+        let rec = self.record(id)?;
+        self.stop_container(id, Duration::ZERO)?;
+        let dir = self.container_dir(id);
+        let _ = nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
+        if let Ok(mut c) = libcontainer::container::Container::load(self.state_root().join(id)) {
+            let _ = c.delete(true);
+        }
+        remove_cgroup(&rec.cgroups_path);
+        std::fs::remove_dir_all(&dir).at(&dir)
+    }
+
+    /// The container's log in the CRI format.
+    pub fn logs(&self, id: &str) -> Result<String, RuntimeError> {
+        let st = self.container_status(id)?;
+        Ok(std::fs::read_to_string(&st.log_path).unwrap_or_default())
+    }
+
+    /// Run a command in a running container.
+    pub fn exec(&self, id: &str, cmd: &[String]) -> Result<ExecResult, RuntimeError> {
+        let st = self.container_status(id)?;
+        if st.state != ContainerState::Running {
+            return Err(RuntimeError::Host {
+                command: "exec".into(),
+                reason: format!("container {id} is not running"),
+            });
+        }
+        let out = Command::new(&self.cfg.shim_binary)
+            .args(["shim", "exec", "--id", id, "--state-root"])
+            .arg(self.state_root())
+            .arg("--")
+            .args(cmd)
+            .stdin(std::process::Stdio::null())
+            .output()
+            .at(&self.cfg.shim_binary)?;
+        Ok(ExecResult { stdout: out.stdout, stderr: out.stderr, exit_code: out.status.code().unwrap_or(255) })
+    }
+
+    /// CPU and memory use, from the container's cgroup.
+    pub fn stats(&self, id: &str) -> Result<Stats, RuntimeError> {
+        let rec = self.record(id)?;
+        let rel = rec.cgroups_path.trim_start_matches('/');
+        let read = |p: PathBuf| std::fs::read_to_string(p).ok();
+        let num = |s: Option<String>| s.and_then(|s| s.trim().parse::<u64>().ok());
+        let base = Path::new("/sys/fs/cgroup");
+        let stat_field = |text: &str, key: &str| {
+            text.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse::<u64>().ok())).unwrap_or(0)
+        };
+        if base.join("cgroup.controllers").exists() {
+            let dir = base.join(rel);
+            let cpu = read(dir.join("cpu.stat")).map(|t| stat_field(&t, "usage_usec ") * 1000).unwrap_or(0);
+            let usage = num(read(dir.join("memory.current"))).unwrap_or(0);
+            let inactive = read(dir.join("memory.stat")).map(|t| stat_field(&t, "inactive_file ")).unwrap_or(0);
+            return Ok(Stats { cpu_usage_ns: cpu, memory_working_set: usage.saturating_sub(inactive) });
+        }
+        let cpu = num(read(base.join("cpuacct").join(rel).join("cpuacct.usage"))).unwrap_or(0);
+        let mem = base.join("memory").join(rel);
+        let usage = num(read(mem.join("memory.usage_in_bytes"))).unwrap_or(0);
+        let inactive = read(mem.join("memory.stat")).map(|t| stat_field(&t, "total_inactive_file ")).unwrap_or(0);
+        Ok(Stats { cpu_usage_ns: cpu, memory_working_set: usage.saturating_sub(inactive) })
+    }
+}
+
+fn parse_user(user: &str) -> (u32, u32) {
+    let (u, g) = user.split_once(':').unwrap_or((user, ""));
+    let uid = u.parse().unwrap_or(0);
+    (uid, g.parse().unwrap_or(uid))
+}

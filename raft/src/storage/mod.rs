@@ -12,6 +12,10 @@
 //! * `kv_meta` — last applied log id, membership, compacted revision, snapshot
 //! * `history` — big-endian revision → the events of that revision (for watch)
 
+// openraft's StorageError is the error type its storage traits require; the
+// helpers here return it too rather than converting at every call.
+#![allow(clippy::result_large_err)]
+
 mod log_store;
 pub mod reader;
 mod state_machine;

@@ -105,8 +105,36 @@ fn crud_round_trip_through_the_cli() {
     assert!(all.starts_with("NAMESPACE"), "{all}");
     assert!(all.contains("team") && all.contains("other") && all.contains("web-config"), "{all}");
     assert!(!c.ok(&["get", "cm"]).contains("other"));
+    eprintln!("--- get -w prints changes as they happen");
+    let mut watcher = std::process::Command::new(fixtures::bin())
+        .args(["get", "cm", "-w", "--config", c.config.to_str().unwrap()])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap();
+    let watch_out = watcher.stdout.take().unwrap();
+    let lines = std::thread::spawn(move || {
+        use std::io::BufRead;
+        std::io::BufReader::new(watch_out).lines().map_while(Result::ok).find(|l| l.starts_with("watched"))
+    });
+    let out = c.apply(&cm("watched", "w"));
+    assert!(out.status.success());
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !lines.is_finished() && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let _ = watcher.kill();
+    let _ = watcher.wait();
+    assert!(lines.join().unwrap().is_some(), "the watch printed the new object");
+    eprintln!("--- delete by name and with -f (flags after the verb work too)");
     let out = c.ok(&["delete", "cm", "web-config"]);
     assert_eq!(out.trim(), "configmap \"web-config\" deleted");
+    let path = c.dir.path().join("watched.yaml");
+    std::fs::write(&path, cm("watched", "w")).unwrap();
+    let out = std::process::Command::new(fixtures::bin())
+        .args(["delete", "-f", path.to_str().unwrap(), "--config", c.config.to_str().unwrap()])
+        .output()
+        .unwrap();
+    assert_eq!(stdout(&out).trim(), "configmap \"watched\" deleted", "{}", stderr(&out));
     let out = c.cli(&["get", "cm", "web-config"]);
     assert!(!out.status.success());
     assert!(stderr(&out).contains("NotFound"), "{}", stderr(&out));

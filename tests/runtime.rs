@@ -318,3 +318,84 @@ fn pods_get_an_address_on_the_node_bridge() {
     let links = std::process::Command::new("ip").args(["-o", "link"]).output().unwrap();
     assert!(!String::from_utf8_lossy(&links.stdout).contains(&bridge), "the bridge was left behind");
 }
+
+/// Debian's docker-registry on a free loopback port, stopped on drop.
+struct Registry {
+    child: std::process::Child,
+    addr: String,
+    _dir: tempfile::TempDir,
+}
+
+impl Registry {
+    fn start() -> Registry {
+        let dir = tempfile::tempdir().unwrap();
+        let addr = std::net::TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().to_string();
+        let config = dir.path().join("config.yml");
+        let store = dir.path().join("store");
+        std::fs::write(
+            &config,
+            format!("version: 0.1\nlog:\n  level: error\nstorage:\n  filesystem:\n    rootdirectory: {}\nhttp:\n  addr: {addr}\n", store.display()),
+        )
+        .unwrap();
+        let child = std::process::Command::new("docker-registry")
+            .arg("serve")
+            .arg(&config)
+            .stdout(std::process::Stdio::null())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("docker-registry (apt-get install docker-registry)");
+        let deadline = Instant::now() + Duration::from_secs(15);
+        while std::net::TcpStream::connect(&addr).is_err() {
+            assert!(Instant::now() < deadline, "the registry did not start");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        Registry { child, addr, _dir: dir }
+    }
+}
+
+impl Drop for Registry {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn images_pushed_to_a_registry_are_pulled_back_and_run() {
+    let reg = Registry::start();
+    let archive = images_dir().join("busybox-v2.tar");
+    let target = format!("docker://{}/clusterd/busybox:v2", reg.addr);
+    let out = std::process::Command::new("skopeo")
+        .args(["copy", "--insecure-policy", "--dest-tls-verify=false"])
+        .arg(format!("oci-archive:{}", archive.display()))
+        .arg(&target)
+        .output()
+        .expect("skopeo (apt-get install skopeo)");
+    assert!(out.status.success(), "skopeo: {}", String::from_utf8_lossy(&out.stderr));
+    let dir = tempfile::tempdir().unwrap();
+    let rt = runtime(dir.path(), &format!("pull{}", rand_u16()));
+    let guard = NetGuard(&rt);
+    let image = format!("{}/clusterd/busybox:v2", reg.addr);
+    let tokio = tokio::runtime::Runtime::new().unwrap();
+    eprintln!("--- a plain-HTTP registry is refused unless it is named insecure");
+    let refused = tokio.block_on(clusterd_runtime::image::pull::pull(rt.images(), &image, &[]));
+    assert!(matches!(refused, Err(RuntimeError::ImagePull { .. })), "{refused:?}");
+    let pulled = tokio.block_on(clusterd_runtime::image::pull::pull(rt.images(), &image, &[reg.addr.clone()])).unwrap();
+    assert_eq!(pulled.reference, image);
+    let missing = tokio.block_on(clusterd_runtime::image::pull::pull(
+        rt.images(),
+        &format!("{}/clusterd/none:v1", reg.addr),
+        &[reg.addr.clone()],
+    ));
+    assert_eq!(missing.unwrap_err().reason(), "ErrImagePull");
+    eprintln!("--- and runs");
+    let sb = rt.run_pod_sandbox(SandboxConfig { name: "pulled".into(), ..Default::default() }).unwrap();
+    let mut c = sh("version", "cat /VERSION");
+    c.image = image;
+    let id = rt.create_container(&sb, c).unwrap();
+    rt.start_container(&id).unwrap();
+    let st = wait_state(&rt, &id, ContainerState::Exited, Duration::from_secs(20));
+    assert_eq!(st.exit_code, Some(0));
+    assert!(rt.logs(&id).unwrap().ends_with(" stdout F v2\n"), "{}", rt.logs(&id).unwrap());
+    drop(guard);
+}

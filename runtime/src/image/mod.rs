@@ -3,6 +3,7 @@
 //! and shared by every container that uses them.
 
 pub mod archive;
+pub mod pull;
 pub mod reference;
 pub mod store;
 

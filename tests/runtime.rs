@@ -399,3 +399,29 @@ fn images_pushed_to_a_registry_are_pulled_back_and_run() {
     assert!(rt.logs(&id).unwrap().ends_with(" stdout F v2\n"), "{}", rt.logs(&id).unwrap());
     drop(guard);
 }
+
+#[test]
+fn logs_rotate_by_size() {
+    let dir = tempfile::tempdir().unwrap();
+    let node = format!("log{}", rand_u16());
+    let rt = Runtime::new(RuntimeConfig {
+        node,
+        root: dir.path().join("runtime"),
+        shim_binary: env!("CARGO_BIN_EXE_clusterd").into(),
+        max_log_bytes: 4096,
+        pod_cidr: None,
+    })
+    .unwrap();
+    let guard = NetGuard(&rt);
+    rt.images().import_archive(&images_dir().join("busybox-v1.tar")).unwrap();
+    let sb = rt.run_pod_sandbox(SandboxConfig { name: "chatty".into(), ..Default::default() }).unwrap();
+    let id = rt.create_container(&sb, sh("chatty", "for i in $(seq 1 400); do echo line-$i; done")).unwrap();
+    rt.start_container(&id).unwrap();
+    let st = wait_state(&rt, &id, ContainerState::Exited, Duration::from_secs(20));
+    let current = std::fs::read_to_string(&st.log_path).unwrap();
+    let rotated = std::fs::read_to_string(st.log_path.with_extension("log.1")).unwrap();
+    assert!(current.len() <= 4096 && rotated.len() <= 4096, "{} {}", current.len(), rotated.len());
+    assert!(current.ends_with(" stdout F line-400\n"), "{current}");
+    assert!(rotated.lines().all(|l| l.contains(" stdout F line-")));
+    drop(guard);
+}

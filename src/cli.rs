@@ -3,7 +3,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::time::Duration;
 
 use clap::{Args, Parser, Subcommand};
 use futures::StreamExt;
@@ -336,18 +335,9 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
                 } else {
                     apply::create(&mut c, obj, f.namespace.as_deref()).await.map(|_| "created")
                 };
-                match res {
-                    Ok(word) => println!("{name} {word}"),
-                    Err(s) => {
-                        eprintln!("{}", CliError::Server(s));
-                        failed += 1;
-                    }
-                }
+                outcome(res.map(|word| format!("{name} {word}")), &mut failed);
             }
-            if failed > 0 {
-                return Err(CliError::Partial(failed));
-            }
-            Ok(())
+            all_ok(failed)
         }
         Verb::Get(args) => get(&cli, args).await,
         Verb::Describe { kind, name, namespace } => describe(&cli, kind, name, namespace.as_deref()).await,
@@ -608,19 +598,27 @@ async fn delete(
     let mut c = connect(cli).await?;
     let mut failed = 0;
     for (k, o_ns, name) in targets {
-        match apply::delete(&mut c, k.kind, &o_ns, &name).await {
-            Ok(_) => println!("{} \"{}\" deleted", kind_word(k), name),
-            Err(s) => {
-                eprintln!("{}", CliError::Server(s));
-                failed += 1;
-            }
+        let res = apply::delete(&mut c, k.kind, &o_ns, &name).await;
+        outcome(res.map(|_| format!("{} \"{}\" deleted", kind_word(k), name)), &mut failed);
+    }
+    all_ok(failed)
+}
+
+/// Print one object's outcome as kubectl does: success on stdout, error on stderr.
+fn outcome(r: Result<String, tonic::Status>, failed: &mut usize) {
+    match r {
+        Ok(line) => println!("{line}"),
+        Err(s) => {
+            eprintln!("{}", CliError::Server(s));
+            *failed += 1;
         }
     }
+}
+
+/// Fail the command if any object failed.
+fn all_ok(failed: usize) -> Result<(), CliError> {
     if failed > 0 {
         return Err(CliError::Partial(failed));
     }
     Ok(())
 }
-
-/// How long client calls may take before the CLI gives up.
-pub const CLIENT_TIMEOUT: Duration = Duration::from_secs(30);

@@ -7,8 +7,8 @@ use serde_json::json;
 use clusterd_raft::pki::Ca;
 use clusterd_raft::{Command, Member, Op, Txn};
 
-use super::config::{AdminConfig, DataDir, NodeState};
-use super::run::{bind_api, pick_port, start_raft, RunningNode};
+use super::config::{AdminConfig, NodeState};
+use super::run::{prepare, start_raft, RunningNode};
 use super::{ClusterError, NodeArgs};
 use crate::api::auth::hash_token;
 use crate::api::keys;
@@ -60,12 +60,7 @@ fn bootstrap_txn(
 
 /// Create a new cluster in `args.data_dir` and run its first node until a signal.
 pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
-    let dir = DataDir(args.data_dir.clone());
-    dir.ensure_fresh()?;
-    let listener = bind_api(args.api_addr).await?;
-    let api_addr =
-        listener.local_addr().map_err(|source| ClusterError::Bind { addr: args.api_addr.to_string(), source })?;
-    let raft_addr = pick_port(args.raft_addr)?;
+    let (dir, listener, api_addr, raft_addr) = prepare(&args).await?;
 
     let ca = Ca::generate(&args.name)?;
     let node_id = ca.issue(&format!("system:node:{}", args.name), &sans(&args, raft_addr, api_addr))?;

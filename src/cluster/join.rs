@@ -4,8 +4,8 @@ use std::time::Duration;
 
 use clusterd_raft::Member;
 
-use super::config::{DataDir, NodeState};
-use super::run::{bind_api, pick_port, start_raft, RunningNode};
+use super::config::NodeState;
+use super::run::{prepare, start_raft, RunningNode};
 use super::{ClusterError, NodeArgs};
 use crate::api::pb;
 use crate::api::tokens::JoinToken;
@@ -16,12 +16,7 @@ use crate::client::connect_pinned;
 /// a worker a learner.
 pub async fn join(server: &str, token: &str, control_plane: bool, args: NodeArgs) -> Result<(), ClusterError> {
     let parsed = JoinToken::parse(token).map_err(|e| ClusterError::Join(e.to_string()))?;
-    let dir = DataDir(args.data_dir.clone());
-    dir.ensure_fresh()?;
-    let listener = bind_api(args.api_addr).await?;
-    let api_addr =
-        listener.local_addr().map_err(|source| ClusterError::Bind { addr: args.api_addr.to_string(), source })?;
-    let raft_addr = pick_port(args.raft_addr)?;
+    let (dir, listener, api_addr, raft_addr) = prepare(&args).await?;
 
     let mut client =
         connect_pinned(server, &parsed.ca_fingerprint).await.map_err(|e| ClusterError::Join(e.to_string()))?;

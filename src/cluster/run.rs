@@ -38,6 +38,18 @@ pub fn pick_port(addr: SocketAddr) -> Result<SocketAddr, ClusterError> {
     sock.local_addr().map_err(|source| ClusterError::Bind { addr: addr.to_string(), source })
 }
 
+/// The first steps of `init` and `join`: a fresh data directory, the API
+/// listener bound, and the transport address (a free port for port 0).
+pub async fn prepare(args: &super::NodeArgs) -> Result<(DataDir, TcpListener, SocketAddr, SocketAddr), ClusterError> {
+    let dir = DataDir(args.data_dir.clone());
+    dir.ensure_fresh()?;
+    let listener = bind_api(args.api_addr).await?;
+    let api_addr =
+        listener.local_addr().map_err(|source| ClusterError::Bind { addr: args.api_addr.to_string(), source })?;
+    let raft_addr = pick_port(args.raft_addr)?;
+    Ok((dir, listener, api_addr, raft_addr))
+}
+
 /// Start the Raft member from a data directory's state.
 pub async fn start_raft(
     dir: &DataDir,

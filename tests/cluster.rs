@@ -240,6 +240,15 @@ async fn watch_resumes_from_a_revision_and_compacted_history_is_gone() {
     api0.update(pb::ObjectRequest { json: w3.to_string() }).await.unwrap();
     let ev = tokio::time::timeout(Duration::from_secs(10), stream.next()).await.unwrap().unwrap().unwrap();
     assert_eq!(ev.r#type, "MODIFIED");
+    eprintln!("--- a watch that allows bookmarks gets one with the current revision");
+    let mut b = api2
+        .watch(pb::WatchRequest { kind: "cm".into(), allow_bookmarks: true, ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner();
+    let ev = tokio::time::timeout(Duration::from_secs(10), b.next()).await.unwrap().unwrap().unwrap();
+    assert_eq!(ev.r#type, "BOOKMARK");
+    assert!(ev.resource_version >= rvs[4], "{} < {}", ev.resource_version, rvs[4]);
     eprintln!("--- after compaction, a watch from before it is Gone");
     let out = c.ok(&["compact"]);
     assert!(out.starts_with("compacted up to revision"), "{out}");

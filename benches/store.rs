@@ -163,6 +163,8 @@ async fn etcd_round(etcd: &Etcd, writes: usize, clients: usize, tag: &str) -> Ro
 
 fn main() {
     clusterd_raft::pki::install_default_provider();
+    // Nodes log as users run them (warnings only), not as verbosely as the tests.
+    std::env::set_var("CLUSTERD_TEST_LOG", "warn,clusterd=info");
     let writes: usize = std::env::var("BENCH_WRITES").ok().and_then(|v| v.parse().ok()).unwrap_or(2000);
     let rt = tokio::runtime::Builder::new_multi_thread().enable_all().build().unwrap();
     println!(

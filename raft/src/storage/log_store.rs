@@ -111,7 +111,10 @@ impl RaftLogStorage<TypeConfig> for LogStore {
     }
 
     async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
-        self.put_meta(KEY_COMMITTED, &committed)
+        // A hint for faster restarts, not a promise: not synced. A lost update only
+        // means re-applying from an earlier committed index, which Raft tolerates.
+        let bytes = encode(&committed).map_err(write_err)?;
+        self.db.put_cf(cf(&self.db, CF_RAFT_META), KEY_COMMITTED, bytes).map_err(write_err)
     }
 
     async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {

@@ -36,12 +36,16 @@ fn rand_u16() -> u32 {
 }
 
 fn runtime(root: &Path, node: &str) -> Runtime {
+    runtime_with(root, node, 1 << 20, None)
+}
+
+fn runtime_with(root: &Path, node: &str, max_log_bytes: u64, pod_cidr: Option<String>) -> Runtime {
     Runtime::new(RuntimeConfig {
         node: node.into(),
         root: root.join("runtime"),
         shim_binary: env!("CARGO_BIN_EXE_clusterd").into(),
-        max_log_bytes: 1 << 20,
-        pod_cidr: None,
+        max_log_bytes,
+        pod_cidr,
     })
     .unwrap()
 }
@@ -147,12 +151,15 @@ fn exit_codes_and_graceful_stop() {
     assert_eq!((st.exit_code, st.reason.as_deref()), (Some(3), Some("Error")));
     assert!(h.rt.logs(&fail).unwrap().contains(" stderr F oops"));
     eprintln!("--- a container that handles SIGTERM exits within the grace period");
-    let polite =
-        h.rt.create_container(&sb, sh("polite", "trap 'echo bye; exit 0' TERM; while true; do sleep 0.05; done"))
-            .unwrap();
+    let script = "trap 'echo bye; exit 0' TERM; echo ready; while true; do sleep 0.05; done";
+    let polite = h.rt.create_container(&sb, sh("polite", script)).unwrap();
     h.rt.start_container(&polite).unwrap();
-    wait_state(&h.rt, &polite, ContainerState::Running, Duration::from_secs(10));
-    std::thread::sleep(Duration::from_millis(300));
+    // The trap is set once the script says so.
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !h.rt.logs(&polite).unwrap().contains(" stdout F ready") {
+        assert!(Instant::now() < deadline, "the script never got ready");
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let t = Instant::now();
     h.rt.stop_container(&polite, Duration::from_secs(10)).unwrap();
     assert!(t.elapsed() < Duration::from_secs(5));
@@ -283,14 +290,7 @@ fn pods_get_an_address_on_the_node_bridge() {
     let node = format!("net{}", rand_u16());
     // A subnet of its own per run, so a crashed earlier run cannot shadow it.
     let subnet = format!("10.251.{}", std::process::id() % 250);
-    let rt = Runtime::new(RuntimeConfig {
-        node: node.clone(),
-        root: dir.path().join("runtime"),
-        shim_binary: env!("CARGO_BIN_EXE_clusterd").into(),
-        max_log_bytes: 1 << 20,
-        pod_cidr: Some(format!("{subnet}.0/24")),
-    })
-    .unwrap();
+    let rt = runtime_with(dir.path(), &node, 1 << 20, Some(format!("{subnet}.0/24")));
     let guard = NetGuard(&rt);
     rt.images().import_archive(&images_dir().join("busybox-v1.tar")).unwrap();
     let sb = rt.run_pod_sandbox(SandboxConfig { name: "web".into(), ..Default::default() }).unwrap();
@@ -404,14 +404,7 @@ fn images_pushed_to_a_registry_are_pulled_back_and_run() {
 fn logs_rotate_by_size() {
     let dir = tempfile::tempdir().unwrap();
     let node = format!("log{}", rand_u16());
-    let rt = Runtime::new(RuntimeConfig {
-        node,
-        root: dir.path().join("runtime"),
-        shim_binary: env!("CARGO_BIN_EXE_clusterd").into(),
-        max_log_bytes: 4096,
-        pod_cidr: None,
-    })
-    .unwrap();
+    let rt = runtime_with(dir.path(), &node, 4096, None);
     let guard = NetGuard(&rt);
     rt.images().import_archive(&images_dir().join("busybox-v1.tar")).unwrap();
     let sb = rt.run_pod_sandbox(SandboxConfig { name: "chatty".into(), ..Default::default() }).unwrap();

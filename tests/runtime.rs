@@ -380,12 +380,13 @@ fn images_pushed_to_a_registry_are_pulled_back_and_run() {
     eprintln!("--- a plain-HTTP registry is refused unless it is named insecure");
     let refused = tokio.block_on(clusterd_runtime::image::pull::pull(rt.images(), &image, &[]));
     assert!(matches!(refused, Err(RuntimeError::ImagePull { .. })), "{refused:?}");
-    let pulled = tokio.block_on(clusterd_runtime::image::pull::pull(rt.images(), &image, &[reg.addr.clone()])).unwrap();
+    let insecure = vec![reg.addr.clone()];
+    let pulled = tokio.block_on(clusterd_runtime::image::pull::pull(rt.images(), &image, &insecure)).unwrap();
     assert_eq!(pulled.reference, image);
     let missing = tokio.block_on(clusterd_runtime::image::pull::pull(
         rt.images(),
         &format!("{}/clusterd/none:v1", reg.addr),
-        &[reg.addr.clone()],
+        &insecure,
     ));
     assert_eq!(missing.unwrap_err().reason(), "ErrImagePull");
     eprintln!("--- and runs");

@@ -145,3 +145,24 @@ async fn a_unique_transaction_applies_once() {
     let r = sm.apply(vec![entry(6, once)]).await.unwrap();
     assert_eq!(r[0].failed_compare, Some(0), "a forgotten id applies again (and here fails its compare)");
 }
+
+#[tokio::test]
+async fn snapshots_carry_data_and_unique_ids_to_another_node() {
+    use openraft::storage::RaftSnapshotBuilder;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_la, mut a, _ra) = storage::open(a_dir.path()).unwrap();
+    let (_lb, mut b, rb) = storage::open(b_dir.path()).unwrap();
+    let txn = Txn { compares: vec![Compare::ModRevision("/s".into(), 0)], success: vec![put("/s", "1")] };
+    let once = Command::Unique { id: 7, txn };
+    a.apply(vec![entry(1, once.clone()), entry(2, Command::Txn(Txn::ops(vec![put("/t", "2")])))]).await.unwrap();
+    let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+    assert_eq!(rb.revision(), 2);
+    assert_eq!(rb.get("/t").unwrap().unwrap().value, b"2");
+    assert_eq!(rb.compacted(), 2, "history before the snapshot is not on the new node");
+    // A retry of the first write reaching the new node gets the first answer.
+    let r = b.apply(vec![entry(3, once)]).await.unwrap();
+    assert!(r[0].succeeded);
+    assert_eq!(r[0].revision, 1);
+    assert_eq!(rb.get("/s").unwrap().unwrap().mod_revision, 1);
+}

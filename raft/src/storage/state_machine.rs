@@ -37,6 +37,9 @@ pub type Applied = Vec<Event>;
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
     kvs: Vec<(String, u64, u64, Vec<u8>)>,
+    /// Unique-id records (key, encoded response), so a retry reaching a node that
+    /// installed this snapshot is still recognised.
+    unique: Vec<(Vec<u8>, Vec<u8>)>,
 }
 
 #[derive(Serialize, Deserialize)]
@@ -277,6 +280,17 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             let stored = Stored { value, create_revision, mod_revision };
             batch.put_cf(kv_cf, key.as_bytes(), encode(&stored).map_err(sm_write_err)?);
         }
+        let unique_cf = cf(&self.db, CF_KV_META);
+        for item in self.db.iterator_cf(unique_cf, IteratorMode::From(PREFIX_UNIQUE, rocksdb::Direction::Forward)) {
+            let (k, _) = item.map_err(sm_read_err)?;
+            if !k.starts_with(PREFIX_UNIQUE) {
+                break;
+            }
+            batch.delete_cf(unique_cf, k);
+        }
+        for (k, v) in body.unique {
+            batch.put_cf(unique_cf, k, v);
+        }
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
         // The history behind the snapshot is gone on this node: watches from before it get Gone.
         let compacted = self.reader.compacted().max(index);
@@ -329,7 +343,15 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             let s: Stored = decode(&v).map_err(sm_read_err)?;
             kvs.push((String::from_utf8_lossy(&k).into_owned(), s.create_revision, s.mod_revision, s.value));
         }
-        let data = encode(&SnapshotBody { kvs }).map_err(sm_write_err)?;
+        let mut unique = Vec::new();
+        for item in snap.iterator_cf(meta_cf, IteratorMode::From(PREFIX_UNIQUE, rocksdb::Direction::Forward)) {
+            let (k, v) = item.map_err(sm_read_err)?;
+            if !k.starts_with(PREFIX_UNIQUE) {
+                break;
+            }
+            unique.push((k.to_vec(), v.to_vec()));
+        }
+        let data = encode(&SnapshotBody { kvs, unique }).map_err(sm_write_err)?;
         let snapshot_id = match last_applied {
             Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, rand::random::<u32>()),
             None => format!("empty-{}", rand::random::<u32>()),

@@ -103,6 +103,7 @@ async fn clusterd_round(c: &Cluster, leader: usize, writes: usize, clients: usiz
 struct Etcd {
     children: Vec<Child>,
     client_urls: Vec<String>,
+    tls: Arc<rustls::ClientConfig>,
     _dir: tempfile::TempDir,
 }
 
@@ -115,13 +116,25 @@ impl Drop for Etcd {
     }
 }
 
+/// A 3-member etcd with mutual TLS on client and peer traffic, as clusterd has,
+/// so the comparison is like for like.
 fn start_etcd() -> Option<Etcd> {
     if Command::new("etcd").arg("--version").output().is_err() {
         return None;
     }
     let dir = tempfile::tempdir().unwrap();
-    let peers: Vec<String> = (0..3).map(|_| format!("http://{}", free_tcp())).collect();
-    let clients: Vec<String> = (0..3).map(|_| format!("http://{}", free_tcp())).collect();
+    let ca = clusterd_raft::pki::Ca::generate("etcd-bench").unwrap();
+    let server = ca.issue("etcd", &["127.0.0.1".into()]).unwrap();
+    let client = ca.issue("bench", &[]).unwrap();
+    let file = |name: &str, text: &str| {
+        let p = dir.path().join(name);
+        std::fs::write(&p, text).unwrap();
+        p.display().to_string()
+    };
+    let (ca_f, cert_f, key_f) =
+        (file("ca.crt", ca.cert_pem()), file("etcd.crt", &server.cert_pem), file("etcd.key", &server.key_pem));
+    let peers: Vec<String> = (0..3).map(|_| format!("https://{}", free_tcp())).collect();
+    let clients: Vec<String> = (0..3).map(|_| format!("https://{}", free_tcp())).collect();
     let initial: Vec<String> = peers.iter().enumerate().map(|(i, p)| format!("e{i}={p}")).collect();
     let mut children = Vec::new();
     for i in 0..3 {
@@ -131,20 +144,28 @@ fn start_etcd() -> Option<Etcd> {
             .args(["--listen-peer-urls", &peers[i], "--initial-advertise-peer-urls", &peers[i]])
             .args(["--initial-cluster", &initial.join(","), "--initial-cluster-state", "new"])
             .args(["--initial-cluster-token", "bench", "--log-level", "error"])
+            .args(["--cert-file", &cert_f, "--key-file", &key_f, "--trusted-ca-file", &ca_f, "--client-cert-auth"])
+            .args(["--peer-cert-file", &cert_f, "--peer-key-file", &key_f, "--peer-trusted-ca-file", &ca_f])
+            .arg("--peer-client-cert-auth")
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .ok()?;
         children.push(child);
     }
-    Some(Etcd { children, client_urls: clients, _dir: dir })
+    let tls = clusterd_raft::pki::client_config(ca.cert_pem(), Some(&client), &[b"h2"]).unwrap();
+    Some(Etcd { children, client_urls: clients, tls: Arc::new(tls), _dir: dir })
+}
+
+async fn etcd_client(e: &Etcd) -> Option<KvClient<tonic::transport::Channel>> {
+    let addr = e.client_urls[0].trim_start_matches("https://").to_string();
+    clusterd::client::connect::channel(&addr, e.tls.clone()).await.ok().map(KvClient::new)
 }
 
 async fn etcd_round(etcd: &Etcd, writes: usize, clients: usize, tag: &str) -> Round {
     let mut conns = Vec::new();
     for _ in 0..clients.min(16) {
-        let ch = tonic::transport::Endpoint::from_shared(etcd.client_urls[0].clone()).unwrap().connect().await.unwrap();
-        conns.push(KvClient::new(ch));
+        conns.push(etcd_client(etcd).await.expect("connect to etcd"));
     }
     let conns = Arc::new(conns);
     let tag = tag.to_string();
@@ -185,9 +206,8 @@ fn main() {
         Some(e) => {
             let ready = wait_for("etcd to serve", Duration::from_secs(30), || {
                 rt.block_on(async {
-                    let ch =
-                        tonic::transport::Endpoint::from_shared(e.client_urls[0].clone()).ok()?.connect().await.ok()?;
-                    KvClient::new(ch).put(PutRequest { key: b"warmup".to_vec(), value: b"x".to_vec() }).await.ok()
+                    let mut c = etcd_client(e).await?;
+                    c.put(PutRequest { key: b"warmup".to_vec(), value: b"x".to_vec() }).await.ok()
                 })
             });
             drop(ready);
@@ -200,8 +220,8 @@ fn main() {
     println!("{}", cd64.line("clusterd, 64 clients"));
     match (&e1, &e64) {
         (Some(e1), Some(e64)) => {
-            println!("{}", e1.line("etcd 3-node, 1 client"));
-            println!("{}", e64.line("etcd 3-node, 64 clients"));
+            println!("{}", e1.line("etcd 3-node mTLS, 1 client"));
+            println!("{}", e64.line("etcd 3-node mTLS, 64 clients"));
             println!(
                 "ratio clusterd/etcd: 1 client {:.2}x throughput (p99 {:.2} vs {:.2} ms); 64 clients {:.2}x throughput",
                 cd1.per_sec() / e1.per_sec(),

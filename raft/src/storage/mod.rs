@@ -27,7 +27,7 @@ use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
 pub use log_store::LogStore;
 pub use reader::{Gone, StoreReader};
-pub use state_machine::{Applied, StateMachine};
+pub use state_machine::StateMachine;
 
 pub(crate) const CF_LOGS: &str = "logs";
 pub(crate) const CF_RAFT_META: &str = "raft_meta";

@@ -30,9 +30,6 @@ fn unique_key(id: u128) -> Vec<u8> {
     k
 }
 
-/// What a batch of applied entries produced, as watchers see it.
-pub type Applied = Vec<Event>;
-
 /// The snapshot's payload: every key with its revisions. Also the backup format.
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
@@ -92,8 +89,9 @@ impl StateMachine {
         txn: Txn,
         batch: &mut WriteBatch,
         overlay: &mut HashMap<String, Option<KeyValue>>,
-        events: &mut Vec<Event>,
+        all_events: &mut Vec<Event>,
     ) -> Result<CommandResponse, StorageError> {
+        let mut events = Vec::new();
         for (i, cmp) in txn.compares.iter().enumerate() {
             let (key, holds) = match cmp {
                 Compare::ModRevision(key, want) => {
@@ -143,6 +141,10 @@ impl StateMachine {
                     prevs.push(prev);
                 }
             }
+        }
+        if !events.is_empty() {
+            batch.put_cf(cf(&self.db, CF_HISTORY), be(rev), encode(&events).map_err(sm_write_err)?);
+            all_events.extend(events);
         }
         Ok(CommandResponse { revision: rev, succeeded: true, failed_compare: None, current: None, prev: prevs })
     }
@@ -198,13 +200,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     responses.push(ok);
                 }
                 EntryPayload::Normal(Command::Txn(txn)) => {
-                    let mut events = Vec::new();
-                    let resp = self.apply_txn(rev, txn, &mut batch, &mut overlay, &mut events)?;
-                    if !events.is_empty() {
-                        batch.put_cf(history_cf, be(rev), encode(&events).map_err(sm_write_err)?);
-                        all_events.extend(events);
-                    }
-                    responses.push(resp);
+                    responses.push(self.apply_txn(rev, txn, &mut batch, &mut overlay, &mut all_events)?);
                 }
                 EntryPayload::Normal(Command::Unique { id, txn }) => {
                     let earlier = match seen.get(&id) {
@@ -214,12 +210,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
                     let resp = match earlier {
                         Some(r) => r,
                         None => {
-                            let mut events = Vec::new();
-                            let resp = self.apply_txn(rev, txn, &mut batch, &mut overlay, &mut events)?;
-                            if !events.is_empty() {
-                                batch.put_cf(history_cf, be(rev), encode(&events).map_err(sm_write_err)?);
-                                all_events.extend(events);
-                            }
+                            let resp = self.apply_txn(rev, txn, &mut batch, &mut overlay, &mut all_events)?;
                             let meta = cf(&self.db, CF_KV_META);
                             batch.put_cf(meta, unique_key(id), encode(&resp).map_err(sm_write_err)?);
                             seen.insert(id, resp.clone());

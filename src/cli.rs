@@ -51,6 +51,12 @@ pub struct NodeFlags {
     /// Log entries kept behind a snapshot.
     #[arg(long, default_value_t = 1_000)]
     pub keep_logs: u64,
+    /// Pod network of the whole cluster (a /16), split into a /24 per node (`init` only).
+    #[arg(long, default_value = crate::controllers::nodeipam::DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: String,
+    /// Registries this node pulls from over plain HTTP (host:port, repeatable).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
 }
 
 impl NodeFlags {
@@ -63,6 +69,8 @@ impl NodeFlags {
             api_addr: self.api_addr,
             snapshot_every: self.snapshot_every,
             keep_logs: self.keep_logs,
+            cluster_cidr: self.cluster_cidr.clone(),
+            insecure_registries: self.insecure_registries.clone(),
         }
     }
 }
@@ -106,6 +114,13 @@ pub enum Verb {
     },
     /// Run a node again from its data directory (runs in the foreground).
     Start {
+        /// Data directory of the node.
+        #[arg(long)]
+        data_dir: PathBuf,
+    },
+    /// Remove what a stopped node left on this host: its pods' containers and
+    /// sandboxes, its bridge, nftables table and cgroups (like `kubeadm reset`).
+    Reset {
         /// Data directory of the node.
         #[arg(long)]
         data_dir: PathBuf,
@@ -154,6 +169,65 @@ pub enum Verb {
         /// Namespace.
         #[arg(short, long)]
         namespace: Option<String>,
+        /// Seconds a pod gets to stop (default: its terminationGracePeriodSeconds).
+        #[arg(long)]
+        grace_period: Option<i64>,
+        /// Remove at once, without waiting for the containers to stop (grace period 0).
+        #[arg(long)]
+        force: bool,
+        /// Wait until the objects are gone.
+        #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
+        wait: bool,
+    },
+    /// Print the logs of a container in a pod.
+    Logs {
+        /// Pod name.
+        pod: String,
+        /// Container (default: the pod's first).
+        #[arg(short, long)]
+        container: Option<String>,
+        /// Keep streaming new lines.
+        #[arg(short, long)]
+        follow: bool,
+        /// Lines from the end to show.
+        #[arg(long)]
+        tail: Option<i64>,
+        /// The previous instance of the container.
+        #[arg(short, long)]
+        previous: bool,
+        /// Namespace.
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
+    /// Run a command in a container: `clusterd exec POD [-c C] -- CMD...`.
+    Exec {
+        /// Pod name.
+        pod: String,
+        /// Container (default: the pod's first).
+        #[arg(short, long)]
+        container: Option<String>,
+        /// Namespace.
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// The command and its arguments.
+        #[arg(last = true, required = true)]
+        command: Vec<String>,
+    },
+    /// Images on the nodes.
+    Image {
+        #[command(subcommand)]
+        command: ImageVerb,
+    },
+    /// CPU and memory use of pods or nodes (from their cgroups).
+    Top {
+        /// pods or nodes.
+        kind: String,
+        /// Namespace (pods).
+        #[arg(short, long)]
+        namespace: Option<String>,
+        /// Every namespace (pods).
+        #[arg(short = 'A', long)]
+        all_namespaces: bool,
     },
     /// Drop watch history up to a revision (default: all but the current one).
     Compact {
@@ -172,6 +246,16 @@ pub enum TokenVerb {
         /// How long the token stays valid, in seconds.
         #[arg(long, default_value_t = 86_400)]
         ttl: u64,
+    },
+}
+
+/// `image` verbs.
+#[derive(Subcommand, Debug)]
+pub enum ImageVerb {
+    /// Send an OCI image archive to every node (like `kind load image-archive`).
+    Load {
+        /// The archive (OCI image layout, tar).
+        file: PathBuf,
     },
 }
 
@@ -315,6 +399,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             Ok(cluster::join(server_addr, token, *control_plane, node.args()).await?)
         }
         Verb::Start { data_dir } => Ok(cluster::start(data_dir).await?),
+        Verb::Reset { data_dir } => Ok(cluster::reset(data_dir).await?),
         Verb::Token { command: TokenVerb::Create { ttl } } => {
             let mut c = connect(&cli).await?;
             let token = c.create_token(pb::CreateTokenRequest { ttl_seconds: *ttl }).await?.into_inner().token;
@@ -341,8 +426,107 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Verb::Get(args) => get(&cli, args).await,
         Verb::Describe { kind, name, namespace } => describe(&cli, kind, name, namespace.as_deref()).await,
-        Verb::Delete { kind, names, filename, namespace } => {
-            delete(&cli, kind.as_deref(), names, filename.as_deref(), namespace.as_deref()).await
+        Verb::Delete { kind, names, filename, namespace, grace_period, force, wait } => {
+            let grace = if *force { Some(0) } else { *grace_period };
+            let opts = DeleteOpts { grace, wait: *wait };
+            delete(&cli, kind.as_deref(), names, filename.as_deref(), namespace.as_deref(), opts).await
+        }
+        Verb::Logs { pod, container, follow, tail, previous, namespace } => {
+            let mut c = connect(&cli).await?;
+            let req = pb::LogsRequest {
+                namespace: namespace.clone().unwrap_or_else(|| "default".into()),
+                pod: pod.clone(),
+                container: container.clone().unwrap_or_default(),
+                follow: *follow,
+                tail: tail.and_then(|t| u64::try_from(t).ok()),
+                previous: *previous,
+            };
+            let mut stream = c.logs(req).await?.into_inner();
+            use std::io::Write;
+            while let Some(chunk) = stream.message().await? {
+                let mut out = std::io::stdout().lock();
+                for l in chunk.lines {
+                    let _ = writeln!(out, "{l}");
+                }
+                let _ = out.flush();
+            }
+            Ok(())
+        }
+        Verb::Exec { pod, container, namespace, command } => {
+            let mut c = connect(&cli).await?;
+            let req = pb::ExecRequest {
+                namespace: namespace.clone().unwrap_or_else(|| "default".into()),
+                pod: pod.clone(),
+                container: container.clone().unwrap_or_default(),
+                command: command.clone(),
+            };
+            let r = c.exec(req).await?.into_inner();
+            use std::io::Write;
+            let _ = std::io::stdout().write_all(&r.stdout);
+            let _ = std::io::stderr().write_all(&r.stderr);
+            if r.exit_code != 0 {
+                let _ = std::io::stdout().flush();
+                eprintln!("command terminated with exit code {}", r.exit_code);
+                std::process::exit(r.exit_code);
+            }
+            Ok(())
+        }
+        Verb::Image { command: ImageVerb::Load { file } } => {
+            let archive = std::fs::read(file).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
+            let mut c = connect(&cli).await?;
+            let r = c.load_image(pb::LoadImageRequest { archive }).await?.into_inner();
+            for image in &r.images {
+                println!("Image: \"{image}\" loaded on nodes: {}", r.nodes.join(", "));
+            }
+            for f in &r.failed {
+                eprintln!("error: {f}");
+            }
+            all_ok(r.failed.len())
+        }
+        Verb::Top { kind, namespace, all_namespaces } => {
+            let kind = match kind.as_str() {
+                "pod" | "pods" | "po" => "pods",
+                "node" | "nodes" | "no" => "nodes",
+                other => return Err(CliError::Usage(format!("unknown resource for top: {other} (pods or nodes)"))),
+            };
+            let mut c = connect(&cli).await?;
+            let req = pb::TopRequest {
+                kind: kind.into(),
+                namespace: namespace.clone().unwrap_or_else(|| "default".into()),
+                all_namespaces: *all_namespaces,
+            };
+            let rows = c.top(req).await?.into_inner().rows;
+            let mib = crate::objects::quantity::format_bytes_mi;
+            let (headers, rows): (Vec<&str>, Vec<Vec<String>>) = if kind == "nodes" {
+                (
+                    vec!["NAME", "CPU(cores)", "MEMORY(bytes)"],
+                    rows.iter()
+                        .map(|r| vec![r.name.clone(), format!("{}m", r.cpu_millis), mib(r.memory_bytes)])
+                        .collect(),
+                )
+            } else if *all_namespaces {
+                (
+                    vec!["NAMESPACE", "NAME", "CPU(cores)", "MEMORY(bytes)"],
+                    rows.iter()
+                        .map(|r| {
+                            vec![r.namespace.clone(), r.name.clone(), format!("{}m", r.cpu_millis), mib(r.memory_bytes)]
+                        })
+                        .collect(),
+                )
+            } else {
+                (
+                    vec!["NAME", "CPU(cores)", "MEMORY(bytes)"],
+                    rows.iter()
+                        .map(|r| vec![r.name.clone(), format!("{}m", r.cpu_millis), mib(r.memory_bytes)])
+                        .collect(),
+                )
+            };
+            if rows.is_empty() {
+                eprintln!("No resources found");
+            } else {
+                println!("{}", print::table(&headers, &rows));
+            }
+            Ok(())
         }
         Verb::Compact { revision } => {
             let mut c = connect(&cli).await?;
@@ -568,12 +752,19 @@ async fn describe(cli: &Cli, kind: &str, name: &str, ns: Option<&str>) -> Result
     Ok(())
 }
 
+/// How `delete` deletes.
+struct DeleteOpts {
+    grace: Option<i64>,
+    wait: bool,
+}
+
 async fn delete(
     cli: &Cli,
     kind: Option<&str>,
     names: &[String],
     file: Option<&str>,
     ns: Option<&str>,
+    opts: DeleteOpts,
 ) -> Result<(), CliError> {
     let mut targets: Vec<(&'static Kind, String, String)> = Vec::new();
     if let Some(f) = file {
@@ -597,9 +788,39 @@ async fn delete(
     }
     let mut c = connect(cli).await?;
     let mut failed = 0;
+    let mut pending = Vec::new();
     for (k, o_ns, name) in targets {
-        let res = apply::delete(&mut c, k.kind, &o_ns, &name).await;
+        let res = apply::delete(&mut c, k.kind, &o_ns, &name, opts.grace).await;
+        if let Ok(obj) = &res {
+            if obj.pointer("/metadata/deletionTimestamp").is_some() {
+                pending.push((k, o_ns.clone(), name.clone(), meta_str(obj, "uid").to_string()));
+            }
+        }
         outcome(res.map(|_| format!("{} \"{}\" deleted", kind_word(k), name)), &mut failed);
+    }
+    // Like kubectl: wait until objects under graceful deletion are really gone.
+    if opts.wait {
+        for (k, o_ns, name, uid) in pending {
+            let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+            loop {
+                let req = pb::GetRequest {
+                    kind: k.kind.into(),
+                    namespace: o_ns.clone(),
+                    name: name.clone(),
+                    linearizable: false,
+                };
+                match c.get(req).await {
+                    Err(s) if s.code() == tonic::Code::NotFound => break,
+                    Ok(o) if !o.get_ref().json.contains(&uid) => break,
+                    _ if std::time::Instant::now() > deadline => {
+                        eprintln!("error: timed out waiting for {} \"{name}\" to be deleted", kind_word(k));
+                        failed += 1;
+                        break;
+                    }
+                    _ => tokio::time::sleep(std::time::Duration::from_millis(200)).await,
+                }
+            }
+        }
     }
     all_ok(failed)
 }

@@ -12,9 +12,13 @@
 //! The replicated store is the `clusterd-raft` crate; running containers is
 //! `clusterd-runtime`'s job.
 
+pub mod actors;
 pub mod api;
 pub mod cli;
 pub mod client;
 pub mod cluster;
+pub mod controllers;
+pub mod kubelet;
 pub mod objects;
+pub mod scheduler;
 pub mod util;

@@ -12,8 +12,12 @@ fn main() -> anyhow::Result<()> {
     let filter = tracing_subscriber::EnvFilter::try_from_env("CLUSTERD_LOG")
         .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("warn,clusterd=info,clusterd_raft=info"));
     tracing_subscriber::fmt().with_env_filter(filter).with_writer(std::io::stderr).init();
-    let runtime = tokio::runtime::Builder::new_multi_thread().enable_all().build()?;
-    match runtime.block_on(clusterd::cli::run(cli)) {
+    // actix on a multi-threaded tokio: actors live on the system's LocalSet,
+    // Raft, the API and the transport on the pool.
+    let system = actix_rt::System::with_tokio_rt(|| {
+        tokio::runtime::Builder::new_multi_thread().enable_all().build().expect("tokio runtime")
+    });
+    match system.block_on(clusterd::cli::run(cli)) {
         Ok(()) => Ok(()),
         Err(e) => {
             eprintln!("{e}");

@@ -24,5 +24,5 @@ pub mod pki;
 pub mod rpc;
 pub mod transport;
 
-pub use node::{NodeError, NodeOptions, RaftNode};
+pub use node::{NodeError, NodeOptions, NodeService, RaftNode};
 pub use storage::reader::WatchItem;

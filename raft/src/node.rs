@@ -81,6 +81,13 @@ pub enum NodeError {
     Remote(#[from] RemoteError),
 }
 
+/// What the application serves to other nodes over the transport (the kubelet's
+/// logs, exec, image load and stats). Requests and answers are opaque bytes.
+pub trait NodeService: Send + Sync + 'static {
+    /// Answer one call.
+    fn call(&self, body: Vec<u8>) -> futures::future::BoxFuture<'static, Result<Vec<u8>, String>>;
+}
+
 /// A running member.
 pub struct RaftNode {
     /// This node's id.
@@ -90,6 +97,7 @@ pub struct RaftNode {
     /// Reads and watches of the local replica.
     pub store: StoreReader,
     transport: Arc<Transport>,
+    service: std::sync::OnceLock<Arc<dyn NodeService>>,
 }
 
 impl RaftNode {
@@ -115,9 +123,30 @@ impl RaftNode {
         let raft = Raft::new(opts.id, Arc::new(config), network, log_store, state_machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let node = Arc::new(RaftNode { id: opts.id, raft, store, transport: transport.clone() });
+        let node =
+            Arc::new(RaftNode { id: opts.id, raft, store, transport: transport.clone(), service: Default::default() });
         tokio::spawn(transport.serve(node.clone()));
         Ok(node)
+    }
+
+    /// Register the application's node service (once; later calls are ignored).
+    pub fn set_service(&self, service: Arc<dyn NodeService>) {
+        let _ = self.service.set(service);
+    }
+
+    /// Call the node service of the member at transport address `addr` (this node's
+    /// own service without a network hop when `addr` is ours).
+    pub async fn call_node(&self, addr: &str, body: Vec<u8>, timeout: Duration) -> Result<Vec<u8>, NodeError> {
+        if addr == self.raft_addr().to_string() {
+            return match self.handle(Request::App(body)).await {
+                Response::App(r) => Ok(r?),
+                other => Err(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
+            };
+        }
+        match self.transport.call(addr, &Request::App(body), timeout).await? {
+            Response::App(r) => Ok(r?),
+            other => Err(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
+        }
     }
 
     /// The transport's bound address.
@@ -427,6 +456,10 @@ impl Handler for RaftNode {
             Request::RemoveMember { id } => Response::Membership(self.local_remove_member(id).await),
             Request::ClusterStatus => Response::ClusterStatus(self.local_status().await),
             Request::Applied => Response::Applied(self.store.revision()),
+            Request::App(body) => Response::App(match self.service.get() {
+                Some(svc) => svc.call(body).await.map_err(RemoteError::Failed),
+                None => Err(RemoteError::Failed("this node serves no node calls yet".into())),
+            }),
         }
     }
 }

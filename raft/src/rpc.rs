@@ -32,6 +32,9 @@ pub enum Request {
     ClusterStatus,
     /// This node's own last applied revision.
     Applied,
+    /// An application-level call to this node (logs, exec, image load, stats):
+    /// opaque bytes handed to the registered [`crate::node::NodeService`].
+    App(Vec<u8>),
 }
 
 /// An application-level failure carried back over the transport.
@@ -65,6 +68,8 @@ pub enum Response {
     ClusterStatus(Result<ClusterStatus, RemoteError>),
     /// Last applied revision.
     Applied(u64),
+    /// The answer of the application's node service.
+    App(Result<Vec<u8>, RemoteError>),
 }
 
 /// What `clusterd status` shows.

@@ -16,5 +16,6 @@ pub mod network;
 pub mod runtime;
 pub mod shim;
 
+pub use bundle::{Mount, Resources};
 pub use error::RuntimeError;
 pub use runtime::{ContainerConfig, ContainerState, ContainerStatus, Runtime, RuntimeConfig, SandboxConfig};

@@ -240,6 +240,29 @@ fn remove_cgroup(rel: &str) {
     }
 }
 
+/// CPU and memory use read from the cgroup at `path` (v1 or v2).
+fn cgroup_stats(path: &str) -> Stats {
+    let rel = path.trim_start_matches('/');
+    let read = |p: PathBuf| std::fs::read_to_string(p).ok();
+    let num = |s: Option<String>| s.and_then(|s| s.trim().parse::<u64>().ok());
+    let base = Path::new("/sys/fs/cgroup");
+    let stat_field = |text: &str, key: &str| {
+        text.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse::<u64>().ok())).unwrap_or(0)
+    };
+    if base.join("cgroup.controllers").exists() {
+        let dir = base.join(rel);
+        let cpu = read(dir.join("cpu.stat")).map(|t| stat_field(&t, "usage_usec ") * 1000).unwrap_or(0);
+        let usage = num(read(dir.join("memory.current"))).unwrap_or(0);
+        let inactive = read(dir.join("memory.stat")).map(|t| stat_field(&t, "inactive_file ")).unwrap_or(0);
+        return Stats { cpu_usage_ns: cpu, memory_working_set: usage.saturating_sub(inactive) };
+    }
+    let cpu = num(read(base.join("cpuacct").join(rel).join("cpuacct.usage"))).unwrap_or(0);
+    let mem = base.join("memory").join(rel);
+    let usage = num(read(mem.join("memory.usage_in_bytes"))).unwrap_or(0);
+    let inactive = read(mem.join("memory.stat")).map(|t| stat_field(&t, "total_inactive_file ")).unwrap_or(0);
+    Stats { cpu_usage_ns: cpu, memory_working_set: usage.saturating_sub(inactive) }
+}
+
 impl Runtime {
     /// Open the runtime at `cfg.root`: find containers left by an earlier run of
     /// the daemon (their shims kept them running) and clean up what died with it.
@@ -657,25 +680,12 @@ impl Runtime {
     /// CPU and memory use, from the container's cgroup.
     pub fn stats(&self, id: &str) -> Result<Stats, RuntimeError> {
         let rec = self.record(id)?;
-        let rel = rec.cgroups_path.trim_start_matches('/');
-        let read = |p: PathBuf| std::fs::read_to_string(p).ok();
-        let num = |s: Option<String>| s.and_then(|s| s.trim().parse::<u64>().ok());
-        let base = Path::new("/sys/fs/cgroup");
-        let stat_field = |text: &str, key: &str| {
-            text.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse::<u64>().ok())).unwrap_or(0)
-        };
-        if base.join("cgroup.controllers").exists() {
-            let dir = base.join(rel);
-            let cpu = read(dir.join("cpu.stat")).map(|t| stat_field(&t, "usage_usec ") * 1000).unwrap_or(0);
-            let usage = num(read(dir.join("memory.current"))).unwrap_or(0);
-            let inactive = read(dir.join("memory.stat")).map(|t| stat_field(&t, "inactive_file ")).unwrap_or(0);
-            return Ok(Stats { cpu_usage_ns: cpu, memory_working_set: usage.saturating_sub(inactive) });
-        }
-        let cpu = num(read(base.join("cpuacct").join(rel).join("cpuacct.usage"))).unwrap_or(0);
-        let mem = base.join("memory").join(rel);
-        let usage = num(read(mem.join("memory.usage_in_bytes"))).unwrap_or(0);
-        let inactive = read(mem.join("memory.stat")).map(|t| stat_field(&t, "total_inactive_file ")).unwrap_or(0);
-        Ok(Stats { cpu_usage_ns: cpu, memory_working_set: usage.saturating_sub(inactive) })
+        Ok(cgroup_stats(&rec.cgroups_path))
+    }
+
+    /// CPU and memory use of every pod of this node together (its cgroup parent).
+    pub fn node_stats(&self) -> Stats {
+        cgroup_stats(&self.cgroup_parent())
     }
 }
 

@@ -38,6 +38,16 @@ impl Api {
         let store = node.store.clone();
         Api { node, store }
     }
+
+    /// The local replica.
+    pub fn store(&self) -> &StoreReader {
+        &self.store
+    }
+
+    /// The Raft member.
+    pub fn node(&self) -> &Arc<RaftNode> {
+        &self.node
+    }
 }
 
 fn admission_status(e: AdmissionError) -> Status {
@@ -274,6 +284,25 @@ impl Clusterd for Api {
         if r.resource_version != 0 && r.resource_version != existing.mod_revision {
             return Err(conflict(kind, &r.name));
         }
+        if kind.kind == "Pod" {
+            let current: Value = serde_json::from_slice(&existing.value).map_err(internal)?;
+            if let Some(marked) = super::pods::graceful_delete(&current, r.grace_period_seconds, chrono::Utc::now()) {
+                if marked == current {
+                    return Ok(Response::new(pb::ObjectResponse { json: object_json(&existing)?.to_string() }));
+                }
+                let txn = Txn {
+                    compares: vec![Compare::ModRevision(key.clone(), existing.mod_revision)],
+                    success: vec![Op::Put { key, value: serde_json::to_vec(&marked).map_err(internal)? }],
+                };
+                let resp = self.propose(txn).await?;
+                if resp.failed_compare.is_some() {
+                    return Err(conflict(kind, &r.name));
+                }
+                let mut body = marked;
+                body["metadata"]["resourceVersion"] = json!(resp.revision.to_string());
+                return Ok(Response::new(pb::ObjectResponse { json: body.to_string() }));
+            }
+        }
         let txn = Txn {
             compares: vec![Compare::ModRevision(key.clone(), existing.mod_revision)],
             success: vec![Op::Delete { key }],
@@ -478,6 +507,66 @@ impl Clusterd for Api {
         };
         self.node.propose(Command::Compact(rev), WRITE_WAIT).await.map_err(unavailable)?;
         Ok(Response::new(pb::CompactResponse { compacted: self.store.compacted() }))
+    }
+
+    type LogsStream = Pin<Box<dyn Stream<Item = Result<pb::LogsChunk, Status>> + Send>>;
+
+    async fn logs(&self, req: Request<pb::LogsRequest>) -> Result<Response<Self::LogsStream>, Status> {
+        authorize(&self.store, &req)?;
+        let r = req.into_inner();
+        let lines = super::pods::log_lines(self, &r).await?;
+        let skip = match r.tail {
+            Some(t) => lines.len().saturating_sub(t as usize),
+            None => 0,
+        };
+        let first = pb::LogsChunk { lines: lines[skip..].to_vec() };
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        let _ = tx.send(Ok(first)).await;
+        if r.follow {
+            let api = self.clone();
+            tokio::spawn(async move {
+                let mut seen = lines.len();
+                loop {
+                    tokio::select! {
+                        _ = tokio::time::sleep(Duration::from_millis(300)) => {}
+                        _ = tx.closed() => return,
+                    }
+                    match super::pods::log_lines(&api, &r).await {
+                        Ok(now) => {
+                            // A rotated log starts over.
+                            if now.len() < seen {
+                                seen = 0;
+                            }
+                            if now.len() > seen {
+                                let chunk = pb::LogsChunk { lines: now[seen..].to_vec() };
+                                seen = now.len();
+                                if tx.send(Ok(chunk)).await.is_err() {
+                                    return;
+                                }
+                            }
+                        }
+                        Err(s) if s.code() == tonic::Code::NotFound => return,
+                        Err(_) => {}
+                    }
+                }
+            });
+        }
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
+    }
+
+    async fn exec(&self, req: Request<pb::ExecRequest>) -> Result<Response<pb::ExecResponse>, Status> {
+        authorize(&self.store, &req)?;
+        Ok(Response::new(super::pods::exec(self, req.into_inner()).await?))
+    }
+
+    async fn load_image(&self, req: Request<pb::LoadImageRequest>) -> Result<Response<pb::LoadImageResponse>, Status> {
+        authorize(&self.store, &req)?;
+        Ok(Response::new(super::pods::load_image(self, req.into_inner().archive).await?))
+    }
+
+    async fn top(&self, req: Request<pb::TopRequest>) -> Result<Response<pb::TopResponse>, Status> {
+        authorize(&self.store, &req)?;
+        Ok(Response::new(super::pods::top(self, req.into_inner()).await?))
     }
 
     async fn snapshot(&self, req: Request<pb::SnapshotRequest>) -> Result<Response<pb::SnapshotResponse>, Status> {

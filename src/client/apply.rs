@@ -113,13 +113,20 @@ pub async fn apply(client: &mut ApiClient, manifest: Value, namespace: Option<&s
 }
 
 /// Delete an object by kind and name.
-pub async fn delete(client: &mut ApiClient, kind: &str, namespace: &str, name: &str) -> Result<Value, tonic::Status> {
+pub async fn delete(
+    client: &mut ApiClient,
+    kind: &str,
+    namespace: &str,
+    name: &str,
+    grace_period_seconds: Option<i64>,
+) -> Result<Value, tonic::Status> {
     let resp = client
         .delete(pb::DeleteRequest {
             kind: kind.into(),
             namespace: namespace.into(),
             name: name.into(),
             resource_version: 0,
+            grace_period_seconds,
         })
         .await?;
     serde_json::from_str(&resp.into_inner().json).map_err(|e| tonic::Status::internal(e.to_string()))

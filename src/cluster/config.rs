@@ -35,6 +35,9 @@ pub struct NodeState {
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot.
     pub keep_logs: u64,
+    /// Registries the kubelet pulls from over plain HTTP.
+    #[serde(default)]
+    pub insecure_registries: Vec<String>,
 }
 
 /// The data directory layout.

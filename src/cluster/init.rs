@@ -32,8 +32,13 @@ fn bootstrap_txn(
     state: &NodeState,
     join: &JoinToken,
     expiration: &str,
+    cluster_cidr: &str,
 ) -> Result<Txn, ClusterError> {
     let mut ops = vec![
+        Op::Put {
+            key: crate::controllers::nodeipam::CLUSTER_CONFIG_KEY.into(),
+            value: json!({"clusterCIDR": cluster_cidr}).to_string().into_bytes(),
+        },
         Op::Put { key: keys::CA.into(), value: serde_json::to_vec(ca).map_err(|e| ClusterError::Config(e.to_string()))? },
         Op::Put { key: keys::ADMIN_TOKEN.into(), value: hash_token(admin_token).into_bytes() },
         Op::Put {
@@ -60,6 +65,7 @@ fn bootstrap_txn(
 
 /// Create a new cluster in `args.data_dir` and run its first node until a signal.
 pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
+    crate::controllers::nodeipam::parse_cluster_cidr(&args.cluster_cidr).map_err(ClusterError::Config)?;
     let (dir, listener, api_addr, raft_addr) = prepare(&args).await?;
 
     let ca = Ca::generate(&args.name)?;
@@ -75,6 +81,7 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
         control_plane: true,
         snapshot_every: args.snapshot_every,
         keep_logs: args.keep_logs,
+        insecure_registries: args.insecure_registries.clone(),
     };
     let node = start_raft(&dir, &state, ca.cert_pem(), &node_id).await?;
     let member =
@@ -89,10 +96,10 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     let admin_token = hex::encode(rand::random::<[u8; 24]>());
     let join = JoinToken::generate(&ca.fingerprint()?);
     let expiration = util::rfc3339(chrono::Utc::now() + chrono::Duration::hours(24));
-    let txn = bootstrap_txn(&ca, &admin_token, &state, &join, &expiration)?;
+    let txn = bootstrap_txn(&ca, &admin_token, &state, &join, &expiration, &args.cluster_cidr)?;
     node.propose(Command::Txn(txn), Duration::from_secs(30)).await?;
 
-    let running = RunningNode::serve(node, listener, ca.cert_pem().to_string(), node_id)?;
+    let running = RunningNode::serve(node, listener, ca.cert_pem().to_string(), node_id, &dir, &state)?;
     let admin = AdminConfig {
         api_version: "clusterd.io/v1".into(),
         kind: "Config".into(),

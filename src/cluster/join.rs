@@ -41,13 +41,14 @@ pub async fn join(server: &str, token: &str, control_plane: bool, args: NodeArgs
         control_plane,
         snapshot_every: args.snapshot_every,
         keep_logs: args.keep_logs,
+        insecure_registries: args.insecure_registries.clone(),
     };
     let node = start_raft(&dir, &state, &resp.ca_cert, &id).await?;
     let member =
         Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };
     node.request_membership(&resp.peers, member, control_plane, Duration::from_secs(120)).await?;
     dir.save_state(&state)?;
-    let running = RunningNode::serve(node, listener, resp.ca_cert, id)?;
+    let running = RunningNode::serve(node, listener, resp.ca_cert, id, &dir, &state)?;
     let role = if control_plane { "control-plane" } else { "worker" };
     println!(
         "node {} joined as {role} (id {}, api {}, raft {})",

@@ -4,6 +4,7 @@
 pub mod config;
 mod init;
 mod join;
+mod reset;
 mod run;
 mod start;
 
@@ -12,6 +13,7 @@ use std::path::PathBuf;
 
 pub use init::init;
 pub use join::join;
+pub use reset::reset;
 pub use run::{pick_port, RunningNode};
 pub use start::start;
 
@@ -68,4 +70,8 @@ pub struct NodeArgs {
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot.
     pub keep_logs: u64,
+    /// The cluster's pod network (`init` only).
+    pub cluster_cidr: String,
+    /// Registries pulled from over plain HTTP.
+    pub insecure_registries: Vec<String>,
 }

@@ -11,7 +11,12 @@ use clusterd_raft::{NodeOptions, RaftNode};
 
 use super::config::{DataDir, NodeState};
 use super::ClusterError;
+use crate::actors::store::ObjectStore;
 use crate::api::service::Api;
+use crate::controllers::nodeipam::NodeIpam;
+use crate::kubelet::{cluster_tag, KubeletConfig};
+use crate::scheduler::Scheduler;
+use actix::Actor;
 
 /// A node whose Raft member and API server are running.
 pub struct RunningNode {
@@ -90,6 +95,33 @@ async fn compact_history(node: Arc<RaftNode>, mut stopped: watch::Receiver<bool>
     }
 }
 
+/// The kubelet's settings for this node.
+pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> KubeletConfig {
+    let ip = state.raft_addr.parse::<SocketAddr>().map(|a| a.ip().to_string()).unwrap_or_else(|_| "127.0.0.1".into());
+    KubeletConfig {
+        name: state.name.clone(),
+        host_key: format!("{}-{}", state.name, cluster_tag(ca_pem)),
+        ip,
+        control_plane: state.control_plane,
+        data_dir: dir.0.clone(),
+        lease_seconds: 40,
+        renew_every: std::time::Duration::from_secs(10),
+        max_pods: 110,
+        insecure_registries: state.insecure_registries.clone(),
+    }
+}
+
+/// Start the node's actors on the actix system: the kubelet everywhere; the
+/// scheduler and controllers on control-plane nodes (they act while leading).
+fn start_actors(node: &Arc<RaftNode>, ca_pem: &str, dir: &DataDir, state: &NodeState) {
+    let store = ObjectStore::new(node.clone());
+    if state.control_plane {
+        Scheduler::new(store.clone()).start();
+        NodeIpam::new(store.clone()).start();
+    }
+    actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store));
+}
+
 impl RunningNode {
     /// Serve the API for `node` on `listener`.
     pub fn serve(
@@ -97,8 +129,11 @@ impl RunningNode {
         listener: TcpListener,
         ca_pem: String,
         id: Identity,
+        dir: &DataDir,
+        state: &NodeState,
     ) -> Result<Self, ClusterError> {
         let api_addr = listener.local_addr().map_err(|source| ClusterError::Bind { addr: "api".into(), source })?;
+        start_actors(&node, &ca_pem, dir, state);
         let (stop, mut stopped) = watch::channel(false);
         let api = Api::new(node.clone());
         tokio::spawn(compact_history(node.clone(), stop.subscribe()));

@@ -17,7 +17,7 @@ pub async fn start(data_dir: &Path) -> Result<(), ClusterError> {
         .map_err(|_| ClusterError::Config(format!("apiAddr \"{}\" is not IP:port", state.api_addr)))?;
     let listener = bind_api(api_addr).await?;
     let node = start_raft(&dir, &state, &ca_pem, &id).await?;
-    let running = RunningNode::serve(node, listener, ca_pem, id)?;
+    let running = RunningNode::serve(node, listener, ca_pem, id, &dir, &state)?;
     tracing::info!(name = %state.name, api = %running.api_addr, "node started");
     println!("node {} started (api {}, raft {})", state.name, state.api_addr, state.raft_addr);
     running.run_until_signal().await

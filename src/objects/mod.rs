@@ -5,6 +5,7 @@
 pub mod admission;
 pub mod defaults;
 pub mod kinds;
+pub mod quantity;
 pub mod selector;
 pub mod validate;
 

@@ -1,0 +1,35 @@
+//! `clusterd reset`: remove what a stopped node left on the host — its pods'
+//! containers and sandboxes, its bridge, nftables table and cgroups — as
+//! `kubeadm reset` does. The data directory itself is left to the user.
+
+use std::path::Path;
+
+use clusterd_runtime::Runtime;
+
+use super::config::DataDir;
+use super::run::kubelet_config;
+use super::ClusterError;
+
+/// Reset the node kept in `data_dir`.
+pub async fn reset(data_dir: &Path) -> Result<(), ClusterError> {
+    let dir = DataDir(data_dir.to_path_buf());
+    let state = dir.load_state()?;
+    let (ca_pem, _) = dir.load_pki()?;
+    let cfg = kubelet_config(&ca_pem, &dir, &state);
+    let cidr = std::fs::read_to_string(cfg.pod_cidr_file()).ok().map(|s| s.trim().to_string());
+    let rcfg = cfg.runtime_config(cidr);
+    let host_key = cfg.host_key.clone();
+    tokio::task::spawn_blocking(move || -> Result<(), ClusterError> {
+        let failed = |e: clusterd_runtime::RuntimeError| ClusterError::Config(e.to_string());
+        let rt = Runtime::new(rcfg).map_err(failed)?;
+        let sandboxes = rt.list_sandboxes().map_err(failed)?;
+        for s in &sandboxes {
+            rt.remove_pod_sandbox(&s.id).map_err(failed)?;
+        }
+        rt.teardown().map_err(failed)?;
+        println!("node {host_key}: removed {} pod sandbox(es), its network and cgroups", sandboxes.len());
+        Ok(())
+    })
+    .await
+    .map_err(|e| ClusterError::Config(e.to_string()))?
+}

@@ -1,0 +1,155 @@
+//! Pod CIDRs for nodes: the leader gives each node without one the next free
+//! /24 of the cluster CIDR (default 10.244.0.0/16), as kube-controller-manager's
+//! node IPAM controller does.
+
+use std::collections::{BTreeSet, HashMap};
+use std::net::Ipv4Addr;
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+
+use crate::actors::informer::{self, Change};
+use crate::actors::store::ObjectStore;
+use crate::objects::{meta_str, Kind};
+
+/// Where the cluster's settings live in the store.
+pub const CLUSTER_CONFIG_KEY: &str = "/clusterd/config";
+
+/// The cluster CIDR when none was configured.
+pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
+
+/// Parse `a.b.0.0/16`.
+pub fn parse_cluster_cidr(cidr: &str) -> Result<Ipv4Addr, String> {
+    let bad = || format!("--cluster-cidr: Invalid value: \"{cidr}\": must be an a.b.0.0/16 network");
+    let (addr, len) = cidr.split_once('/').ok_or_else(bad)?;
+    let base: Ipv4Addr = addr.parse().map_err(|_| bad())?;
+    if len != "16" || base.octets()[2] != 0 || base.octets()[3] != 0 {
+        return Err(bad());
+    }
+    Ok(base)
+}
+
+/// For each node without a pod CIDR (in name order), the next free /24.
+pub fn allocate(cluster: Ipv4Addr, nodes: &[(String, Option<String>)]) -> Vec<(String, String)> {
+    let o = cluster.octets();
+    let used: BTreeSet<String> = nodes.iter().filter_map(|(_, c)| c.clone()).collect();
+    let mut free = (0..=255u8).map(|i| format!("{}.{}.{i}.0/24", o[0], o[1])).filter(|c| !used.contains(c));
+    let mut want: Vec<&String> = nodes.iter().filter(|(_, c)| c.is_none()).map(|(n, _)| n).collect();
+    want.sort();
+    want.into_iter().filter_map(|n| Some((n.clone(), free.next()?))).collect()
+}
+
+/// The node IPAM actor (acts on the leader only).
+pub struct NodeIpam {
+    store: ObjectStore,
+    leader: bool,
+    nodes: HashMap<String, Value>,
+}
+
+impl NodeIpam {
+    /// An allocator on `store`'s node.
+    pub fn new(store: ObjectStore) -> Self {
+        NodeIpam { store, leader: false, nodes: HashMap::new() }
+    }
+
+    fn cluster_cidr(&self) -> Ipv4Addr {
+        let configured = self
+            .store
+            .reader()
+            .get(CLUSTER_CONFIG_KEY)
+            .ok()
+            .flatten()
+            .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
+            .and_then(|v| v.get("clusterCIDR").and_then(Value::as_str).map(String::from));
+        parse_cluster_cidr(configured.as_deref().unwrap_or(DEFAULT_CLUSTER_CIDR))
+            .unwrap_or_else(|_| parse_cluster_cidr(DEFAULT_CLUSTER_CIDR).expect("default"))
+    }
+
+    fn reconcile(&mut self, ctx: &mut Context<Self>) {
+        if !self.leader {
+            return;
+        }
+        let nodes: Vec<(String, Option<String>)> = self
+            .nodes
+            .values()
+            .map(|n| {
+                let cidr = n.pointer("/spec/podCIDR").and_then(Value::as_str).map(String::from);
+                (meta_str(n, "name").to_string(), cidr)
+            })
+            .collect();
+        for (name, cidr) in allocate(self.cluster_cidr(), &nodes) {
+            let store = self.store.clone();
+            let key = Kind::resolve("node").expect("node").key("", &name);
+            // Claim it in the cache at once so the next round does not hand it out again.
+            if let Some(n) = self.nodes.get_mut(&key) {
+                n["spec"]["podCIDR"] = json!(cidr);
+            }
+            ctx.spawn(
+                async move {
+                    let r = store
+                        .modify(&key, |n| {
+                            if n.pointer("/spec/podCIDR").is_some() {
+                                return false;
+                            }
+                            n["spec"]["podCIDR"] = json!(cidr);
+                            n["spec"]["podCIDRs"] = json!([cidr]);
+                            true
+                        })
+                        .await;
+                    if let Err(e) = r {
+                        tracing::warn!(error = %e, node = %name, "assigning a pod CIDR failed");
+                    }
+                }
+                .into_actor(self),
+            );
+        }
+    }
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+enum Input {
+    Nodes(Change),
+    Leader(bool),
+}
+
+impl Actor for NodeIpam {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        use futures::StreamExt;
+        let nodes = Kind::resolve("node").expect("node kind").prefix(None);
+        ctx.add_stream(informer::watch(self.store.reader().clone(), nodes).map(Input::Nodes));
+        ctx.add_stream(informer::leadership(self.store.node()).map(Input::Leader));
+    }
+}
+
+impl StreamHandler<Input> for NodeIpam {
+    fn handle(&mut self, item: Input, ctx: &mut Context<Self>) {
+        match item {
+            Input::Nodes(change) => crate::actors::apply_change(&mut self.nodes, change),
+            Input::Leader(l) => self.leader = l,
+        }
+        self.reconcile(ctx);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn next_free_slash_24s_in_name_order() {
+        let base = parse_cluster_cidr("10.244.0.0/16").unwrap();
+        let nodes = vec![
+            ("b".to_string(), None),
+            ("a".to_string(), Some("10.244.0.0/24".to_string())),
+            ("c".to_string(), None),
+        ];
+        assert_eq!(
+            allocate(base, &nodes),
+            vec![("b".into(), "10.244.1.0/24".into()), ("c".into(), "10.244.2.0/24".into())]
+        );
+        assert!(parse_cluster_cidr("10.244.1.0/24").is_err());
+    }
+}

@@ -1,0 +1,314 @@
+//! The kubelet: registers its Node, renews its Lease, and once the control plane
+//! has given the node a pod CIDR, runs the node's pods through the runtime — one
+//! [`worker`] per pod, fed by an informer over the pods bound to this node.
+//! Containers keep running across a restart of the node process; the workers
+//! find them again, and sandboxes of pods that are gone are removed.
+
+pub mod backoff;
+pub mod node;
+pub mod probe;
+pub mod service;
+pub mod spec;
+pub mod status;
+pub mod worker;
+
+use std::collections::{HashMap, HashSet};
+use std::path::PathBuf;
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+use tokio::sync::watch;
+
+use clusterd_runtime::image::ImageStore;
+use clusterd_runtime::{Runtime, RuntimeConfig};
+
+use crate::actors::informer::{self, Change};
+use crate::actors::store::{ObjectStore, StoreError};
+use crate::objects::{meta_str, Kind};
+use crate::util;
+use worker::NodeEnv;
+
+/// How a node's kubelet is set up.
+#[derive(Clone, Debug)]
+pub struct KubeletConfig {
+    /// The node's name.
+    pub name: String,
+    /// What host resources (cgroups, bridge, nftables table) are named after:
+    /// the node name and a tag of its cluster, so clusters share a host.
+    pub host_key: String,
+    /// The node's IP.
+    pub ip: String,
+    /// A control-plane node.
+    pub control_plane: bool,
+    /// The node's data directory.
+    pub data_dir: PathBuf,
+    /// Lease duration written into the Lease.
+    pub lease_seconds: u64,
+    /// How often the Lease is renewed.
+    pub renew_every: Duration,
+    /// Pods the node takes at most.
+    pub max_pods: u64,
+    /// Registries pulled from over plain HTTP.
+    pub insecure_registries: Vec<String>,
+}
+
+impl KubeletConfig {
+    /// `<data>/runtime`.
+    pub fn runtime_root(&self) -> PathBuf {
+        self.data_dir.join("runtime")
+    }
+
+    /// `<data>/kubelet/pod-cidr`: the CIDR the runtime's network was made with.
+    pub fn pod_cidr_file(&self) -> PathBuf {
+        self.data_dir.join("kubelet").join("pod-cidr")
+    }
+
+    /// The runtime's configuration.
+    pub fn runtime_config(&self, pod_cidr: Option<String>) -> RuntimeConfig {
+        RuntimeConfig {
+            node: self.host_key.clone(),
+            root: self.runtime_root(),
+            shim_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("clusterd")),
+            max_log_bytes: 10 << 20,
+            pod_cidr,
+        }
+    }
+}
+
+/// The tag of a cluster used in host resource names: 6 hex digits of its CA.
+pub fn cluster_tag(ca_pem: &str) -> String {
+    use sha2::Digest;
+    hex::encode(sha2::Sha256::digest(ca_pem.as_bytes()))[..6].to_string()
+}
+
+/// Register the node, keep its Lease, wait for its pod CIDR, then run pods.
+/// Runs on the actix system (it starts the kubelet actor).
+pub async fn run(cfg: KubeletConfig, store: ObjectStore) {
+    let images = match ImageStore::open(&cfg.runtime_root().join("images")) {
+        Ok(i) => Arc::new(i),
+        Err(e) => {
+            tracing::error!(error = %e, "kubelet: cannot open the image store");
+            return;
+        }
+    };
+    let runtime_slot: Arc<OnceLock<Arc<Runtime>>> = Arc::new(OnceLock::new());
+    store.node().set_service(Arc::new(service::KubeletService { runtime: runtime_slot.clone(), images }));
+
+    let reg = node::Registration {
+        name: cfg.name.clone(),
+        ip: cfg.ip.clone(),
+        control_plane: cfg.control_plane,
+        max_pods: cfg.max_pods,
+    };
+    let node_uid = loop {
+        match register(&store, &reg).await {
+            Ok(uid) => break uid,
+            Err(e) => {
+                tracing::info!(error = %e, "kubelet: registering the node; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+        }
+    };
+    tracing::info!(node = %cfg.name, "kubelet: node registered");
+    tokio::spawn(heartbeat(store.clone(), reg, node_uid, cfg.lease_seconds, cfg.renew_every));
+
+    let cidr = wait_pod_cidr(&store, &cfg.name).await;
+    let _ = std::fs::create_dir_all(cfg.data_dir.join("kubelet"));
+    let _ = std::fs::write(cfg.pod_cidr_file(), &cidr);
+    let rcfg = cfg.runtime_config(Some(cidr.clone()));
+    let runtime = match tokio::task::spawn_blocking(move || Runtime::new(rcfg)).await {
+        Ok(Ok(rt)) => Arc::new(rt),
+        Ok(Err(e)) => {
+            tracing::error!(error = %e, "kubelet: the runtime did not start");
+            return;
+        }
+        Err(e) => {
+            tracing::error!(error = %e, "kubelet: the runtime did not start");
+            return;
+        }
+    };
+    let _ = runtime_slot.set(runtime.clone());
+    tracing::info!(node = %cfg.name, %cidr, "kubelet: runtime ready");
+    let env = Arc::new(NodeEnv {
+        store,
+        runtime,
+        node_name: cfg.name.clone(),
+        host_ip: cfg.ip.clone(),
+        pods_root: cfg.data_dir.join("kubelet").join("pods"),
+        insecure_registries: cfg.insecure_registries.clone(),
+        sandbox_lock: tokio::sync::Mutex::new(()),
+    });
+    Kubelet { env, workers: HashMap::new() }.start();
+}
+
+/// Create the Node object or refresh its status; returns its uid.
+async fn register(store: &ObjectStore, reg: &node::Registration) -> Result<String, StoreError> {
+    let cap = node::host_capacity();
+    let key = Kind::resolve("node").expect("node").key("", &reg.name);
+    if store.get_key(&key)?.is_none() {
+        match store.create(node::node_object(reg, &cap, &util::now())).await {
+            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Err(e) => return Err(e),
+        }
+    }
+    let fresh = node::node_status(reg, &cap, &util::now());
+    let control_plane = reg.control_plane;
+    let updated = store
+        .modify(&key, |n| {
+            node::refresh(n, fresh.clone());
+            if control_plane {
+                n["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] = json!("");
+            }
+            true
+        })
+        .await?;
+    Ok(updated.map(|n| meta_str(&n, "uid").to_string()).unwrap_or_default())
+}
+
+/// Renew the Lease every `every`; refresh the Node's status every minute.
+async fn heartbeat(store: ObjectStore, reg: node::Registration, node_uid: String, lease_secs: u64, every: Duration) {
+    let lease_key = Kind::resolve("lease").expect("lease").key("kube-node-lease", &reg.name);
+    let node_key = Kind::resolve("node").expect("node").key("", &reg.name);
+    let mut last_status = tokio::time::Instant::now();
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tick.tick().await;
+        let now = node::micro_time(chrono::Utc::now());
+        let r = match store.get_key(&lease_key) {
+            Ok(None) => store.create(node::lease_object(&reg.name, &node_uid, lease_secs, &now)).await.map(|_| ()),
+            Ok(Some(_)) => store
+                .modify(&lease_key, |l| {
+                    l["spec"]["renewTime"] = json!(now);
+                    l["spec"]["holderIdentity"] = json!(reg.name);
+                    true
+                })
+                .await
+                .map(|_| ()),
+            Err(e) => Err(e),
+        };
+        if let Err(e) = r {
+            tracing::debug!(error = %e, "kubelet: lease renewal failed");
+        }
+        if last_status.elapsed() >= Duration::from_secs(60) {
+            last_status = tokio::time::Instant::now();
+            let fresh = node::node_status(&reg, &node::host_capacity(), &util::now());
+            let r = store.modify(&node_key, |n| {
+                node::refresh(n, fresh.clone());
+                true
+            });
+            if let Err(e) = r.await {
+                tracing::debug!(error = %e, "kubelet: node status update failed");
+            }
+        }
+    }
+}
+
+/// Wait until the control plane has given this node a pod CIDR.
+async fn wait_pod_cidr(store: &ObjectStore, name: &str) -> String {
+    use futures::StreamExt;
+    let prefix = Kind::resolve("node").expect("node").key("", name);
+    let mut changes = informer::watch(store.reader().clone(), prefix);
+    let cidr_of = |n: &Value| {
+        (meta_str(n, "name") == name).then(|| n.pointer("/spec/podCIDR").and_then(Value::as_str).map(String::from))?
+    };
+    while let Some(change) = changes.next().await {
+        let found = match change {
+            Change::Reset(list) => list.iter().find_map(cidr_of),
+            Change::Put(n) => cidr_of(&n),
+            Change::Delete(_) => None,
+        };
+        if let Some(c) = found {
+            return c;
+        }
+    }
+    std::future::pending().await
+}
+
+/// The kubelet actor: routes the node's pods to their workers.
+pub struct Kubelet {
+    env: Arc<NodeEnv>,
+    workers: HashMap<String, watch::Sender<Option<Value>>>,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+struct Pods(Change);
+
+fn on_node(pod: &Value, node: &str) -> bool {
+    pod.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)
+}
+
+impl Kubelet {
+    fn upsert(&mut self, pod: Value) {
+        let uid = meta_str(&pod, "uid").to_string();
+        match self.workers.get(&uid) {
+            Some(tx) => {
+                tx.send_replace(Some(pod));
+            }
+            None => {
+                let (tx, rx) = watch::channel(Some(pod));
+                tokio::spawn(worker::run(self.env.clone(), rx));
+                self.workers.insert(uid, tx);
+            }
+        }
+    }
+
+    fn remove(&mut self, uid: &str) {
+        if let Some(tx) = self.workers.remove(uid) {
+            tx.send_replace(None);
+        }
+    }
+
+    /// Remove sandboxes of pods this node no longer runs.
+    fn clean_orphans(&self, keep: HashSet<String>) {
+        let rt = self.env.runtime.clone();
+        tokio::task::spawn_blocking(move || {
+            for s in rt.list_sandboxes().unwrap_or_default() {
+                if !keep.contains(&s.config.uid) {
+                    tracing::info!(pod = %s.config.name, "kubelet: removing the sandbox of a pod that is gone");
+                    if let Err(e) = rt.remove_pod_sandbox(&s.id) {
+                        tracing::warn!(error = %e, "kubelet: removing an orphaned sandbox failed");
+                    }
+                }
+            }
+        });
+    }
+}
+
+impl Actor for Kubelet {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        use futures::StreamExt;
+        let pods = Kind::resolve("pod").expect("pod").prefix(None);
+        ctx.add_stream(informer::watch(self.env.store.reader().clone(), pods).map(Pods));
+    }
+}
+
+impl StreamHandler<Pods> for Kubelet {
+    fn handle(&mut self, Pods(change): Pods, _ctx: &mut Context<Self>) {
+        let me = self.env.node_name.clone();
+        match change {
+            Change::Reset(list) => {
+                let mine: Vec<Value> = list.into_iter().filter(|p| on_node(p, &me)).collect();
+                let keep: HashSet<String> = mine.iter().map(|p| meta_str(p, "uid").to_string()).collect();
+                let gone: Vec<String> = self.workers.keys().filter(|u| !keep.contains(*u)).cloned().collect();
+                for uid in gone {
+                    self.remove(&uid);
+                }
+                for p in mine {
+                    self.upsert(p);
+                }
+                self.clean_orphans(keep);
+            }
+            Change::Put(p) => {
+                if on_node(&p, &me) {
+                    self.upsert(p);
+                }
+            }
+            Change::Delete(p) => self.remove(meta_str(&p, "uid")),
+        }
+    }
+}

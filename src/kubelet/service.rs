@@ -1,0 +1,259 @@
+//! What a node answers to other nodes over the transport on behalf of its
+//! kubelet: container logs, exec, image loads and cgroup stats. The API server
+//! of any node forwards `clusterd logs|exec|image load|top` here.
+
+use std::sync::{Arc, OnceLock};
+use std::time::Duration;
+
+use futures::future::BoxFuture;
+use serde::{Deserialize, Serialize};
+
+use clusterd_runtime::image::ImageStore;
+use clusterd_runtime::{ContainerStatus, Runtime};
+
+/// A call to a node.
+#[derive(Debug, Serialize, Deserialize)]
+pub enum NodeCall {
+    /// The log lines of a container of a pod.
+    Logs {
+        /// Namespace.
+        namespace: String,
+        /// Pod name.
+        pod: String,
+        /// Container name.
+        container: String,
+        /// The instance before the current one.
+        previous: bool,
+    },
+    /// Run a command in a container.
+    Exec {
+        /// Namespace.
+        namespace: String,
+        /// Pod name.
+        pod: String,
+        /// Container name.
+        container: String,
+        /// Command and arguments.
+        command: Vec<String>,
+    },
+    /// Import an OCI archive into the node's image store.
+    LoadImage(Vec<u8>),
+    /// CPU and memory of the node's pods.
+    Stats,
+}
+
+/// Usage of one container.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ContainerUsage {
+    /// Namespace.
+    pub namespace: String,
+    /// Pod.
+    pub pod: String,
+    /// Container.
+    pub container: String,
+    /// CPU in millicores over the sampling window.
+    pub cpu_millis: u64,
+    /// Memory working set in bytes.
+    pub memory: u64,
+}
+
+/// The answer to a [`NodeCall`].
+#[derive(Debug, Serialize, Deserialize)]
+pub enum NodeAnswer {
+    /// Log lines (without the CRI prefix).
+    Logs(Vec<String>),
+    /// Exec result.
+    Exec {
+        /// Standard output.
+        stdout: Vec<u8>,
+        /// Standard error.
+        stderr: Vec<u8>,
+        /// Exit code.
+        exit_code: i32,
+    },
+    /// References imported.
+    Loaded(Vec<String>),
+    /// Node total and per-container usage.
+    Stats {
+        /// All pods of the node: millicores, bytes.
+        node: (u64, u64),
+        /// Per container.
+        containers: Vec<ContainerUsage>,
+    },
+}
+
+/// Encode a call or answer.
+pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
+    bincode::serde::encode_to_vec(v, bincode::config::standard()).expect("encodable")
+}
+
+/// Decode a call or answer.
+pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
+    bincode::serde::decode_from_slice(b, bincode::config::standard()).map(|(v, _)| v).map_err(|e| e.to_string())
+}
+
+/// The content of CRI log lines (`<time> <stream> <P|F> <text>`); partial
+/// lines are joined.
+pub fn parse_cri_log(text: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    let mut partial = String::new();
+    for line in text.lines() {
+        let mut parts = line.splitn(4, ' ');
+        let (_, _, tag, rest) = (parts.next(), parts.next(), parts.next(), parts.next().unwrap_or(""));
+        partial.push_str(rest);
+        if tag != Some("P") {
+            out.push(std::mem::take(&mut partial));
+        }
+    }
+    if !partial.is_empty() {
+        out.push(partial);
+    }
+    out
+}
+
+/// The node service of a kubelet.
+pub struct KubeletService {
+    /// The runtime, once the node has its pod CIDR.
+    pub runtime: Arc<OnceLock<Arc<Runtime>>>,
+    /// The image store (usable before the runtime starts).
+    pub images: Arc<ImageStore>,
+}
+
+fn find(rt: &Runtime, ns: &str, pod: &str, container: &str, previous: bool) -> Result<ContainerStatus, String> {
+    let sandboxes = rt.list_sandboxes().map_err(|e| e.to_string())?;
+    let mut found: Vec<ContainerStatus> = Vec::new();
+    for s in sandboxes.iter().filter(|s| s.config.namespace == ns && s.config.name == pod) {
+        found.extend(rt.list_containers(Some(&s.id)).map_err(|e| e.to_string())?);
+    }
+    if found.is_empty() {
+        return Err(format!("pod \"{pod}\" has no containers on this node"));
+    }
+    let name = if container.is_empty() {
+        let mut names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
+        names.sort();
+        names.dedup();
+        if names.len() > 1 {
+            return Err(format!(
+                "a container name must be specified for pod {pod}, choose one of: [{}]",
+                names.join(" ")
+            ));
+        }
+        names[0].to_string()
+    } else {
+        container.to_string()
+    };
+    let mut mine: Vec<ContainerStatus> = found.into_iter().filter(|c| c.name == name).collect();
+    mine.sort_by(|a, b| a.created_at.cmp(&b.created_at));
+    let pick = if previous { mine.len().checked_sub(2).map(|i| mine[i].clone()) } else { mine.last().cloned() };
+    pick.ok_or_else(|| {
+        if previous {
+            format!("previous terminated container \"{name}\" in pod \"{pod}\" not found")
+        } else {
+            format!("container {name} is not valid for pod {pod}")
+        }
+    })
+}
+
+impl KubeletService {
+    fn runtime(&self) -> Result<Arc<Runtime>, String> {
+        self.runtime.get().cloned().ok_or_else(|| "the node's runtime is not ready yet".to_string())
+    }
+
+    async fn answer(&self, call: NodeCall) -> Result<NodeAnswer, String> {
+        match call {
+            NodeCall::Logs { namespace, pod, container, previous } => {
+                let rt = self.runtime()?;
+                tokio::task::spawn_blocking(move || {
+                    let c = find(&rt, &namespace, &pod, &container, previous)?;
+                    let text = rt.logs(&c.id).map_err(|e| e.to_string())?;
+                    Ok(NodeAnswer::Logs(parse_cri_log(&text)))
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            NodeCall::Exec { namespace, pod, container, command } => {
+                let rt = self.runtime()?;
+                tokio::task::spawn_blocking(move || {
+                    let c = find(&rt, &namespace, &pod, &container, false)?;
+                    let r = rt.exec(&c.id, &command).map_err(|e| e.to_string())?;
+                    Ok(NodeAnswer::Exec { stdout: r.stdout, stderr: r.stderr, exit_code: r.exit_code })
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            NodeCall::LoadImage(bytes) => {
+                let images = self.images.clone();
+                tokio::task::spawn_blocking(move || {
+                    let tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
+                    std::fs::write(tmp.path(), &bytes).map_err(|e| e.to_string())?;
+                    images.import_archive(tmp.path()).map(NodeAnswer::Loaded).map_err(|e| e.to_string())
+                })
+                .await
+                .map_err(|e| e.to_string())?
+            }
+            NodeCall::Stats => {
+                let rt = self.runtime()?;
+                let sample = |rt: &Runtime| {
+                    let mut per = Vec::new();
+                    for s in rt.list_sandboxes().unwrap_or_default() {
+                        for c in rt.list_containers(Some(&s.id)).unwrap_or_default() {
+                            if c.state == clusterd_runtime::ContainerState::Running {
+                                let st = rt.stats(&c.id).unwrap_or_default();
+                                per.push((s.config.namespace.clone(), s.config.name.clone(), c.name, st));
+                            }
+                        }
+                    }
+                    (rt.node_stats(), per)
+                };
+                let window = Duration::from_millis(500);
+                let r = rt.clone();
+                let (n0, c0) = tokio::task::spawn_blocking(move || sample(&r)).await.map_err(|e| e.to_string())?;
+                tokio::time::sleep(window).await;
+                let (n1, c1) = tokio::task::spawn_blocking(move || sample(&rt)).await.map_err(|e| e.to_string())?;
+                let millis = |a: u64, b: u64| b.saturating_sub(a) / 1000 / window.as_millis() as u64;
+                let containers = c1
+                    .into_iter()
+                    .map(|(ns, pod, name, st)| {
+                        let before = c0
+                            .iter()
+                            .find(|(n, p, c, _)| *n == ns && *p == pod && *c == name)
+                            .map(|x| x.3.cpu_usage_ns)
+                            .unwrap_or(st.cpu_usage_ns);
+                        ContainerUsage {
+                            namespace: ns,
+                            pod,
+                            container: name,
+                            cpu_millis: millis(before, st.cpu_usage_ns),
+                            memory: st.memory_working_set,
+                        }
+                    })
+                    .collect();
+                Ok(NodeAnswer::Stats {
+                    node: (millis(n0.cpu_usage_ns, n1.cpu_usage_ns), n1.memory_working_set),
+                    containers,
+                })
+            }
+        }
+    }
+}
+
+impl clusterd_raft::NodeService for KubeletService {
+    fn call(&self, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+        let this = KubeletService { runtime: self.runtime.clone(), images: self.images.clone() };
+        Box::pin(async move {
+            let call: NodeCall = decode(&body)?;
+            this.answer(call).await.map(|a| encode(&a))
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn cri_lines_lose_their_prefix_and_partials_join() {
+        let text = "2026-01-01T00:00:00.1Z stdout F hello\n2026-01-01T00:00:00.2Z stderr P par\n2026-01-01T00:00:00.3Z stderr F tial\n";
+        assert_eq!(parse_cri_log(text), vec!["hello".to_string(), "partial".to_string()]);
+    }
+}

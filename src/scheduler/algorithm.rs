@@ -1,0 +1,516 @@
+//! The scheduling decision as a pure function: which node each pending pod goes
+//! to, or why none fits. Filters as kube-scheduler's (resources, nodeSelector,
+//! required node affinity, taints, unschedulable), then scores least-allocated
+//! with a spread penalty for pods of the same owner.
+
+use std::collections::{BTreeMap, HashMap};
+
+use serde_json::Value;
+
+use crate::objects::meta_str;
+use crate::objects::quantity;
+
+/// CPU (millicores), memory (bytes) and pod count.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Resources {
+    /// Millicores.
+    pub cpu: u64,
+    /// Bytes.
+    pub memory: u64,
+    /// Pods.
+    pub pods: u64,
+}
+
+impl Resources {
+    fn add(&mut self, r: &Resources) {
+        self.cpu += r.cpu;
+        self.memory += r.memory;
+        self.pods += r.pods;
+    }
+}
+
+/// A taint on a node.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Taint {
+    /// Key.
+    pub key: String,
+    /// Value.
+    pub value: String,
+    /// NoSchedule, PreferNoSchedule or NoExecute.
+    pub effect: String,
+}
+
+/// What the scheduler knows of a node.
+#[derive(Clone, Debug, Default)]
+pub struct NodeInfo {
+    /// Node name.
+    pub name: String,
+    /// Labels.
+    pub labels: BTreeMap<String, String>,
+    /// Allocatable resources.
+    pub allocatable: Resources,
+    /// Sum of the requests of pods bound to it.
+    pub requested: Resources,
+    /// Taints.
+    pub taints: Vec<Taint>,
+    /// `spec.unschedulable` (cordoned).
+    pub unschedulable: bool,
+    /// Pods bound here, per owner uid (for spreading).
+    pub owners: HashMap<String, u32>,
+}
+
+/// What the scheduler needs of a pod.
+#[derive(Clone, Debug, Default)]
+pub struct PodInfo {
+    /// Store key.
+    pub key: String,
+    /// Requests (pods = 1).
+    pub requests: Resources,
+    /// nodeSelector.
+    pub node_selector: BTreeMap<String, String>,
+    /// requiredDuringSchedulingIgnoredDuringExecution node selector terms (ORed).
+    pub affinity: Vec<Vec<Requirement>>,
+    /// Tolerations.
+    pub tolerations: Vec<Toleration>,
+    /// Controller owner uid.
+    pub owner: Option<String>,
+}
+
+/// A node selector requirement (`matchExpressions`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Requirement {
+    /// Label key.
+    pub key: String,
+    /// In, NotIn, Exists, DoesNotExist, Gt, Lt.
+    pub operator: String,
+    /// Values.
+    pub values: Vec<String>,
+}
+
+/// A toleration.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct Toleration {
+    /// Key ("" with Exists: every key).
+    pub key: String,
+    /// Equal (default) or Exists.
+    pub operator: String,
+    /// Value for Equal.
+    pub value: String,
+    /// Effect ("" matches all).
+    pub effect: String,
+}
+
+/// The outcome for one pod.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Decision {
+    /// Bind the pod to the node.
+    Bind {
+        /// Pod key.
+        pod: String,
+        /// Node name.
+        node: String,
+    },
+    /// No node fits; the message says why, as Kubernetes does.
+    Unschedulable {
+        /// Pod key.
+        pod: String,
+        /// `0/3 nodes are available: 3 Insufficient memory.`
+        message: String,
+    },
+}
+
+fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
+    v.and_then(Value::as_object)
+        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
+        .unwrap_or_default()
+}
+
+fn strings(v: Option<&Value>) -> Vec<String> {
+    v.and_then(Value::as_array)
+        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
+        .unwrap_or_default()
+}
+
+/// The effective requests of a pod: the sum of its containers' requests, or the
+/// largest init container's if that is more (per resource), as Kubernetes does.
+/// A container with a limit but no request requests its limit.
+pub fn pod_requests(pod: &Value) -> Resources {
+    fn container(c: &Value) -> Resources {
+        let res = c.get("resources");
+        let get = |name: &str| {
+            let q = res.and_then(|r| r.get("requests")).and_then(|r| r.get(name));
+            let q = q.or_else(|| res.and_then(|r| r.get("limits")).and_then(|r| r.get(name)));
+            q.and_then(quantity::from_json)
+        };
+        Resources {
+            cpu: get("cpu").and_then(|q| quantity::cpu_millis(&q).ok()).unwrap_or(0),
+            memory: get("memory").and_then(|q| quantity::units(&q).ok()).unwrap_or(0),
+            pods: 0,
+        }
+    }
+    let spec = pod.get("spec");
+    let list = |f: &str| spec.and_then(|s| s.get(f)).and_then(Value::as_array).cloned().unwrap_or_default();
+    let mut sum = Resources::default();
+    for c in list("containers") {
+        sum.add(&container(&c));
+    }
+    for c in list("initContainers") {
+        let r = container(&c);
+        sum.cpu = sum.cpu.max(r.cpu);
+        sum.memory = sum.memory.max(r.memory);
+    }
+    sum.pods = 1;
+    sum
+}
+
+/// The controller owner's uid, if any.
+pub fn owner_uid(obj: &Value) -> Option<String> {
+    obj.pointer("/metadata/ownerReferences")?
+        .as_array()?
+        .iter()
+        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
+        .and_then(|o| o.get("uid")?.as_str().map(String::from))
+}
+
+impl PodInfo {
+    /// From a Pod object.
+    pub fn from_pod(key: String, pod: &Value) -> PodInfo {
+        let spec = pod.get("spec");
+        let affinity = spec
+            .and_then(|s| {
+                s.pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
+            })
+            .and_then(Value::as_array)
+            .map(|terms| {
+                terms
+                    .iter()
+                    .map(|t| {
+                        t.get("matchExpressions")
+                            .and_then(Value::as_array)
+                            .map(|es| {
+                                es.iter()
+                                    .map(|e| Requirement {
+                                        key: e.get("key").and_then(Value::as_str).unwrap_or("").into(),
+                                        operator: e.get("operator").and_then(Value::as_str).unwrap_or("").into(),
+                                        values: strings(e.get("values")),
+                                    })
+                                    .collect()
+                            })
+                            .unwrap_or_default()
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        let tolerations = spec
+            .and_then(|s| s.get("tolerations"))
+            .and_then(Value::as_array)
+            .map(|ts| {
+                ts.iter()
+                    .map(|t| {
+                        let f = |n: &str| t.get(n).and_then(Value::as_str).unwrap_or("").to_string();
+                        Toleration { key: f("key"), operator: f("operator"), value: f("value"), effect: f("effect") }
+                    })
+                    .collect()
+            })
+            .unwrap_or_default();
+        PodInfo {
+            key,
+            requests: pod_requests(pod),
+            node_selector: str_map(spec.and_then(|s| s.get("nodeSelector"))),
+            affinity,
+            tolerations,
+            owner: owner_uid(pod),
+        }
+    }
+}
+
+/// Allocatable resources of a Node object.
+pub fn node_allocatable(node: &Value) -> Resources {
+    let alloc = node.pointer("/status/allocatable").or_else(|| node.pointer("/status/capacity"));
+    let get = |n: &str| alloc.and_then(|a| a.get(n)).and_then(quantity::from_json);
+    Resources {
+        cpu: get("cpu").and_then(|q| quantity::cpu_millis(&q).ok()).unwrap_or(0),
+        memory: get("memory").and_then(|q| quantity::units(&q).ok()).unwrap_or(0),
+        pods: get("pods").and_then(|q| quantity::units(&q).ok()).unwrap_or(110),
+    }
+}
+
+/// The taints of a Node object.
+pub fn node_taints(node: &Value) -> Vec<Taint> {
+    node.pointer("/spec/taints")
+        .and_then(Value::as_array)
+        .map(|ts| {
+            ts.iter()
+                .map(|t| {
+                    let f = |n: &str| t.get(n).and_then(Value::as_str).unwrap_or("").to_string();
+                    Taint { key: f("key"), value: f("value"), effect: f("effect") }
+                })
+                .collect()
+        })
+        .unwrap_or_default()
+}
+
+impl NodeInfo {
+    /// From a Node object (nothing requested yet).
+    pub fn from_node(node: &Value) -> NodeInfo {
+        NodeInfo {
+            name: meta_str(node, "name").to_string(),
+            labels: str_map(node.pointer("/metadata/labels")),
+            allocatable: node_allocatable(node),
+            requested: Resources::default(),
+            taints: node_taints(node),
+            unschedulable: node.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false),
+            owners: HashMap::new(),
+        }
+    }
+
+    /// Count a pod bound to this node.
+    pub fn add_pod(&mut self, requests: &Resources, owner: Option<&str>) {
+        self.requested.add(requests);
+        if let Some(o) = owner {
+            *self.owners.entry(o.to_string()).or_default() += 1;
+        }
+    }
+}
+
+/// Whether `t` tolerates `taint`.
+pub fn tolerates(t: &Toleration, taint: &Taint) -> bool {
+    if !t.effect.is_empty() && t.effect != taint.effect {
+        return false;
+    }
+    match t.operator.as_str() {
+        "Exists" => t.key.is_empty() || t.key == taint.key,
+        _ => t.key == taint.key && t.value == taint.value,
+    }
+}
+
+fn requirement_matches(r: &Requirement, labels: &BTreeMap<String, String>) -> bool {
+    let v = labels.get(&r.key);
+    match r.operator.as_str() {
+        "In" => v.is_some_and(|v| r.values.contains(v)),
+        "NotIn" => v.is_none_or(|v| !r.values.contains(v)),
+        "Exists" => v.is_some(),
+        "DoesNotExist" => v.is_none(),
+        "Gt" | "Lt" => {
+            let (Some(Ok(have)), Some(Ok(want))) =
+                (v.map(|v| v.parse::<i64>()), r.values.first().map(|w| w.parse::<i64>()))
+            else {
+                return false;
+            };
+            if r.operator == "Gt" {
+                have > want
+            } else {
+                have < want
+            }
+        }
+        _ => false,
+    }
+}
+
+/// Why a node does not fit a pod (Kubernetes' wording), or None when it fits.
+pub fn misfit(pod: &PodInfo, node: &NodeInfo) -> Option<String> {
+    if node.unschedulable {
+        return Some("node(s) were unschedulable".into());
+    }
+    if pod.node_selector.iter().any(|(k, v)| node.labels.get(k) != Some(v))
+        || (!pod.affinity.is_empty()
+            && !pod.affinity.iter().any(|term| term.iter().all(|r| requirement_matches(r, &node.labels))))
+    {
+        return Some("node(s) didn't match Pod's node affinity/selector".into());
+    }
+    for taint in &node.taints {
+        if taint.effect == "PreferNoSchedule" {
+            continue;
+        }
+        if !pod.tolerations.iter().any(|t| tolerates(t, taint)) {
+            return Some(format!("node(s) had untolerated taint {{{}: {}}}", taint.key, taint.value));
+        }
+    }
+    let free = |alloc: u64, used: u64| alloc.saturating_sub(used);
+    if pod.requests.pods > free(node.allocatable.pods, node.requested.pods) {
+        return Some("Too many pods".into());
+    }
+    if pod.requests.cpu > free(node.allocatable.cpu, node.requested.cpu) {
+        return Some("Insufficient cpu".into());
+    }
+    if pod.requests.memory > free(node.allocatable.memory, node.requested.memory) {
+        return Some("Insufficient memory".into());
+    }
+    None
+}
+
+/// Higher is better: the share of CPU and memory left after placing the pod
+/// (least-allocated), minus a penalty per pod of the same owner already there.
+fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
+    let left = |alloc: u64, used: u64, want: u64| {
+        if alloc == 0 {
+            return 0;
+        }
+        (alloc.saturating_sub(used + want) as u128 * 100 / alloc as u128) as i64
+    };
+    let cpu = left(node.allocatable.cpu, node.requested.cpu, pod.requests.cpu);
+    let mem = left(node.allocatable.memory, node.requested.memory, pod.requests.memory);
+    let pods = left(node.allocatable.pods, node.requested.pods, 1);
+    let spread = pod.owner.as_ref().and_then(|o| node.owners.get(o)).copied().unwrap_or(0) as i64;
+    (cpu + mem + pods) * 10 - spread * 1000
+}
+
+/// The message of an unschedulable pod, from the reason of each node.
+pub fn unschedulable_message(total: usize, reasons: &[String]) -> String {
+    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
+    for r in reasons {
+        *counts.entry(r.as_str()).or_default() += 1;
+    }
+    if total == 0 {
+        return "0/0 nodes are available: no nodes available to schedule pods.".into();
+    }
+    let parts: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    format!("0/{total} nodes are available: {}.", parts.join(", "))
+}
+
+/// Place `pods` in order, each onto the best node that fits; a placed pod's
+/// requests count against its node for the pods after it.
+pub fn schedule(pods: &[PodInfo], nodes: &mut [NodeInfo]) -> Vec<Decision> {
+    let mut out = Vec::with_capacity(pods.len());
+    for pod in pods {
+        let mut best: Option<(i64, usize)> = None;
+        let mut reasons = Vec::new();
+        for (i, node) in nodes.iter().enumerate() {
+            match misfit(pod, node) {
+                Some(r) => reasons.push(r),
+                None => {
+                    let s = score(pod, node);
+                    if best.is_none_or(|(b, _)| s > b) {
+                        best = Some((s, i));
+                    }
+                }
+            }
+        }
+        match best {
+            Some((_, i)) => {
+                nodes[i].add_pod(&pod.requests, pod.owner.as_deref());
+                out.push(Decision::Bind { pod: pod.key.clone(), node: nodes[i].name.clone() });
+            }
+            None => out.push(Decision::Unschedulable {
+                pod: pod.key.clone(),
+                message: unschedulable_message(nodes.len(), &reasons),
+            }),
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn node(name: &str, cpu: &str, mem: &str) -> NodeInfo {
+        NodeInfo::from_node(&json!({
+            "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
+            "status": {"allocatable": {"cpu": cpu, "memory": mem, "pods": "110"}}
+        }))
+    }
+
+    fn pod(name: &str, spec: Value) -> PodInfo {
+        PodInfo::from_pod(format!("/registry/pods/default/{name}"), &json!({"metadata": {"name": name}, "spec": spec}))
+    }
+
+    fn with_requests(cpu: &str, mem: &str) -> Value {
+        json!({"containers": [{"name": "c", "resources": {"requests": {"cpu": cpu, "memory": mem}}}]})
+    }
+
+    #[test]
+    fn fits_against_allocatable_minus_bound() {
+        let mut nodes = vec![node("a", "2", "1Gi")];
+        let pods: Vec<_> = (0..3).map(|i| pod(&format!("p{i}"), with_requests("500m", "400Mi"))).collect();
+        let d = schedule(&pods, &mut nodes);
+        assert!(matches!(&d[0], Decision::Bind { node, .. } if node == "a"));
+        assert!(matches!(&d[1], Decision::Bind { node, .. } if node == "a"));
+        assert_eq!(
+            d[2],
+            Decision::Unschedulable {
+                pod: "/registry/pods/default/p2".into(),
+                message: "0/1 nodes are available: 1 Insufficient memory.".into()
+            }
+        );
+    }
+
+    #[test]
+    fn message_counts_reasons_like_kubernetes() {
+        let mut nodes = vec![node("a", "1", "1Gi"), node("b", "1", "1Gi"), node("c", "1", "1Gi")];
+        let d = schedule(&[pod("big", with_requests("100m", "8Gi"))], &mut nodes);
+        assert_eq!(
+            d,
+            vec![Decision::Unschedulable {
+                pod: "/registry/pods/default/big".into(),
+                message: "0/3 nodes are available: 3 Insufficient memory.".into()
+            }]
+        );
+        nodes[0].unschedulable = true;
+        let d = schedule(&[pod("big", with_requests("4", "8Gi"))], &mut nodes);
+        let Decision::Unschedulable { message, .. } = &d[0] else { panic!() };
+        assert_eq!(message, "0/3 nodes are available: 2 Insufficient cpu, 1 node(s) were unschedulable.");
+    }
+
+    #[test]
+    fn node_selector_and_affinity() {
+        let mut nodes = vec![node("a", "4", "4Gi"), node("b", "4", "4Gi")];
+        let d = schedule(
+            &[pod("p", json!({"nodeSelector": {"kubernetes.io/hostname": "b"}, "containers": []}))],
+            &mut nodes,
+        );
+        assert_eq!(d[0], Decision::Bind { pod: "/registry/pods/default/p".into(), node: "b".into() });
+        let aff = json!({"containers": [], "affinity": {"nodeAffinity": {"requiredDuringSchedulingIgnoredDuringExecution":
+            {"nodeSelectorTerms": [{"matchExpressions": [{"key": "kubernetes.io/hostname", "operator": "NotIn", "values": ["b"]}]}]}}}});
+        let d = schedule(&[pod("q", aff)], &mut nodes);
+        assert_eq!(d[0], Decision::Bind { pod: "/registry/pods/default/q".into(), node: "a".into() });
+        let none = json!({"containers": [], "nodeSelector": {"disk": "ssd"}});
+        let Decision::Unschedulable { message, .. } = &schedule(&[pod("r", none)], &mut nodes)[0] else { panic!() };
+        assert_eq!(message, "0/2 nodes are available: 2 node(s) didn't match Pod's node affinity/selector.");
+    }
+
+    #[test]
+    fn taints_need_tolerations() {
+        let mut nodes = vec![node("a", "4", "4Gi")];
+        nodes[0].taints.push(Taint { key: "dedicated".into(), value: "db".into(), effect: "NoSchedule".into() });
+        let Decision::Unschedulable { message, .. } = &schedule(&[pod("p", json!({"containers": []}))], &mut nodes)[0]
+        else {
+            panic!()
+        };
+        assert_eq!(message, "0/1 nodes are available: 1 node(s) had untolerated taint {dedicated: db}.");
+        let tol = json!({"containers": [], "tolerations": [{"key": "dedicated", "operator": "Equal", "value": "db", "effect": "NoSchedule"}]});
+        assert!(matches!(schedule(&[pod("p", tol)], &mut nodes)[0], Decision::Bind { .. }));
+        let all = json!({"containers": [], "tolerations": [{"operator": "Exists"}]});
+        assert!(matches!(schedule(&[pod("p", all)], &mut nodes)[0], Decision::Bind { .. }));
+    }
+
+    #[test]
+    fn spreads_pods_of_one_owner_and_prefers_least_allocated() {
+        let mut nodes = vec![node("a", "4", "4Gi"), node("b", "4", "4Gi"), node("c", "4", "4Gi")];
+        let owned = |i: usize| {
+            PodInfo::from_pod(
+                format!("/registry/pods/default/w{i}"),
+                &json!({"metadata": {"name": format!("w{i}"), "ownerReferences": [{"uid": "rs1", "controller": true}]},
+                        "spec": with_requests("100m", "64Mi")}),
+            )
+        };
+        let pods: Vec<_> = (0..6).map(owned).collect();
+        let d = schedule(&pods, &mut nodes);
+        let mut per: BTreeMap<String, usize> = BTreeMap::new();
+        for x in d {
+            let Decision::Bind { node, .. } = x else { panic!() };
+            *per.entry(node).or_default() += 1;
+        }
+        assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+    }
+
+    #[test]
+    fn init_containers_count_by_their_maximum() {
+        let p = json!({"spec": {
+            "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2"}}}],
+            "containers": [{"name": "a", "resources": {"requests": {"cpu": "500m", "memory": "1Mi"}}},
+                           {"name": "b", "resources": {"limits": {"cpu": "500m"}}}]}});
+        assert_eq!(pod_requests(&p), Resources { cpu: 2000, memory: 1 << 20, pods: 1 });
+    }
+}

@@ -1,0 +1,336 @@
+//! The scheduler actor: an informer over pods and nodes that, while its node is
+//! the Raft leader, binds pending pods with [`algorithm::schedule`]. Bindings are
+//! compare-and-swap writes, many to a transaction; an unschedulable pod gets
+//! `PodScheduled=False` with the reason, and is retried when pods or nodes change.
+
+pub mod algorithm;
+
+use std::collections::{HashMap, HashSet};
+use std::time::Duration;
+
+use actix::prelude::*;
+use serde_json::{json, Value};
+
+use clusterd_raft::{Compare, Op, Txn};
+
+use crate::actors::apply_change;
+use crate::actors::informer::{self, Change};
+use crate::actors::store::{encode, event_object, key_of, resource_version, EventType, ObjectStore};
+use crate::objects::{meta_str, Kind};
+use crate::util;
+use algorithm::{Decision, NodeInfo, PodInfo};
+
+/// Bindings per transaction.
+const BATCH: usize = 1000;
+
+/// The scheduler of one node (acting only on the leader).
+pub struct Scheduler {
+    store: ObjectStore,
+    leader: bool,
+    pods: HashMap<String, Value>,
+    nodes: HashMap<String, Value>,
+    /// Pods bound by a write this scheduler made, until the informer shows it.
+    assumed: HashMap<String, String>,
+    busy: bool,
+    dirty: bool,
+}
+
+#[derive(Message)]
+#[rtype(result = "()")]
+enum Input {
+    Pods(Change),
+    Nodes(Change),
+    Leader(bool),
+}
+
+/// Whether a pod waits for this scheduler.
+pub fn is_pending(pod: &Value) -> bool {
+    let spec = pod.get("spec");
+    let node = spec.and_then(|s| s.get("nodeName")).and_then(Value::as_str).unwrap_or("");
+    let scheduler = spec.and_then(|s| s.get("schedulerName")).and_then(Value::as_str).unwrap_or("default-scheduler");
+    node.is_empty() && scheduler == "default-scheduler" && pod.pointer("/metadata/deletionTimestamp").is_none()
+}
+
+fn is_terminal(pod: &Value) -> bool {
+    matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
+}
+
+/// Set a pod condition, keeping its transition time when the status is unchanged.
+pub fn set_condition(pod: &mut Value, kind: &str, status: &str, reason: &str, message: &str, now: &str) {
+    if !pod.get("status").is_some_and(Value::is_object) {
+        pod["status"] = json!({});
+    }
+    let conds = pod["status"].as_object_mut().expect("object").entry("conditions").or_insert_with(|| json!([]));
+    if !conds.is_array() {
+        *conds = json!([]);
+    }
+    let list = conds.as_array_mut().expect("array");
+    let mut cond = json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
+    if !reason.is_empty() {
+        cond["reason"] = json!(reason);
+    }
+    if !message.is_empty() {
+        cond["message"] = json!(message);
+    }
+    match list.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)) {
+        Some(old) => {
+            if old.get("status").and_then(Value::as_str) == Some(status) {
+                cond["lastTransitionTime"] = old.get("lastTransitionTime").cloned().unwrap_or(json!(now));
+            }
+            *old = cond;
+        }
+        None => list.push(cond),
+    }
+}
+
+fn condition_message(pod: &Value, kind: &str) -> Option<String> {
+    pod.pointer("/status/conditions")?
+        .as_array()?
+        .iter()
+        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
+        .map(|c| c.get("message").and_then(Value::as_str).unwrap_or("").to_string())
+}
+
+/// The writes for one round of decisions: bound pods (with their Scheduled
+/// events) and unschedulable pods whose message changed. Each pod write
+/// compares the pod's resourceVersion; `pods[i]` is the pod of compare `i`.
+pub fn plan_writes(decisions: &[Decision], pods: &HashMap<String, Value>, now: &str) -> Vec<(String, Value, Op, Op)> {
+    let mut out = Vec::new();
+    for d in decisions {
+        let (key, node, message) = match d {
+            Decision::Bind { pod, node } => (pod, Some(node), None),
+            Decision::Unschedulable { pod, message } => (pod, None, Some(message)),
+        };
+        let Some(pod) = pods.get(key) else { continue };
+        let mut new = pod.clone();
+        let event = match (node, message) {
+            (Some(node), _) => {
+                new["spec"]["nodeName"] = json!(node);
+                set_condition(&mut new, "PodScheduled", "True", "", "", now);
+                let msg =
+                    format!("Successfully assigned {}/{} to {node}", meta_str(pod, "namespace"), meta_str(pod, "name"));
+                event_object(pod, EventType::Normal, "Scheduled", &msg, "default-scheduler", now)
+            }
+            (None, Some(message)) => {
+                if condition_message(pod, "PodScheduled").as_deref() == Some(message.as_str()) {
+                    continue;
+                }
+                set_condition(&mut new, "PodScheduled", "False", "Unschedulable", message, now);
+                if new.pointer("/status/phase").is_none() {
+                    new["status"]["phase"] = json!("Pending");
+                }
+                event_object(pod, EventType::Warning, "FailedScheduling", message, "default-scheduler", now)
+            }
+            _ => continue,
+        };
+        let put = Op::Put { key: key.clone(), value: encode(&new) };
+        let ev = Op::Put { key: key_of(&event).expect("event key"), value: encode(&event) };
+        out.push((key.clone(), new, put, ev));
+    }
+    out
+}
+
+impl Scheduler {
+    /// A scheduler on `store`'s node.
+    pub fn new(store: ObjectStore) -> Self {
+        Scheduler {
+            store,
+            leader: false,
+            pods: HashMap::new(),
+            nodes: HashMap::new(),
+            assumed: HashMap::new(),
+            busy: false,
+            dirty: false,
+        }
+    }
+
+    fn decide(&self) -> Vec<Decision> {
+        let mut nodes: HashMap<String, NodeInfo> =
+            self.nodes.values().map(|n| (meta_str(n, "name").to_string(), NodeInfo::from_node(n))).collect();
+        let mut pending = Vec::new();
+        for (key, pod) in &self.pods {
+            let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty());
+            let node = bound.or_else(|| self.assumed.get(key).map(String::as_str));
+            match node {
+                Some(n) => {
+                    if !is_terminal(pod) {
+                        if let Some(info) = nodes.get_mut(n) {
+                            let p = PodInfo::from_pod(key.clone(), pod);
+                            info.add_pod(&p.requests, p.owner.as_deref());
+                        }
+                    }
+                }
+                None if is_pending(pod) => pending.push(pod),
+                None => {}
+            }
+        }
+        pending.sort_by(|a, b| {
+            meta_str(a, "creationTimestamp").cmp(meta_str(b, "creationTimestamp")).then_with(|| {
+                meta_str(a, "namespace")
+                    .cmp(meta_str(b, "namespace"))
+                    .then(meta_str(a, "name").cmp(meta_str(b, "name")))
+            })
+        });
+        let infos: Vec<PodInfo> = pending.iter().map(|p| PodInfo::from_pod(key_of(p).unwrap_or_default(), p)).collect();
+        let mut nodes: Vec<NodeInfo> = nodes.into_values().collect();
+        nodes.sort_by(|a, b| a.name.cmp(&b.name));
+        algorithm::schedule(&infos, &mut nodes)
+    }
+
+    fn kick(&mut self, ctx: &mut Context<Self>) {
+        if !self.leader {
+            return;
+        }
+        if self.busy {
+            self.dirty = true;
+            return;
+        }
+        self.busy = true;
+        self.dirty = false;
+        // Let a burst of changes land in the cache before deciding.
+        ctx.run_later(Duration::from_millis(2), |act, ctx| act.round(ctx));
+    }
+
+    fn round(&mut self, ctx: &mut Context<Self>) {
+        let decisions = self.decide();
+        let writes = plan_writes(&decisions, &self.pods, &util::now());
+        if writes.is_empty() {
+            self.busy = false;
+            if self.dirty {
+                self.kick(ctx);
+            }
+            return;
+        }
+        for (key, new, ..) in &writes {
+            if let Some(n) = new.pointer("/spec/nodeName").and_then(Value::as_str) {
+                self.assumed.insert(key.clone(), n.to_string());
+            }
+        }
+        let compares: Vec<(String, u64)> =
+            writes.iter().map(|(k, ..)| (k.clone(), resource_version(&self.pods[k]))).collect();
+        let store = self.store.clone();
+        let fut = async move {
+            let mut failed = HashSet::new();
+            let mut batch: Vec<usize> = Vec::new();
+            let all: Vec<usize> = (0..writes.len()).collect();
+            for chunk in all.chunks(BATCH) {
+                batch.clear();
+                batch.extend_from_slice(chunk);
+                // A failed compare drops that pod (it changed under us) and retries the rest.
+                while !batch.is_empty() {
+                    let txn = Txn {
+                        compares: batch
+                            .iter()
+                            .map(|&i| Compare::ModRevision(compares[i].0.clone(), compares[i].1))
+                            .collect(),
+                        success: batch.iter().flat_map(|&i| [writes[i].2.clone(), writes[i].3.clone()]).collect(),
+                    };
+                    match store.txn(txn).await {
+                        Ok(r) => match r.failed_compare {
+                            None => break,
+                            Some(at) => {
+                                failed.insert(compares[batch[at]].0.clone());
+                                batch.remove(at);
+                            }
+                        },
+                        Err(e) => {
+                            tracing::warn!(error = %e, "scheduler: binding failed");
+                            failed.extend(batch.iter().map(|&i| compares[i].0.clone()));
+                            break;
+                        }
+                    }
+                }
+            }
+            failed
+        };
+        ctx.spawn(fut.into_actor(self).map(|failed, act, ctx| {
+            for k in failed {
+                act.assumed.remove(&k);
+            }
+            act.busy = false;
+            if act.dirty {
+                act.kick(ctx);
+            }
+        }));
+    }
+}
+
+impl Actor for Scheduler {
+    type Context = Context<Self>;
+
+    fn started(&mut self, ctx: &mut Context<Self>) {
+        let reader = self.store.reader().clone();
+        let pods = Kind::resolve("pod").expect("pod kind").prefix(None);
+        let nodes = Kind::resolve("node").expect("node kind").prefix(None);
+        use futures::StreamExt;
+        ctx.add_stream(informer::watch(reader.clone(), pods).map(Input::Pods));
+        ctx.add_stream(informer::watch(reader, nodes).map(Input::Nodes));
+        ctx.add_stream(informer::leadership(self.store.node()).map(Input::Leader));
+    }
+}
+
+impl StreamHandler<Input> for Scheduler {
+    fn handle(&mut self, item: Input, ctx: &mut Context<Self>) {
+        match item {
+            Input::Pods(change) => {
+                if let Change::Put(p) = &change {
+                    if let Some(k) = key_of(p) {
+                        if p.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
+                            self.assumed.remove(&k);
+                        }
+                    }
+                }
+                if let Change::Delete(p) = &change {
+                    if let Some(k) = key_of(p) {
+                        self.assumed.remove(&k);
+                    }
+                }
+                apply_change(&mut self.pods, change);
+            }
+            Input::Nodes(change) => apply_change(&mut self.nodes, change),
+            Input::Leader(l) => {
+                self.leader = l;
+                self.assumed.clear();
+                if l {
+                    tracing::info!("scheduler: this node leads; scheduling");
+                }
+            }
+        }
+        self.kick(ctx);
+    }
+
+    fn finished(&mut self, _ctx: &mut Context<Self>) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn unschedulable_status_is_written_once_per_message() {
+        let key = "/registry/pods/default/p".to_string();
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default", "resourceVersion": "7"}, "spec": {}});
+        let mut pods = HashMap::from([(key.clone(), pod)]);
+        let d = vec![Decision::Unschedulable {
+            pod: key.clone(),
+            message: "0/1 nodes are available: 1 Too many pods.".into(),
+        }];
+        let w = plan_writes(&d, &pods, "2026-01-01T00:00:00Z");
+        assert_eq!(w.len(), 1);
+        assert_eq!(w[0].1.pointer("/status/conditions/0/reason"), Some(&json!("Unschedulable")));
+        pods.insert(key.clone(), w[0].1.clone());
+        assert!(plan_writes(&d, &pods, "2026-01-01T00:00:01Z").is_empty());
+        let b = vec![Decision::Bind { pod: key.clone(), node: "n1".into() }];
+        let w = plan_writes(&b, &pods, "2026-01-01T00:00:02Z");
+        assert_eq!(w[0].1.pointer("/spec/nodeName"), Some(&json!("n1")));
+        assert_eq!(w[0].1.pointer("/status/conditions/0/status"), Some(&json!("True")));
+    }
+
+    #[test]
+    fn pending_means_unbound_for_the_default_scheduler() {
+        assert!(is_pending(&json!({"spec": {}})));
+        assert!(!is_pending(&json!({"spec": {"nodeName": "n1"}})));
+        assert!(!is_pending(&json!({"spec": {"schedulerName": "other"}})));
+        assert!(!is_pending(&json!({"metadata": {"deletionTimestamp": "x"}, "spec": {}})));
+    }
+}

@@ -173,6 +173,7 @@ async fn stale_resource_version_is_a_conflict() {
             namespace: "default".into(),
             name: "cas".into(),
             resource_version: created_rv,
+            grace_period_seconds: None,
         })
         .await
         .unwrap_err();
@@ -197,6 +198,7 @@ async fn watch_resumes_from_a_revision_and_compacted_history_is_gone() {
         namespace: "default".into(),
         name: "w0".into(),
         resource_version: 0,
+        grace_period_seconds: None,
     })
     .await
     .unwrap();

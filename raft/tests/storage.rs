@@ -113,15 +113,18 @@ async fn watch_replays_history_then_follows_and_compaction_answers_gone() {
 #[tokio::test]
 async fn state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
+    // Term, leader and index all differ, so a log id read back wrongly shows.
+    let log_id = LogId::new(CommittedLeaderId::new(3, 2), 27);
     {
         let (_log, mut sm, _reader) = storage::open(dir.path()).unwrap();
-        sm.apply(vec![entry(1, Command::Txn(Txn::ops(vec![put("/x", "1")])))]).await.unwrap();
+        let e = Entry { log_id, payload: EntryPayload::Normal(Command::Txn(Txn::ops(vec![put("/x", "1")]))) };
+        sm.apply(vec![e]).await.unwrap();
     }
     let (_log, mut sm, reader) = storage::open(dir.path()).unwrap();
-    assert_eq!(reader.revision(), 1);
+    assert_eq!(reader.revision(), 27);
     assert_eq!(reader.get("/x").unwrap().unwrap().value, b"1");
     let (applied, _) = sm.applied_state().await.unwrap();
-    assert_eq!(applied.unwrap().index, 1);
+    assert_eq!(applied, Some(log_id), "the applied log id survives a reopen exactly");
 }
 
 #[tokio::test]

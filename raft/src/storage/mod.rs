@@ -37,13 +37,24 @@ pub(crate) const CF_HISTORY: &str = "history";
 
 /// Opening the database failed.
 #[derive(Debug, thiserror::Error)]
-#[error("open RocksDB at {path}: {source}")]
-pub struct OpenError {
-    /// The database directory.
-    pub path: String,
-    /// RocksDB's error.
-    #[source]
-    pub source: rocksdb::Error,
+pub enum OpenError {
+    /// RocksDB did not open.
+    #[error("open RocksDB at {path}: {source}")]
+    Db {
+        /// The database directory.
+        path: String,
+        /// RocksDB's error.
+        #[source]
+        source: rocksdb::Error,
+    },
+    /// The state machine's own records could not be read.
+    #[error("read the state machine at {path}: {reason}")]
+    StateMachine {
+        /// The database directory.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
 }
 
 /// Open (or create) the store at `path` and return its log store, state machine
@@ -57,11 +68,11 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenEr
         .into_iter()
         .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
     let db = DB::open_cf_descriptors(&opts, path, cfs)
-        .map_err(|source| OpenError { path: path.display().to_string(), source })?;
+        .map_err(|source| OpenError::Db { path: path.display().to_string(), source })?;
     let db = Arc::new(db);
     let reader = StoreReader::new(db.clone());
     let sm = StateMachine::open(db.clone(), reader.clone())
-        .map_err(|source| OpenError { path: path.display().to_string(), source })?;
+        .map_err(|e| OpenError::StateMachine { path: path.display().to_string(), reason: e.to_string() })?;
     Ok((LogStore::new(db), sm, reader))
 }
 

@@ -61,14 +61,17 @@ fn sm_write_err(e: impl std::error::Error + 'static) -> StorageError {
     StorageIOError::write_state_machine(AnyError::new(&e)).into()
 }
 
-fn meta_get<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> Result<Option<T>, rocksdb::Error> {
-    let raw = db.get_cf(cf(db, CF_KV_META), key)?;
-    Ok(raw.and_then(|b| decode(&b).ok()))
+/// Read and decode a state-machine meta key. A value that does not decode is
+/// an error, never a silent default.
+fn meta_get<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> Result<Option<T>, StorageError> {
+    let raw = db.get_cf(cf(db, CF_KV_META), key).map_err(sm_read_err)?;
+    raw.map(|b| decode(&b).map_err(sm_read_err)).transpose()
 }
 
 impl StateMachine {
-    pub(crate) fn open(db: Arc<DB>, reader: StoreReader) -> Result<Self, rocksdb::Error> {
-        let last_applied: Option<LogId> = meta_get(&db, KEY_APPLIED)?;
+    pub(crate) fn open(db: Arc<DB>, reader: StoreReader) -> Result<Self, StorageError> {
+        // Stored as an Option<LogId> (None before anything was applied).
+        let last_applied: Option<LogId> = meta_get::<Option<LogId>>(&db, KEY_APPLIED)?.flatten();
         let membership: StoredMembership = meta_get(&db, KEY_MEMBERSHIP)?.unwrap_or_default();
         let compacted: u64 = meta_get(&db, KEY_COMPACTED)?.unwrap_or(0);
         reader.shared.compacted.store(compacted, Ordering::SeqCst);
@@ -305,7 +308,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> Result<Option<Snapshot<TypeConfig>>, StorageError> {
-        let stored: Option<StoredSnapshot> = meta_get(&self.db, KEY_SNAPSHOT).map_err(sm_read_err)?;
+        let stored: Option<StoredSnapshot> = meta_get(&self.db, KEY_SNAPSHOT)?;
         Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Box::new(Cursor::new(s.data)) }))
     }
 }

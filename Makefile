@@ -33,6 +33,7 @@ test: deps images
 bench: deps images
 	$(CARGO) bench --bench store
 	$(CARGO) bench --bench runtime
+	$(CARGO) bench --bench pods
 
 lint:
 	$(CARGO) fmt --all -- --check

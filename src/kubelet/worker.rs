@@ -70,6 +70,13 @@ struct Track {
     last_event: Option<String>,
 }
 
+/// Where a pod's containers go: its sandbox, IP and prepared volumes.
+struct Placement<'a> {
+    sandbox: &'a str,
+    ip: &'a str,
+    volumes: &'a std::collections::BTreeMap<String, PathBuf>,
+}
+
 struct Worker {
     env: Arc<NodeEnv>,
     sandbox: Option<(String, Option<String>)>,
@@ -319,10 +326,9 @@ impl Worker {
         c: &Value,
         restart: bool,
         previous_run: Option<Duration>,
-        sandbox: &str,
-        ip: &str,
-        volumes: &std::collections::BTreeMap<String, PathBuf>,
+        at: &Placement<'_>,
     ) -> bool {
+        let (sandbox, ip, volumes) = (at.sandbox, at.ip, at.volumes);
         let name = name_of(c);
         let now = Instant::now();
         let track = self.tracks.entry(name.clone()).or_default();
@@ -458,9 +464,8 @@ impl Worker {
                     if self.tracks[&name].readiness.as_ref().is_some_and(|x| x.due <= now) {
                         let r = probe::run(&p, c, ip, &cur.id, &rt).await;
                         let t = self.tracks.get_mut(&name).expect("track");
-                        match t.readiness.as_mut().expect("tally").record(&p, r.is_ok(), now) {
-                            Some(v) => t.ready = v,
-                            None => {}
+                        if let Some(v) = t.readiness.as_mut().expect("tally").record(&p, r.is_ok(), now) {
+                            t.ready = v;
                         }
                         if let Err(msg) = r {
                             self.event(pod, EventType::Warning, "Unhealthy", format!("Readiness probe failed: {msg}"));
@@ -529,6 +534,7 @@ impl Worker {
             }
         };
 
+        let at = Placement { sandbox: &sandbox_id, ip: &ip, volumes: &volumes };
         let rt = self.env.runtime.clone();
         let sid = sandbox_id.clone();
         let mut instances: HashMap<String, Vec<ContainerStatus>> = HashMap::new();
@@ -567,7 +573,7 @@ impl Worker {
                     _ => None,
                 };
                 if let Some((restart, prev_run)) = act {
-                    if self.bring_up(pod, c, restart, prev_run, &sandbox_id, &ip, &volumes).await {
+                    if self.bring_up(pod, c, restart, prev_run, &at).await {
                         cur = self.current(&sandbox_id, &name).await;
                     }
                 }
@@ -595,15 +601,13 @@ impl Worker {
             let mut will_restart = false;
             if initialized && !terminal && self.mount_error.is_none() {
                 match cur.as_ref().map(|c| (c.state, c.exit_code.unwrap_or(0))) {
-                    None => {
-                        if self.bring_up(pod, c, false, None, &sandbox_id, &ip, &volumes).await {
-                            cur = self.current(&sandbox_id, &name).await;
-                        }
+                    None if self.bring_up(pod, c, false, None, &at).await => {
+                        cur = self.current(&sandbox_id, &name).await;
                     }
                     Some((ContainerState::Exited, code)) if restarts(&policy, code) => {
                         will_restart = true;
                         let run = cur.as_ref().map(ran);
-                        if self.bring_up(pod, c, true, run, &sandbox_id, &ip, &volumes).await {
+                        if self.bring_up(pod, c, true, run, &at).await {
                             // Keep the instance that just exited for `logs --previous`; drop older ones.
                             if let Some(p) = &prev {
                                 let rt = self.env.runtime.clone();

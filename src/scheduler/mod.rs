@@ -23,6 +23,10 @@ use algorithm::{Decision, NodeInfo, PodInfo};
 /// Bindings per transaction.
 const BATCH: usize = 1000;
 
+/// An unschedulable pod's message is rewritten at most this often (it is
+/// retried on every change; only its status write is throttled).
+const UNSCHEDULABLE_REWRITE: Duration = Duration::from_secs(5);
+
 /// The scheduler of one node (acting only on the leader).
 pub struct Scheduler {
     store: ObjectStore,
@@ -31,6 +35,9 @@ pub struct Scheduler {
     nodes: HashMap<String, Value>,
     /// Pods bound by a write this scheduler made, until the informer shows it.
     assumed: HashMap<String, String>,
+    /// When each unschedulable pod's status was last written.
+    reported: HashMap<String, std::time::Instant>,
+    retry_armed: bool,
     busy: bool,
     dirty: bool,
 }
@@ -139,6 +146,8 @@ impl Scheduler {
             pods: HashMap::new(),
             nodes: HashMap::new(),
             assumed: HashMap::new(),
+            reported: HashMap::new(),
+            retry_armed: false,
             busy: false,
             dirty: false,
         }
@@ -152,14 +161,13 @@ impl Scheduler {
             let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty());
             let node = bound.or_else(|| self.assumed.get(key).map(String::as_str));
             match node {
-                Some(n) => {
-                    if !is_terminal(pod) {
-                        if let Some(info) = nodes.get_mut(n) {
-                            let p = PodInfo::from_pod(key.clone(), pod);
-                            info.add_pod(&p.requests, p.owner.as_deref());
-                        }
+                Some(n) if !is_terminal(pod) => {
+                    if let Some(info) = nodes.get_mut(n) {
+                        let p = PodInfo::from_pod(key.clone(), pod);
+                        info.add_pod(&p.requests, p.owner.as_deref());
                     }
                 }
+                Some(_) => {}
                 None if is_pending(pod) => pending.push(pod),
                 None => {}
             }
@@ -192,8 +200,39 @@ impl Scheduler {
     }
 
     fn round(&mut self, ctx: &mut Context<Self>) {
-        let decisions = self.decide();
+        let mut decisions = self.decide();
+        let now = std::time::Instant::now();
+        let reported = &mut self.reported;
+        let pods = &self.pods;
+        let mut throttled = false;
+        decisions.retain(|d| match d {
+            Decision::Bind { pod, .. } => {
+                reported.remove(pod);
+                true
+            }
+            Decision::Unschedulable { pod, .. } => {
+                let already = pods.get(pod).is_some_and(|p| condition_message(p, "PodScheduled").is_some());
+                let recent = reported.get(pod).is_some_and(|t| now.duration_since(*t) < UNSCHEDULABLE_REWRITE);
+                if already && recent {
+                    throttled = true;
+                    return false;
+                }
+                true
+            }
+        });
+        if throttled && !self.retry_armed {
+            self.retry_armed = true;
+            ctx.run_later(UNSCHEDULABLE_REWRITE, |act, ctx| {
+                act.retry_armed = false;
+                act.kick(ctx);
+            });
+        }
         let writes = plan_writes(&decisions, &self.pods, &util::now());
+        for (key, new, ..) in &writes {
+            if new.pointer("/spec/nodeName").is_none() {
+                self.reported.insert(key.clone(), now);
+            }
+        }
         if writes.is_empty() {
             self.busy = false;
             if self.dirty {
@@ -283,6 +322,7 @@ impl StreamHandler<Input> for Scheduler {
                 if let Change::Delete(p) = &change {
                     if let Some(k) = key_of(p) {
                         self.assumed.remove(&k);
+                        self.reported.remove(&k);
                     }
                 }
                 apply_change(&mut self.pods, change);

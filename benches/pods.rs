@@ -149,9 +149,22 @@ async fn scheduler_throughput(c: &Cluster, nodes: usize, pods: usize) -> String 
     })
     .await;
     let created = t0.elapsed();
+    // Follow changes from now on (not the pods' creation history).
+    let rv = api
+        .clone()
+        .list(pb::ListRequest { kind: "namespace".into(), ..Default::default() })
+        .await
+        .unwrap()
+        .into_inner()
+        .resource_version;
     let mut watch = api
         .clone()
-        .watch(pb::WatchRequest { kind: "pod".into(), namespace: "sim".into(), ..Default::default() })
+        .watch(pb::WatchRequest {
+            kind: "pod".into(),
+            namespace: "sim".into(),
+            resource_version: rv,
+            ..Default::default()
+        })
         .await
         .unwrap()
         .into_inner();
@@ -264,5 +277,12 @@ fn main() {
         burst_total.as_secs_f64()
     );
     println!("{}", rt.block_on(scheduler_throughput(&c, 1000, sim_pods)));
+    if std::env::var("BENCH_VERBOSE").is_ok() {
+        for n in &c.nodes {
+            for l in n.log().lines().filter(|l| l.contains("scheduler")) {
+                eprintln!("{}: {l}", n.name);
+            }
+        }
+    }
     drop(c);
 }

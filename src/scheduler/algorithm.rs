@@ -307,34 +307,65 @@ fn requirement_matches(r: &Requirement, labels: &BTreeMap<String, String>) -> bo
     }
 }
 
-/// Why a node does not fit a pod (Kubernetes' wording), or None when it fits.
-pub fn misfit(pod: &PodInfo, node: &NodeInfo) -> Option<String> {
+/// Why a node does not fit a pod.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum Misfit<'a> {
+    /// Cordoned.
+    Unschedulable,
+    /// nodeSelector or required node affinity.
+    Selector,
+    /// A NoSchedule/NoExecute taint the pod does not tolerate.
+    Taint(&'a str, &'a str),
+    /// The node's pod count is full.
+    TooManyPods,
+    /// Not enough CPU left.
+    Cpu,
+    /// Not enough memory left.
+    Memory,
+}
+
+impl std::fmt::Display for Misfit<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Misfit::Unschedulable => write!(f, "node(s) were unschedulable"),
+            Misfit::Selector => write!(f, "node(s) didn't match Pod's node affinity/selector"),
+            Misfit::Taint(k, v) => write!(f, "node(s) had untolerated taint {{{k}: {v}}}"),
+            Misfit::TooManyPods => write!(f, "Too many pods"),
+            Misfit::Cpu => write!(f, "Insufficient cpu"),
+            Misfit::Memory => write!(f, "Insufficient memory"),
+        }
+    }
+}
+
+/// Why a node does not fit a pod, or None when it fits (checks in
+/// kube-scheduler's order; the first failing one is the reason).
+pub fn misfit<'a>(pod: &PodInfo, node: &'a NodeInfo) -> Option<Misfit<'a>> {
     if node.unschedulable {
-        return Some("node(s) were unschedulable".into());
+        return Some(Misfit::Unschedulable);
     }
     if pod.node_selector.iter().any(|(k, v)| node.labels.get(k) != Some(v))
         || (!pod.affinity.is_empty()
             && !pod.affinity.iter().any(|term| term.iter().all(|r| requirement_matches(r, &node.labels))))
     {
-        return Some("node(s) didn't match Pod's node affinity/selector".into());
+        return Some(Misfit::Selector);
     }
     for taint in &node.taints {
         if taint.effect == "PreferNoSchedule" {
             continue;
         }
         if !pod.tolerations.iter().any(|t| tolerates(t, taint)) {
-            return Some(format!("node(s) had untolerated taint {{{}: {}}}", taint.key, taint.value));
+            return Some(Misfit::Taint(&taint.key, &taint.value));
         }
     }
     let free = |alloc: u64, used: u64| alloc.saturating_sub(used);
     if pod.requests.pods > free(node.allocatable.pods, node.requested.pods) {
-        return Some("Too many pods".into());
+        return Some(Misfit::TooManyPods);
     }
     if pod.requests.cpu > free(node.allocatable.cpu, node.requested.cpu) {
-        return Some("Insufficient cpu".into());
+        return Some(Misfit::Cpu);
     }
     if pod.requests.memory > free(node.allocatable.memory, node.requested.memory) {
-        return Some("Insufficient memory".into());
+        return Some(Misfit::Memory);
     }
     None
 }
@@ -355,46 +386,72 @@ fn score(pod: &PodInfo, node: &NodeInfo) -> i64 {
     (cpu + mem + pods) * 10 - spread * 1000
 }
 
-/// The message of an unschedulable pod, from the reason of each node.
-pub fn unschedulable_message(total: usize, reasons: &[String]) -> String {
-    let mut counts: BTreeMap<&str, usize> = BTreeMap::new();
-    for r in reasons {
-        *counts.entry(r.as_str()).or_default() += 1;
-    }
+/// The message of an unschedulable pod from how many nodes failed for each
+/// reason (Kubernetes sorts the reasons by their text).
+pub fn unschedulable_message(total: usize, reasons: &BTreeMap<Misfit<'_>, usize>) -> String {
     if total == 0 {
         return "0/0 nodes are available: no nodes available to schedule pods.".into();
     }
-    let parts: Vec<String> = counts.iter().map(|(r, n)| format!("{n} {r}")).collect();
+    let mut parts: Vec<(String, usize)> = reasons.iter().map(|(r, n)| (r.to_string(), *n)).collect();
+    parts.sort();
+    let parts: Vec<String> = parts.into_iter().map(|(r, n)| format!("{n} {r}")).collect();
     format!("0/{total} nodes are available: {}.", parts.join(", "))
 }
 
+/// How many feasible nodes are scored per pod: all of a small cluster; in a
+/// large one 5% but at least 100, as kube-scheduler's percentageOfNodesToScore.
+pub fn nodes_to_score(nodes: usize) -> usize {
+    if nodes <= 100 {
+        nodes
+    } else {
+        (nodes / 20).max(100)
+    }
+}
+
 /// Place `pods` in order, each onto the best node that fits; a placed pod's
-/// requests count against its node for the pods after it.
+/// requests count against its node for the pods after it. The search for each
+/// pod starts where the previous one stopped, so large clusters are covered
+/// evenly while only [`nodes_to_score`] feasible nodes are scored per pod.
 pub fn schedule(pods: &[PodInfo], nodes: &mut [NodeInfo]) -> Vec<Decision> {
     let mut out = Vec::with_capacity(pods.len());
+    let n = nodes.len();
+    let enough = nodes_to_score(n);
+    let mut start = 0;
     for pod in pods {
         let mut best: Option<(i64, usize)> = None;
-        let mut reasons = Vec::new();
-        for (i, node) in nodes.iter().enumerate() {
-            match misfit(pod, node) {
-                Some(r) => reasons.push(r),
-                None => {
-                    let s = score(pod, node);
-                    if best.is_none_or(|(b, _)| s > b) {
-                        best = Some((s, i));
-                    }
+        let mut feasible = 0;
+        let mut visited = 0;
+        for j in 0..n {
+            let i = (start + j) % n;
+            visited = j + 1;
+            if misfit(pod, &nodes[i]).is_none() {
+                let s = score(pod, &nodes[i]);
+                if best.is_none_or(|(b, _)| s > b) {
+                    best = Some((s, i));
+                }
+                feasible += 1;
+                if feasible >= enough {
+                    break;
                 }
             }
+        }
+        if n > 0 {
+            start = (start + visited) % n;
         }
         match best {
             Some((_, i)) => {
                 nodes[i].add_pod(&pod.requests, pod.owner.as_deref());
                 out.push(Decision::Bind { pod: pod.key.clone(), node: nodes[i].name.clone() });
             }
-            None => out.push(Decision::Unschedulable {
-                pod: pod.key.clone(),
-                message: unschedulable_message(nodes.len(), &reasons),
-            }),
+            None => {
+                let mut reasons = BTreeMap::new();
+                for node in nodes.iter() {
+                    if let Some(m) = misfit(pod, node) {
+                        *reasons.entry(m).or_insert(0) += 1;
+                    }
+                }
+                out.push(Decision::Unschedulable { pod: pod.key.clone(), message: unschedulable_message(n, &reasons) });
+            }
         }
     }
     out
@@ -503,6 +560,20 @@ mod tests {
             *per.entry(node).or_default() += 1;
         }
         assert_eq!(per.values().copied().collect::<Vec<_>>(), vec![2, 2, 2]);
+    }
+
+    #[test]
+    fn a_large_cluster_is_covered_evenly_while_scoring_a_sample() {
+        let mut nodes: Vec<NodeInfo> = (0..1000).map(|i| node(&format!("n{i:04}"), "32", "128Gi")).collect();
+        let pods: Vec<_> = (0..3000).map(|i| pod(&format!("p{i}"), with_requests("100m", "128Mi"))).collect();
+        let d = schedule(&pods, &mut nodes);
+        let mut per: BTreeMap<String, usize> = BTreeMap::new();
+        for x in d {
+            let Decision::Bind { node, .. } = x else { panic!("every pod fits") };
+            *per.entry(node).or_default() += 1;
+        }
+        assert_eq!(per.len(), 1000, "every node got pods");
+        assert!(per.values().all(|&n| n == 3), "{:?}", per.values().max());
     }
 
     #[test]

@@ -200,7 +200,9 @@ impl Scheduler {
     }
 
     fn round(&mut self, ctx: &mut Context<Self>) {
+        let t0 = std::time::Instant::now();
         let mut decisions = self.decide();
+        let decided = t0.elapsed();
         let now = std::time::Instant::now();
         let reported = &mut self.reported;
         let pods = &self.pods;
@@ -228,11 +230,6 @@ impl Scheduler {
             });
         }
         let writes = plan_writes(&decisions, &self.pods, &util::now());
-        for (key, new, ..) in &writes {
-            if new.pointer("/spec/nodeName").is_none() {
-                self.reported.insert(key.clone(), now);
-            }
-        }
         if writes.is_empty() {
             self.busy = false;
             if self.dirty {
@@ -240,21 +237,41 @@ impl Scheduler {
             }
             return;
         }
+        // The cache may trail the store by a few events: a pod that changed since
+        // (its local revision differs) waits for the next round instead of
+        // failing a compare and costing the whole batch a retry.
+        let mut writes = writes;
+        let reader = self.store.reader();
+        let before = writes.len();
+        writes.retain(|(k, ..)| {
+            let cached = resource_version(&self.pods[k]);
+            reader.get(k).ok().flatten().is_some_and(|kv| kv.mod_revision == cached)
+        });
+        if writes.len() < before {
+            self.dirty = true;
+        }
+        for (key, new, ..) in &writes {
+            if new.pointer("/spec/nodeName").is_none() {
+                self.reported.insert(key.clone(), now);
+            }
+        }
         for (key, new, ..) in &writes {
             if let Some(n) = new.pointer("/spec/nodeName").and_then(Value::as_str) {
                 self.assumed.insert(key.clone(), n.to_string());
             }
         }
+        let binds = writes.iter().filter(|w| w.1.pointer("/spec/nodeName").is_some()).count();
+        tracing::debug!(decisions = decisions.len(), binds, writes = writes.len(), ?decided, "scheduler: round");
         let compares: Vec<(String, u64)> =
             writes.iter().map(|(k, ..)| (k.clone(), resource_version(&self.pods[k]))).collect();
         let store = self.store.clone();
         let fut = async move {
+            let t1 = std::time::Instant::now();
             let mut failed = HashSet::new();
-            let mut batch: Vec<usize> = Vec::new();
+            let mut written: Vec<(String, Value)> = Vec::new();
             let all: Vec<usize> = (0..writes.len()).collect();
             for chunk in all.chunks(BATCH) {
-                batch.clear();
-                batch.extend_from_slice(chunk);
+                let mut batch = chunk.to_vec();
                 // A failed compare drops that pod (it changed under us) and retries the rest.
                 while !batch.is_empty() {
                     let txn = Txn {
@@ -266,7 +283,14 @@ impl Scheduler {
                     };
                     match store.txn(txn).await {
                         Ok(r) => match r.failed_compare {
-                            None => break,
+                            None => {
+                                for &i in &batch {
+                                    let mut v = writes[i].1.clone();
+                                    v["metadata"]["resourceVersion"] = json!(r.revision.to_string());
+                                    written.push((writes[i].0.clone(), v));
+                                }
+                                break;
+                            }
                             Some(at) => {
                                 failed.insert(compares[batch[at]].0.clone());
                                 batch.remove(at);
@@ -280,11 +304,19 @@ impl Scheduler {
                     }
                 }
             }
-            failed
+            tracing::debug!(took = ?t1.elapsed(), failed = failed.len(), "scheduler: round written");
+            (failed, written)
         };
-        ctx.spawn(fut.into_actor(self).map(|failed, act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(|(failed, written), act, ctx| {
             for k in failed {
                 act.assumed.remove(&k);
+            }
+            // What we wrote is the newest state unless the informer already brought newer.
+            for (k, v) in written {
+                let newer = act.pods.get(&k).is_some_and(|cur| resource_version(cur) >= resource_version(&v));
+                if !newer && act.pods.contains_key(&k) {
+                    act.pods.insert(k, v);
+                }
             }
             act.busy = false;
             if act.dirty {

@@ -6,7 +6,7 @@ APT_PACKAGES := clang libclang-dev libseccomp-dev pkg-config busybox-static etcd
 # Integration tests start several node processes each; two at a time suit a 2-core machine.
 TEST_THREADS ?= 2
 
-.PHONY: deps build images run test bench lint fmt clean-run
+.PHONY: deps build images run test bench lint fmt reset
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -42,5 +42,8 @@ lint:
 fmt:
 	$(CARGO) fmt --all
 
-clean-run:
+# Remove the local cluster of `make run` (stop it first): its pods, bridges,
+# nftables tables and cgroups, then its data.
+reset:
+	@for d in .local/cluster/n*; do [ -f $$d/node.json ] && [ -x target/debug/clusterd ] && target/debug/clusterd reset --data-dir $$d || true; done
 	rm -rf .local/cluster

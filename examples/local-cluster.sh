@@ -40,20 +40,28 @@ else
   done
 fi
 wait_for "the cluster to answer" "$BIN" --config "$CONFIG" status
+"$BIN" --config "$CONFIG" image load target/images/busybox-v1.tar
 "$BIN" --config "$CONFIG" apply -f examples/sample-app.yaml
+pod_ready() { "$BIN" --config "$CONFIG" get pod hello -n demo | grep -q ' 1/1 '; }
+wait_for "the sample pod to be Ready" pod_ready
+IP=$("$BIN" --config "$CONFIG" get pod hello -n demo -o wide | awk 'NR==2 {print $6}')
 
 cat <<MSG
 
-clusterd is running: 3 control-plane nodes on loopback (logs in $ROOT/n*.log).
+clusterd is running: 3 control-plane nodes on loopback (logs in $ROOT/n*.log),
+and the sample app: pod demo/hello (busybox httpd) at $IP.
 
+  curl http://$IP:8080/
   export CLUSTERD_CONFIG=$PWD/$CONFIG
-  $BIN status
-  $BIN get namespaces
-  $BIN get configmaps -n demo
-  $BIN get configmap welcome -n demo -o yaml
-  $BIN get configmaps -n demo -w          # watch; change it from another shell:
-  $BIN apply -f examples/sample-app.yaml
+  $BIN get nodes
+  $BIN get pods -n demo -o wide
+  $BIN describe pod hello -n demo
+  $BIN logs hello -n demo
+  $BIN exec hello -n demo -- cat /www/index.html
+  $BIN top pods -n demo
 
-Press Ctrl-C to stop the cluster; 'make run' again starts the same nodes.
+Press Ctrl-C to stop the nodes (pods keep running, as containers do when a
+kubelet stops); 'make run' again starts the same nodes; 'make reset' removes
+the local cluster, its pods and its network.
 MSG
 wait

@@ -103,7 +103,8 @@ pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> Kubelet
         host_key: format!("{}-{}", state.name, cluster_tag(ca_pem)),
         ip,
         control_plane: state.control_plane,
-        data_dir: dir.0.clone(),
+        // Mount sources and bundle paths must be absolute, whatever the user typed.
+        data_dir: std::path::absolute(&dir.0).unwrap_or_else(|_| dir.0.clone()),
         lease_seconds: 40,
         renew_every: std::time::Duration::from_secs(10),
         max_pods: 110,

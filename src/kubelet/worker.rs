@@ -303,9 +303,13 @@ impl Worker {
         self.event(pod, EventType::Normal, "Created", format!("Created container {name}"));
         let rt = self.env.runtime.clone();
         let cid = id.clone();
-        blocking(move || rt.start_container(&cid))
-            .await
-            .map_err(|e| ("RunContainerError".to_string(), e.to_string()))?;
+        if let Err(e) = blocking(move || rt.start_container(&cid)).await {
+            // A container that did not start is not left behind half made.
+            let rt = self.env.runtime.clone();
+            let cid = id.clone();
+            let _ = blocking(move || rt.remove_container(&cid)).await;
+            return Err(("RunContainerError".to_string(), e.to_string()));
+        }
         self.event(pod, EventType::Normal, "Started", format!("Started container {name}"));
         let t = self.tracks.entry(name).or_default();
         t.instance = Some(id);
@@ -543,7 +547,15 @@ impl Worker {
                 instances.entry(c.name.clone()).or_default().push(c);
             }
         }
+        // A container created but never started (the node stopped in between) is
+        // removed; it is made again below.
         for v in instances.values_mut() {
+            let (stale, keep): (Vec<_>, Vec<_>) = v.drain(..).partition(|c| c.state == ContainerState::Created);
+            for c in stale {
+                let rt = self.env.runtime.clone();
+                let _ = blocking(move || rt.remove_container(&c.id)).await;
+            }
+            *v = keep;
             v.sort_by(|a, b| a.created_at.cmp(&b.created_at));
         }
         let newest = |name: &str| -> (Option<ContainerStatus>, Option<ContainerStatus>) {

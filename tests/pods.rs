@@ -69,6 +69,9 @@ const HTTPD: &str = r#"  containers:
     command: ["sh", "-c", "mkdir -p /www && echo hello from $(hostname) > /www/index.html && exec httpd -f -p 8080 -h /www"]
     ports:
     - containerPort: 8080
+    readinessProbe:
+      tcpSocket: {port: 8080}
+      periodSeconds: 1
 "#;
 
 #[test]
@@ -146,7 +149,14 @@ data:
   mode: fast
 "#;
     assert!(c.apply(config).status.success());
+    let shared = c.dir.path().join("host-share");
+    std::fs::create_dir_all(&shared).unwrap();
+    std::fs::write(shared.join("greeting"), "from the host").unwrap();
     let consumer = r#"  volumes:
+  - name: host
+    hostPath:
+      path: HOSTDIR
+      type: Directory
   - name: secret
     secret:
       secretName: db
@@ -170,14 +180,17 @@ data:
     volumeMounts:
     - {name: secret, mountPath: /etc/secret, readOnly: true}
     - {name: settings, mountPath: /etc/settings}
-"#;
-    assert!(c.apply(&pod_yaml("consumer", consumer)).status.success());
+    - {name: host, mountPath: /host}
+"#
+    .replace("HOSTDIR", shared.to_str().unwrap());
+    assert!(c.apply(&pod_yaml("consumer", &consumer)).status.success());
     let p = wait_pod(&c, "consumer", "Running", 60, running);
     let node = p["spec"]["nodeName"].as_str().unwrap().to_string();
     let (_, env) = exec(&c, 0, "consumer", None, &["sh", "-c", "echo $PASSWORD $MODE $MY_NODE"]);
     assert_eq!(env.trim(), format!("s3cr3t fast {node}"));
     let (_, files) = exec(&c, 0, "consumer", None, &["cat", "/etc/secret/password", "/etc/settings/mode"]);
     assert_eq!(files, "s3cr3tfast");
+    assert_eq!(exec(&c, 0, "consumer", None, &["cat", "/host/greeting"]).1, "from the host");
     let changed = "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: settings\ndata:\n  mode: slow\n";
     assert!(c.apply(changed).status.success());
     wait_for("the configMap volume to follow the change", Duration::from_secs(20), || {
@@ -244,6 +257,19 @@ data:
     }
     let mounts = std::fs::read_to_string("/proc/mounts").unwrap();
     assert!(!mounts.contains(&web_uid), "a mount of the deleted pod remains");
+
+    step("kill -9 the leader: the scheduler on the new leader binds new pods within seconds");
+    let leader = c.status()["leader"].as_str().unwrap().to_string();
+    let idx = c.nodes.iter().position(|n| n.name == leader).unwrap();
+    c.nodes[idx].kill9();
+    let t0 = std::time::Instant::now();
+    let pinned = "  nodeSelector:\n    kubernetes.io/hostname: w1\n".to_string() + HTTPD;
+    wait_for("the API to accept writes again", Duration::from_secs(30), || {
+        c.apply(&pod_yaml("after-failover", &pinned)).status.success().then_some(())
+    });
+    let p = wait_pod(&c, "after-failover", "Running on w1", 60, running);
+    assert_eq!(p["spec"]["nodeName"], "w1");
+    eprintln!("pod Running {:.1} s after the leader was killed", t0.elapsed().as_secs_f64());
 }
 
 #[test]

@@ -113,12 +113,7 @@ impl ObjectStore {
     pub async fn create(&self, obj: Value) -> Result<Value, StoreError> {
         let kind = Kind::of(&obj).ok_or_else(|| StoreError::Internal("object of unknown kind".into()))?;
         let a = admission::for_create(kind, obj, &util::create_context().as_ref())?;
-        let bytes = a.bytes()?;
-        let mut compares = vec![Compare::ModRevision(a.key.clone(), 0)];
-        if kind.namespaced {
-            compares.push(Compare::Exists(Kind::resolve("namespace").expect("namespace").key("", &a.namespace)));
-        }
-        let resp = self.txn(Txn { compares, success: vec![Op::Put { key: a.key.clone(), value: bytes }] }).await?;
+        let resp = self.txn(a.create_txn()?).await?;
         match resp.failed_compare {
             None => {
                 let mut body = a.body;

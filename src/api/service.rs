@@ -121,13 +121,7 @@ impl Api {
 
     /// Create an object that has passed admission.
     pub async fn create_admitted(&self, a: admission::Admitted) -> Result<Value, Status> {
-        let bytes = a.bytes().map_err(admission_status)?;
-        let mut compares = vec![Compare::ModRevision(a.key.clone(), 0)];
-        if a.kind.namespaced {
-            let ns = Kind::resolve("namespace").expect("namespace kind").key("", &a.namespace);
-            compares.push(Compare::Exists(ns));
-        }
-        let resp = self.propose(Txn { compares, success: vec![Op::Put { key: a.key.clone(), value: bytes }] }).await?;
+        let resp = self.propose(a.create_txn().map_err(admission_status)?).await?;
         match resp.failed_compare {
             None => {
                 let mut body = a.body;

@@ -41,6 +41,18 @@ pub struct Admitted {
 }
 
 impl Admitted {
+    /// The transaction that creates the object: only if the key is free and
+    /// (for a namespaced kind) its namespace exists — compare 0 and 1.
+    pub fn create_txn(&self) -> Result<clusterd_raft::Txn, AdmissionError> {
+        use clusterd_raft::{Compare, Op, Txn};
+        let mut compares = vec![Compare::ModRevision(self.key.clone(), 0)];
+        if self.kind.namespaced {
+            compares
+                .push(Compare::Exists(Kind::resolve("namespace").expect("namespace kind").key("", &self.namespace)));
+        }
+        Ok(Txn { compares, success: vec![Op::Put { key: self.key.clone(), value: self.bytes()? }] })
+    }
+
     /// The stored bytes, refused if too large.
     pub fn bytes(&self) -> Result<Vec<u8>, AdmissionError> {
         let bytes = serde_json::to_vec(&self.body).map_err(|e| AdmissionError::BadRequest(e.to_string()))?;

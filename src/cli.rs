@@ -10,7 +10,7 @@ use serde_json::{json, Value};
 use tonic::Code;
 
 use crate::api::pb;
-use crate::client::{self, apply, manifest, print, ApiClient};
+use crate::client::{self, apply, manifest, print, rollout, ApiClient};
 use crate::cluster::config::AdminConfig;
 use crate::cluster::{self, ClusterError, NodeArgs};
 use crate::objects::{meta_str, Kind};
@@ -213,6 +213,24 @@ pub enum Verb {
         #[arg(last = true, required = true)]
         command: Vec<String>,
     },
+    /// Set the replicas of a Deployment, ReplicaSet or StatefulSet.
+    Scale {
+        /// KIND/NAME or KIND.
+        target: String,
+        /// NAME, when KIND is given alone.
+        name: Option<String>,
+        /// The new number of replicas.
+        #[arg(long)]
+        replicas: i64,
+        /// Namespace.
+        #[arg(short, long)]
+        namespace: Option<String>,
+    },
+    /// Manage the rollout of a Deployment.
+    Rollout {
+        #[command(subcommand)]
+        command: RolloutVerb,
+    },
     /// Images on the nodes.
     Image {
         #[command(subcommand)]
@@ -246,6 +264,59 @@ pub enum TokenVerb {
         /// How long the token stays valid, in seconds.
         #[arg(long, default_value_t = 86_400)]
         ttl: u64,
+    },
+}
+
+/// What a `rollout` verb acts on.
+#[derive(Args, Debug)]
+pub struct RolloutTarget {
+    /// deployment/NAME (or `deployment NAME`).
+    pub target: String,
+    /// NAME, when the kind is given alone.
+    pub name: Option<String>,
+    /// Namespace.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+}
+
+/// `rollout` verbs.
+#[derive(Subcommand, Debug)]
+pub enum RolloutVerb {
+    /// Wait for the rollout to finish; exits non-zero if it failed (progress deadline) or timed out.
+    Status {
+        #[command(flatten)]
+        on: RolloutTarget,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// The revisions kept.
+    History {
+        #[command(flatten)]
+        on: RolloutTarget,
+    },
+    /// Roll back to the previous revision, or to --to-revision.
+    Undo {
+        #[command(flatten)]
+        on: RolloutTarget,
+        /// The revision to go back to.
+        #[arg(long)]
+        to_revision: Option<i64>,
+    },
+    /// Stop rolling out template changes.
+    Pause {
+        #[command(flatten)]
+        on: RolloutTarget,
+    },
+    /// Roll out again what changed while paused.
+    Resume {
+        #[command(flatten)]
+        on: RolloutTarget,
+    },
+    /// Replace every pod with a new one, by a new rollout of the same spec.
+    Restart {
+        #[command(flatten)]
+        on: RolloutTarget,
     },
 }
 
@@ -471,6 +542,26 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
             }
             Ok(())
         }
+        Verb::Scale { target, name, replicas, namespace } => {
+            let (kind, name) = rollout::target(target, name.as_deref()).map_err(CliError::Usage)?;
+            if !matches!(kind.kind, "Deployment" | "ReplicaSet" | "StatefulSet") {
+                return Err(CliError::Usage(format!("cannot scale a {}", kind.kind)));
+            }
+            if *replicas < 0 {
+                return Err(CliError::Usage("--replicas: Invalid value: must be greater than or equal to 0".into()));
+            }
+            let mut c = connect(&cli).await?;
+            let ns = namespace.clone().unwrap_or_else(|| "default".into());
+            let n = *replicas;
+            rollout::modify(&mut c, kind, &ns, &name, |o| {
+                o["spec"]["replicas"] = serde_json::json!(n);
+                Ok(())
+            })
+            .await?;
+            println!("{} scaled", rollout::display(kind, &name));
+            Ok(())
+        }
+        Verb::Rollout { command } => rollout_verb(&cli, command).await,
         Verb::Image { command: ImageVerb::Load { file } } => {
             let archive = std::fs::read(file).map_err(|e| CliError::Usage(format!("{}: {e}", file.display())))?;
             let mut c = connect(&cli).await?;
@@ -750,6 +841,52 @@ async fn describe(cli: &Cli, kind: &str, name: &str, ns: Option<&str>) -> Result
     let events = events["items"].as_array().cloned().unwrap_or_default();
     print!("{}", print::describe(&obj, &events, chrono::Utc::now()));
     Ok(())
+}
+
+async fn rollout_verb(cli: &Cli, verb: &RolloutVerb) -> Result<(), CliError> {
+    let on = match verb {
+        RolloutVerb::Status { on, .. }
+        | RolloutVerb::History { on }
+        | RolloutVerb::Undo { on, .. }
+        | RolloutVerb::Pause { on }
+        | RolloutVerb::Resume { on }
+        | RolloutVerb::Restart { on } => on,
+    };
+    let (kind, name) = rollout::target(&on.target, on.name.as_deref()).map_err(CliError::Usage)?;
+    if kind.kind != "Deployment" {
+        return Err(CliError::Usage(format!("rollout of a {} is not supported (deployments only)", kind.kind)));
+    }
+    let ns = on.namespace.clone().unwrap_or_else(|| "default".into());
+    let mut c = connect(cli).await?;
+    let shown = rollout::display(kind, &name);
+    match verb {
+        RolloutVerb::Status { timeout, .. } => {
+            rollout::status(&mut c, &ns, &name, std::time::Duration::from_secs(*timeout)).await.map_err(CliError::Usage)
+        }
+        RolloutVerb::History { .. } => {
+            print!("{}", rollout::history(&mut c, &ns, &name).await?);
+            Ok(())
+        }
+        RolloutVerb::Undo { to_revision, .. } => {
+            println!("{}", rollout::undo(&mut c, &ns, &name, *to_revision).await?);
+            Ok(())
+        }
+        RolloutVerb::Pause { .. } | RolloutVerb::Resume { .. } => {
+            let pause = matches!(verb, RolloutVerb::Pause { .. });
+            rollout::modify(&mut c, kind, &ns, &name, |o| {
+                o["spec"]["paused"] = serde_json::json!(pause);
+                Ok(())
+            })
+            .await?;
+            println!("{shown} {}", if pause { "paused" } else { "resumed" });
+            Ok(())
+        }
+        RolloutVerb::Restart { .. } => {
+            rollout::modify(&mut c, kind, &ns, &name, rollout::restart).await?;
+            println!("{shown} restarted");
+            Ok(())
+        }
+    }
 }
 
 /// How `delete` deletes.

@@ -4,5 +4,6 @@ pub mod apply;
 pub mod connect;
 pub mod manifest;
 pub mod print;
+pub mod rollout;
 
 pub use connect::{connect, connect_pinned, ApiClient};

@@ -13,7 +13,11 @@ use super::config::{DataDir, NodeState};
 use super::ClusterError;
 use crate::actors::store::ObjectStore;
 use crate::api::service::Api;
+use crate::controllers::deployment::Deployments;
+use crate::controllers::framework::Controller;
+use crate::controllers::gc::GarbageCollector;
 use crate::controllers::nodeipam::NodeIpam;
+use crate::controllers::replicaset::ReplicaSets;
 use crate::kubelet::{cluster_tag, KubeletConfig};
 use crate::scheduler::Scheduler;
 use actix::Actor;
@@ -119,6 +123,9 @@ fn start_actors(node: &Arc<RaftNode>, ca_pem: &str, dir: &DataDir, state: &NodeS
     if state.control_plane {
         Scheduler::new(store.clone()).start();
         NodeIpam::new(store.clone()).start();
+        Controller::new(ReplicaSets, store.clone()).start();
+        Controller::new(Deployments, store.clone()).start();
+        Controller::new(GarbageCollector, store.clone()).start();
     }
     actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store));
 }

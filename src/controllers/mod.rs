@@ -1,3 +1,8 @@
-//! Controllers that run on every control-plane node and act on the leader.
+//! Controllers that run on every control-plane node and act while it leads:
+//! each is a pure reconcile ([`framework::Reconciler`]) run by one actor.
 
+pub mod deployment;
+pub mod framework;
+pub mod gc;
 pub mod nodeipam;
+pub mod replicaset;

@@ -1,0 +1,229 @@
+//! `scale` and `rollout` — read-modify-write of workloads through the API, and
+//! the rollout status a user waits on, worded as kubectl words it.
+
+use std::time::Duration;
+
+use serde_json::{json, Value};
+
+use super::connect::ApiClient;
+use crate::api::pb;
+use crate::controllers::deployment::{rollback_template, REVISION};
+use crate::objects::{meta_str, Kind};
+
+/// `deployment/web`, `deploy web` → (kind, name).
+pub fn target(what: &str, name: Option<&str>) -> Result<(&'static Kind, String), String> {
+    let (k, n) = match (what.split_once('/'), name) {
+        (Some((k, n)), None) => (k, n.to_string()),
+        (None, Some(n)) => (what, n.to_string()),
+        _ => return Err(format!("expected KIND/NAME or KIND NAME, got \"{what}\"")),
+    };
+    let kind = Kind::resolve(k).ok_or_else(|| format!("the server doesn't have a resource type \"{k}\""))?;
+    Ok((kind, n))
+}
+
+/// `deployment.apps/web` as kubectl prints it.
+pub fn display(kind: &Kind, name: &str) -> String {
+    match kind.api_version.split_once('/') {
+        Some((group, _)) => format!("{}.{group}/{name}", kind.kind.to_ascii_lowercase()),
+        None => format!("{}/{name}", kind.kind.to_ascii_lowercase()),
+    }
+}
+
+/// Get an object.
+pub async fn get(c: &mut ApiClient, kind: &Kind, ns: &str, name: &str) -> Result<Value, tonic::Status> {
+    let r = c
+        .get(pb::GetRequest { kind: kind.kind.into(), namespace: ns.into(), name: name.into(), linearizable: true })
+        .await?;
+    serde_json::from_str(&r.into_inner().json).map_err(|e| tonic::Status::internal(e.to_string()))
+}
+
+/// Change an object with `f` and write it back, retrying on conflicts.
+pub async fn modify(
+    c: &mut ApiClient,
+    kind: &Kind,
+    ns: &str,
+    name: &str,
+    f: impl Fn(&mut Value) -> Result<(), String>,
+) -> Result<Value, tonic::Status> {
+    for _ in 0..5 {
+        let mut obj = get(c, kind, ns, name).await?;
+        f(&mut obj).map_err(tonic::Status::invalid_argument)?;
+        match c.update(pb::ObjectRequest { json: obj.to_string() }).await {
+            Ok(r) => {
+                return serde_json::from_str(&r.into_inner().json).map_err(|e| tonic::Status::internal(e.to_string()))
+            }
+            Err(s) if s.code() == tonic::Code::Aborted => continue,
+            Err(s) => return Err(s),
+        }
+    }
+    Err(tonic::Status::aborted("the object kept changing; try again"))
+}
+
+async fn replicasets_of(c: &mut ApiClient, d: &Value) -> Result<Vec<Value>, tonic::Status> {
+    let r = c
+        .list(pb::ListRequest {
+            kind: "ReplicaSet".into(),
+            namespace: meta_str(d, "namespace").into(),
+            ..Default::default()
+        })
+        .await?;
+    let list: Value = serde_json::from_str(&r.into_inner().json).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let uid = meta_str(d, "uid").to_string();
+    Ok(list["items"]
+        .as_array()
+        .cloned()
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|rs| crate::controllers::framework::controller_uid(rs).as_deref() == Some(uid.as_str()))
+        .collect())
+}
+
+fn revision_of(obj: &Value) -> i64 {
+    obj.pointer("/metadata/annotations")
+        .and_then(|a| a.get(REVISION))
+        .and_then(Value::as_str)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(0)
+}
+
+/// `rollout history`: the revisions of a Deployment.
+pub async fn history(c: &mut ApiClient, ns: &str, name: &str) -> Result<String, tonic::Status> {
+    let kind = Kind::resolve("deployment").expect("deployment");
+    let d = get(c, kind, ns, name).await?;
+    let mut revs: Vec<(i64, String)> = replicasets_of(c, &d)
+        .await?
+        .iter()
+        .map(|rs| {
+            let cause = rs
+                .pointer("/metadata/annotations")
+                .and_then(|a| a.get("kubernetes.io/change-cause"))
+                .and_then(Value::as_str)
+                .unwrap_or("<none>")
+                .to_string();
+            (revision_of(rs), cause)
+        })
+        .collect();
+    revs.sort();
+    let mut out = format!("{}\nREVISION  CHANGE-CAUSE\n", display(kind, name));
+    for (r, cause) in revs {
+        out.push_str(&format!("{r:<9} {cause}\n"));
+    }
+    Ok(out)
+}
+
+/// `rollout undo [--to-revision N]`: put an earlier revision's template back.
+pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> Result<String, tonic::Status> {
+    let kind = Kind::resolve("deployment").expect("deployment");
+    let d = get(c, kind, ns, name).await?;
+    let mut sets = replicasets_of(c, &d).await?;
+    sets.sort_by_key(revision_of);
+    let current = sets.last().map(revision_of).unwrap_or(0);
+    let target = match to {
+        Some(r) if r > 0 => sets.iter().find(|s| revision_of(s) == r),
+        _ => sets.iter().rev().find(|s| revision_of(s) < current),
+    };
+    let Some(rs) = target else {
+        return Err(tonic::Status::not_found(match to {
+            Some(r) if r > 0 => format!("unable to find specified revision {r} in history"),
+            _ => "no rollout history found for deployment \"".to_string() + name + "\"",
+        }));
+    };
+    let template = rollback_template(rs);
+    modify(c, kind, ns, name, |obj| {
+        obj["spec"]["template"] = template.clone();
+        Ok(())
+    })
+    .await?;
+    Ok(format!("{} rolled back", display(kind, name)))
+}
+
+/// What `rollout status` says of a Deployment now: Ok(Some(msg)) when done,
+/// Ok(None) with a progress line when not yet, Err when it failed.
+pub fn deployment_status(d: &Value) -> Result<(bool, String), String> {
+    let name = meta_str(d, "name");
+    let gen = d.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+    let observed = d.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0);
+    if observed < gen {
+        return Ok((false, "Waiting for deployment spec update to be observed...".into()));
+    }
+    let cond = d
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"));
+    if cond.and_then(|c| c["reason"].as_str()) == Some("ProgressDeadlineExceeded") {
+        return Err(format!("deployment \"{name}\" exceeded its progress deadline"));
+    }
+    let n = |f: &str| d.pointer(&format!("/status/{f}")).and_then(Value::as_i64).unwrap_or(0);
+    let want = d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
+    let (updated, replicas, available) = (n("updatedReplicas"), n("replicas"), n("availableReplicas"));
+    let msg = if updated < want {
+        format!("Waiting for deployment \"{name}\" rollout to finish: {updated} out of {want} new replicas have been updated...")
+    } else if replicas > updated {
+        format!(
+            "Waiting for deployment \"{name}\" rollout to finish: {} old replicas are pending termination...",
+            replicas - updated
+        )
+    } else if available < updated {
+        format!("Waiting for deployment \"{name}\" rollout to finish: {available} of {updated} updated replicas are available...")
+    } else {
+        return Ok((true, format!("deployment \"{name}\" successfully rolled out")));
+    };
+    Ok((false, msg))
+}
+
+/// `rollout status`: print progress until the rollout ends; Err if it failed or timed out.
+pub async fn status(c: &mut ApiClient, ns: &str, name: &str, timeout: Duration) -> Result<(), String> {
+    let kind = Kind::resolve("deployment").expect("deployment");
+    let deadline = tokio::time::Instant::now() + timeout;
+    let mut last = String::new();
+    loop {
+        let d = get(c, kind, ns, name).await.map_err(|s| s.message().to_string())?;
+        let (done, msg) = deployment_status(&d)?;
+        if msg != last {
+            println!("{msg}");
+            last = msg;
+        }
+        if done {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() > deadline {
+            return Err("timed out waiting for the condition".into());
+        }
+        tokio::time::sleep(Duration::from_millis(300)).await;
+    }
+}
+
+/// `kubectl.kubernetes.io/restartedAt` in the template: a new rollout of the same spec.
+pub fn restart(obj: &mut Value) -> Result<(), String> {
+    let t = obj.pointer_mut("/spec/template").ok_or("the object has no pod template")?;
+    if !t.get("metadata").is_some_and(Value::is_object) {
+        t["metadata"] = json!({});
+    }
+    if !t["metadata"].get("annotations").is_some_and(Value::is_object) {
+        t["metadata"]["annotations"] = json!({});
+    }
+    t["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] = json!(crate::util::now());
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn status_lines_follow_kubectl() {
+        let mut d = json!({"metadata": {"name": "web", "generation": 2}, "spec": {"replicas": 3},
+            "status": {"observedGeneration": 2, "updatedReplicas": 1, "replicas": 4, "availableReplicas": 3}});
+        assert_eq!(
+            deployment_status(&d).unwrap().1,
+            "Waiting for deployment \"web\" rollout to finish: 1 out of 3 new replicas have been updated..."
+        );
+        d["status"] = json!({"observedGeneration": 2, "updatedReplicas": 3, "replicas": 3, "availableReplicas": 3});
+        assert_eq!(deployment_status(&d).unwrap(), (true, "deployment \"web\" successfully rolled out".into()));
+        d["status"]["conditions"] =
+            json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]);
+        assert_eq!(deployment_status(&d).unwrap_err(), "deployment \"web\" exceeded its progress deadline");
+        assert_eq!(target("deploy/web", None).unwrap().1, "web");
+        assert_eq!(display(Kind::resolve("deploy").unwrap(), "web"), "deployment.apps/web");
+    }
+}

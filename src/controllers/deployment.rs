@@ -299,13 +299,16 @@ impl Reconciler for Deployments {
                 // Scale old sets down as far as availability allows, oldest first;
                 // unavailable old pods go first, they count for nothing.
                 let min_available = replicas - unavailable;
-                let available: i64 = sets.items.iter().map(|(r, _)| status_num(r, "availableReplicas")).sum();
+                // A set being scaled down may still report pods it is stopping: no
+                // set counts more available pods than it is meant to have.
+                let avail = |r: &Value| status_num(r, "availableReplicas").min(replicas_of(r));
+                let available: i64 = sets.items.iter().map(|(r, _)| avail(r)).sum();
                 let new_rs = &sets.items[ni].0;
                 let new_unavailable = (replicas_of(new_rs) - status_num(new_rs, "availableReplicas")).max(0);
                 let mut budget = total(&sets) - min_available - new_unavailable;
                 for &i in &olds {
                     let r = replicas_of(&sets.items[i].0);
-                    let unhealthy = (r - status_num(&sets.items[i].0, "availableReplicas")).max(0);
+                    let unhealthy = (r - avail(&sets.items[i].0)).max(0);
                     let cut = unhealthy.min(budget.max(0));
                     if cut > 0 {
                         budget -= cut;
@@ -589,6 +592,24 @@ mod tests {
         let out = Deployments.reconcile(&key("d", "web"), &c, now());
         let old_name = rs_for(&v1, 4, 4, 1)["metadata"]["name"].as_str().unwrap().to_string();
         assert_eq!(replaced_sets(&out).get(&old_name), Some(&3));
+    }
+
+    #[test]
+    fn a_set_still_stopping_pods_does_not_count_them_as_available() {
+        let v1 = deploy(3, "v1", rolling(json!(1), json!(0)));
+        let v2 = deploy(3, "v2", rolling(json!(1), json!(0)));
+        let mut c = Cache::default();
+        c.put(v2.clone());
+        // Old: scaled to 2 but its status still shows the 3 it had; new: 2 wanted, 1 available.
+        let mut old = rs_for(&v1, 2, 3, 1);
+        old["status"]["replicas"] = json!(3);
+        annotate(&mut old, DESIRED, "3".into());
+        let mut new = rs_for(&v2, 2, 1, 2);
+        annotate(&mut new, DESIRED, "3".into());
+        c.put(old.clone());
+        c.put(new);
+        let out = Deployments.reconcile(&key("d", "web"), &c, now());
+        assert_eq!(replaced_sets(&out).get(old["metadata"]["name"].as_str().unwrap()), None, "{:?}", out.actions);
     }
 
     #[test]

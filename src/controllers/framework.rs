@@ -255,13 +255,14 @@ impl<R: Reconciler> Controller<R> {
                         Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {}
                         Err(e) => tracing::info!(controller = R::NAME, error = %e, "update failed"),
                     },
-                    Action::Delete { key, rv } => match store.get_key(&key) {
-                        Ok(Some(cur)) => match store.delete(&key, rv).await {
-                            Ok(()) => results.push((None, Some(cur))),
-                            Err(e) => tracing::debug!(controller = R::NAME, error = %e, "delete failed"),
-                        },
-                        _ => {}
-                    },
+                    Action::Delete { key, rv } => {
+                        if let Ok(Some(cur)) = store.get_key(&key) {
+                            match store.delete(&key, rv).await {
+                                Ok(()) => results.push((None, Some(cur))),
+                                Err(e) => tracing::debug!(controller = R::NAME, error = %e, "delete failed"),
+                            }
+                        }
+                    }
                     Action::DeleteOrphan(obj) => {
                         let live_owner = super::gc::owners(&obj).iter().any(|(kind, ns, name, uid)| {
                             let Some(k) = Kind::resolve(kind) else { return true };

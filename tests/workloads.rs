@@ -1,0 +1,309 @@
+//! Workload controllers end to end on real node processes and containers:
+//! the seven things users do with a Deployment, and cascading deletion.
+//! Needs root and `make images`.
+
+mod fixtures;
+
+use std::path::PathBuf;
+use std::process::Output;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use fixtures::{wait_for, Cluster};
+
+fn image(name: &str) -> String {
+    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/images").join(name);
+    assert!(p.exists(), "run `make images` first");
+    p.display().to_string()
+}
+
+fn step(s: &str) {
+    eprintln!("--- {s}");
+}
+
+/// A one-node cluster with both test images loaded.
+fn cluster() -> Cluster {
+    let c = Cluster::init(&[]);
+    c.ok(&["image", "load", &image("busybox-v1.tar")]);
+    c.ok(&["image", "load", &image("busybox-v2.tar")]);
+    c
+}
+
+fn deployment(name: &str, replicas: u32, image: &str, extra_spec: &str) -> String {
+    format!(
+        r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: {name}
+spec:
+  replicas: {replicas}
+  selector:
+    matchLabels: {{app: {name}}}
+{extra_spec}  template:
+    metadata:
+      labels: {{app: {name}}}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: clusterd.local/busybox:{image}
+        imagePullPolicy: Never
+        command: ["httpd", "-f", "-p", "8080", "-h", "/"]
+        readinessProbe:
+          tcpSocket: {{port: 8080}}
+          periodSeconds: 1
+"#
+    )
+}
+
+fn get(c: &Cluster, what: &[&str]) -> Value {
+    let mut args = vec!["get"];
+    args.extend(what);
+    args.extend(["-o", "json"]);
+    serde_json::from_str(&c.ok(&args)).unwrap()
+}
+
+fn items(c: &Cluster, kind: &str) -> Vec<Value> {
+    get(c, &[kind])["items"].as_array().cloned().unwrap_or_default()
+}
+
+/// The /VERSION of every running, ready pod of an app.
+fn versions(c: &Cluster, app: &str) -> Vec<String> {
+    let mut out = Vec::new();
+    for p in items(c, "pods") {
+        let ready = p["status"]["conditions"]
+            .as_array()
+            .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+        if p["metadata"]["labels"]["app"] != app || p["metadata"].get("deletionTimestamp").is_some() || !ready {
+            continue;
+        }
+        let name = p["metadata"]["name"].as_str().unwrap();
+        let o = c.cli(&["exec", name, "--", "cat", "/VERSION"]);
+        if o.status.success() {
+            out.push(String::from_utf8_lossy(&o.stdout).trim().to_string());
+        }
+    }
+    out.sort();
+    out
+}
+
+fn rollout_status(c: &Cluster, name: &str, timeout: u32) -> Output {
+    c.cli(&["rollout", "status", &format!("deployment/{name}"), "--timeout", &timeout.to_string()])
+}
+
+fn assert_rolled_out(c: &Cluster, name: &str) {
+    let out = rollout_status(c, name, 90);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(out.status.success(), "rollout of {name} failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(text.contains(&format!("deployment \"{name}\" successfully rolled out")), "{text}");
+}
+
+fn replicasets(c: &Cluster) -> Vec<Value> {
+    items(c, "rs")
+}
+
+fn no_sandboxes_left(c: &Cluster) {
+    for n in &c.nodes {
+        let dir = n.data_dir.join("runtime/sandboxes");
+        wait_for("the node to remove every sandbox", Duration::from_secs(30), || {
+            let left = std::fs::read_dir(&dir).map(|d| d.count()).unwrap_or(0);
+            (left == 0).then_some(())
+        });
+    }
+}
+
+#[test]
+fn create_rolls_out_and_reports_success() {
+    let c = cluster();
+    assert!(c.apply(&deployment("web", 3, "v1", "")).status.success());
+    assert_rolled_out(&c, "web");
+    let d = get(&c, &["deploy", "web"]);
+    assert_eq!(d["status"]["availableReplicas"], 3);
+    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "1");
+    let sets = replicasets(&c);
+    assert_eq!(sets.len(), 1);
+    let hash = sets[0]["metadata"]["labels"]["pod-template-hash"].as_str().unwrap().to_string();
+    assert_eq!(sets[0]["metadata"]["ownerReferences"][0]["name"], "web");
+    assert_eq!(versions(&c, "web"), vec!["v1", "v1", "v1"]);
+    for p in items(&c, "pods") {
+        assert_eq!(p["metadata"]["labels"]["pod-template-hash"], hash.as_str());
+    }
+    let available =
+        d["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Available").unwrap().clone();
+    assert_eq!(available["status"], "True");
+
+    step("restart replaces every pod by a new rollout");
+    let before: Vec<String> =
+        items(&c, "pods").iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect();
+    c.ok(&["rollout", "restart", "deployment/web"]);
+    assert_rolled_out(&c, "web");
+    wait_for("the old pods to go", Duration::from_secs(30), || {
+        let now: Vec<String> =
+            items(&c, "pods").iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect();
+        (now.len() == 3 && now.iter().all(|n| !before.contains(n))).then_some(())
+    });
+
+    step("deleting the Deployment deletes its ReplicaSets and pods");
+    c.ok(&["delete", "deployment", "web"]);
+    wait_for("ReplicaSets and pods to be collected", Duration::from_secs(30), || {
+        (replicasets(&c).is_empty() && items(&c, "pods").is_empty()).then_some(())
+    });
+    no_sandboxes_left(&c);
+}
+
+#[test]
+fn rolling_update_keeps_availability_and_undo_brings_v1_back() {
+    let c = cluster();
+    let strategy = "  strategy:\n    type: RollingUpdate\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n";
+    assert!(c.apply(&deployment("web", 3, "v1", strategy)).status.success());
+    assert_rolled_out(&c, "web");
+
+    step("v1 → v2: ready pods never drop below replicas - maxUnavailable (3)");
+    assert!(c.apply(&deployment("web", 3, "v2", strategy)).status.success());
+    let mut lowest = usize::MAX;
+    let mut highest = 0;
+    wait_for("the rollout to v2", Duration::from_secs(90), || {
+        let pods = items(&c, "pods");
+        let ready = pods
+            .iter()
+            .filter(|p| p["metadata"].get("deletionTimestamp").is_none())
+            .filter(|p| {
+                p["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            })
+            .count();
+        lowest = lowest.min(ready);
+        highest = highest.max(pods.iter().filter(|p| p["metadata"].get("deletionTimestamp").is_none()).count());
+        let d = get(&c, &["deploy", "web"]);
+        (d["status"]["updatedReplicas"] == 3 && d["status"]["availableReplicas"] == 3 && d["status"]["replicas"] == 3)
+            .then_some(())
+    });
+    eprintln!("ready pods during the rollout: at least {lowest}; pods at most {highest}");
+    assert!(lowest >= 3, "availability dropped to {lowest}");
+    assert!(highest <= 4, "surge exceeded: {highest} pods");
+    assert_rolled_out(&c, "web");
+    assert_eq!(versions(&c, "web"), vec!["v2", "v2", "v2"]);
+    let history = c.ok(&["rollout", "history", "deployment/web"]);
+    assert!(history.contains("\n1 ") && history.contains("\n2 "), "{history}");
+
+    step("undo brings v1 pods back as revision 3");
+    let out = c.ok(&["rollout", "undo", "deployment/web"]);
+    assert!(out.contains("rolled back"), "{out}");
+    assert_rolled_out(&c, "web");
+    wait_for("only v1 pods", Duration::from_secs(60), || (versions(&c, "web") == vec!["v1", "v1", "v1"]).then_some(()));
+    let d = get(&c, &["deploy", "web"]);
+    assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3");
+
+    step("undo --to-revision 3 of a revision that is gone fails; to the v2 one works");
+    let bad = c.cli(&["rollout", "undo", "deployment/web", "--to-revision", "1"]);
+    assert!(!bad.status.success(), "revision 1 became 3");
+    c.ok(&["rollout", "undo", "deployment/web", "--to-revision", "2"]);
+    assert_rolled_out(&c, "web");
+    wait_for("only v2 pods", Duration::from_secs(60), || (versions(&c, "web") == vec!["v2", "v2", "v2"]).then_some(()));
+}
+
+#[test]
+fn recreate_stops_every_old_pod_before_starting_new_ones() {
+    let c = cluster();
+    let strategy = "  strategy:\n    type: Recreate\n";
+    assert!(c.apply(&deployment("web", 2, "v1", strategy)).status.success());
+    assert_rolled_out(&c, "web");
+    assert!(c.apply(&deployment("web", 2, "v2", strategy)).status.success());
+    let mut mixed = false;
+    wait_for("the rollout to v2", Duration::from_secs(90), || {
+        let v = versions(&c, "web");
+        mixed |= v.contains(&"v1".to_string()) && v.contains(&"v2".to_string());
+        (v == vec!["v2", "v2"]).then_some(())
+    });
+    assert!(!mixed, "v1 and v2 pods ran together");
+    assert_rolled_out(&c, "web");
+}
+
+#[test]
+fn scale_up_and_down() {
+    let c = cluster();
+    assert!(c.apply(&deployment("web", 1, "v1", "")).status.success());
+    assert_rolled_out(&c, "web");
+    let out = c.ok(&["scale", "deployment/web", "--replicas", "4"]);
+    assert_eq!(out.trim(), "deployment.apps/web scaled");
+    assert_rolled_out(&c, "web");
+    assert_eq!(versions(&c, "web").len(), 4);
+    c.ok(&["scale", "deployment", "web", "--replicas", "2"]);
+    wait_for("two pods", Duration::from_secs(30), || {
+        let live = items(&c, "pods").into_iter().filter(|p| p["metadata"].get("deletionTimestamp").is_none()).count();
+        (live == 2).then_some(())
+    });
+    let d = get(&c, &["deploy", "web"]);
+    assert_eq!(d["spec"]["replicas"], 2);
+    let bad = c.cli(&["scale", "deployment/web", "--replicas", "-1"]);
+    assert!(!bad.status.success());
+}
+
+#[test]
+fn pause_holds_template_changes_until_resume() {
+    let c = cluster();
+    assert!(c.apply(&deployment("web", 2, "v1", "")).status.success());
+    assert_rolled_out(&c, "web");
+    c.ok(&["rollout", "pause", "deployment/web"]);
+    assert!(c.apply(&deployment("web", 2, "v2", "  paused: true\n")).status.success());
+    // While paused nothing new starts: give the controller a few rounds to prove it.
+    let stayed = (0..10).all(|_| {
+        std::thread::sleep(Duration::from_millis(300));
+        replicasets(&c).len() == 1
+    });
+    assert!(stayed, "a paused deployment started a rollout");
+    let d = get(&c, &["deploy", "web"]);
+    let p = d["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Progressing").unwrap().clone();
+    assert_eq!(p["reason"], "DeploymentPaused");
+    assert_eq!(versions(&c, "web"), vec!["v1", "v1"]);
+    c.ok(&["rollout", "resume", "deployment/web"]);
+    assert_rolled_out(&c, "web");
+    wait_for("v2 pods after resume", Duration::from_secs(60), || {
+        (versions(&c, "web") == vec!["v2", "v2"]).then_some(())
+    });
+}
+
+#[test]
+fn a_stuck_rollout_exceeds_its_progress_deadline() {
+    let c = cluster();
+    let spec = "  progressDeadlineSeconds: 3\n  strategy:\n    type: RollingUpdate\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n";
+    assert!(c.apply(&deployment("web", 2, "v1", spec)).status.success());
+    assert_rolled_out(&c, "web");
+    let broken = deployment("web", 2, "nope", spec);
+    assert!(c.apply(&broken).status.success());
+    let out = rollout_status(&c, "web", 60);
+    assert!(!out.status.success(), "rollout status must fail");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("deployment \"web\" exceeded its progress deadline"), "{err}");
+    let d = get(&c, &["deploy", "web"]);
+    let p = d["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Progressing").unwrap().clone();
+    assert_eq!((p["status"].as_str(), p["reason"].as_str()), (Some("False"), Some("ProgressDeadlineExceeded")));
+    assert_eq!(versions(&c, "web"), vec!["v1", "v1"], "the old pods keep serving");
+    let waiting: Vec<String> = items(&c, "pods")
+        .iter()
+        .filter_map(|p| {
+            p.pointer("/status/containerStatuses/0/state/waiting/reason").and_then(Value::as_str).map(String::from)
+        })
+        .collect();
+    assert!(waiting.iter().any(|r| r == "ErrImageNeverPull"), "{waiting:?}");
+}
+
+#[test]
+fn old_replicasets_beyond_the_history_limit_are_cleaned_up() {
+    let c = cluster();
+    let spec = "  revisionHistoryLimit: 1\n";
+    for (i, v) in ["v1", "v2", "v1", "v2"].iter().enumerate() {
+        // The template changes each time (an annotation), so each apply is a new revision.
+        let d = deployment("web", 1, v, spec).replace(
+            "    metadata:\n      labels: {app: web}\n",
+            &format!("    metadata:\n      labels: {{app: web}}\n      annotations: {{round: \"{i}\"}}\n"),
+        );
+        assert!(c.apply(&d).status.success());
+        assert_rolled_out(&c, "web");
+    }
+    wait_for("one old ReplicaSet kept", Duration::from_secs(30), || (replicasets(&c).len() == 2).then_some(()));
+    let history = c.ok(&["rollout", "history", "deployment/web"]);
+    assert!(history.contains("\n3 ") && history.contains("\n4 ") && !history.contains("\n1 "), "{history}");
+}

@@ -54,6 +54,13 @@ pub struct NodeFlags {
     /// Pod network of the whole cluster (a /16), split into a /24 per node (`init` only).
     #[arg(long, default_value = crate::controllers::nodeipam::DEFAULT_CLUSTER_CIDR)]
     pub cluster_cidr: String,
+    /// Seconds without a Lease renewal before a node is NotReady (`init` only).
+    #[arg(long, default_value_t = 40)]
+    pub node_grace_period: u64,
+    /// Seconds pods tolerate an unreachable node before they are evicted,
+    /// unless they say otherwise (`init` only).
+    #[arg(long, default_value_t = 20)]
+    pub pod_eviction_timeout: u64,
     /// Registries this node pulls from over plain HTTP (host:port, repeatable).
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
@@ -70,6 +77,8 @@ impl NodeFlags {
             snapshot_every: self.snapshot_every,
             keep_logs: self.keep_logs,
             cluster_cidr: self.cluster_cidr.clone(),
+            node_grace_period: self.node_grace_period,
+            pod_eviction_timeout: self.pod_eviction_timeout,
             insecure_registries: self.insecure_registries.clone(),
         }
     }

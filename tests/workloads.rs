@@ -307,3 +307,84 @@ fn old_replicasets_beyond_the_history_limit_are_cleaned_up() {
     let history = c.ok(&["rollout", "history", "deployment/web"]);
     assert!(history.contains("\n3 ") && history.contains("\n4 ") && !history.contains("\n1 "), "{history}");
 }
+
+#[test]
+fn pods_of_a_killed_worker_run_elsewhere() {
+    // Short grace and toleration keep the test quick; the defaults (40 s + 20 s) are in the bench.
+    let mut c = Cluster::init(&["--node-grace-period", "6", "--pod-eviction-timeout", "3"]);
+    c.join("n2", true);
+    c.join("n3", true);
+    let w = c.join("w1", false);
+    c.ok(&["image", "load", &image("busybox-v1.tar")]);
+    assert!(c.apply(&deployment("web", 4, "v1", "")).status.success());
+    assert_rolled_out(&c, "web");
+    let on_w1 = |c: &Cluster| {
+        items(c, "pods")
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == "w1" && p["metadata"].get("deletionTimestamp").is_none())
+            .count()
+    };
+    assert!(on_w1(&c) > 0, "the spread put nothing on w1");
+
+    step("kill -9 the worker");
+    c.nodes[w].kill9();
+    let t0 = std::time::Instant::now();
+    wait_for("w1 to be NotReady and tainted", Duration::from_secs(30), || {
+        let n = get(&c, &["node", "w1"]);
+        let tainted = n["spec"]["taints"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable"));
+        let ready = n["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap()
+            ["status"]
+            .clone();
+        (tainted && ready == "Unknown").then_some(())
+    });
+    let not_ready_after = t0.elapsed();
+    wait_for("4 ready pods on the other nodes", Duration::from_secs(60), || {
+        let ready_elsewhere = items(&c, "pods")
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] != "w1")
+            .filter(|p| {
+                p["status"]["conditions"]
+                    .as_array()
+                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            })
+            .count();
+        (ready_elsewhere == 4 && on_w1(&c) == 0).then_some(())
+    });
+    eprintln!(
+        "w1 NotReady after {:.1} s; its pods running elsewhere after {:.1} s (grace 6 s, toleration 3 s)",
+        not_ready_after.as_secs_f64(),
+        t0.elapsed().as_secs_f64()
+    );
+
+    step("w1 comes back: untainted, Ready, and nothing of the evicted pods runs there");
+    c.nodes[w].restart();
+    wait_for("w1 Ready and untainted", Duration::from_secs(30), || {
+        let n = get(&c, &["node", "w1"]);
+        let tainted = n["spec"]["taints"]
+            .as_array()
+            .is_some_and(|t| t.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable"));
+        let ready = n["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap()
+            ["status"]
+            .clone();
+        (!tainted && ready == "True").then_some(())
+    });
+    let dir = c.nodes[w].data_dir.join("runtime/sandboxes");
+    wait_for("w1 to remove the sandboxes of evicted pods", Duration::from_secs(30), || {
+        let live: Vec<String> = items(&c, "pods")
+            .iter()
+            .filter(|p| p["spec"]["nodeName"] == "w1")
+            .map(|p| p["metadata"]["uid"].as_str().unwrap().to_string())
+            .collect();
+        let stale = std::fs::read_dir(&dir)
+            .unwrap()
+            .flatten()
+            .filter(|e| {
+                let text = std::fs::read_to_string(e.path()).unwrap_or_default();
+                !live.iter().any(|u| text.contains(u))
+            })
+            .count();
+        (stale == 0).then_some(())
+    });
+}

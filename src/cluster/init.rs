@@ -32,12 +32,12 @@ fn bootstrap_txn(
     state: &NodeState,
     join: &JoinToken,
     expiration: &str,
-    cluster_cidr: &str,
+    settings: &serde_json::Value,
 ) -> Result<Txn, ClusterError> {
     let mut ops = vec![
         Op::Put {
             key: crate::controllers::nodeipam::CLUSTER_CONFIG_KEY.into(),
-            value: json!({"clusterCIDR": cluster_cidr}).to_string().into_bytes(),
+            value: settings.to_string().into_bytes(),
         },
         Op::Put { key: keys::CA.into(), value: serde_json::to_vec(ca).map_err(|e| ClusterError::Config(e.to_string()))? },
         Op::Put { key: keys::ADMIN_TOKEN.into(), value: hash_token(admin_token).into_bytes() },
@@ -96,7 +96,12 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     let admin_token = hex::encode(rand::random::<[u8; 24]>());
     let join = JoinToken::generate(&ca.fingerprint()?);
     let expiration = util::rfc3339(chrono::Utc::now() + chrono::Duration::hours(24));
-    let txn = bootstrap_txn(&ca, &admin_token, &state, &join, &expiration, &args.cluster_cidr)?;
+    let settings = json!({
+        "clusterCIDR": args.cluster_cidr,
+        "nodeGracePeriodSeconds": args.node_grace_period,
+        "podEvictionTimeoutSeconds": args.pod_eviction_timeout,
+    });
+    let txn = bootstrap_txn(&ca, &admin_token, &state, &join, &expiration, &settings)?;
     node.propose(Command::Txn(txn), Duration::from_secs(30)).await?;
 
     let running = RunningNode::serve(node, listener, ca.cert_pem().to_string(), node_id, &dir, &state)?;

@@ -72,6 +72,10 @@ pub struct NodeArgs {
     pub keep_logs: u64,
     /// The cluster's pod network (`init` only).
     pub cluster_cidr: String,
+    /// Lease age (s) after which a node is NotReady (`init` only).
+    pub node_grace_period: u64,
+    /// How long (s) pods tolerate an unreachable node by default (`init` only).
+    pub pod_eviction_timeout: u64,
     /// Registries pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
 }

@@ -17,6 +17,7 @@ use crate::controllers::deployment::Deployments;
 use crate::controllers::framework::Controller;
 use crate::controllers::gc::GarbageCollector;
 use crate::controllers::nodeipam::NodeIpam;
+use crate::controllers::nodelifecycle::{self, NodeLifecycle};
 use crate::controllers::replicaset::ReplicaSets;
 use crate::kubelet::{cluster_tag, KubeletConfig};
 use crate::scheduler::Scheduler;
@@ -126,6 +127,25 @@ fn start_actors(node: &Arc<RaftNode>, ca_pem: &str, dir: &DataDir, state: &NodeS
         Controller::new(ReplicaSets, store.clone()).start();
         Controller::new(Deployments, store.clone()).start();
         Controller::new(GarbageCollector, store.clone()).start();
+        let settings: serde_json::Value = node
+            .store
+            .get(crate::controllers::nodeipam::CLUSTER_CONFIG_KEY)
+            .ok()
+            .flatten()
+            .and_then(|kv| serde_json::from_slice(&kv.value).ok())
+            .unwrap_or_default();
+        let secs = |field: &str, default: std::time::Duration| {
+            settings
+                .get(field)
+                .and_then(serde_json::Value::as_u64)
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(default)
+        };
+        let lifecycle = NodeLifecycle {
+            grace: secs("nodeGracePeriodSeconds", nodelifecycle::DEFAULT_GRACE),
+            toleration: secs("podEvictionTimeoutSeconds", nodelifecycle::DEFAULT_TOLERATION),
+        };
+        Controller::new(lifecycle, store.clone()).start();
     }
     actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store));
 }

@@ -5,4 +5,5 @@ pub mod deployment;
 pub mod framework;
 pub mod gc;
 pub mod nodeipam;
+pub mod nodelifecycle;
 pub mod replicaset;

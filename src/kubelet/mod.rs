@@ -112,7 +112,17 @@ pub async fn run(cfg: KubeletConfig, store: ObjectStore) {
         }
     };
     tracing::info!(node = %cfg.name, "kubelet: node registered");
-    tokio::spawn(heartbeat(store.clone(), reg, node_uid, cfg.lease_seconds, cfg.renew_every));
+    // Renew well within the control plane's grace period (a quarter of it at most).
+    let grace = store
+        .reader()
+        .get(crate::controllers::nodeipam::CLUSTER_CONFIG_KEY)
+        .ok()
+        .flatten()
+        .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
+        .and_then(|v| v.get("nodeGracePeriodSeconds")?.as_u64())
+        .unwrap_or(cfg.lease_seconds);
+    let renew = cfg.renew_every.min(Duration::from_millis(grace * 250)).max(Duration::from_millis(500));
+    tokio::spawn(heartbeat(store.clone(), reg, node_uid, grace, renew));
 
     let cidr = wait_pod_cidr(&store, &cfg.name).await;
     let _ = std::fs::create_dir_all(cfg.data_dir.join("kubelet"));
@@ -191,7 +201,13 @@ async fn heartbeat(store: ObjectStore, reg: node::Registration, node_uid: String
         if let Err(e) = r {
             tracing::debug!(error = %e, "kubelet: lease renewal failed");
         }
-        if last_status.elapsed() >= Duration::from_secs(60) {
+        // After the control plane marked the node unreachable, report at once that it is back.
+        let not_ready = store.get_key(&node_key).ok().flatten().is_some_and(|n| {
+            !n.pointer("/status/conditions")
+                .and_then(Value::as_array)
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+        });
+        if not_ready || last_status.elapsed() >= Duration::from_secs(60) {
             last_status = tokio::time::Instant::now();
             let fresh = node::node_status(&reg, &node::host_capacity(), &util::now());
             let r = store.modify(&node_key, |n| {

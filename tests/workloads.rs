@@ -388,3 +388,153 @@ fn pods_of_a_killed_worker_run_elsewhere() {
         (stale == 0).then_some(())
     });
 }
+
+#[test]
+fn a_daemonset_runs_on_every_node_including_one_that_joins_later() {
+    let mut c = cluster();
+    let ds = r#"apiVersion: apps/v1
+kind: DaemonSet
+metadata:
+  name: agent
+spec:
+  selector:
+    matchLabels: {app: agent}
+  template:
+    metadata:
+      labels: {app: agent}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: agent
+        image: clusterd.local/busybox:v1
+        imagePullPolicy: IfNotPresent
+        command: ["sleep", "3600"]
+"#;
+    assert!(c.apply(ds).status.success());
+    let on = |c: &Cluster| {
+        let mut nodes: Vec<String> = items(c, "pods")
+            .iter()
+            .filter(|p| p["metadata"]["labels"]["app"] == "agent" && p["status"]["phase"] == "Running")
+            .map(|p| p["spec"]["nodeName"].as_str().unwrap().to_string())
+            .collect();
+        nodes.sort();
+        nodes
+    };
+    wait_for("the agent on n1", Duration::from_secs(60), || (on(&c) == vec!["n1"]).then_some(()));
+    step("a node joins: it gets its agent");
+    c.join("w1", false);
+    c.ok(&["image", "load", &image("busybox-v1.tar")]);
+    c.ok(&["image", "load", &image("busybox-v2.tar")]);
+    wait_for("an agent on n1 and w1", Duration::from_secs(60), || (on(&c) == vec!["n1", "w1"]).then_some(()));
+    let d = get(&c, &["ds", "agent"]);
+    assert_eq!(d["status"]["desiredNumberScheduled"], 2);
+    step("a template change rolls every node's pod over");
+    assert!(c.apply(&ds.replace("busybox:v1", "busybox:v2")).status.success());
+    wait_for("v2 agents everywhere", Duration::from_secs(90), || {
+        let d = get(&c, &["ds", "agent"]);
+        (d["status"]["updatedNumberScheduled"] == 2 && d["status"]["numberReady"] == 2 && on(&c).len() == 2)
+            .then_some(())
+    });
+}
+
+#[test]
+fn a_statefulset_starts_in_order_and_scales_down_from_the_top() {
+    let c = cluster();
+    let sts = r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  replicas: 3
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: db
+        image: clusterd.local/busybox:v1
+        imagePullPolicy: Never
+        command: ["sh", "-c", "sleep 1; touch /tmp/up; exec sleep 3600"]
+        readinessProbe:
+          exec: {command: ["test", "-f", "/tmp/up"]}
+          periodSeconds: 1
+"#;
+    assert!(c.apply(sts).status.success());
+    wait_for("db-0, db-1, db-2 ready", Duration::from_secs(90), || {
+        (get(&c, &["sts", "db"])["status"]["readyReplicas"] == 3).then_some(())
+    });
+    let started = |name: &str| {
+        let p = get(&c, &["pod", name]);
+        p["status"]["containerStatuses"][0]["state"]["running"]["startedAt"].as_str().unwrap().to_string()
+    };
+    let ready_at = |name: &str| {
+        let p = get(&c, &["pod", name]);
+        p["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap()
+            ["lastTransitionTime"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    };
+    assert!(ready_at("db-0") <= started("db-1"), "db-1 started before db-0 was ready");
+    assert!(ready_at("db-1") <= started("db-2"), "db-2 started before db-1 was ready");
+    let host = c.cli(&["exec", "db-1", "--", "hostname"]);
+    assert_eq!(String::from_utf8_lossy(&host.stdout).trim(), "db-1");
+    step("scale to 1: db-2 goes before db-1");
+    c.ok(&["scale", "statefulset/db", "--replicas", "1"]);
+    wait_for("only db-0", Duration::from_secs(60), || {
+        let names: Vec<String> =
+            items(&c, "pods").iter().map(|p| p["metadata"]["name"].as_str().unwrap().to_string()).collect();
+        let has = |n: &str| names.iter().any(|x| x == n);
+        assert!(!has("db-2") || has("db-1"), "db-1 went before db-2");
+        (names == vec!["db-0"]).then_some(())
+    });
+}
+
+#[test]
+fn jobs_complete_or_fail() {
+    let c = cluster();
+    let job = |name: &str, script: &str, completions: u32, backoff: u32| {
+        format!(
+            r#"apiVersion: batch/v1
+kind: Job
+metadata:
+  name: {name}
+spec:
+  completions: {completions}
+  parallelism: 2
+  backoffLimit: {backoff}
+  template:
+    spec:
+      restartPolicy: Never
+      containers:
+      - name: work
+        image: clusterd.local/busybox:v1
+        imagePullPolicy: Never
+        command: ["sh", "-c", "{script}"]
+"#
+        )
+    };
+    assert!(c.apply(&job("ok", "echo done", 3, 2)).status.success());
+    assert!(c.apply(&job("bad", "echo oops; exit 1", 1, 0)).status.success());
+    let cond = |name: &str, kind: &str| {
+        let j = get(&c, &["job", name]);
+        j["status"]["conditions"]
+            .as_array()
+            .and_then(|cs| cs.iter().find(|c| c["type"] == kind && c["status"] == "True").cloned())
+    };
+    wait_for("job ok to complete", Duration::from_secs(90), || cond("ok", "Complete"));
+    let j = get(&c, &["job", "ok"]);
+    assert_eq!(j["status"]["succeeded"], 3);
+    let f = wait_for("job bad to fail", Duration::from_secs(90), || cond("bad", "Failed"));
+    assert_eq!(f["reason"], "BackoffLimitExceeded");
+    step("finished pods are kept for their logs");
+    let pods: Vec<Value> =
+        items(&c, "pods").into_iter().filter(|p| p["metadata"]["labels"]["job-name"] == "ok").collect();
+    assert_eq!(pods.len(), 3);
+    let name = pods[0]["metadata"]["name"].as_str().unwrap();
+    assert_eq!(c.ok(&["logs", name]), "done\n");
+}

@@ -13,12 +13,15 @@ use super::config::{DataDir, NodeState};
 use super::ClusterError;
 use crate::actors::store::ObjectStore;
 use crate::api::service::Api;
+use crate::controllers::daemonset::DaemonSets;
 use crate::controllers::deployment::Deployments;
 use crate::controllers::framework::Controller;
 use crate::controllers::gc::GarbageCollector;
+use crate::controllers::job::Jobs;
 use crate::controllers::nodeipam::NodeIpam;
 use crate::controllers::nodelifecycle::{self, NodeLifecycle};
 use crate::controllers::replicaset::ReplicaSets;
+use crate::controllers::statefulset::StatefulSets;
 use crate::kubelet::{cluster_tag, KubeletConfig};
 use crate::scheduler::Scheduler;
 use actix::Actor;
@@ -127,6 +130,9 @@ fn start_actors(node: &Arc<RaftNode>, ca_pem: &str, dir: &DataDir, state: &NodeS
         Controller::new(ReplicaSets, store.clone()).start();
         Controller::new(Deployments, store.clone()).start();
         Controller::new(GarbageCollector, store.clone()).start();
+        Controller::new(Jobs, store.clone()).start();
+        Controller::new(DaemonSets, store.clone()).start();
+        Controller::new(StatefulSets, store.clone()).start();
         let settings: serde_json::Value = node
             .store
             .get(crate::controllers::nodeipam::CLUSTER_CONFIG_KEY)

@@ -1,9 +1,12 @@
 //! Controllers that run on every control-plane node and act while it leads:
 //! each is a pure reconcile ([`framework::Reconciler`]) run by one actor.
 
+pub mod daemonset;
 pub mod deployment;
 pub mod framework;
 pub mod gc;
+pub mod job;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod statefulset;

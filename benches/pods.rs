@@ -116,6 +116,7 @@ async fn delete_namespace_pods(c: &Cluster, ns: &str, n: usize) {
                         name: format!("p{i}"),
                         resource_version: 0,
                         grace_period_seconds: Some(0),
+                        propagation_policy: String::new(),
                     })
                     .await;
             })

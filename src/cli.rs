@@ -187,6 +187,9 @@ pub enum Verb {
         /// Wait until the objects are gone.
         #[arg(long, default_value_t = true, action = clap::ArgAction::Set)]
         wait: bool,
+        /// What happens to dependents: background, foreground or orphan.
+        #[arg(long, default_value = "background")]
+        cascade: String,
     },
     /// Print the logs of a container in a pod.
     Logs {
@@ -506,9 +509,19 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         }
         Verb::Get(args) => get(&cli, args).await,
         Verb::Describe { kind, name, namespace } => describe(&cli, kind, name, namespace.as_deref()).await,
-        Verb::Delete { kind, names, filename, namespace, grace_period, force, wait } => {
+        Verb::Delete { kind, names, filename, namespace, grace_period, force, wait, cascade } => {
             let grace = if *force { Some(0) } else { *grace_period };
-            let opts = DeleteOpts { grace, wait: *wait };
+            let policy = match cascade.as_str() {
+                "background" | "true" => "Background",
+                "foreground" => "Foreground",
+                "orphan" | "false" => "Orphan",
+                other => {
+                    return Err(CliError::Usage(format!(
+                        "invalid --cascade value \"{other}\": must be background, foreground or orphan"
+                    )))
+                }
+            };
+            let opts = DeleteOpts { grace, wait: *wait, policy };
             delete(&cli, kind.as_deref(), names, filename.as_deref(), namespace.as_deref(), opts).await
         }
         Verb::Logs { pod, container, follow, tail, previous, namespace } => {
@@ -902,6 +915,7 @@ async fn rollout_verb(cli: &Cli, verb: &RolloutVerb) -> Result<(), CliError> {
 struct DeleteOpts {
     grace: Option<i64>,
     wait: bool,
+    policy: &'static str,
 }
 
 async fn delete(
@@ -936,7 +950,7 @@ async fn delete(
     let mut failed = 0;
     let mut pending = Vec::new();
     for (k, o_ns, name) in targets {
-        let res = apply::delete(&mut c, k.kind, &o_ns, &name, opts.grace).await;
+        let res = apply::delete(&mut c, k.kind, &o_ns, &name, opts.grace, opts.policy).await;
         if let Ok(obj) = &res {
             if obj.pointer("/metadata/deletionTimestamp").is_some() {
                 pending.push((k, o_ns.clone(), name.clone(), meta_str(obj, "uid").to_string()));

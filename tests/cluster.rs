@@ -174,6 +174,7 @@ async fn stale_resource_version_is_a_conflict() {
             name: "cas".into(),
             resource_version: created_rv,
             grace_period_seconds: None,
+            propagation_policy: String::new(),
         })
         .await
         .unwrap_err();
@@ -199,6 +200,7 @@ async fn watch_resumes_from_a_revision_and_compacted_history_is_gone() {
         name: "w0".into(),
         resource_version: 0,
         grace_period_seconds: None,
+        propagation_policy: String::new(),
     })
     .await
     .unwrap();

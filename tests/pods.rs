@@ -31,8 +31,24 @@ fn condition(p: &Value, kind: &str) -> Option<Value> {
     p.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == kind).cloned()
 }
 
+/// Wait until the pod satisfies `f`; on a timeout, say what its status was.
 fn wait_pod(c: &Cluster, name: &str, what: &str, timeout: u64, f: impl Fn(&Value) -> bool) -> Value {
-    wait_for(&format!("pod {name}: {what}"), Duration::from_secs(timeout), || pod(c, name).filter(|p| f(p)))
+    let deadline = std::time::Instant::now() + Duration::from_secs(timeout);
+    let mut last = None;
+    loop {
+        if let Some(p) = pod(c, name) {
+            if f(&p) {
+                return p;
+            }
+            last = Some(p);
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "timed out after {timeout}s waiting for pod {name}: {what}; its status was {}",
+            last.map(|p| p["status"].to_string()).unwrap_or_default()
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
 }
 
 fn running(p: &Value) -> bool {

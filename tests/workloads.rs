@@ -538,3 +538,56 @@ spec:
     let name = pods[0]["metadata"]["name"].as_str().unwrap();
     assert_eq!(c.ok(&["logs", name]), "done\n");
 }
+
+#[test]
+fn cascading_deletes_and_namespace_deletion_leave_nothing_behind() {
+    let c = cluster();
+    let rs_count = |c: &Cluster| replicasets(c).len();
+    let live_pods =
+        |c: &Cluster| items(c, "pods").into_iter().filter(|p| p["metadata"].get("deletionTimestamp").is_none()).count();
+
+    step("orphan: the Deployment goes, its ReplicaSet and pods stay, without owner");
+    assert!(c.apply(&deployment("keep", 2, "v1", "")).status.success());
+    assert_rolled_out(&c, "keep");
+    c.ok(&["delete", "deployment", "keep", "--cascade", "orphan"]);
+    let sets = replicasets(&c);
+    assert_eq!(sets.len(), 1);
+    assert!(sets[0]["metadata"].get("ownerReferences").is_none_or(|r| r.as_array().unwrap().is_empty()), "{}", sets[0]);
+    assert_eq!(live_pods(&c), 2);
+    let rs_name = sets[0]["metadata"]["name"].as_str().unwrap().to_string();
+    c.ok(&["delete", "rs", &rs_name]);
+    wait_for("the orphaned set's pods to be collected", Duration::from_secs(30), || {
+        (items(&c, "pods").is_empty()).then_some(())
+    });
+
+    step("foreground: the Deployment waits until its ReplicaSet is gone");
+    assert!(c.apply(&deployment("fg", 2, "v1", "")).status.success());
+    assert_rolled_out(&c, "fg");
+    c.ok(&["delete", "deployment", "fg", "--cascade", "foreground"]);
+    assert_eq!(rs_count(&c), 0, "delete --cascade foreground returns once dependents are gone");
+    wait_for("pods collected", Duration::from_secs(30), || (items(&c, "pods").is_empty()).then_some(()));
+
+    step("deleting a namespace deletes everything in it, then the namespace");
+    let ns = "apiVersion: v1\nkind: Namespace\nmetadata:\n  name: team\n";
+    assert!(c.apply(ns).status.success());
+    let in_team = deployment("web", 2, "v1", "")
+        .replace("metadata:\n  name: web\n", "metadata:\n  name: web\n  namespace: team\n");
+    assert!(c.apply(&in_team).status.success());
+    assert!(c
+        .apply("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: cfg\n  namespace: team\ndata: {a: b}\n")
+        .status
+        .success());
+    wait_for("team pods running", Duration::from_secs(60), || {
+        let d: Value = serde_json::from_str(&c.ok(&["get", "deploy", "web", "-n", "team", "-o", "json"])).unwrap();
+        (d["status"]["availableReplicas"] == 2).then_some(())
+    });
+    let out = c.ok(&["delete", "namespace", "team"]);
+    assert!(out.contains("namespace \"team\" deleted"), "{out}");
+    let gone = c.cli(&["get", "namespace", "team"]);
+    assert!(!gone.status.success(), "delete waits until the namespace is gone");
+    for kind in ["pods", "rs", "deploy", "cm"] {
+        let left = c.ok(&["get", kind, "-n", "team", "-o", "name"]);
+        assert!(left.trim().is_empty(), "{kind} left in team: {left}");
+    }
+    no_sandboxes_left(&c);
+}

@@ -424,7 +424,10 @@ impl Runtime {
         for e in std::fs::read_dir(&dir).at(&dir)? {
             let name = e.at(&dir)?.file_name().to_string_lossy().into_owned();
             if let Some(id) = name.strip_suffix(".json") {
-                out.push(self.sandbox_status(id)?);
+                // A sandbox removed while we list is simply not there.
+                if let Ok(st) = self.sandbox_status(id) {
+                    out.push(st);
+                }
             }
         }
         Ok(out)
@@ -603,7 +606,8 @@ impl Runtime {
     pub fn list_containers(&self, sandbox: Option<&str>) -> Result<Vec<ContainerStatus>, RuntimeError> {
         let mut out = Vec::new();
         for id in self.container_ids()? {
-            let st = self.container_status(&id)?;
+            // A container removed while we list is simply not there.
+            let Ok(st) = self.container_status(&id) else { continue };
             if sandbox.is_none_or(|s| s == st.sandbox_id) {
                 out.push(st);
             }

@@ -43,6 +43,20 @@ pub struct ObjectStore {
     node: Arc<RaftNode>,
 }
 
+/// Whether a namespace is being deleted (nothing new may be created in it).
+pub fn terminating(reader: &StoreReader, namespace: &str) -> bool {
+    if namespace.is_empty() {
+        return false;
+    }
+    let key = Kind::resolve("namespace").expect("namespace").key("", namespace);
+    reader
+        .get(&key)
+        .ok()
+        .flatten()
+        .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
+        .is_some_and(|ns| ns.pointer("/metadata/deletionTimestamp").is_some())
+}
+
 /// The stored form of an object: its JSON without resourceVersion.
 pub fn encode(obj: &Value) -> Vec<u8> {
     let mut obj = obj.clone();
@@ -113,6 +127,9 @@ impl ObjectStore {
     pub async fn create(&self, obj: Value) -> Result<Value, StoreError> {
         let kind = Kind::of(&obj).ok_or_else(|| StoreError::Internal("object of unknown kind".into()))?;
         let a = admission::for_create(kind, obj, &util::create_context().as_ref())?;
+        if terminating(self.reader(), &a.namespace) {
+            return Err(StoreError::Conflict(format!("namespace {} is being terminated", a.namespace)));
+        }
         let resp = self.txn(a.create_txn()?).await?;
         match resp.failed_compare {
             None => {

@@ -2,6 +2,7 @@
 //! Bodies are Kubernetes JSON; see `proto/clusterd.proto`.
 
 pub mod auth;
+pub mod deletion;
 pub mod pods;
 pub mod server;
 pub mod service;

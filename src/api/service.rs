@@ -121,6 +121,12 @@ impl Api {
 
     /// Create an object that has passed admission.
     pub async fn create_admitted(&self, a: admission::Admitted) -> Result<Value, Status> {
+        if crate::actors::store::terminating(&self.store, &a.namespace) {
+            return Err(Status::permission_denied(format!(
+                "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
+                a.kind.plural, a.name, a.namespace
+            )));
+        }
         let resp = self.propose(a.create_txn().map_err(admission_status)?).await?;
         match resp.failed_compare {
             None => {
@@ -278,24 +284,25 @@ impl Clusterd for Api {
         if r.resource_version != 0 && r.resource_version != existing.mod_revision {
             return Err(conflict(kind, &r.name));
         }
-        if kind.kind == "Pod" {
-            let current: Value = serde_json::from_slice(&existing.value).map_err(internal)?;
-            if let Some(marked) = super::pods::graceful_delete(&current, r.grace_period_seconds, chrono::Utc::now()) {
-                if marked == current {
-                    return Ok(Response::new(pb::ObjectResponse { json: object_json(&existing)?.to_string() }));
-                }
-                let txn = Txn {
-                    compares: vec![Compare::ModRevision(key.clone(), existing.mod_revision)],
-                    success: vec![Op::Put { key, value: serde_json::to_vec(&marked).map_err(internal)? }],
-                };
-                let resp = self.propose(txn).await?;
-                if resp.failed_compare.is_some() {
-                    return Err(conflict(kind, &r.name));
-                }
-                let mut body = marked;
-                body["metadata"]["resourceVersion"] = json!(resp.revision.to_string());
-                return Ok(Response::new(pb::ObjectResponse { json: body.to_string() }));
+        let current: Value = serde_json::from_slice(&existing.value).map_err(internal)?;
+        let planned =
+            super::deletion::plan(kind, &current, r.grace_period_seconds, &r.propagation_policy, chrono::Utc::now())
+                .map_err(Status::invalid_argument)?;
+        if let Some(marked) = planned {
+            if marked == current {
+                return Ok(Response::new(pb::ObjectResponse { json: object_json(&existing)?.to_string() }));
             }
+            let txn = Txn {
+                compares: vec![Compare::ModRevision(key.clone(), existing.mod_revision)],
+                success: vec![Op::Put { key, value: serde_json::to_vec(&marked).map_err(internal)? }],
+            };
+            let resp = self.propose(txn).await?;
+            if resp.failed_compare.is_some() {
+                return Err(conflict(kind, &r.name));
+            }
+            let mut body = marked;
+            body["metadata"]["resourceVersion"] = json!(resp.revision.to_string());
+            return Ok(Response::new(pb::ObjectResponse { json: body.to_string() }));
         }
         let txn = Txn {
             compares: vec![Compare::ModRevision(key.clone(), existing.mod_revision)],

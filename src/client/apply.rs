@@ -119,6 +119,7 @@ pub async fn delete(
     namespace: &str,
     name: &str,
     grace_period_seconds: Option<i64>,
+    propagation_policy: &str,
 ) -> Result<Value, tonic::Status> {
     let resp = client
         .delete(pb::DeleteRequest {
@@ -127,6 +128,7 @@ pub async fn delete(
             name: name.into(),
             resource_version: 0,
             grace_period_seconds,
+            propagation_policy: propagation_policy.into(),
         })
         .await?;
     serde_json::from_str(&resp.into_inner().json).map_err(|e| tonic::Status::internal(e.to_string()))

@@ -5,8 +5,9 @@
 
 use serde_json::Value;
 
-use super::framework::{Action, Cache, Outcome, Reconciler};
-use crate::actors::store::key_of;
+use super::framework::{delete_pod, Action, Cache, Outcome, Reconciler};
+use crate::actors::store::{key_of, resource_version};
+use crate::api::deletion::{FOREGROUND, ORPHAN};
 use crate::objects::{meta_str, Kind};
 
 /// Kinds that own others, and kinds that are owned.
@@ -44,7 +45,53 @@ fn owner_present(cache: &Cache, (kind, ns, name, uid): &(String, String, String,
 }
 
 fn find<'a>(cache: &'a Cache, key: &str) -> Option<&'a Value> {
-    DEPENDENT_KINDS.iter().find_map(|k| cache.get(k, key))
+    DEPENDENT_KINDS.iter().chain(OWNER_KINDS).find_map(|k| cache.get(k, key))
+}
+
+/// An owner being deleted with Orphan or Foreground propagation: which one.
+fn propagation(obj: &Value) -> Option<&'static str> {
+    obj.pointer("/metadata/deletionTimestamp")?;
+    let fins = obj.pointer("/metadata/finalizers")?.as_array()?;
+    if fins.iter().any(|f| f == FOREGROUND) {
+        Some(FOREGROUND)
+    } else if fins.iter().any(|f| f == ORPHAN) {
+        Some(ORPHAN)
+    } else {
+        None
+    }
+}
+
+fn dependents_of<'a>(cache: &'a Cache, uid: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    DEPENDENT_KINDS.iter().flat_map(move |k| cache.all(k)).filter(move |d| owners(d).iter().any(|o| o.3 == uid))
+}
+
+/// Carry out Orphan or Foreground propagation for an owner being deleted.
+fn propagate(owner: &Value, how: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
+    let uid = meta_str(owner, "uid");
+    let deps: Vec<&Value> = dependents_of(cache, uid).collect();
+    let mut out = Outcome { actions: vec![], requeue_after: Some(std::time::Duration::from_secs(1)) };
+    if deps.is_empty() {
+        // Nothing depends on it any more: the owner goes (its finalizer with it).
+        out.actions.push(Action::Delete { key: key_of(owner).unwrap_or_default(), rv: resource_version(owner) });
+        out.requeue_after = None;
+        return out;
+    }
+    for d in deps {
+        if how == ORPHAN {
+            let mut freed = d.clone();
+            if let Some(refs) = freed.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
+                refs.retain(|r| r["uid"] != uid);
+            }
+            out.actions.push(Action::Replace(freed));
+        } else if d.pointer("/metadata/deletionTimestamp").is_none() {
+            out.actions.push(if d["kind"] == "Pod" {
+                delete_pod(d, now)
+            } else {
+                Action::Delete { key: key_of(d).unwrap_or_default(), rv: resource_version(d) }
+            });
+        }
+    }
+    out
 }
 
 impl Reconciler for GarbageCollector {
@@ -63,7 +110,19 @@ impl Reconciler for GarbageCollector {
         if DEPENDENT_KINDS.contains(&kind) && !owners(obj).is_empty() {
             keys.extend(key_of(obj));
         }
+        // A dependent that changes or goes may let an owner being deleted go too.
+        for (k, ns, name, _) in owners(obj) {
+            if let Some(kind) = Kind::resolve(&k) {
+                let okey = kind.key(&ns, &name);
+                if cache.get(kind.kind, &okey).is_some_and(|o| propagation(o).is_some()) {
+                    keys.push(okey);
+                }
+            }
+        }
         if OWNER_KINDS.contains(&kind) {
+            if propagation(obj).is_some() {
+                keys.extend(key_of(obj));
+            }
             let uid = meta_str(obj, "uid");
             for dk in DEPENDENT_KINDS {
                 keys.extend(cache.all(dk).filter(|d| owners(d).iter().any(|o| o.3 == uid)).filter_map(key_of));
@@ -72,8 +131,11 @@ impl Reconciler for GarbageCollector {
         keys
     }
 
-    fn reconcile(&self, key: &str, cache: &Cache, _now: chrono::DateTime<chrono::Utc>) -> Outcome {
+    fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
         let Some(obj) = find(cache, key) else { return Outcome::default() };
+        if let Some(how) = propagation(obj) {
+            return propagate(obj, how, cache, now);
+        }
         let refs = owners(obj);
         if refs.is_empty() || obj.pointer("/metadata/deletionTimestamp").is_some() {
             return Outcome::default();
@@ -89,6 +151,32 @@ impl Reconciler for GarbageCollector {
 mod tests {
     use super::*;
     use serde_json::json;
+
+    #[test]
+    fn orphan_and_foreground_propagation() {
+        let mut c = Cache::default();
+        let mut rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web", "namespace": "d", "uid": "rs1",
+            "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["orphan"], "resourceVersion": "9"}});
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-x", "namespace": "d", "uid": "p1", "resourceVersion": "4",
+            "ownerReferences": [{"kind": "ReplicaSet", "name": "web", "uid": "rs1", "controller": true}]}});
+        c.put(rs.clone());
+        c.put(pod.clone());
+        let key = "/registry/replicasets/d/web";
+        let out = GarbageCollector.reconcile(key, &c, chrono::Utc::now());
+        let Action::Replace(freed) = &out.actions[0] else { panic!("{:?}", out.actions) };
+        assert_eq!(freed["metadata"]["ownerReferences"], json!([]));
+        rs["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
+        c.put(rs.clone());
+        let out = GarbageCollector.reconcile(key, &c, chrono::Utc::now());
+        assert!(
+            matches!(&out.actions[0], Action::Delete { key, .. } if key == "/registry/pods/d/web-x"),
+            "{:?}",
+            out.actions
+        );
+        c.remove(&pod);
+        let out = GarbageCollector.reconcile(key, &c, chrono::Utc::now());
+        assert!(matches!(&out.actions[0], Action::Delete { key: k, .. } if k == key), "the owner goes last");
+    }
 
     #[test]
     fn dependents_of_a_vanished_owner_are_collected() {

@@ -6,6 +6,7 @@ pub mod deployment;
 pub mod framework;
 pub mod gc;
 pub mod job;
+pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;

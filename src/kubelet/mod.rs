@@ -150,7 +150,7 @@ pub async fn run(cfg: KubeletConfig, store: ObjectStore) {
         insecure_registries: cfg.insecure_registries.clone(),
         sandbox_lock: tokio::sync::Mutex::new(()),
     });
-    Kubelet { env, workers: HashMap::new() }.start();
+    Kubelet { env, workers: HashMap::new(), synced: false }.start();
 }
 
 /// Create the Node object or refresh its status; returns its uid.
@@ -246,7 +246,11 @@ async fn wait_pod_cidr(store: &ObjectStore, name: &str) -> String {
 pub struct Kubelet {
     env: Arc<NodeEnv>,
     workers: HashMap<String, watch::Sender<Option<Value>>>,
+    synced: bool,
 }
+
+/// How often the kubelet removes sandboxes no pod of this node owns any more.
+const HOUSEKEEPING: Duration = Duration::from_secs(10);
 
 #[derive(Message)]
 #[rtype(result = "()")]
@@ -300,6 +304,13 @@ impl Actor for Kubelet {
         use futures::StreamExt;
         let pods = Kind::resolve("pod").expect("pod").prefix(None);
         ctx.add_stream(informer::watch(self.env.store.reader().clone(), pods).map(Pods));
+        // Housekeeping: whatever escaped a worker (a sandbox made while its pod
+        // was being deleted) goes once no worker claims it.
+        ctx.run_interval(HOUSEKEEPING, |act, _| {
+            if act.synced {
+                act.clean_orphans(act.workers.keys().cloned().collect());
+            }
+        });
     }
 }
 
@@ -318,6 +329,7 @@ impl StreamHandler<Pods> for Kubelet {
                     self.upsert(p);
                 }
                 self.clean_orphans(keep);
+                self.synced = true;
             }
             Change::Put(p) => {
                 if on_node(&p, &me) {

@@ -497,7 +497,9 @@ impl Worker {
         let init_specs = containers(pod, "initContainers");
         let app_specs = containers(pod, "containers");
         let mut obs = PodObserved { host_ip: self.env.host_ip.clone(), ..Default::default() };
-        let terminal = matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
+        // A pod that restarts always never ends (unless deleted).
+        let terminal = policy != "Always"
+            && matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
 
         let sandbox =
             if terminal { self.sandbox.clone().ok_or_else(String::new) } else { self.ensure_sandbox(pod).await };
@@ -638,6 +640,11 @@ impl Worker {
                     }
                     _ => {}
                 }
+            }
+            // Whatever the instance we ended on, an exited one that the policy
+            // restarts keeps the pod Running (it may have exited since we started it).
+            if let Some(c) = cur.as_ref().filter(|c| c.state == ContainerState::Exited) {
+                will_restart = restarts(&policy, c.exit_code.unwrap_or(0));
             }
             let (_, prev) = newest(&name);
             let t = self.tracks.entry(name.clone()).or_default();

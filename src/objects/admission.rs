@@ -44,6 +44,7 @@ impl Admitted {
     /// The transaction that creates the object: only if the key is free and
     /// (for a namespaced kind) its namespace exists — compare 0 and 1.
     pub fn create_txn(&self) -> Result<clusterd_raft::Txn, AdmissionError> {
+        // The namespace must exist, and (checked by the caller) not be terminating.
         use clusterd_raft::{Compare, Op, Txn};
         let mut compares = vec![Compare::ModRevision(self.key.clone(), 0)];
         if self.kind.namespaced {

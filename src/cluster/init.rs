@@ -39,6 +39,10 @@ fn bootstrap_txn(
             key: crate::controllers::nodeipam::CLUSTER_CONFIG_KEY.into(),
             value: settings.to_string().into_bytes(),
         },
+        Op::Put {
+            key: crate::controllers::serviceaccount::SIGNING_KEY.into(),
+            value: hex::encode(rand::random::<[u8; 32]>()).into_bytes(),
+        },
         Op::Put { key: keys::CA.into(), value: serde_json::to_vec(ca).map_err(|e| ClusterError::Config(e.to_string()))? },
         Op::Put { key: keys::ADMIN_TOKEN.into(), value: hash_token(admin_token).into_bytes() },
         Op::Put {

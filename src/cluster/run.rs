@@ -131,6 +131,8 @@ fn start_actors(node: &Arc<RaftNode>, ca_pem: &str, dir: &DataDir, state: &NodeS
         Controller::new(Deployments, store.clone()).start();
         Controller::new(GarbageCollector, store.clone()).start();
         Controller::new(Jobs, store.clone()).start();
+        let accounts = crate::controllers::serviceaccount::ServiceAccounts { reader: node.store.clone() };
+        Controller::new(accounts, store.clone()).start();
         Controller::new(crate::controllers::namespace::Namespaces, store.clone()).start();
         Controller::new(DaemonSets, store.clone()).start();
         Controller::new(StatefulSets, store.clone()).start();

@@ -10,4 +10,5 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod serviceaccount;
 pub mod statefulset;

@@ -280,8 +280,28 @@ pub fn prepare_volumes(
         }
         out.insert(name, dir);
     }
+    // The service account token, unless the pod opts out.
+    if pod.pointer("/spec/automountServiceAccountToken").and_then(Value::as_bool) != Some(false) {
+        let sa = pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).unwrap_or("default");
+        let secret_name = crate::controllers::serviceaccount::token_secret_name(sa);
+        let secret = lookup.object("secret", ns, &secret_name).ok_or_else(|| {
+            ConfigError(format!(
+                "MountVolume.SetUp failed for volume \"{SA_VOLUME}\" : secret \"{secret_name}\" not found"
+            ))
+        })?;
+        let dir = volume_dir(pods_root, uid, SA_VOLUME);
+        let io = |e: std::io::Error| ConfigError(format!("volume \"{SA_VOLUME}\": {e}"));
+        std::fs::create_dir_all(&dir).map_err(io)?;
+        for (k, v) in source_data(&secret, "secret") {
+            write_if_changed(&dir.join(&k), &v, 0o644).map_err(io)?;
+        }
+        out.insert(SA_VOLUME.to_string(), dir);
+    }
     Ok(out)
 }
+
+/// The volume holding the service account token.
+pub const SA_VOLUME: &str = "kube-api-access";
 
 /// The runtime's container config for `container` of `pod`.
 pub fn container_config(
@@ -319,6 +339,16 @@ pub fn container_config(
         });
     }
     let _ = pod;
+    let token_path = crate::controllers::serviceaccount::MOUNT_PATH;
+    if let Some(dir) = volumes.get(SA_VOLUME) {
+        if !mounts.iter().any(|m| m.container_path == token_path) {
+            mounts.push(Mount {
+                host_path: dir.to_string_lossy().into_owned(),
+                container_path: token_path.into(),
+                read_only: true,
+            });
+        }
+    }
     Ok(ContainerConfig {
         name: container.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
         image: container.get("image").and_then(Value::as_str).unwrap_or("").to_string(),
@@ -347,6 +377,10 @@ mod tests {
         Objects(vec![
             ("secret".into(), json!({"metadata": {"name": "db"}, "data": {"password": "czNjcjN0"}})),
             ("configmap".into(), json!({"metadata": {"name": "cfg"}, "data": {"mode": "fast", "level": "3"}})),
+            (
+                "secret".into(),
+                json!({"metadata": {"name": "default-token"}, "data": {"token": "dG9r", "namespace": "bnM="}}),
+            ),
         ])
     }
 
@@ -398,7 +432,9 @@ mod tests {
         assert_eq!(std::fs::read_to_string(vols["s"].join("password")).unwrap(), "s3cr3t");
         assert_eq!(std::fs::read_to_string(vols["c"].join("conf/mode")).unwrap(), "fast");
         assert!(vols["scratch"].is_dir());
+        assert_eq!(std::fs::read_to_string(vols[SA_VOLUME].join("token")).unwrap(), "tok", "the service account token");
         let changed = Objects(vec![
+            ("secret".into(), json!({"metadata": {"name": "default-token"}, "data": {"token": "dG9r"}})),
             ("secret".into(), json!({"metadata": {"name": "db"}, "data": {"token": "dA=="}})),
             ("configmap".into(), json!({"metadata": {"name": "cfg"}, "data": {"mode": "slow"}})),
         ]);

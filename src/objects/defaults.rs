@@ -105,6 +105,11 @@ pub fn pod_spec(spec: &mut Value) {
     set_default(s, "schedulerName", json!("default-scheduler"));
     set_default(s, "terminationGracePeriodSeconds", json!(30));
     set_default(s, "securityContext", json!({}));
+    // The ServiceAccount admission of Kubernetes: every pod runs as one.
+    set_default(s, "serviceAccountName", json!("default"));
+    if let Some(sa) = s.get("serviceAccountName").cloned() {
+        set_default(s, "serviceAccount", sa);
+    }
     for list in ["containers", "initContainers"] {
         if let Some(cs) = s.get_mut(list).and_then(Value::as_array_mut) {
             for c in cs.iter_mut().filter_map(object) {

@@ -34,6 +34,7 @@ bench: deps images
 	$(CARGO) bench --bench store
 	$(CARGO) bench --bench runtime
 	$(CARGO) bench --bench pods
+	$(CARGO) bench --bench workloads
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -55,6 +55,20 @@ async fn start_latency(c: &Cluster, ns: &str, n: usize, gap: Option<Duration>) -
     })
     .await
     .unwrap();
+    // Pods mount their service account's token: let its controller make it first, as
+    // Kubernetes' own tests wait for the default service account.
+    for _ in 0..300 {
+        let req = pb::GetRequest {
+            kind: "secret".into(),
+            namespace: ns.into(),
+            name: "default-token".into(),
+            linearizable: false,
+        };
+        if api.get(req).await.is_ok() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
     let created: Arc<Mutex<HashMap<String, Instant>>> = Arc::default();
     let mut watch = api
         .watch(pb::WatchRequest { kind: "pod".into(), namespace: ns.into(), ..Default::default() })
@@ -259,6 +273,9 @@ fn main() {
         (items.len() == 3 && items.iter().all(|n| n.pointer("/spec/podCIDR").is_some())).then_some(())
     });
 
+    wait_for("the default service account token", Duration::from_secs(30), || {
+        c.cli(&["get", "secret", "default-token"]).status.success().then_some(())
+    });
     let (paced, paced_total) = rt.block_on(start_latency(&c, "paced", pods, Some(Duration::from_millis(50))));
     rt.block_on(delete_namespace_pods(&c, "paced", pods));
     let (burst, burst_total) = rt.block_on(start_latency(&c, "burst", pods, None));

@@ -5,22 +5,11 @@
 mod fixtures;
 
 use std::io::{Read, Write};
-use std::path::PathBuf;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use fixtures::{wait_for, Cluster};
-
-fn image(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/images").join(name);
-    assert!(p.exists(), "run `make images` first");
-    p.display().to_string()
-}
-
-fn step(s: &str) {
-    eprintln!("--- {s}");
-}
+use fixtures::{image, step, wait_for, Cluster};
 
 fn pod(c: &Cluster, name: &str) -> Option<Value> {
     let out = c.cli(&["get", "pod", name, "-o", "json"]);

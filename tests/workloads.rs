@@ -4,23 +4,12 @@
 
 mod fixtures;
 
-use std::path::PathBuf;
 use std::process::Output;
 use std::time::Duration;
 
 use serde_json::Value;
 
-use fixtures::{wait_for, Cluster};
-
-fn image(name: &str) -> String {
-    let p = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("target/images").join(name);
-    assert!(p.exists(), "run `make images` first");
-    p.display().to_string()
-}
-
-fn step(s: &str) {
-    eprintln!("--- {s}");
-}
+use fixtures::{image, step, wait_for, Cluster};
 
 /// A one-node cluster with both test images loaded.
 fn cluster() -> Cluster {

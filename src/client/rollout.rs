@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 
 use super::connect::ApiClient;
 use crate::api::pb;
-use crate::controllers::deployment::{rollback_template, REVISION};
+use crate::controllers::deployment::{revision, rollback_template};
 use crate::objects::{meta_str, Kind};
 
 /// `deployment/web`, `deploy web` → (kind, name).
@@ -78,14 +78,6 @@ async fn replicasets_of(c: &mut ApiClient, d: &Value) -> Result<Vec<Value>, toni
         .collect())
 }
 
-fn revision_of(obj: &Value) -> i64 {
-    obj.pointer("/metadata/annotations")
-        .and_then(|a| a.get(REVISION))
-        .and_then(Value::as_str)
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0)
-}
-
 /// `rollout history`: the revisions of a Deployment.
 pub async fn history(c: &mut ApiClient, ns: &str, name: &str) -> Result<String, tonic::Status> {
     let kind = Kind::resolve("deployment").expect("deployment");
@@ -100,7 +92,7 @@ pub async fn history(c: &mut ApiClient, ns: &str, name: &str) -> Result<String, 
                 .and_then(Value::as_str)
                 .unwrap_or("<none>")
                 .to_string();
-            (revision_of(rs), cause)
+            (revision(rs), cause)
         })
         .collect();
     revs.sort();
@@ -116,11 +108,11 @@ pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> R
     let kind = Kind::resolve("deployment").expect("deployment");
     let d = get(c, kind, ns, name).await?;
     let mut sets = replicasets_of(c, &d).await?;
-    sets.sort_by_key(revision_of);
-    let current = sets.last().map(revision_of).unwrap_or(0);
+    sets.sort_by_key(revision);
+    let current = sets.last().map(revision).unwrap_or(0);
     let target = match to {
-        Some(r) if r > 0 => sets.iter().find(|s| revision_of(s) == r),
-        _ => sets.iter().rev().find(|s| revision_of(s) < current),
+        Some(r) if r > 0 => sets.iter().find(|s| revision(s) == r),
+        _ => sets.iter().rev().find(|s| revision(s) < current),
     };
     let Some(rs) = target else {
         return Err(tonic::Status::not_found(match to {

@@ -6,7 +6,7 @@
 use serde_json::{json, Value};
 
 use super::deployment::template_hash;
-use super::framework::{controller_ref, delete_pod, pod_available, pod_ready, Action, Cache, Outcome, Reconciler};
+use super::framework::{delete_pod, pod_available, pod_from_template, pod_ready, Action, Cache, Outcome, Reconciler};
 use crate::actors::store::key_of;
 use crate::objects::meta_str;
 use crate::scheduler::algorithm::{misfit, Misfit, NodeInfo, PodInfo};
@@ -36,25 +36,14 @@ fn daemon_tolerations() -> Vec<Value> {
 
 /// The pod template of a daemon pod for `node`.
 pub fn daemon_pod(ds: &Value, node: &str, hash: &str) -> Value {
-    let template = ds.pointer("/spec/template").cloned().unwrap_or(json!({}));
-    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
-    meta["generateName"] = json!(format!("{}-", meta_str(ds, "name")));
-    meta["namespace"] = json!(meta_str(ds, "namespace"));
-    meta["ownerReferences"] = json!([controller_ref(ds)]);
-    if !meta.get("labels").is_some_and(Value::is_object) {
-        meta["labels"] = json!({});
-    }
-    meta["labels"][REVISION_LABEL] = json!(hash);
-    if let Some(m) = meta.as_object_mut() {
-        m.remove("name");
-    }
-    let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
+    let mut pod = pod_from_template(ds, None, &[(REVISION_LABEL, hash)]);
+    let spec = &mut pod["spec"];
     spec["nodeName"] = json!(node);
     let tolerations = spec.as_object_mut().expect("pod spec").entry("tolerations").or_insert(json!([]));
     if let Some(t) = tolerations.as_array_mut() {
         t.extend(daemon_tolerations());
     }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+    pod
 }
 
 /// Whether a daemon pod belongs on `node` (selector, affinity and taints; not resources).

@@ -63,7 +63,8 @@ fn status_num(obj: &Value, field: &str) -> i64 {
     obj.pointer(&format!("/status/{field}")).and_then(Value::as_i64).unwrap_or(0)
 }
 
-fn revision(obj: &Value) -> i64 {
+/// The revision annotation of a Deployment or ReplicaSet (0 when missing).
+pub fn revision(obj: &Value) -> i64 {
     obj.pointer("/metadata/annotations")
         .and_then(|a| a.get(REVISION))
         .and_then(Value::as_str)

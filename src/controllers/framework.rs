@@ -76,6 +76,35 @@ pub fn controller_ref(owner: &Value) -> Value {
     })
 }
 
+/// A pod of a workload from its `spec.template`: owned by it (as controller),
+/// in its namespace, named `name` or generated from the workload's name, with
+/// `labels` added to the template's.
+pub fn pod_from_template(owner: &Value, name: Option<&str>, labels: &[(&str, &str)]) -> Value {
+    let template = owner.pointer("/spec/template").cloned().unwrap_or(json!({}));
+    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
+    let m = meta.as_object_mut().expect("template metadata");
+    m.remove("creationTimestamp");
+    match name {
+        Some(n) => {
+            m.insert("name".into(), json!(n));
+        }
+        None => {
+            m.remove("name");
+            m.insert("generateName".into(), json!(format!("{}-", meta_str(owner, "name"))));
+        }
+    }
+    m.insert("namespace".into(), json!(meta_str(owner, "namespace")));
+    m.insert("ownerReferences".into(), json!([controller_ref(owner)]));
+    let l = m.entry("labels").or_insert(json!({}));
+    if !l.is_object() {
+        *l = json!({});
+    }
+    for (k, v) in labels {
+        l[*k] = json!(v);
+    }
+    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template.get("spec").cloned().unwrap_or(json!({}))})
+}
+
 /// The label selector of a workload's `spec.selector`.
 pub fn selector_of(obj: &Value) -> LabelSelector {
     obj.pointer("/spec/selector").map(LabelSelector::from_object).unwrap_or_default()

@@ -8,7 +8,7 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use super::framework::{controller_ref, delete_pod, Action, Cache, Outcome, Reconciler};
+use super::framework::{delete_pod, pod_from_template, Action, Cache, Outcome, Reconciler};
 use crate::actors::store::key_of;
 use crate::objects::meta_str;
 use crate::scheduler::set_condition;
@@ -32,22 +32,8 @@ fn finished(job: &Value) -> bool {
 
 /// A pod for the Job from its template, labelled as Kubernetes labels them.
 pub fn job_pod(job: &Value) -> Value {
-    let template = job.pointer("/spec/template").cloned().unwrap_or(json!({}));
-    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
-    let name = meta_str(job, "name");
-    meta["generateName"] = json!(format!("{name}-"));
-    meta["namespace"] = json!(meta_str(job, "namespace"));
-    meta["ownerReferences"] = json!([controller_ref(job)]);
-    if !meta.get("labels").is_some_and(Value::is_object) {
-        meta["labels"] = json!({});
-    }
-    meta["labels"]["job-name"] = json!(name);
-    meta["labels"]["batch.kubernetes.io/job-name"] = json!(name);
-    meta["labels"]["controller-uid"] = json!(meta_str(job, "uid"));
-    if let Some(m) = meta.as_object_mut() {
-        m.remove("name");
-    }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template.get("spec").cloned().unwrap_or(json!({}))})
+    let (name, uid) = (meta_str(job, "name"), meta_str(job, "uid"));
+    pod_from_template(job, None, &[("job-name", name), ("batch.kubernetes.io/job-name", name), ("controller-uid", uid)])
 }
 
 impl Reconciler for Jobs {

@@ -8,26 +8,13 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::framework::{
-    controller_ref, controller_uid, delete_pod, owner_keys, pod_available, pod_inactive, pod_ready, selector_of,
-    Action, Cache, Outcome, Reconciler,
+    controller_ref, controller_uid, delete_pod, owner_keys, pod_available, pod_from_template, pod_inactive, pod_ready,
+    selector_of, Action, Cache, Outcome, Reconciler,
 };
 use crate::objects::{meta_str, Kind};
 
 /// The ReplicaSet reconciler.
 pub struct ReplicaSets;
-
-/// A pod for a set, from its template.
-pub fn pod_from_template(owner: &Value, template: &Value) -> Value {
-    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
-    meta["generateName"] = json!(format!("{}-", meta_str(owner, "name")));
-    meta["namespace"] = json!(meta_str(owner, "namespace"));
-    meta["ownerReferences"] = json!([controller_ref(owner)]);
-    if let Some(m) = meta.as_object_mut() {
-        m.remove("name");
-        m.remove("creationTimestamp");
-    }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template.get("spec").cloned().unwrap_or(json!({}))})
-}
 
 /// Kubernetes' order for deleting pods: unscheduled before scheduled, pending
 /// before unknown before running, not ready before ready, newest first.
@@ -117,9 +104,8 @@ impl Reconciler for ReplicaSets {
         let active: Vec<&Value> = mine.iter().copied().filter(|p| !pod_inactive(p)).collect();
         let want = rs.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1) as usize;
         if active.len() < want {
-            let template = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
             for _ in active.len()..want {
-                out.actions.push(Action::Create(pod_from_template(rs, &template)));
+                out.actions.push(Action::Create(pod_from_template(rs, None, &[])));
             }
         } else if active.len() > want {
             let mut victims = active.clone();

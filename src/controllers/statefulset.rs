@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 
 use super::daemonset::REVISION_LABEL;
 use super::deployment::template_hash;
-use super::framework::{controller_ref, delete_pod, pod_ready, Action, Cache, Outcome, Reconciler};
+use super::framework::{delete_pod, pod_from_template, pod_ready, Action, Cache, Outcome, Reconciler};
 use crate::actors::store::key_of;
 use crate::objects::{meta_str, Kind};
 
@@ -17,24 +17,19 @@ pub struct StatefulSets;
 
 /// The pod of ordinal `i`.
 pub fn stateful_pod(sts: &Value, i: i64, hash: &str) -> Value {
-    let template = sts.pointer("/spec/template").cloned().unwrap_or(json!({}));
     let name = format!("{}-{i}", meta_str(sts, "name"));
-    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
-    meta["name"] = json!(name);
-    meta["namespace"] = json!(meta_str(sts, "namespace"));
-    meta["ownerReferences"] = json!([controller_ref(sts)]);
-    if !meta.get("labels").is_some_and(Value::is_object) {
-        meta["labels"] = json!({});
-    }
-    meta["labels"][REVISION_LABEL] = json!(hash);
-    meta["labels"]["statefulset.kubernetes.io/pod-name"] = json!(name);
-    meta["labels"]["apps.kubernetes.io/pod-index"] = json!(i.to_string());
-    let mut spec = template.get("spec").cloned().unwrap_or(json!({}));
-    spec["hostname"] = json!(name);
+    let index = i.to_string();
+    let labels = [
+        (REVISION_LABEL, hash),
+        ("statefulset.kubernetes.io/pod-name", name.as_str()),
+        ("apps.kubernetes.io/pod-index", index.as_str()),
+    ];
+    let mut pod = pod_from_template(sts, Some(&name), &labels);
+    pod["spec"]["hostname"] = json!(name);
     if let Some(svc) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
-        spec["subdomain"] = json!(svc);
+        pod["spec"]["subdomain"] = json!(svc);
     }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": spec})
+    pod
 }
 
 fn ordinal(sts: &Value, pod: &Value) -> Option<i64> {

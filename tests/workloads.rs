@@ -142,7 +142,7 @@ fn create_rolls_out_and_reports_success() {
 }
 
 #[test]
-fn rolling_update_keeps_availability_and_undo_brings_v1_back() {
+fn a_rolling_update_keeps_availability_within_max_surge() {
     let c = cluster();
     let strategy = "  strategy:\n    type: RollingUpdate\n    rollingUpdate: {maxSurge: 1, maxUnavailable: 0}\n";
     assert!(c.apply(&deployment("web", 3, "v1", strategy)).status.success());
@@ -176,7 +176,16 @@ fn rolling_update_keeps_availability_and_undo_brings_v1_back() {
     assert_eq!(versions(&c, "web"), vec!["v2", "v2", "v2"]);
     let history = c.ok(&["rollout", "history", "deployment/web"]);
     assert!(history.contains("\n1 ") && history.contains("\n2 "), "{history}");
+}
 
+#[test]
+fn undo_brings_the_previous_revision_back() {
+    let c = cluster();
+    assert!(c.apply(&deployment("web", 3, "v1", "")).status.success());
+    assert_rolled_out(&c, "web");
+    assert!(c.apply(&deployment("web", 3, "v2", "")).status.success());
+    assert_rolled_out(&c, "web");
+    wait_for("only v2 pods", Duration::from_secs(60), || (versions(&c, "web") == vec!["v2", "v2", "v2"]).then_some(()));
     step("undo brings v1 pods back as revision 3");
     let out = c.ok(&["rollout", "undo", "deployment/web"]);
     assert!(out.contains("rolled back"), "{out}");
@@ -185,7 +194,7 @@ fn rolling_update_keeps_availability_and_undo_brings_v1_back() {
     let d = get(&c, &["deploy", "web"]);
     assert_eq!(d["metadata"]["annotations"]["deployment.kubernetes.io/revision"], "3");
 
-    step("undo --to-revision 3 of a revision that is gone fails; to the v2 one works");
+    step("undo --to-revision 1 (it became revision 3) fails; --to-revision 2 brings v2 back");
     let bad = c.cli(&["rollout", "undo", "deployment/web", "--to-revision", "1"]);
     assert!(!bad.status.success(), "revision 1 became 3");
     c.ok(&["rollout", "undo", "deployment/web", "--to-revision", "2"]);
@@ -472,6 +481,26 @@ spec:
     assert!(ready_at("db-1") <= started("db-2"), "db-2 started before db-1 was ready");
     let host = c.cli(&["exec", "db-1", "--", "hostname"]);
     assert_eq!(String::from_utf8_lossy(&host.stdout).trim(), "db-1");
+
+    step("a template change rolls pods over from the highest ordinal down");
+    let uid = |name: &str| get(&c, &["pod", name])["metadata"]["uid"].as_str().unwrap().to_string();
+    let before: Vec<String> = ["db-0", "db-1", "db-2"].iter().map(|n| uid(n)).collect();
+    assert!(c.apply(&sts.replace("busybox:v1", "busybox:v2")).status.success());
+    let mut order: Vec<String> = Vec::new();
+    wait_for("every pod replaced", Duration::from_secs(120), || {
+        for (i, n) in ["db-0", "db-1", "db-2"].iter().enumerate() {
+            let now = c.cli(&["get", "pod", n, "-o", "json"]);
+            let replaced = now.status.success()
+                && serde_json::from_slice::<Value>(&now.stdout).unwrap()["metadata"]["uid"].as_str()
+                    != Some(before[i].as_str());
+            if replaced && !order.contains(&n.to_string()) {
+                order.push(n.to_string());
+            }
+        }
+        (order.len() == 3 && get(&c, &["sts", "db"])["status"]["updatedReplicas"] == 3).then_some(())
+    });
+    assert_eq!(order, vec!["db-2", "db-1", "db-0"]);
+    assert_eq!(c.ok(&["exec", "db-0", "--", "cat", "/VERSION"]).trim(), "v2");
     step("scale to 1: db-2 goes before db-1");
     c.ok(&["scale", "statefulset/db", "--replicas", "1"]);
     wait_for("only db-0", Duration::from_secs(60), || {

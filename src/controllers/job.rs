@@ -236,6 +236,22 @@ mod tests {
     }
 
     #[test]
+    fn fails_past_its_active_deadline() {
+        let mut j = job(1, 1, 6);
+        j["spec"]["activeDeadlineSeconds"] = json!(5);
+        j["status"] = json!({"startTime": "2020-01-01T00:00:00Z"});
+        let mut c = Cache::default();
+        c.put(j);
+        c.put(pod("a", "Running"));
+        let out = Jobs.reconcile("/registry/jobs/d/j", &c, chrono::Utc::now());
+        assert_eq!(condition(&out, "Failed").unwrap()["reason"], "DeadlineExceeded");
+        assert!(
+            out.actions.iter().any(|a| matches!(a, Action::Delete { .. } | Action::Replace(_))),
+            "the running pod is stopped"
+        );
+    }
+
+    #[test]
     fn fails_past_the_backoff_limit() {
         let mut c = Cache::default();
         c.put(job(1, 1, 1));

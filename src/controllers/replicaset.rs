@@ -11,7 +11,7 @@ use super::framework::{
     controller_ref, controller_uid, delete_pod, owner_keys, pod_available, pod_from_template, pod_inactive, pod_ready,
     selector_of, Action, Cache, Outcome, Reconciler,
 };
-use crate::objects::{meta_str, Kind};
+use crate::objects::meta_str;
 
 /// The ReplicaSet reconciler.
 pub struct ReplicaSets;
@@ -145,12 +145,6 @@ impl Reconciler for ReplicaSets {
         }
         out
     }
-}
-
-/// Every RS key under a namespace (for tests and callers).
-pub fn keys(cache: &Cache, ns: &str) -> Vec<String> {
-    let kind = Kind::resolve("replicaset").expect("rs");
-    cache.in_namespace("ReplicaSet", ns).map(|r| kind.key(ns, meta_str(r, "name"))).collect()
 }
 
 #[cfg(test)]

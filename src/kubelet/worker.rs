@@ -347,11 +347,8 @@ impl Worker {
                 let reason = match track.waiting.as_ref().map(|w| w.0.as_str()) {
                     Some("ErrImagePull" | "ImagePullBackOff") => "ImagePullBackOff",
                     _ if previous_run.is_some() => "CrashLoopBackOff",
-                    Some(r) => {
-                        let _ = r;
-                        return false;
-                    }
-                    None => return false,
+                    // Another failure (config, create, start): its reason stays.
+                    _ => return false,
                 };
                 let secs = track.backoff.next.as_secs() / 2;
                 let msg = if reason == "CrashLoopBackOff" {

@@ -370,8 +370,6 @@ impl StreamHandler<Input> for Scheduler {
         }
         self.kick(ctx);
     }
-
-    fn finished(&mut self, _ctx: &mut Context<Self>) {}
 }
 
 #[cfg(test)]

@@ -154,9 +154,8 @@ async fn scheduler_throughput(c: &Cluster, nodes: usize, pods: usize) -> String 
     // Pods first (no simulated node exists yet: they wait as Unschedulable).
     let t0 = Instant::now();
     run_parallel(&api, 64, pods, |i| {
-        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("s{i}"), "namespace": "sim",
-               "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": format!("rs{}", i % 50),
-                                    "uid": format!("rs-uid-{}", i % 50), "controller": true}]},
+        // No owners: the garbage collector would rightly remove pods of owners that do not exist.
+        json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": format!("s{i}"), "namespace": "sim"},
                "spec": {"nodeSelector": {"clusterd.io/simulated": "true"},
                         "containers": [{"name": "c", "image": "clusterd.local/busybox:v1",
                                         "resources": {"requests": {"cpu": "100m", "memory": "128Mi"}}}]}})

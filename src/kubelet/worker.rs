@@ -131,11 +131,16 @@ pub fn restarts(policy: &str, exit_code: i32) -> bool {
 pub async fn run(env: Arc<NodeEnv>, mut rx: watch::Receiver<Option<Value>>) {
     let mut w = Worker { env, sandbox: None, tracks: HashMap::new(), mount_error: None };
     let mut seeded = false;
+    let mut uid = String::new();
     loop {
         let pod = rx.borrow_and_update().clone();
+        if let Some(p) = &pod {
+            uid = meta_str(p, "uid").to_string();
+        }
         match pod {
+            // Removed from the store at once (force): everything of this pod uid goes.
             None => {
-                w.remove_everything(None, Duration::ZERO).await;
+                w.remove_everything(Some(&uid).filter(|u| !u.is_empty()).map(String::as_str), Duration::ZERO).await;
                 return;
             }
             Some(p) if p.pointer("/metadata/deletionTimestamp").is_some() => {

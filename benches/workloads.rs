@@ -39,10 +39,6 @@ spec:
     )
 }
 
-fn status(c: &Cluster) -> Value {
-    serde_json::from_str::<Value>(&c.ok(&["get", "deploy", "bench", "-o", "json"])).unwrap()["status"].clone()
-}
-
 fn pods(c: &Cluster) -> Vec<Value> {
     serde_json::from_str::<Value>(&c.ok(&["get", "pods", "-o", "json"])).unwrap()["items"]
         .as_array()
@@ -65,9 +61,15 @@ fn main() {
     wait_for("the default service account token", Duration::from_secs(30), || {
         c.cli(&["get", "secret", "default-token"]).status.success().then_some(())
     });
+    // As `rollout status` decides it: the current spec observed, every replica updated and available.
     let settled = |c: &Cluster| {
-        let s = status(c);
-        (s["updatedReplicas"] == replicas && s["availableReplicas"] == replicas && s["replicas"] == replicas)
+        let d: Value = serde_json::from_str(&c.ok(&["get", "deploy", "bench", "-o", "json"])).unwrap();
+        let s = &d["status"];
+        let observed = s["observedGeneration"].as_i64() >= d["metadata"]["generation"].as_i64();
+        (observed
+            && s["updatedReplicas"] == replicas
+            && s["availableReplicas"] == replicas
+            && s["replicas"] == replicas)
             .then_some(())
     };
 
@@ -91,17 +93,8 @@ fn main() {
     c.nodes[victim].kill9();
     let t2 = Instant::now();
     wait_for("the killed node's pods elsewhere", Duration::from_secs(600), || {
-        let ps = pods(&c);
-        let elsewhere_ready = ps
-            .iter()
-            .filter(|p| p["spec"]["nodeName"] != name.as_str())
-            .filter(|p| {
-                p["status"]["conditions"]
-                    .as_array()
-                    .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-            })
-            .count();
-        (elsewhere_ready as u32 == replicas).then_some(())
+        let gone = pods(&c).iter().all(|p| p["spec"]["nodeName"] != name.as_str());
+        (gone && settled(&c).is_some()).then_some(())
     });
     println!(
         "{:<44} {:>7.1} s   ({on_victim} pods on {name}; grace 40 s + toleration 20 s)",

@@ -122,20 +122,16 @@ pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> Kubelet
 
 /// Start the node's actors on the actix system: the kubelet everywhere; the
 /// scheduler and controllers on control-plane nodes (they act while leading).
+/// The scheduler and the controllers each get an arbiter (a thread with its own
+/// event loop), so a flood of pod events in one does not delay the others.
 fn start_actors(node: &Arc<RaftNode>, ca_pem: &str, dir: &DataDir, state: &NodeState) {
     let store = ObjectStore::new(node.clone());
     if state.control_plane {
-        Scheduler::new(store.clone()).start();
-        NodeIpam::new(store.clone()).start();
-        Controller::new(ReplicaSets, store.clone()).start();
-        Controller::new(Deployments, store.clone()).start();
-        Controller::new(GarbageCollector, store.clone()).start();
-        Controller::new(Jobs, store.clone()).start();
-        let accounts = crate::controllers::serviceaccount::ServiceAccounts { reader: node.store.clone() };
-        Controller::new(accounts, store.clone()).start();
-        Controller::new(crate::controllers::namespace::Namespaces, store.clone()).start();
-        Controller::new(DaemonSets, store.clone()).start();
-        Controller::new(StatefulSets, store.clone()).start();
+        let scheduling = actix::Arbiter::new();
+        let s = store.clone();
+        Scheduler::start_in_arbiter(&scheduling.handle(), move |_| Scheduler::new(s));
+        let s = store.clone();
+        NodeIpam::start_in_arbiter(&scheduling.handle(), move |_| NodeIpam::new(s));
         let settings: serde_json::Value = node
             .store
             .get(crate::controllers::nodeipam::CLUSTER_CONFIG_KEY)
@@ -154,7 +150,20 @@ fn start_actors(node: &Arc<RaftNode>, ca_pem: &str, dir: &DataDir, state: &NodeS
             grace: secs("nodeGracePeriodSeconds", nodelifecycle::DEFAULT_GRACE),
             toleration: secs("podEvictionTimeoutSeconds", nodelifecycle::DEFAULT_TOLERATION),
         };
-        Controller::new(lifecycle, store.clone()).start();
+        let reader = node.store.clone();
+        let s = store.clone();
+        let controllers = actix::Arbiter::new();
+        controllers.spawn_fn(move || {
+            Controller::new(ReplicaSets, s.clone()).start();
+            Controller::new(Deployments, s.clone()).start();
+            Controller::new(GarbageCollector, s.clone()).start();
+            Controller::new(Jobs, s.clone()).start();
+            Controller::new(crate::controllers::serviceaccount::ServiceAccounts { reader }, s.clone()).start();
+            Controller::new(crate::controllers::namespace::Namespaces, s.clone()).start();
+            Controller::new(DaemonSets, s.clone()).start();
+            Controller::new(StatefulSets, s.clone()).start();
+            Controller::new(lifecycle, s).start();
+        });
     }
     actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store));
 }

@@ -497,7 +497,8 @@ spec:
                 order.push(n.to_string());
             }
         }
-        (order.len() == 3 && get(&c, &["sts", "db"])["status"]["updatedReplicas"] == 3).then_some(())
+        let st = get(&c, &["sts", "db"])["status"].clone();
+        (order.len() == 3 && st["updatedReplicas"] == 3 && st["readyReplicas"] == 3).then_some(())
     });
     assert_eq!(order, vec!["db-2", "db-1", "db-0"]);
     assert_eq!(c.ok(&["exec", "db-0", "--", "cat", "/VERSION"]).trim(), "v2");

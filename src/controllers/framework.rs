@@ -157,6 +157,9 @@ pub enum Action {
     /// Delete an object whose owners are all gone — after checking the store
     /// for them (a pod goes gracefully).
     DeleteOrphan(Value),
+    /// Delete every object under a key prefix, in one transaction (for kinds
+    /// a controller does not keep in its cache, such as a namespace's events).
+    DeletePrefix(String),
     /// Record an event about an object.
     Event {
         /// The object.
@@ -318,6 +321,17 @@ impl<R: Reconciler> Controller<R> {
                             Err(e) => tracing::debug!(controller = R::NAME, error = %e, "collecting failed"),
                         }
                     }
+                    Action::DeletePrefix(prefix) => {
+                        if let Ok((objs, _)) = store.list(&prefix) {
+                            let ops: Vec<clusterd_raft::Op> =
+                                objs.iter().filter_map(key_of).map(|key| clusterd_raft::Op::Delete { key }).collect();
+                            if !ops.is_empty() {
+                                if let Err(e) = store.txn(clusterd_raft::Txn::ops(ops)).await {
+                                    tracing::debug!(controller = R::NAME, error = %e, "delete by prefix failed");
+                                }
+                            }
+                        }
+                    }
                     Action::Event { object, warning, reason, message } => {
                         let kind = if warning { EventType::Warning } else { EventType::Normal };
                         store.record_event(&object, kind, &reason, message, &format!("{}-controller", R::NAME));
@@ -387,11 +401,14 @@ impl<R: Reconciler> StreamHandler<Input> for Controller<R> {
                     self.cache.objects.get(R::PRIMARY).map(|m| m.keys().cloned().collect()).unwrap_or_default();
                 self.dirty.extend(prim);
             }
-            Input::Change(_, Change::Put(o)) => {
-                let before = self.logic.affected(&o, &self.cache);
-                self.cache.put(o.clone());
+            Input::Change(kind, Change::Put(o)) => {
+                // The primary objects the old version concerned (an owner it left) and the new one.
+                let old =
+                    key_of(&o).and_then(|k| self.cache.get(Kind::resolve(kind).map(|k| k.kind).unwrap_or(kind), &k));
+                let before = old.map(|old| self.logic.affected(old, &self.cache)).unwrap_or_default();
                 self.dirty.extend(before);
                 self.dirty.extend(self.logic.affected(&o, &self.cache));
+                self.cache.put(o);
             }
             Input::Change(_, Change::Delete(o)) => {
                 self.cache.remove(&o);

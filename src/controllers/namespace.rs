@@ -16,8 +16,12 @@ pub struct Namespaces;
 pub fn namespaced_kinds() -> Vec<&'static str> {
     let order = ["Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet", "Pod"];
     let mut kinds: Vec<&'static str> = order.to_vec();
+    // Events are many and need no watching: they go by prefix at the end.
     kinds.extend(
-        crate::objects::kinds::KINDS.iter().filter(|k| k.namespaced && !order.contains(&k.kind)).map(|k| k.kind),
+        crate::objects::kinds::KINDS
+            .iter()
+            .filter(|k| k.namespaced && !order.contains(&k.kind) && k.kind != "Event")
+            .map(|k| k.kind),
     );
     kinds
 }
@@ -66,6 +70,7 @@ impl Reconciler for Namespaces {
             }
         }
         if left == 0 {
+            out.actions.push(Action::DeletePrefix(Kind::resolve("event").expect("event").prefix(Some(name))));
             out.actions.push(Action::Delete { key: key.to_string(), rv: resource_version(ns) });
             out.requeue_after = None;
         }
@@ -88,6 +93,12 @@ mod tests {
         assert_eq!(out.actions, vec![Action::Delete { key: "/registry/configmaps/t/c".into(), rv: 3 }]);
         c.remove(&cm);
         let out = Namespaces.reconcile("/registry/namespaces/t", &c, chrono::Utc::now());
-        assert_eq!(out.actions, vec![Action::Delete { key: "/registry/namespaces/t".into(), rv: 2 }]);
+        assert_eq!(
+            out.actions,
+            vec![
+                Action::DeletePrefix("/registry/events/t/".into()),
+                Action::Delete { key: "/registry/namespaces/t".into(), rv: 2 }
+            ]
+        );
     }
 }

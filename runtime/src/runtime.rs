@@ -382,17 +382,22 @@ impl Runtime {
         let pid = self
             .run_shim(&["pause", "--hostname", &hostname])
             .map_err(|reason| RuntimeError::Sandbox { id: id.clone(), reason })?;
-        let ip = match &self.network {
-            Some(net) => match net.attach(&id, pid.as_raw()) {
-                Ok(ip) => Some(ip.to_string()),
+        // Recorded before the network is attached, so a daemon killed in between
+        // leaves a sandbox that restart, removal and `reset` know of.
+        let mut rec = SandboxRecord { id: id.clone(), config, pause_pid: pid.as_raw(), created_at: now(), ip: None };
+        if let Err(e) = write_json(&self.sandbox_path(&id), &rec) {
+            let _ = kill(pid, Signal::SIGKILL);
+            return Err(e);
+        }
+        if let Some(net) = &self.network {
+            match net.attach(&id, pid.as_raw()) {
+                Ok(ip) => rec.ip = Some(ip.to_string()),
                 Err(e) => {
-                    let _ = kill(pid, Signal::SIGKILL);
+                    let _ = self.remove_pod_sandbox(&id);
                     return Err(RuntimeError::Sandbox { id, reason: e.to_string() });
                 }
-            },
-            None => None,
-        };
-        let rec = SandboxRecord { id: id.clone(), config, pause_pid: pid.as_raw(), created_at: now(), ip };
+            }
+        }
         write_json(&self.sandbox_path(&id), &rec)?;
         Ok(id)
     }

@@ -88,6 +88,20 @@ fn assert_rolled_out(c: &Cluster, name: &str) {
     assert!(text.contains(&format!("deployment \"{name}\" successfully rolled out")), "{text}");
 }
 
+/// Whether a node carries the unreachable taint, and its Ready condition's status.
+fn node_state(c: &Cluster, name: &str) -> (bool, String) {
+    let n = get(c, &["node", name]);
+    let tainted =
+        n["spec"]["taints"].as_array().is_some_and(|t| t.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable"));
+    let ready = n["status"]["conditions"]
+        .as_array()
+        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
+        .and_then(|c| c["status"].as_str())
+        .unwrap_or("")
+        .to_string();
+    (tainted, ready)
+}
+
 fn replicasets(c: &Cluster) -> Vec<Value> {
     items(c, "rs")
 }
@@ -328,14 +342,7 @@ fn pods_of_a_killed_worker_run_elsewhere() {
     c.nodes[w].kill9();
     let t0 = std::time::Instant::now();
     wait_for("w1 to be NotReady and tainted", Duration::from_secs(30), || {
-        let n = get(&c, &["node", "w1"]);
-        let tainted = n["spec"]["taints"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable"));
-        let ready = n["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap()
-            ["status"]
-            .clone();
-        (tainted && ready == "Unknown").then_some(())
+        (node_state(&c, "w1") == (true, "Unknown".to_string())).then_some(())
     });
     let not_ready_after = t0.elapsed();
     wait_for("4 ready pods on the other nodes", Duration::from_secs(60), || {
@@ -359,14 +366,7 @@ fn pods_of_a_killed_worker_run_elsewhere() {
     step("w1 comes back: untainted, Ready, and nothing of the evicted pods runs there");
     c.nodes[w].restart();
     wait_for("w1 Ready and untainted", Duration::from_secs(30), || {
-        let n = get(&c, &["node", "w1"]);
-        let tainted = n["spec"]["taints"]
-            .as_array()
-            .is_some_and(|t| t.iter().any(|t| t["key"] == "node.kubernetes.io/unreachable"));
-        let ready = n["status"]["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap()
-            ["status"]
-            .clone();
-        (!tainted && ready == "True").then_some(())
+        (node_state(&c, "w1") == (false, "True".to_string())).then_some(())
     });
     let dir = c.nodes[w].data_dir.join("runtime/sandboxes");
     wait_for("w1 to remove the sandboxes of evicted pods", Duration::from_secs(30), || {

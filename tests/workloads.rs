@@ -603,12 +603,10 @@ fn cascading_deletes_and_namespace_deletion_leave_nothing_behind() {
     step("the namespace has a default ServiceAccount whose token is mounted into its pods");
     let sa: Value = serde_json::from_str(&c.ok(&["get", "sa", "default", "-n", "team", "-o", "json"])).unwrap();
     assert_eq!(sa["metadata"]["name"], "default");
-    let pod = items(&c, "pods").into_iter().next();
     let pod_name = {
         let list: Value = serde_json::from_str(&c.ok(&["get", "pods", "-n", "team", "-o", "json"])).unwrap();
         list["items"][0]["metadata"]["name"].as_str().unwrap().to_string()
     };
-    let _ = pod;
     let dir = "/var/run/secrets/kubernetes.io/serviceaccount";
     let ns_file = c.ok(&["exec", &pod_name, "-n", "team", "--", "cat", &format!("{dir}/namespace")]);
     assert_eq!(ns_file, "team");

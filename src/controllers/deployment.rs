@@ -140,11 +140,7 @@ impl Reconciler for Deployments {
     }
 
     fn affected(&self, obj: &Value, _cache: &Cache) -> Vec<String> {
-        match obj["kind"].as_str() {
-            Some("Deployment") => key_of(obj).into_iter().collect(),
-            Some("ReplicaSet") => super::framework::owner_keys(obj, "Deployment"),
-            _ => vec![],
-        }
+        super::framework::self_or_owners(obj, Self::PRIMARY, "ReplicaSet")
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {

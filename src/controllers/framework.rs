@@ -206,6 +206,16 @@ pub trait Reconciler: Unpin + 'static {
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome;
 }
 
+/// The usual `affected`: a primary object concerns itself, a dependent of kind
+/// `dependent` concerns its owners of the primary kind.
+pub fn self_or_owners(obj: &Value, primary: &str, dependent: &str) -> Vec<String> {
+    match obj["kind"].as_str() {
+        Some(k) if k == primary => key_of(obj).into_iter().collect(),
+        Some(k) if k == dependent => owner_keys(obj, primary),
+        _ => vec![],
+    }
+}
+
 /// The keys of the controller owners of `obj` of kind `primary`, in its namespace.
 pub fn owner_keys(obj: &Value, primary: &str) -> Vec<String> {
     let Some(kind) = Kind::resolve(primary) else { return vec![] };

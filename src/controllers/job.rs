@@ -9,7 +9,6 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::framework::{delete_pod, pod_from_template, Action, Cache, Outcome, Reconciler};
-use crate::actors::store::key_of;
 use crate::objects::meta_str;
 use crate::scheduler::set_condition;
 
@@ -45,11 +44,7 @@ impl Reconciler for Jobs {
     }
 
     fn affected(&self, obj: &Value, _cache: &Cache) -> Vec<String> {
-        match obj["kind"].as_str() {
-            Some("Job") => key_of(obj).into_iter().collect(),
-            Some("Pod") => super::framework::owner_keys(obj, "Job"),
-            _ => vec![],
-        }
+        super::framework::self_or_owners(obj, Self::PRIMARY, "Pod")
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {

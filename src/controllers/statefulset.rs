@@ -9,7 +9,6 @@ use serde_json::{json, Value};
 use super::daemonset::REVISION_LABEL;
 use super::deployment::template_hash;
 use super::framework::{delete_pod, pod_from_template, pod_ready, Action, Cache, Outcome, Reconciler};
-use crate::actors::store::key_of;
 use crate::objects::{meta_str, Kind};
 
 /// The StatefulSet reconciler.
@@ -54,11 +53,7 @@ impl Reconciler for StatefulSets {
     }
 
     fn affected(&self, obj: &Value, _cache: &Cache) -> Vec<String> {
-        match obj["kind"].as_str() {
-            Some("StatefulSet") => key_of(obj).into_iter().collect(),
-            Some("Pod") => super::framework::owner_keys(obj, "StatefulSet"),
-            _ => vec![],
-        }
+        super::framework::self_or_owners(obj, Self::PRIMARY, "Pod")
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {

@@ -8,7 +8,6 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
-use tokio::sync::Mutex;
 
 use crate::codec::{decode, encode, CodecError};
 use crate::pki::{self, Identity, PkiError};
@@ -49,7 +48,9 @@ pub trait Handler: Send + Sync + 'static {
 /// A node's QUIC endpoint, used both to serve and to call peers.
 pub struct Transport {
     endpoint: quinn::Endpoint,
-    conns: Mutex<HashMap<String, quinn::Connection>>,
+    /// One connection slot per peer: connecting to a dead peer (until the
+    /// caller's timeout) holds only that peer's slot, never the others'.
+    conns: std::sync::Mutex<HashMap<String, Arc<tokio::sync::Mutex<Option<quinn::Connection>>>>>,
 }
 
 fn transport_config() -> Arc<quinn::TransportConfig> {
@@ -74,7 +75,7 @@ impl Transport {
         let mut endpoint =
             quinn::Endpoint::server(server, addr).map_err(|e| TransportError::Setup(format!("bind {addr}: {e}")))?;
         endpoint.set_default_client_config(client);
-        Ok(Transport { endpoint, conns: Mutex::new(HashMap::new()) })
+        Ok(Transport { endpoint, conns: std::sync::Mutex::new(HashMap::new()) })
     }
 
     /// The bound address.
@@ -124,8 +125,9 @@ impl Transport {
     }
 
     async fn connection(&self, addr: &str) -> Result<quinn::Connection, TransportError> {
-        let mut conns = self.conns.lock().await;
-        if let Some(c) = conns.get(addr) {
+        let slot = self.conns.lock().expect("connection table").entry(addr.to_string()).or_default().clone();
+        let mut slot = slot.lock().await;
+        if let Some(c) = slot.as_ref() {
             if c.close_reason().is_none() {
                 return Ok(c.clone());
             }
@@ -141,7 +143,7 @@ impl Transport {
             .await
             .map_err(|_| unreachable("connect timed out".into()))?
             .map_err(|e| unreachable(e.to_string()))?;
-        conns.insert(addr.to_string(), conn.clone());
+        *slot = Some(conn.clone());
         Ok(conn)
     }
 
@@ -154,7 +156,7 @@ impl Transport {
             let (mut send, mut recv) = match conn.open_bi().await {
                 Ok(s) => s,
                 Err(e) => {
-                    self.conns.lock().await.remove(addr);
+                    self.conns.lock().expect("connection table").remove(addr);
                     return Err(TransportError::Unreachable { addr: addr.to_string(), reason: e.to_string() });
                 }
             };

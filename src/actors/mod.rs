@@ -7,13 +7,14 @@ pub mod informer;
 pub mod store;
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use serde_json::Value;
 
 use informer::Change;
 
 /// Apply an informer change to a cache keyed by store key.
-pub fn apply_change(map: &mut HashMap<String, Value>, change: Change) {
+pub fn apply_change(map: &mut HashMap<String, Arc<Value>>, change: Change) {
     match change {
         Change::Reset(objs) => {
             map.clear();

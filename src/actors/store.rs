@@ -10,6 +10,7 @@ use serde_json::{json, Value};
 
 use clusterd_raft::{Command, CommandResponse, Compare, Op, RaftNode, StoreReader, Txn};
 
+use super::informer::{Change, Informers};
 use crate::objects::admission::{self, AdmissionError};
 use crate::objects::{meta_str, with_resource_version, Kind};
 use crate::util;
@@ -41,6 +42,7 @@ pub enum StoreError {
 #[derive(Clone)]
 pub struct ObjectStore {
     node: Arc<RaftNode>,
+    informers: Informers,
 }
 
 /// Whether a namespace is being deleted (nothing new may be created in it).
@@ -81,7 +83,13 @@ pub fn key_of(obj: &Value) -> Option<String> {
 impl ObjectStore {
     /// The store of `node`.
     pub fn new(node: Arc<RaftNode>) -> Self {
-        ObjectStore { node }
+        let informers = Informers::new(node.store.clone());
+        ObjectStore { node, informers }
+    }
+
+    /// Follow every object under `prefix` through the node's shared informers.
+    pub fn watch(&self, prefix: String) -> tokio_stream::wrappers::UnboundedReceiverStream<Change> {
+        self.informers.watch(prefix)
     }
 
     /// The local replica.

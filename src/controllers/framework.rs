@@ -5,6 +5,7 @@
 //! does not act twice on an object the informer has not shown yet.
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -18,12 +19,17 @@ use crate::objects::{meta_str, Kind};
 /// The objects a controller sees: kind name → store key → object.
 #[derive(Default, Debug, Clone)]
 pub struct Cache {
-    objects: HashMap<&'static str, BTreeMap<String, Value>>,
+    objects: HashMap<&'static str, BTreeMap<String, Arc<Value>>>,
 }
 
 impl Cache {
     /// Put an object (by its kind and key).
     pub fn put(&mut self, obj: Value) {
+        self.put_shared(Arc::new(obj));
+    }
+
+    /// Put an object shared with the informer and other caches.
+    pub fn put_shared(&mut self, obj: Arc<Value>) {
         if let (Some(kind), Some(key)) = (Kind::of(&obj), key_of(&obj)) {
             self.objects.entry(kind.kind).or_default().insert(key, obj);
         }
@@ -40,12 +46,12 @@ impl Cache {
 
     /// One object by kind (`"Pod"`) and key.
     pub fn get(&self, kind: &str, key: &str) -> Option<&Value> {
-        self.objects.get(kind)?.get(key)
+        self.objects.get(kind)?.get(key).map(|o| &**o)
     }
 
     /// Every object of a kind.
     pub fn all(&self, kind: &str) -> impl Iterator<Item = &Value> {
-        self.objects.get(kind).into_iter().flat_map(|m| m.values())
+        self.objects.get(kind).into_iter().flat_map(|m| m.values()).map(|o| &**o)
     }
 
     /// Objects of a kind in a namespace.
@@ -385,7 +391,7 @@ impl<R: Reconciler> Actor for Controller<R> {
         use futures::StreamExt;
         for kind in self.logic.watches() {
             let prefix = Kind::resolve(kind).expect("registered kind").prefix(None);
-            ctx.add_stream(informer::watch(self.store.reader().clone(), prefix).map(move |c| Input::Change(kind, c)));
+            ctx.add_stream(self.store.watch(prefix).map(move |c| Input::Change(kind, c)));
         }
         ctx.add_stream(informer::leadership(self.store.node()).map(Input::Leader));
     }
@@ -404,7 +410,7 @@ impl<R: Reconciler> StreamHandler<Input> for Controller<R> {
                 }
                 for o in objs {
                     self.dirty.extend(self.logic.affected(&o, &self.cache));
-                    self.cache.put(o);
+                    self.cache.put_shared(o);
                 }
                 // Primary objects are all looked at after a (re)list.
                 let prim: Vec<String> =
@@ -418,7 +424,7 @@ impl<R: Reconciler> StreamHandler<Input> for Controller<R> {
                 let before = old.map(|old| self.logic.affected(old, &self.cache)).unwrap_or_default();
                 self.dirty.extend(before);
                 self.dirty.extend(self.logic.affected(&o, &self.cache));
-                self.cache.put(o);
+                self.cache.put_shared(o);
             }
             Input::Change(_, Change::Delete(o)) => {
                 self.cache.remove(&o);

@@ -4,6 +4,7 @@
 
 use std::collections::{BTreeSet, HashMap};
 use std::net::Ipv4Addr;
+use std::sync::Arc;
 
 use actix::prelude::*;
 use serde_json::{json, Value};
@@ -43,7 +44,7 @@ pub fn allocate(cluster: Ipv4Addr, nodes: &[(String, Option<String>)]) -> Vec<(S
 pub struct NodeIpam {
     store: ObjectStore,
     leader: bool,
-    nodes: HashMap<String, Value>,
+    nodes: HashMap<String, Arc<Value>>,
 }
 
 impl NodeIpam {
@@ -82,7 +83,7 @@ impl NodeIpam {
             let key = Kind::resolve("node").expect("node").key("", &name);
             // Claim it in the cache at once so the next round does not hand it out again.
             if let Some(n) = self.nodes.get_mut(&key) {
-                n["spec"]["podCIDR"] = json!(cidr);
+                Arc::make_mut(n)["spec"]["podCIDR"] = json!(cidr);
             }
             ctx.spawn(
                 async move {
@@ -119,7 +120,7 @@ impl Actor for NodeIpam {
     fn started(&mut self, ctx: &mut Context<Self>) {
         use futures::StreamExt;
         let nodes = Kind::resolve("node").expect("node kind").prefix(None);
-        ctx.add_stream(informer::watch(self.store.reader().clone(), nodes).map(Input::Nodes));
+        ctx.add_stream(self.store.watch(nodes).map(Input::Nodes));
         ctx.add_stream(informer::leadership(self.store.node()).map(Input::Leader));
     }
 }

@@ -84,7 +84,7 @@ impl Reconciler for NodeLifecycle {
         let age = now.signed_duration_since(renewed).to_std().unwrap_or_default();
         let mut out = Outcome::default();
         let stamp = crate::util::rfc3339(now);
-        if age <= self.grace {
+        if age < self.grace {
             // Healthy: no unreachable taints; look again when the lease would expire.
             if has_taint(node, "NoExecute").is_some() || has_taint(node, "NoSchedule").is_some() {
                 let mut n = node.clone();
@@ -93,7 +93,7 @@ impl Reconciler for NodeLifecycle {
                 }
                 out.actions.push(Action::Replace(n));
             }
-            out.requeue_after = Some(self.grace - age + Duration::from_millis(500));
+            out.requeue_after = Some(self.grace - age + Duration::from_millis(10));
             return out;
         }
         // Unreachable: conditions Unknown, both taints.
@@ -191,7 +191,7 @@ mod tests {
     fn a_fresh_lease_changes_nothing() {
         let out = LIFE.reconcile("/registry/minions/w1", &cache("2026-01-01T00:00:00Z"), at("2026-01-01T00:00:30Z"));
         assert!(out.actions.is_empty());
-        assert_eq!(out.requeue_after, Some(Duration::from_millis(10_500)));
+        assert_eq!(out.requeue_after, Some(Duration::from_millis(10_010)));
     }
 
     #[test]

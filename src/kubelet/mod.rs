@@ -24,7 +24,7 @@ use tokio::sync::watch;
 use clusterd_runtime::image::ImageStore;
 use clusterd_runtime::{Runtime, RuntimeConfig};
 
-use crate::actors::informer::{self, Change};
+use crate::actors::informer::Change;
 use crate::actors::store::{ObjectStore, StoreError};
 use crate::objects::{meta_str, Kind};
 use crate::util;
@@ -224,14 +224,13 @@ async fn heartbeat(store: ObjectStore, reg: node::Registration, node_uid: String
 /// Wait until the control plane has given this node a pod CIDR.
 async fn wait_pod_cidr(store: &ObjectStore, name: &str) -> String {
     use futures::StreamExt;
-    let prefix = Kind::resolve("node").expect("node").key("", name);
-    let mut changes = informer::watch(store.reader().clone(), prefix);
+    let mut changes = store.watch(Kind::resolve("node").expect("node").prefix(None));
     let cidr_of = |n: &Value| {
         (meta_str(n, "name") == name).then(|| n.pointer("/spec/podCIDR").and_then(Value::as_str).map(String::from))?
     };
     while let Some(change) = changes.next().await {
         let found = match change {
-            Change::Reset(list) => list.iter().find_map(cidr_of),
+            Change::Reset(list) => list.iter().find_map(|n| cidr_of(n)),
             Change::Put(n) => cidr_of(&n),
             Change::Delete(_) => None,
         };
@@ -303,7 +302,7 @@ impl Actor for Kubelet {
     fn started(&mut self, ctx: &mut Context<Self>) {
         use futures::StreamExt;
         let pods = Kind::resolve("pod").expect("pod").prefix(None);
-        ctx.add_stream(informer::watch(self.env.store.reader().clone(), pods).map(Pods));
+        ctx.add_stream(self.env.store.watch(pods).map(Pods));
         // Housekeeping: whatever escaped a worker (a sandbox made while its pod
         // was being deleted) goes once no worker claims it.
         ctx.run_interval(HOUSEKEEPING, |act, _| {
@@ -319,7 +318,8 @@ impl StreamHandler<Pods> for Kubelet {
         let me = self.env.node_name.clone();
         match change {
             Change::Reset(list) => {
-                let mine: Vec<Value> = list.into_iter().filter(|p| on_node(p, &me)).collect();
+                let mine: Vec<Value> =
+                    list.into_iter().filter(|p| on_node(p, &me)).map(std::sync::Arc::unwrap_or_clone).collect();
                 let keep: HashSet<String> = mine.iter().map(|p| meta_str(p, "uid").to_string()).collect();
                 let gone: Vec<String> = self.workers.keys().filter(|u| !keep.contains(*u)).cloned().collect();
                 for uid in gone {
@@ -333,7 +333,7 @@ impl StreamHandler<Pods> for Kubelet {
             }
             Change::Put(p) => {
                 if on_node(&p, &me) {
-                    self.upsert(p);
+                    self.upsert(std::sync::Arc::unwrap_or_clone(p));
                 }
             }
             Change::Delete(p) => self.remove(meta_str(&p, "uid")),

@@ -6,6 +6,7 @@
 pub mod algorithm;
 
 use std::collections::{HashMap, HashSet};
+use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
@@ -31,8 +32,8 @@ const UNSCHEDULABLE_REWRITE: Duration = Duration::from_secs(5);
 pub struct Scheduler {
     store: ObjectStore,
     leader: bool,
-    pods: HashMap<String, Value>,
-    nodes: HashMap<String, Value>,
+    pods: HashMap<String, Arc<Value>>,
+    nodes: HashMap<String, Arc<Value>>,
     /// Pods bound by a write this scheduler made, until the informer shows it.
     assumed: HashMap<String, String>,
     /// When each unschedulable pod's status was last written.
@@ -101,7 +102,11 @@ fn condition_message(pod: &Value, kind: &str) -> Option<String> {
 /// The writes for one round of decisions: bound pods (with their Scheduled
 /// events) and unschedulable pods whose message changed. Each pod write
 /// compares the pod's resourceVersion; `pods[i]` is the pod of compare `i`.
-pub fn plan_writes(decisions: &[Decision], pods: &HashMap<String, Value>, now: &str) -> Vec<(String, Value, Op, Op)> {
+pub fn plan_writes(
+    decisions: &[Decision],
+    pods: &HashMap<String, Arc<Value>>,
+    now: &str,
+) -> Vec<(String, Value, Op, Op)> {
     let mut out = Vec::new();
     for d in decisions {
         let (key, node, message) = match d {
@@ -109,7 +114,7 @@ pub fn plan_writes(decisions: &[Decision], pods: &HashMap<String, Value>, now: &
             Decision::Unschedulable { pod, message } => (pod, None, Some(message)),
         };
         let Some(pod) = pods.get(key) else { continue };
-        let mut new = pod.clone();
+        let mut new = Value::clone(pod);
         let event = match (node, message) {
             (Some(node), _) => {
                 new["spec"]["nodeName"] = json!(node);
@@ -315,7 +320,7 @@ impl Scheduler {
             for (k, v) in written {
                 let newer = act.pods.get(&k).is_some_and(|cur| resource_version(cur) >= resource_version(&v));
                 if !newer && act.pods.contains_key(&k) {
-                    act.pods.insert(k, v);
+                    act.pods.insert(k, Arc::new(v));
                 }
             }
             act.busy = false;
@@ -330,12 +335,11 @@ impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let reader = self.store.reader().clone();
         let pods = Kind::resolve("pod").expect("pod kind").prefix(None);
         let nodes = Kind::resolve("node").expect("node kind").prefix(None);
         use futures::StreamExt;
-        ctx.add_stream(informer::watch(reader.clone(), pods).map(Input::Pods));
-        ctx.add_stream(informer::watch(reader, nodes).map(Input::Nodes));
+        ctx.add_stream(self.store.watch(pods).map(Input::Pods));
+        ctx.add_stream(self.store.watch(nodes).map(Input::Nodes));
         ctx.add_stream(informer::leadership(self.store.node()).map(Input::Leader));
     }
 }
@@ -380,7 +384,7 @@ mod tests {
     fn unschedulable_status_is_written_once_per_message() {
         let key = "/registry/pods/default/p".to_string();
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default", "resourceVersion": "7"}, "spec": {}});
-        let mut pods = HashMap::from([(key.clone(), pod)]);
+        let mut pods = HashMap::from([(key.clone(), Arc::new(pod))]);
         let d = vec![Decision::Unschedulable {
             pod: key.clone(),
             message: "0/1 nodes are available: 1 Too many pods.".into(),
@@ -388,7 +392,7 @@ mod tests {
         let w = plan_writes(&d, &pods, "2026-01-01T00:00:00Z");
         assert_eq!(w.len(), 1);
         assert_eq!(w[0].1.pointer("/status/conditions/0/reason"), Some(&json!("Unschedulable")));
-        pods.insert(key.clone(), w[0].1.clone());
+        pods.insert(key.clone(), Arc::new(w[0].1.clone()));
         assert!(plan_writes(&d, &pods, "2026-01-01T00:00:01Z").is_empty());
         let b = vec![Decision::Bind { pod: key.clone(), node: "n1".into() }];
         let w = plan_writes(&b, &pods, "2026-01-01T00:00:02Z");

@@ -105,6 +105,7 @@ fn main() {
 
     let sb = rt.run_pod_sandbox(SandboxConfig { name: "bench".into(), ..Default::default() }).unwrap();
     let mut shim = Vec::new();
+    let mut phases: [Vec<Duration>; 4] = Default::default();
     for _ in 0..n {
         let t = Instant::now();
         let cfg = ContainerConfig {
@@ -114,15 +115,34 @@ fn main() {
             ..Default::default()
         };
         let id = rt.create_container(&sb, cfg).unwrap();
+        let created = t.elapsed();
         rt.start_container(&id).unwrap();
+        let started = t.elapsed();
         while rt.container_status(&id).unwrap().state != ContainerState::Exited {
             std::thread::sleep(Duration::from_micros(200));
         }
+        let exited = t.elapsed();
         rt.remove_container(&id).unwrap();
         shim.push(t.elapsed());
+        phases[0].push(created);
+        phases[1].push(started - created);
+        phases[2].push(exited - started);
+        phases[3].push(t.elapsed() - exited);
     }
     rt.remove_pod_sandbox(&sb).unwrap();
     println!("{}", summary("clusterd runtime (shim, overlay rootfs)", shim));
+    let median = |mut xs: Vec<Duration>| {
+        xs.sort();
+        xs[xs.len() / 2].as_secs_f64() * 1e3
+    };
+    let [c, s, w, r] = phases;
+    println!(
+        "  of which (medians): create {:.2} ms, start {:.2} ms, run to exit {:.2} ms, remove {:.2} ms",
+        median(c),
+        median(s),
+        median(w),
+        median(r)
+    );
 
     let bundle = true_bundle(&dir.path().join("bundle"), &rootfs, "/clusterd-bench/direct");
     let direct = libcontainer_direct(&bundle, &dir.path().join("lc-state"), n);

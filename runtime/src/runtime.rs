@@ -179,6 +179,47 @@ pub struct Runtime {
     cfg: RuntimeConfig,
     images: ImageStore,
     network: Option<PodNetwork>,
+    zygote: std::sync::Mutex<Option<Zygote>>,
+}
+
+/// The runtime's `clusterd shim zygote`, which forks shims on request (see
+/// [`shim`]); it ends when this handle (its stdin) is dropped.
+struct Zygote {
+    child: std::process::Child,
+    socket: PathBuf,
+}
+
+impl Zygote {
+    fn spawn(binary: &Path, socket: &Path) -> Result<Zygote, String> {
+        use std::io::BufRead;
+        use std::process::Stdio;
+        let mut child = Command::new(binary)
+            .args(["shim", "zygote", "--socket"])
+            .arg(socket)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .spawn()
+            .map_err(|e| format!("{}: {e}", binary.display()))?;
+        let mut line = String::new();
+        let stdout = child.stdout.take().expect("piped stdout");
+        let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+        let zygote = Zygote { child, socket: socket.to_path_buf() };
+        match shim::parse_report(&line) {
+            Ok(_) => Ok(zygote),
+            Err(e) => Err(e),
+        }
+    }
+
+    fn alive(&mut self) -> bool {
+        matches!(self.child.try_wait(), Ok(None))
+    }
+}
+
+impl Drop for Zygote {
+    fn drop(&mut self) {
+        drop(self.child.stdin.take());
+        let _ = self.child.wait();
+    }
 }
 
 fn new_id() -> String {
@@ -279,7 +320,7 @@ impl Runtime {
             }
             None => None,
         };
-        let rt = Runtime { cfg, images, network };
+        let rt = Runtime { cfg, images, network, zygote: std::sync::Mutex::new(None) };
         rt.recover()?;
         Ok(rt)
     }
@@ -356,7 +397,46 @@ impl Runtime {
         Ok(ids)
     }
 
+    /// Run `clusterd shim ARGS`: forked by the zygote, or exec'd when there is none.
     fn run_shim(&self, args: &[&str]) -> Result<Pid, String> {
+        match self.via_zygote(args) {
+            Some(report) => shim::parse_report(&report),
+            None => self.exec_shim(args),
+        }
+    }
+
+    /// The shim's report through the zygote; None when the zygote cannot be
+    /// reached (nothing was asked of it then, so exec'ing instead is safe).
+    fn via_zygote(&self, args: &[&str]) -> Option<String> {
+        use std::io::{Read, Write};
+        let socket = {
+            let mut z = self.zygote.lock().expect("zygote lock");
+            if !z.as_mut().is_some_and(Zygote::alive) {
+                *z = None;
+                match Zygote::spawn(&self.cfg.shim_binary, &self.cfg.root.join("shim.sock")) {
+                    Ok(new) => *z = Some(new),
+                    Err(e) => tracing::warn!(error = %e, "shim zygote unavailable; exec'ing shims"),
+                }
+            }
+            z.as_ref()?.socket.clone()
+        };
+        let mut conn = std::os::unix::net::UnixStream::connect(socket).ok()?;
+        let request = serde_json::to_string(args).expect("strings serialize");
+        if writeln!(conn, "{request}").is_err() {
+            return Some("err zygote: request not sent".into());
+        }
+        // An `ok` report is one line: return on it rather than waiting for the
+        // forked shim to exit. Anything else is read to the end (its error).
+        let mut reader = std::io::BufReader::new(conn);
+        let mut report = String::new();
+        let _ = std::io::BufRead::read_line(&mut reader, &mut report);
+        if !report.starts_with("ok ") {
+            let _ = reader.read_to_string(&mut report);
+        }
+        Some(report)
+    }
+
+    fn exec_shim(&self, args: &[&str]) -> Result<Pid, String> {
         let out = Command::new(&self.cfg.shim_binary)
             .arg("shim")
             .args(args)
@@ -653,8 +733,13 @@ impl Runtime {
         self.stop_container(id, Duration::ZERO)?;
         let dir = self.container_dir(id);
         let _ = nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
-        if let Ok(mut c) = libcontainer::container::Container::load(self.state_root().join(id)) {
-            let _ = c.delete(true);
+        // The shim deletes libcontainer's state once the container has exited;
+        // this is for a shim that died first.
+        let state = self.state_root().join(id);
+        if state.join("state.json").exists() {
+            if let Ok(mut c) = libcontainer::container::Container::load(state) {
+                let _ = c.delete(true);
+            }
         }
         remove_cgroup(&rec.cgroups_path);
         std::fs::remove_dir_all(&dir).at(&dir)

@@ -8,6 +8,12 @@
 //!
 //! The shim detaches (fork + setsid) once the container runs, so containers
 //! outlive a restart of the node daemon.
+//!
+//! Exec'ing the whole clusterd binary costs milliseconds per container, so the
+//! runtime re-executes it once as `clusterd shim zygote`: a small
+//! single-threaded process that forks a fresh shim for each request on its
+//! unix socket (as Android's zygote does for apps). The zygote ends when its
+//! owner does (end of file on its stdin); shims it forked live on.
 
 use std::io::{BufRead, BufReader, Read, Write};
 use std::os::fd::{AsRawFd, OwnedFd};
@@ -73,7 +79,8 @@ pub fn main(args: &[String]) -> i32 {
         Some("run") => run(&args[1..]),
         Some("exec") => exec(&args[1..]),
         Some("pause") => pause(&args[1..]),
-        _ => Err("usage: clusterd shim run|exec|pause ...".into()),
+        Some("zygote") => zygote(&args[1..]),
+        _ => Err("usage: clusterd shim run|exec|pause|zygote ...".into()),
     };
     match res {
         Ok(code) => code,
@@ -147,7 +154,9 @@ impl LogWriter {
 
 const MAX_LINE: usize = 16 * 1024;
 
-fn copy_stream(src: OwnedFd, stream: &'static str, log: Arc<Mutex<LogWriter>>) -> std::thread::JoinHandle<()> {
+/// Copy one of the container's streams into the log; says on `done` when the
+/// stream closes.
+fn copy_stream(src: OwnedFd, stream: &'static str, log: Arc<Mutex<LogWriter>>, done: std::sync::mpsc::Sender<()>) {
     std::thread::spawn(move || {
         let mut reader = BufReader::new(std::fs::File::from(src));
         let mut line = Vec::new();
@@ -161,7 +170,8 @@ fn copy_stream(src: OwnedFd, stream: &'static str, log: Arc<Mutex<LogWriter>>) -
             let text = if full { &line[..n - 1] } else { &line[..] };
             log.lock().expect("log lock").line(stream, if full { 'F' } else { 'P' }, text);
         }
-    })
+        let _ = done.send(());
+    });
 }
 
 fn pipe() -> Result<(OwnedFd, OwnedFd), String> {
@@ -244,7 +254,9 @@ fn run(args: &[String]) -> Result<i32, String> {
             ..Default::default()
         };
         let _ = write_status(&status_path, &status);
-        let copiers = [copy_stream(out_r, "stdout", log.clone()), copy_stream(err_r, "stderr", log.clone())];
+        let (done_tx, done) = std::sync::mpsc::channel();
+        copy_stream(out_r, "stdout", log.clone(), done_tx.clone());
+        copy_stream(err_r, "stderr", log.clone(), done_tx);
         let _ = writeln!(report, "ok {}", pid.as_raw());
         let code = loop {
             match waitpid(pid, None) {
@@ -257,13 +269,12 @@ fn run(args: &[String]) -> Result<i32, String> {
         // Let the copiers drain what the container wrote; a leftover child that
         // holds the pipes open does not keep the shim waiting.
         let deadline = std::time::Instant::now() + Duration::from_secs(2);
-        for c in copiers {
-            while !c.is_finished() && std::time::Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
+        for _ in 0..2 {
+            if done.recv_timeout(deadline.saturating_duration_since(std::time::Instant::now())).is_err() {
+                break;
             }
         }
         let oom = cgroup_oom_killed(&cgroups_path);
-        let _ = container.delete(true);
         status.finished_at = Some(now());
         status.exit_code = Some(code);
         status.reason = Some(
@@ -277,6 +288,9 @@ fn run(args: &[String]) -> Result<i32, String> {
             .into(),
         );
         let _ = write_status(&status_path, &status);
+        // The exit is on record; libcontainer's state and cgroup go after it
+        // (`remove_container` may do the same at once; both are idempotent).
+        let _ = container.delete(true);
         0
     })
 }
@@ -339,6 +353,103 @@ fn pause(args: &[String]) -> Result<i32, String> {
             nix::unistd::pause();
         }
     })
+}
+
+/// `clusterd shim zygote --socket PATH`: say `ok <pid>` once listening, then
+/// fork one shim per connection — the connection carries the shim's arguments
+/// (one JSON line) in and its report out — until stdin ends.
+fn zygote(args: &[String]) -> Result<i32, String> {
+    use nix::poll::{poll, PollFd, PollFlags, PollTimeout};
+    use std::os::fd::AsFd;
+    use std::os::unix::fs::PermissionsExt;
+    let path = PathBuf::from(required(args, "--socket")?);
+    let _ = std::fs::remove_file(&path);
+    let listener = std::os::unix::net::UnixListener::bind(&path).map_err(|e| format!("{}: {e}", path.display()))?;
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o600)).map_err(|e| e.to_string())?;
+    // Shims orphaned when the shim that forked them has reported become the
+    // zygote's children, and it reaps them when they end (PID 1 may not).
+    let _ = nix::sys::prctl::set_child_subreaper(true);
+    println!("ok {}", std::process::id());
+    let _ = std::io::stdout().flush();
+    let stdin = std::io::stdin();
+    loop {
+        // Reap shims that have reported (their detached children live on).
+        while let Ok(status) = waitpid(None, Some(nix::sys::wait::WaitPidFlag::WNOHANG)) {
+            if status == WaitStatus::StillAlive {
+                break;
+            }
+        }
+        let mut fds = [PollFd::new(listener.as_fd(), PollFlags::POLLIN), PollFd::new(stdin.as_fd(), PollFlags::POLLIN)];
+        match poll(&mut fds, PollTimeout::from(1000u16)) {
+            Ok(0) | Err(nix::errno::Errno::EINTR) => continue,
+            Ok(_) => {}
+            Err(e) => return Err(format!("poll: {e}")),
+        }
+        let ready = |f: &PollFd| f.revents().is_some_and(|r| !r.is_empty());
+        if ready(&fds[1]) {
+            // The owner is gone (or wrote to stdin, which it never does).
+            return Ok(0);
+        }
+        if !ready(&fds[0]) {
+            continue;
+        }
+        let Ok((conn, _)) = listener.accept() else { continue };
+        match unsafe { fork() } {
+            Ok(ForkResult::Child) => {
+                drop(listener);
+                let mut line = String::new();
+                let read = BufReader::new(&conn).read_line(&mut line);
+                let args: Vec<String> = match read.ok().and_then(|_| serde_json::from_str(&line).ok()) {
+                    Some(a) => a,
+                    None => {
+                        let _ = writeln!(&conn, "err zygote: unreadable request");
+                        std::process::exit(1);
+                    }
+                };
+                set_title(&format!("clusterd shim {}", args.join(" ")));
+                for fd in [1, 2] {
+                    let _ = nix::unistd::dup2(conn.as_raw_fd(), fd);
+                }
+                drop(conn);
+                let code = main(&args);
+                let _ = std::io::stdout().flush();
+                std::process::exit(code);
+            }
+            Ok(ForkResult::Parent { .. }) => drop(conn),
+            Err(e) => {
+                let _ = writeln!(&conn, "err zygote: fork: {e}");
+            }
+        }
+    }
+}
+
+/// Show a forked shim as what it does (`ps` would otherwise show every shim as
+/// the zygote): its command line is rewritten in place, within the zygote's.
+fn set_title(title: &str) {
+    use std::io::{Seek, SeekFrom};
+    let _ = nix::sys::prctl::set_name(&std::ffi::CString::new("clusterd-shim").expect("no NUL"));
+    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
+    // Fields after the command name (which may hold spaces) start at field 3;
+    // arg_start and arg_end are fields 48 and 49.
+    let Some((_, rest)) = stat.rsplit_once(')') else { return };
+    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let (Some(Ok(start)), Some(Ok(end))) =
+        (fields.get(45).map(|f| f.parse::<u64>()), fields.get(46).map(|f| f.parse::<u64>()))
+    else {
+        return;
+    };
+    let room = end.saturating_sub(start) as usize;
+    if room < 2 {
+        return;
+    }
+    let mut bytes = vec![0u8; room];
+    let n = title.len().min(room - 1);
+    bytes[..n].copy_from_slice(&title.as_bytes()[..n]);
+    if let Ok(mut mem) = std::fs::OpenOptions::new().write(true).open("/proc/self/mem") {
+        if mem.seek(SeekFrom::Start(start)).is_ok() {
+            let _ = mem.write_all(&bytes);
+        }
+    }
 }
 
 /// The pid the shim reported (`ok <pid>`), or its error.

@@ -139,6 +139,23 @@ async fn delete_namespace_pods(c: &Cluster, ns: &str, n: usize) {
     for t in tasks {
         let _ = t.await;
     }
+    // The kubelets remove the containers before the objects go: wait for that,
+    // so the next figure does not pay for this teardown.
+    let deadline = Instant::now() + Duration::from_secs(120);
+    loop {
+        let left = api
+            .clone()
+            .list(pb::ListRequest { kind: "pod".into(), namespace: ns.into(), ..Default::default() })
+            .await
+            .ok()
+            .and_then(|r| serde_json::from_str::<Value>(&r.into_inner().json).ok())
+            .and_then(|l| l["items"].as_array().map(Vec::len))
+            .unwrap_or(usize::MAX);
+        if left == 0 || Instant::now() > deadline {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
 }
 
 /// Simulated nodes and pending pods; bindings per second.

@@ -33,15 +33,33 @@ fn short_hash(s: &str) -> String {
 }
 
 fn run(cmd: &str, args: &[&str]) -> Result<String, RuntimeError> {
-    let out = Command::new(cmd)
+    run_with_input(cmd, args, None)
+}
+
+/// Run a command, feeding `input` (when given) on its stdin.
+fn run_with_input(cmd: &str, args: &[&str], input: Option<&str>) -> Result<String, RuntimeError> {
+    use std::io::Write;
+    use std::process::Stdio;
+    let what = || format!("{cmd} {}", args.join(" "));
+    let mut child = Command::new(cmd)
         .args(args)
-        .output()
-        .map_err(|e| RuntimeError::Host { command: format!("{cmd} {}", args.join(" ")), reason: e.to_string() })?;
+        .stdin(if input.is_some() { Stdio::piped() } else { Stdio::null() })
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .map_err(|e| RuntimeError::Host { command: what(), reason: e.to_string() })?;
+    if let (Some(text), Some(mut stdin)) = (input, child.stdin.take()) {
+        stdin.write_all(text.as_bytes()).map_err(|e| RuntimeError::Host { command: what(), reason: e.to_string() })?;
+    }
+    let out = child.wait_with_output().map_err(|e| RuntimeError::Host { command: what(), reason: e.to_string() })?;
     if !out.status.success() {
-        return Err(RuntimeError::Host {
-            command: format!("{cmd} {}", args.join(" ")),
-            reason: String::from_utf8_lossy(&out.stderr).trim().to_string(),
-        });
+        let detail = match input {
+            Some(text) => {
+                format!("{} ({})", String::from_utf8_lossy(&out.stderr).trim(), text.trim().replace('\n', "; "))
+            }
+            None => String::from_utf8_lossy(&out.stderr).trim().to_string(),
+        };
+        return Err(RuntimeError::Host { command: what(), reason: detail });
     }
     Ok(String::from_utf8_lossy(&out.stdout).into_owned())
 }
@@ -133,19 +151,19 @@ impl PodNetwork {
         let ip = Ipv4Addr::new(o[0], o[1], o[2], host);
         let (veth, peer, pid_s) =
             (Self::veth(sandbox_id), format!("p{}", &short_hash(sandbox_id)[..8]), pid.to_string());
+        // Two `ip -batch` runs (host side, then inside the sandbox's network
+        // namespace) instead of a process per step.
         let setup = || -> Result<(), RuntimeError> {
-            run("ip", &["link", "add", &veth, "type", "veth", "peer", "name", &peer])?;
-            run("ip", &["link", "set", &peer, "netns", &pid_s])?;
-            run("ip", &["link", "set", &veth, "master", &self.bridge(), "up"])?;
-            let ns = |args: &[&str]| {
-                let mut a = vec!["-t", pid_s.as_str(), "-n", "ip"];
-                a.extend_from_slice(args);
-                run("nsenter", &a)
-            };
-            ns(&["link", "set", &peer, "name", "eth0"])?;
-            ns(&["addr", "add", &format!("{ip}/24"), "dev", "eth0"])?;
-            ns(&["link", "set", "eth0", "up"])?;
-            ns(&["route", "add", "default", "via", &self.gateway().to_string()])?;
+            let host = format!(
+                "link add {veth} type veth peer name {peer}\nlink set {peer} netns {pid_s}\nlink set {veth} master {} up\n",
+                self.bridge()
+            );
+            run_with_input("ip", &["-batch", "-"], Some(&host))?;
+            let inside = format!(
+                "link set {peer} name eth0\naddr add {ip}/24 dev eth0\nlink set eth0 up\nroute add default via {}\n",
+                self.gateway()
+            );
+            run_with_input("nsenter", &["-t", &pid_s, "-n", "ip", "-batch", "-"], Some(&inside))?;
             Ok(())
         };
         if let Err(e) = setup() {

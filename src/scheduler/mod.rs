@@ -91,6 +91,37 @@ pub fn set_condition(pod: &mut Value, kind: &str, status: &str, reason: &str, me
     }
 }
 
+/// Which decisions to write this round: every binding; an unschedulable pod's
+/// status when it has none yet, but a *changed* message (node counts move
+/// while nodes join) at most every [`UNSCHEDULABLE_REWRITE`] per pod and never
+/// in a round that binds — bindings first, their competition for the log
+/// later. Returns whether some were held back (a later round writes them).
+pub fn keep_writes(
+    decisions: &mut Vec<Decision>,
+    pods: &HashMap<String, Arc<Value>>,
+    reported: &mut HashMap<String, std::time::Instant>,
+    now: std::time::Instant,
+) -> bool {
+    let binding = decisions.iter().any(|d| matches!(d, Decision::Bind { .. }));
+    let mut held = false;
+    decisions.retain(|d| match d {
+        Decision::Bind { pod, .. } => {
+            reported.remove(pod);
+            true
+        }
+        Decision::Unschedulable { pod, .. } => {
+            let already = pods.get(pod).is_some_and(|p| condition_message(p, "PodScheduled").is_some());
+            let recent = reported.get(pod).is_some_and(|t| now.duration_since(*t) < UNSCHEDULABLE_REWRITE);
+            if already && (recent || binding) {
+                held = true;
+                return false;
+            }
+            true
+        }
+    });
+    held
+}
+
 fn condition_message(pod: &Value, kind: &str) -> Option<String> {
     pod.pointer("/status/conditions")?
         .as_array()?
@@ -209,24 +240,7 @@ impl Scheduler {
         let mut decisions = self.decide();
         let decided = t0.elapsed();
         let now = std::time::Instant::now();
-        let reported = &mut self.reported;
-        let pods = &self.pods;
-        let mut throttled = false;
-        decisions.retain(|d| match d {
-            Decision::Bind { pod, .. } => {
-                reported.remove(pod);
-                true
-            }
-            Decision::Unschedulable { pod, .. } => {
-                let already = pods.get(pod).is_some_and(|p| condition_message(p, "PodScheduled").is_some());
-                let recent = reported.get(pod).is_some_and(|t| now.duration_since(*t) < UNSCHEDULABLE_REWRITE);
-                if already && recent {
-                    throttled = true;
-                    return false;
-                }
-                true
-            }
-        });
+        let throttled = keep_writes(&mut decisions, &self.pods, &mut self.reported, now);
         if throttled && !self.retry_armed {
             self.retry_armed = true;
             ctx.run_later(UNSCHEDULABLE_REWRITE, |act, ctx| {
@@ -398,6 +412,35 @@ mod tests {
         let w = plan_writes(&b, &pods, "2026-01-01T00:00:02Z");
         assert_eq!(w[0].1.pointer("/spec/nodeName"), Some(&json!("n1")));
         assert_eq!(w[0].1.pointer("/status/conditions/0/status"), Some(&json!("True")));
+    }
+
+    #[test]
+    fn a_round_that_binds_holds_back_rewrites_of_unschedulable_messages() {
+        let reported_pod =
+            json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False", "message": "0/1 nodes"}]}});
+        let pods = HashMap::from([
+            ("a".to_string(), Arc::new(json!({}))),
+            ("b".to_string(), Arc::new(reported_pod.clone())),
+            ("c".to_string(), Arc::new(json!({}))),
+        ]);
+        let unsched = |p: &str| Decision::Unschedulable { pod: p.into(), message: "0/2 nodes".into() };
+        let now = std::time::Instant::now();
+        let mut reported = HashMap::new();
+        let mut d = vec![Decision::Bind { pod: "a".into(), node: "n1".into() }, unsched("b"), unsched("c")];
+        assert!(keep_writes(&mut d, &pods, &mut reported, now), "b's rewrite waits");
+        assert_eq!(
+            d,
+            vec![Decision::Bind { pod: "a".into(), node: "n1".into() }, unsched("c")],
+            "c was never reported"
+        );
+        // With nothing to bind, the changed message is written.
+        let mut d = vec![unsched("b")];
+        assert!(!keep_writes(&mut d, &pods, &mut reported, now));
+        assert_eq!(d.len(), 1);
+        // Reported a moment ago: held back even so.
+        reported.insert("b".to_string(), now);
+        let mut d = vec![unsched("b")];
+        assert!(keep_writes(&mut d, &pods, &mut reported, now) && d.is_empty());
     }
 
     #[test]

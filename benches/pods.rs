@@ -166,11 +166,10 @@ fn quiesce(c: &Cluster) {
         c.nodes
             .iter()
             .filter_map(|n| n.child.as_ref().map(|ch| ch.id()))
-            .filter_map(|pid| std::fs::read_to_string(format!("/proc/{pid}/stat")).ok())
-            .filter_map(|s| {
-                let f: Vec<u64> =
-                    s.rsplit_once(')')?.1.split_whitespace().skip(11).take(2).filter_map(|x| x.parse().ok()).collect();
-                Some(f.iter().sum::<u64>())
+            // utime + stime (fields 14 and 15).
+            .map(|pid| {
+                let f = clusterd_runtime::shim::proc_stat(&pid.to_string());
+                f.iter().skip(11).take(2).filter_map(|x| x.parse::<u64>().ok()).sum::<u64>()
             })
             .sum()
     };

@@ -204,10 +204,7 @@ impl Zygote {
         let stdout = child.stdout.take().expect("piped stdout");
         let _ = std::io::BufReader::new(stdout).read_line(&mut line);
         let zygote = Zygote { child, socket: socket.to_path_buf() };
-        match shim::parse_report(&line) {
-            Ok(_) => Ok(zygote),
-            Err(e) => Err(e),
-        }
+        shim::parse_report(&line).map(|_| zygote)
     }
 
     fn alive(&mut self) -> bool {
@@ -237,9 +234,7 @@ fn alive(pid: i32) -> bool {
     if pid <= 0 || kill(Pid::from_raw(pid), None).is_err() {
         return false;
     }
-    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
-    let state = stat.rsplit_once(')').and_then(|(_, rest)| rest.split_whitespace().next());
-    !matches!(state, Some("Z" | "X"))
+    !matches!(shim::proc_stat(&pid.to_string()).first().map(String::as_str), Some("Z" | "X"))
 }
 
 fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RuntimeError> {

@@ -423,16 +423,21 @@ fn zygote(args: &[String]) -> Result<i32, String> {
     }
 }
 
+/// The fields of `/proc/<pid>/stat` after the command name (which may hold
+/// spaces and parentheses): index 0 is field 3 (the state), index 11 field 14
+/// (utime). Empty when the process is gone.
+pub fn proc_stat(pid: &str) -> Vec<String> {
+    let stat = std::fs::read_to_string(format!("/proc/{pid}/stat")).unwrap_or_default();
+    stat.rsplit_once(')').map(|(_, rest)| rest.split_whitespace().map(String::from).collect()).unwrap_or_default()
+}
+
 /// Show a forked shim as what it does (`ps` would otherwise show every shim as
 /// the zygote): its command line is rewritten in place, within the zygote's.
 fn set_title(title: &str) {
     use std::io::{Seek, SeekFrom};
     let _ = nix::sys::prctl::set_name(&std::ffi::CString::new("clusterd-shim").expect("no NUL"));
-    let Ok(stat) = std::fs::read_to_string("/proc/self/stat") else { return };
-    // Fields after the command name (which may hold spaces) start at field 3;
     // arg_start and arg_end are fields 48 and 49.
-    let Some((_, rest)) = stat.rsplit_once(')') else { return };
-    let fields: Vec<&str> = rest.split_whitespace().collect();
+    let fields = proc_stat("self");
     let (Some(Ok(start)), Some(Ok(end))) =
         (fields.get(45).map(|f| f.parse::<u64>()), fields.get(46).map(|f| f.parse::<u64>()))
     else {

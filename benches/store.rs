@@ -26,6 +26,22 @@ struct Round {
     writes: usize,
     elapsed: Duration,
     lat: Vec<Duration>,
+    /// CPU time the servers (nodes or etcd members) and this client used.
+    server_cpu: Duration,
+    client_cpu: Duration,
+}
+
+/// CPU time (user + system) the processes have used so far; "self" is this one.
+fn cpu_time(pids: &[String]) -> Duration {
+    // utime + stime (fields 14 and 15), in clock ticks of 1/100 s.
+    let ticks: u64 = pids
+        .iter()
+        .map(|pid| {
+            let f = clusterd_runtime::shim::proc_stat(pid);
+            f.iter().skip(11).take(2).filter_map(|x| x.parse::<u64>().ok()).sum::<u64>()
+        })
+        .sum();
+    Duration::from_millis(ticks * 10)
 }
 
 impl Round {
@@ -38,21 +54,26 @@ impl Round {
         l[((l.len() as f64 * p).ceil() as usize).saturating_sub(1).min(l.len() - 1)]
     }
     fn line(&self, what: &str) -> String {
+        let per_write = |d: Duration| d.as_secs_f64() * 1e6 / self.writes as f64;
         format!(
-            "{what:<34} {:>9.0} writes/s   p50 {:>7.2} ms   p99 {:>7.2} ms",
+            "{what:<34} {:>9.0} writes/s   p50 {:>7.2} ms   p99 {:>7.2} ms   CPU/write: servers {:>4.0} us, client {:>3.0} us",
             self.per_sec(),
             self.pct(0.50).as_secs_f64() * 1e3,
-            self.pct(0.99).as_secs_f64() * 1e3
+            self.pct(0.99).as_secs_f64() * 1e3,
+            per_write(self.server_cpu),
+            per_write(self.client_cpu)
         )
     }
 }
 
-async fn run_round<F, Fut>(writes: usize, clients: usize, op: F) -> Round
+async fn run_round<F, Fut>(servers: &[String], writes: usize, clients: usize, op: F) -> Round
 where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
     let op = Arc::new(op);
+    let me = ["self".to_string()];
+    let (server0, client0) = (cpu_time(servers), cpu_time(&me));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
@@ -73,7 +94,9 @@ where
     for t in tasks {
         lat.extend(t.await.unwrap());
     }
-    Round { writes, elapsed: start.elapsed(), lat }
+    let elapsed = start.elapsed();
+    let (server_cpu, client_cpu) = (cpu_time(servers) - server0, cpu_time(&me) - client0);
+    Round { writes, elapsed, lat, server_cpu, client_cpu }
 }
 
 fn value(i: usize) -> String {
@@ -90,7 +113,8 @@ async fn clusterd_round(c: &Cluster, leader: usize, writes: usize, clients: usiz
     }
     let conns = Arc::new(conns);
     let tag = tag.to_string();
-    run_round(writes, clients, move |c, i| {
+    let pids: Vec<String> = c.nodes.iter().filter_map(|n| n.child.as_ref().map(|ch| ch.id().to_string())).collect();
+    run_round(&pids, writes, clients, move |c, i| {
         let mut client = conns[c % conns.len()].clone();
         let body = value(i).replace(&format!("\"b{i}\""), &format!("\"{tag}-{i}\""));
         async move {
@@ -169,7 +193,8 @@ async fn etcd_round(etcd: &Etcd, writes: usize, clients: usize, tag: &str) -> Ro
     }
     let conns = Arc::new(conns);
     let tag = tag.to_string();
-    run_round(writes, clients, move |c, i| {
+    let pids: Vec<String> = etcd.children.iter().map(|ch| ch.id().to_string()).collect();
+    run_round(&pids, writes, clients, move |c, i| {
         let mut client = conns[c % conns.len()].clone();
         let req = PutRequest {
             key: format!("/registry/configmaps/default/{tag}-{i}").into_bytes(),

@@ -165,7 +165,7 @@ impl RaftNode {
 
     /// The current leader as this node knows it.
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft.metrics().borrow().current_leader
+        self.raft.server_metrics().borrow().current_leader
     }
 
     /// Whether this node is the leader.
@@ -175,12 +175,12 @@ impl RaftNode {
 
     /// The membership record of node `id`.
     pub fn member(&self, id: NodeId) -> Option<Member> {
-        self.raft.metrics().borrow().membership_config.membership().get_node(&id).cloned()
+        self.raft.server_metrics().borrow().membership_config.membership().get_node(&id).cloned()
     }
 
     /// Every member with whether it votes.
     pub fn members(&self) -> Vec<(NodeId, Member, bool)> {
-        let metrics = self.raft.metrics().borrow().clone();
+        let metrics = self.raft.server_metrics().borrow().clone();
         let m = metrics.membership_config.membership();
         let voters: BTreeSet<NodeId> = m.voter_ids().collect();
         m.nodes().map(|(id, n)| (*id, n.clone(), voters.contains(id))).collect()
@@ -197,7 +197,7 @@ impl RaftNode {
         idempotent: bool,
     ) -> Result<Response, NodeError> {
         let deadline = Instant::now() + wait;
-        let mut metrics = self.raft.metrics();
+        let mut metrics = self.raft.server_metrics();
         loop {
             let leader = metrics.borrow_and_update().current_leader;
             let attempt = match leader {
@@ -205,7 +205,7 @@ impl RaftNode {
                 Some(l) => match self.member(l) {
                     Some(m) => {
                         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
-                        let mut watch = self.raft.metrics();
+                        let mut watch = self.raft.server_metrics();
                         let deposed = async move {
                             let _ = watch.wait_for(|m| m.current_leader != Some(l)).await;
                         };

@@ -138,7 +138,7 @@ async fn follow(store: StoreReader, prefix: String, feed: Arc<Mutex<Feed>>) {
 /// Whether this node is the Raft leader, now and at every change.
 pub fn leadership(node: &clusterd_raft::RaftNode) -> impl futures::Stream<Item = bool> + Unpin + 'static {
     let me = node.id;
-    let metrics = node.raft.metrics();
+    let metrics = node.raft.server_metrics();
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
         let mut metrics = metrics;

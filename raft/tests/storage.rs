@@ -110,6 +110,54 @@ async fn watch_replays_history_then_follows_and_compaction_answers_gone() {
     }
 }
 
+async fn next_item(w: &mut (impl futures::Stream<Item = Result<WatchItem, storage::Gone>> + Unpin)) -> WatchItem {
+    tokio::time::timeout(Duration::from_secs(5), w.next()).await.expect("a watch item in time").unwrap().unwrap()
+}
+
+#[tokio::test]
+async fn live_watches_get_every_event_of_a_transaction_under_their_prefix_and_catch_up_when_behind() {
+    let dir = tempfile::tempdir().unwrap();
+    let (_log, mut sm, reader) = storage::open(dir.path()).unwrap();
+    let mut a = reader.watch("/a/".into(), 0, None);
+    let mut b = reader.watch("/b/".into(), 0, Some(Duration::from_millis(100)));
+    // Let both register before anything is applied: a bookmark proves b's has.
+    assert_eq!(next_item(&mut b).await, WatchItem::Progress(0));
+    // One transaction touching both prefixes: three events sharing revision 1.
+    let txn = Txn::ops(vec![put("/a/1", "x"), put("/b/1", "y"), put("/a/2", "z")]);
+    sm.apply(vec![entry(1, Command::Txn(txn))]).await.unwrap();
+    sm.apply(vec![entry(2, Command::Txn(Txn::ops(vec![put("/c/1", "w")])))]).await.unwrap();
+    let keys = |items: Vec<WatchItem>| -> Vec<(u64, String)> {
+        items
+            .into_iter()
+            .map(|i| match i {
+                WatchItem::Event(e) => (e.revision, e.kv.key),
+                other => panic!("unexpected {other:?}"),
+            })
+            .collect()
+    };
+    let got_a = keys(vec![next_item(&mut a).await, next_item(&mut a).await]);
+    assert_eq!(got_a, vec![(1, "/a/1".to_string()), (1, "/a/2".to_string())]);
+    assert_eq!(keys(vec![next_item(&mut b).await]), vec![(1, "/b/1".to_string())]);
+    // Revision 2 concerns neither; b's next bookmark still moves past it.
+    assert_eq!(next_item(&mut b).await, WatchItem::Progress(2));
+    // A watch nobody reads falls behind the live feed and catches up from history.
+    let mut slow = reader.watch("/s/".into(), 2, None);
+    for i in 0..1500u64 {
+        let rev = 3 + i;
+        sm.apply(vec![entry(rev, Command::Txn(Txn::ops(vec![put(&format!("/s/{i}"), "v")])))]).await.unwrap();
+    }
+    for i in 0..1500u64 {
+        match next_item(&mut slow).await {
+            WatchItem::Event(e) => assert_eq!((e.revision, e.kv.key), (3 + i, format!("/s/{i}"))),
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+    assert!(
+        tokio::time::timeout(Duration::from_millis(200), a.next()).await.is_err(),
+        "nothing under /a/ changed after revision 1"
+    );
+}
+
 #[tokio::test]
 async fn state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();

@@ -4,11 +4,11 @@
 //! module adds linearizable reads on top by waiting for a read index.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use rocksdb::{Direction, IteratorMode, DB};
-use tokio::sync::{broadcast, mpsc, watch};
+use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
 use super::{be, cf, from_be, CF_HISTORY, CF_KV, CF_KV_META};
@@ -39,13 +39,61 @@ pub enum ReadError {
     Codec(#[from] crate::codec::CodecError),
 }
 
-/// What the state machine tells watchers after each applied batch.
-#[derive(Clone, Debug)]
-pub(crate) enum Feed {
-    /// Events of the batch, and the last revision the batch applied.
-    Events(Arc<Vec<Event>>, u64),
-    /// A snapshot replaced the state: watchers cannot continue.
+/// What one watcher hears from the state machine.
+#[derive(Debug)]
+enum Feed {
+    /// The events of an applied batch under the watcher's prefix.
+    Events(Vec<Event>),
+    /// A snapshot replaced the state: the watcher cannot continue.
     Reset(u64),
+}
+
+/// Batches a watcher may have queued before it counts as fallen behind.
+const WATCHER_QUEUE: usize = 1024;
+
+/// One live watcher: the state machine sends it only the events under its
+/// prefix, so an applied batch wakes only the watchers it concerns.
+struct Watcher {
+    prefix: String,
+    tx: mpsc::Sender<Feed>,
+    /// Every event up to this revision has been offered to `tx`.
+    offered: Arc<AtomicU64>,
+}
+
+/// The live watchers of a replica.
+#[derive(Default)]
+pub(crate) struct Hub {
+    watchers: Mutex<Vec<Watcher>>,
+}
+
+impl Hub {
+    fn register(&self, prefix: &str) -> (mpsc::Receiver<Feed>, Arc<AtomicU64>) {
+        let (tx, rx) = mpsc::channel(WATCHER_QUEUE);
+        let offered = Arc::new(AtomicU64::new(0));
+        let w = Watcher { prefix: prefix.to_string(), tx, offered: offered.clone() };
+        self.watchers.lock().expect("watchers").push(w);
+        (rx, offered)
+    }
+
+    /// Hand each watcher the events of a batch under its prefix (called after
+    /// the batch is readable and `applied` says so). A watcher whose queue is
+    /// full is dropped: its stream sees the end of its queue and catches up from
+    /// the persisted history.
+    pub(crate) fn publish(&self, events: &[Event], upto: u64) {
+        self.watchers.lock().expect("watchers").retain(|w| {
+            let mine: Vec<Event> = events.iter().filter(|e| e.kv.key.starts_with(&w.prefix)).cloned().collect();
+            let kept = mine.is_empty() || w.tx.try_send(Feed::Events(mine)).is_ok();
+            w.offered.store(upto, Ordering::Release);
+            kept && !w.tx.is_closed()
+        });
+    }
+
+    /// A snapshot replaced the state: every watcher must start again.
+    pub(crate) fn reset(&self, at: u64) {
+        for w in self.watchers.lock().expect("watchers").drain(..) {
+            let _ = w.tx.try_send(Feed::Reset(at));
+        }
+    }
 }
 
 /// One item of a watch stream.
@@ -58,7 +106,7 @@ pub enum WatchItem {
 }
 
 pub(crate) struct Shared {
-    pub(crate) feed: broadcast::Sender<Feed>,
+    pub(crate) hub: Hub,
     pub(crate) applied: watch::Sender<u64>,
     pub(crate) compacted: AtomicU64,
 }
@@ -85,9 +133,8 @@ impl Stored {
 
 impl StoreReader {
     pub(crate) fn new(db: Arc<DB>) -> Self {
-        let (feed, _) = broadcast::channel(1024);
         let (applied, _) = watch::channel(0);
-        let shared = Shared { feed, applied, compacted: AtomicU64::new(0) };
+        let shared = Shared { hub: Hub::default(), applied, compacted: AtomicU64::new(0) };
         StoreReader { db, shared: Arc::new(shared) }
     }
 
@@ -182,8 +229,9 @@ impl StoreReader {
         let mut last = from;
         let period = bookmarks.unwrap_or(Duration::from_secs(3600));
         loop {
-            // Subscribe before reading history, so nothing falls between the two.
-            let mut rx = self.shared.feed.subscribe();
+            // Register before reading history, so nothing falls between the two
+            // (the state machine marks a batch applied before it publishes it).
+            let (mut rx, offered) = self.shared.hub.register(prefix);
             let compacted = self.compacted();
             if last < compacted {
                 return Err(Gone { requested: last, compacted });
@@ -209,7 +257,33 @@ impl StoreReader {
                 let msg = tokio::select! {
                     msg = rx.recv() => msg,
                     _ = tick.tick() => {
-                        if bookmarks.is_some() && tx.send(Ok(WatchItem::Progress(last))).await.is_err() {
+                        if bookmarks.is_none() {
+                            continue;
+                        }
+                        // Everything up to `upto` is in the queue: deliver it, then
+                        // say that nothing else up to there concerns this watch.
+                        let upto = offered.load(Ordering::Acquire);
+                        let mut ended = false;
+                        loop {
+                            match rx.try_recv() {
+                                Ok(Feed::Events(events)) => {
+                                    if !deliver(tx, events, &mut last).await {
+                                        return Ok(());
+                                    }
+                                }
+                                Ok(Feed::Reset(at)) => return Err(Gone { requested: last, compacted: at }),
+                                Err(mpsc::error::TryRecvError::Empty) => break,
+                                Err(mpsc::error::TryRecvError::Disconnected) => {
+                                    ended = true;
+                                    break;
+                                }
+                            }
+                        }
+                        if ended {
+                            break;
+                        }
+                        last = last.max(upto);
+                        if tx.send(Ok(WatchItem::Progress(last))).await.is_err() {
                             return Ok(());
                         }
                         continue;
@@ -217,20 +291,30 @@ impl StoreReader {
                     _ = tx.closed() => return Ok(()),
                 };
                 match msg {
-                    Ok(Feed::Events(events, upto)) => {
-                        for ev in events.iter().filter(|e| e.revision > last && e.kv.key.starts_with(prefix)) {
-                            if tx.send(Ok(WatchItem::Event(ev.clone()))).await.is_err() {
-                                return Ok(());
-                            }
+                    Some(Feed::Events(events)) => {
+                        if !deliver(tx, events, &mut last).await {
+                            return Ok(());
                         }
-                        last = last.max(upto);
                     }
-                    Ok(Feed::Reset(at)) => return Err(Gone { requested: last, compacted: at }),
-                    // Fell behind the live feed: catch up from the persisted history.
-                    Err(broadcast::error::RecvError::Lagged(_)) => break,
-                    Err(broadcast::error::RecvError::Closed) => return Ok(()),
+                    Some(Feed::Reset(at)) => return Err(Gone { requested: last, compacted: at }),
+                    // Dropped for falling behind: catch up from the persisted history.
+                    None => break,
                 }
             }
         }
     }
+}
+
+/// Send a batch's events that are newer than `last` (a transaction's events
+/// share its revision) and move `last` past them; false when the watch's
+/// receiver is gone.
+async fn deliver(tx: &mpsc::Sender<Result<WatchItem, Gone>>, events: Vec<Event>, last: &mut u64) -> bool {
+    let floor = *last;
+    for ev in events.into_iter().filter(|e| e.revision > floor) {
+        *last = (*last).max(ev.revision);
+        if tx.send(Ok(WatchItem::Event(ev))).await.is_err() {
+            return false;
+        }
+    }
+    true
 }

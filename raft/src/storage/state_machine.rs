@@ -12,7 +12,7 @@ use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, Snapshot, StorageIOE
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 
-use super::reader::{Feed, Stored, KEY_REVISION};
+use super::reader::{Stored, KEY_REVISION};
 use super::{be, cf, StoreReader, CF_HISTORY, CF_KV, CF_KV_META};
 use crate::codec::{decode, encode};
 use crate::command::{Command, CommandResponse, Compare, Event, EventKind, KeyValue, Op, Txn};
@@ -245,7 +245,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.db.write(batch).map_err(sm_write_err)?;
         self.reader.shared.compacted.store(compacted, Ordering::SeqCst);
         self.reader.shared.applied.send_replace(last.index);
-        let _ = self.reader.shared.feed.send(Feed::Events(Arc::new(all_events), last.index));
+        self.reader.shared.hub.publish(&all_events, last.index);
         Ok(responses)
     }
 
@@ -303,7 +303,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         self.membership = meta.last_membership.clone();
         self.reader.shared.compacted.store(compacted, Ordering::SeqCst);
         self.reader.shared.applied.send_replace(index);
-        let _ = self.reader.shared.feed.send(Feed::Reset(index));
+        self.reader.shared.hub.reset(index);
         Ok(())
     }
 

@@ -4,7 +4,8 @@
 //! to the first accepted write. Prints figures; asserts nothing.
 //!
 //! `make bench` (or `cargo bench --bench store`); `BENCH_WRITES` sets the
-//! number of writes per round (default 2000).
+//! number of writes per round (default 2000), `BENCH_REPS` how many times each
+//! round runs (default 3; the rounds of both systems alternate).
 
 #[path = "../tests/fixtures/mod.rs"]
 mod fixtures;
@@ -223,30 +224,44 @@ fn main() {
     c.join("n3", true);
     let leader_name = c.status()["leader"].as_str().unwrap().to_string();
     let leader = c.nodes.iter().position(|n| n.name == leader_name).unwrap();
-    let cd1 = rt.block_on(clusterd_round(&c, leader, writes, 1, "c1"));
-    let cd64 = rt.block_on(clusterd_round(&c, leader, writes, 64, "c64"));
 
+    // Both systems run for the whole comparison and their rounds alternate, so a
+    // slow spell of this (shared, virtual) machine does not fall on one side only.
     let etcd = start_etcd();
-    let (e1, e64) = match &etcd {
-        Some(e) => {
-            let ready = wait_for("etcd to serve", Duration::from_secs(30), || {
-                rt.block_on(async {
-                    let mut c = etcd_client(e).await?;
-                    c.put(PutRequest { key: b"warmup".to_vec(), value: b"x".to_vec() }).await.ok()
-                })
-            });
-            drop(ready);
-            (Some(rt.block_on(etcd_round(e, writes, 1, "e1"))), Some(rt.block_on(etcd_round(e, writes, 64, "e64"))))
+    if let Some(e) = &etcd {
+        wait_for("etcd to serve", Duration::from_secs(30), || {
+            rt.block_on(async {
+                let mut c = etcd_client(e).await?;
+                c.put(PutRequest { key: b"warmup".to_vec(), value: b"x".to_vec() }).await.ok()
+            })
+        });
+    }
+    let reps: usize = std::env::var("BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
+    let mut rounds: [Vec<Round>; 4] = Default::default();
+    for rep in 0..reps {
+        for (slot, clients) in [(0, 1), (2, 64)] {
+            let tag = format!("c{clients}r{rep}");
+            rounds[slot].push(rt.block_on(clusterd_round(&c, leader, writes, clients, &tag)));
+            if let Some(e) = &etcd {
+                rounds[slot + 1].push(rt.block_on(etcd_round(e, writes, clients, &format!("e{clients}r{rep}"))));
+            }
         }
-        None => (None, None),
-    };
-
-    println!("{}", cd1.line("clusterd, 1 client"));
-    println!("{}", cd64.line("clusterd, 64 clients"));
-    match (&e1, &e64) {
-        (Some(e1), Some(e64)) => {
-            println!("{}", e1.line("etcd 3-node mTLS, 1 client"));
-            println!("{}", e64.line("etcd 3-node mTLS, 64 clients"));
+    }
+    println!("{reps} alternating rounds each; the line is the round with the median throughput:");
+    let names =
+        ["clusterd, 1 client", "etcd 3-node mTLS, 1 client", "clusterd, 64 clients", "etcd 3-node mTLS, 64 clients"];
+    for rs in rounds.iter_mut() {
+        rs.sort_by(|a, b| a.per_sec().total_cmp(&b.per_sec()));
+    }
+    let medians: Vec<Option<&Round>> = rounds.iter().map(|rs| rs.get(rs.len() / 2)).collect();
+    for (i, name) in names.iter().enumerate() {
+        if let Some(r) = medians[i] {
+            let all: Vec<String> = rounds[i].iter().map(|r| format!("{:.0}", r.per_sec())).collect();
+            println!("{}   (rounds: {} writes/s)", r.line(name), all.join(" / "));
+        }
+    }
+    match (medians[0], medians[1], medians[2], medians[3]) {
+        (Some(cd1), Some(e1), Some(cd64), Some(e64)) => {
             println!(
                 "ratio clusterd/etcd: 1 client {:.2}x throughput (p99 {:.2} vs {:.2} ms); 64 clients {:.2}x throughput",
                 cd1.per_sec() / e1.per_sec(),

@@ -11,6 +11,7 @@ pub struct KeyValue {
     /// The key.
     pub key: String,
     /// The value bytes (for objects: Kubernetes JSON).
+    #[serde(with = "serde_bytes")]
     pub value: Vec<u8>,
     /// Revision (log index) that created the key.
     pub create_revision: u64,
@@ -31,7 +32,11 @@ pub enum Compare {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub enum Op {
     /// Set a key to a value.
-    Put { key: String, value: Vec<u8> },
+    Put {
+        key: String,
+        #[serde(with = "serde_bytes")]
+        value: Vec<u8>,
+    },
     /// Remove a key (a no-op if it does not exist).
     Delete { key: String },
 }

@@ -34,7 +34,7 @@ pub enum Request {
     Applied,
     /// An application-level call to this node (logs, exec, image load, stats):
     /// opaque bytes handed to the registered [`crate::node::NodeService`].
-    App(Vec<u8>),
+    App(#[serde(with = "serde_bytes")] Vec<u8>),
 }
 
 /// An application-level failure carried back over the transport.

@@ -120,6 +120,7 @@ pub struct StoreReader {
 
 #[derive(serde::Serialize, serde::Deserialize)]
 pub(crate) struct Stored {
+    #[serde(with = "serde_bytes")]
     pub(crate) value: Vec<u8>,
     pub(crate) create_revision: u64,
     pub(crate) mod_revision: u64,

@@ -11,6 +11,7 @@ use openraft::storage::RaftStateMachine;
 use openraft::{AnyError, EntryPayload, RaftSnapshotBuilder, Snapshot, StorageIOError};
 use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
+use serde_bytes::ByteBuf;
 
 use super::reader::{Stored, KEY_REVISION};
 use super::{be, cf, StoreReader, CF_HISTORY, CF_KV, CF_KV_META};
@@ -33,15 +34,16 @@ fn unique_key(id: u128) -> Vec<u8> {
 /// The snapshot's payload: every key with its revisions. Also the backup format.
 #[derive(Serialize, Deserialize)]
 struct SnapshotBody {
-    kvs: Vec<(String, u64, u64, Vec<u8>)>,
+    kvs: Vec<(String, u64, u64, ByteBuf)>,
     /// Unique-id records (key, encoded response), so a retry reaching a node that
     /// installed this snapshot is still recognised.
-    unique: Vec<(Vec<u8>, Vec<u8>)>,
+    unique: Vec<(ByteBuf, ByteBuf)>,
 }
 
 #[derive(Serialize, Deserialize)]
 struct StoredSnapshot {
     meta: SnapshotMeta,
+    #[serde(with = "serde_bytes")]
     data: Vec<u8>,
 }
 
@@ -271,7 +273,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
             batch.delete_cf(kv_cf, k);
         }
         for (key, create_revision, mod_revision, value) in body.kvs {
-            let stored = Stored { value, create_revision, mod_revision };
+            let stored = Stored { value: value.into_vec(), create_revision, mod_revision };
             batch.put_cf(kv_cf, key.as_bytes(), encode(&stored).map_err(sm_write_err)?);
         }
         let unique_cf = cf(&self.db, CF_KV_META);
@@ -335,7 +337,12 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         for item in snap.iterator_cf(cf(&self.db, CF_KV), IteratorMode::Start) {
             let (k, v) = item.map_err(sm_read_err)?;
             let s: Stored = decode(&v).map_err(sm_read_err)?;
-            kvs.push((String::from_utf8_lossy(&k).into_owned(), s.create_revision, s.mod_revision, s.value));
+            kvs.push((
+                String::from_utf8_lossy(&k).into_owned(),
+                s.create_revision,
+                s.mod_revision,
+                ByteBuf::from(s.value),
+            ));
         }
         let mut unique = Vec::new();
         for item in snap.iterator_cf(meta_cf, IteratorMode::From(PREFIX_UNIQUE, rocksdb::Direction::Forward)) {
@@ -343,7 +350,7 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
             if !k.starts_with(PREFIX_UNIQUE) {
                 break;
             }
-            unique.push((k.to_vec(), v.to_vec()));
+            unique.push((ByteBuf::from(k.to_vec()), ByteBuf::from(v.to_vec())));
         }
         let data = encode(&SnapshotBody { kvs, unique }).map_err(sm_write_err)?;
         let snapshot_id = match last_applied {

@@ -322,46 +322,49 @@ pub struct SnapshotBuilder {
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError> {
-        let snap = self.db.snapshot();
-        let meta_cf = cf(&self.db, CF_KV_META);
-        let read = |key: &[u8]| snap.get_cf(meta_cf, key).map_err(sm_read_err);
-        let last_applied: Option<LogId> = match read(KEY_APPLIED)? {
-            Some(raw) => decode(&raw).map_err(sm_read_err)?,
-            None => None,
-        };
-        let membership: StoredMembership = match read(KEY_MEMBERSHIP)? {
-            Some(raw) => decode(&raw).map_err(sm_read_err)?,
-            None => StoredMembership::default(),
-        };
-        let mut kvs = Vec::new();
-        for item in snap.iterator_cf(cf(&self.db, CF_KV), IteratorMode::Start) {
-            let (k, v) = item.map_err(sm_read_err)?;
-            let s: Stored = decode(&v).map_err(sm_read_err)?;
-            kvs.push((
-                String::from_utf8_lossy(&k).into_owned(),
-                s.create_revision,
-                s.mod_revision,
-                ByteBuf::from(s.value),
-            ));
-        }
-        let mut unique = Vec::new();
-        for item in snap.iterator_cf(meta_cf, IteratorMode::From(PREFIX_UNIQUE, rocksdb::Direction::Forward)) {
-            let (k, v) = item.map_err(sm_read_err)?;
-            if !k.starts_with(PREFIX_UNIQUE) {
-                break;
-            }
-            unique.push((ByteBuf::from(k.to_vec()), ByteBuf::from(v.to_vec())));
-        }
-        let data = encode(&SnapshotBody { kvs, unique }).map_err(sm_write_err)?;
-        let snapshot_id = match last_applied {
-            Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, rand::random::<u32>()),
-            None => format!("empty-{}", rand::random::<u32>()),
-        };
-        let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
-        let stored = StoredSnapshot { meta: meta.clone(), data };
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.put_cf_opt(meta_cf, KEY_SNAPSHOT, encode(&stored).map_err(sm_write_err)?, &wo).map_err(sm_write_err)?;
-        Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(stored.data)) })
+        // Reading and encoding the whole state is long CPU work: it runs off the
+        // async workers, which keep serving writes meanwhile.
+        let db = self.db.clone();
+        tokio::task::spawn_blocking(move || build_snapshot(&db)).await.map_err(sm_read_err)?
     }
+}
+
+/// The snapshot of everything applied so far, also stored as the current one.
+fn build_snapshot(db: &DB) -> Result<Snapshot<TypeConfig>, StorageError> {
+    let snap = db.snapshot();
+    let meta_cf = cf(db, CF_KV_META);
+    let read = |key: &[u8]| snap.get_cf(meta_cf, key).map_err(sm_read_err);
+    let last_applied: Option<LogId> = match read(KEY_APPLIED)? {
+        Some(raw) => decode(&raw).map_err(sm_read_err)?,
+        None => None,
+    };
+    let membership: StoredMembership = match read(KEY_MEMBERSHIP)? {
+        Some(raw) => decode(&raw).map_err(sm_read_err)?,
+        None => StoredMembership::default(),
+    };
+    let mut kvs = Vec::new();
+    for item in snap.iterator_cf(cf(db, CF_KV), IteratorMode::Start) {
+        let (k, v) = item.map_err(sm_read_err)?;
+        let s: Stored = decode(&v).map_err(sm_read_err)?;
+        kvs.push((String::from_utf8_lossy(&k).into_owned(), s.create_revision, s.mod_revision, ByteBuf::from(s.value)));
+    }
+    let mut unique = Vec::new();
+    for item in snap.iterator_cf(meta_cf, IteratorMode::From(PREFIX_UNIQUE, rocksdb::Direction::Forward)) {
+        let (k, v) = item.map_err(sm_read_err)?;
+        if !k.starts_with(PREFIX_UNIQUE) {
+            break;
+        }
+        unique.push((ByteBuf::from(k.to_vec()), ByteBuf::from(v.to_vec())));
+    }
+    let data = encode(&SnapshotBody { kvs, unique }).map_err(sm_write_err)?;
+    let snapshot_id = match last_applied {
+        Some(l) => format!("{}-{}-{}", l.leader_id.term, l.index, rand::random::<u32>()),
+        None => format!("empty-{}", rand::random::<u32>()),
+    };
+    let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership, snapshot_id };
+    let stored = StoredSnapshot { meta: meta.clone(), data };
+    let mut wo = WriteOptions::default();
+    wo.set_sync(true);
+    db.put_cf_opt(meta_cf, KEY_SNAPSHOT, encode(&stored).map_err(sm_write_err)?, &wo).map_err(sm_write_err)?;
+    Ok(Snapshot { meta, snapshot: Box::new(Cursor::new(stored.data)) })
 }

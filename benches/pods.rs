@@ -162,17 +162,8 @@ async fn delete_namespace_pods(c: &Cluster, ns: &str, n: usize) {
 /// phases' events, deletions and RocksDB compactions done — so the scheduler
 /// figure measures the scheduler.
 fn quiesce(c: &Cluster) {
-    let ticks = || -> u64 {
-        c.nodes
-            .iter()
-            .filter_map(|n| n.child.as_ref().map(|ch| ch.id()))
-            // utime + stime (fields 14 and 15).
-            .map(|pid| {
-                let f = clusterd_runtime::shim::proc_stat(&pid.to_string());
-                f.iter().skip(11).take(2).filter_map(|x| x.parse::<u64>().ok()).sum::<u64>()
-            })
-            .sum()
-    };
+    let pids = c.node_pids();
+    let ticks = || -> u64 { pids.iter().map(|pid| fixtures::cpu_ticks(pid)).sum() };
     let deadline = Instant::now() + Duration::from_secs(30);
     let mut last = ticks();
     while Instant::now() < deadline {

@@ -18,7 +18,7 @@ use clusterd::api::etcd::kv_client::KvClient;
 use clusterd::api::etcd::PutRequest;
 use clusterd::api::pb;
 use clusterd::cluster::config::AdminConfig;
-use fixtures::{free_tcp, wait_for, Cluster};
+use fixtures::{cpu_ticks, free_tcp, wait_for, Cluster};
 use serde_json::json;
 
 const VALUE_BYTES: usize = 512;
@@ -34,15 +34,7 @@ struct Round {
 
 /// CPU time (user + system) the processes have used so far; "self" is this one.
 fn cpu_time(pids: &[String]) -> Duration {
-    // utime + stime (fields 14 and 15), in clock ticks of 1/100 s.
-    let ticks: u64 = pids
-        .iter()
-        .map(|pid| {
-            let f = clusterd_runtime::shim::proc_stat(pid);
-            f.iter().skip(11).take(2).filter_map(|x| x.parse::<u64>().ok()).sum::<u64>()
-        })
-        .sum();
-    Duration::from_millis(ticks * 10)
+    Duration::from_millis(pids.iter().map(|pid| cpu_ticks(pid)).sum::<u64>() * 10)
 }
 
 impl Round {
@@ -114,7 +106,7 @@ async fn clusterd_round(c: &Cluster, leader: usize, writes: usize, clients: usiz
     }
     let conns = Arc::new(conns);
     let tag = tag.to_string();
-    let pids: Vec<String> = c.nodes.iter().filter_map(|n| n.child.as_ref().map(|ch| ch.id().to_string())).collect();
+    let pids = c.node_pids();
     run_round(&pids, writes, clients, move |c, i| {
         let mut client = conns[c % conns.len()].clone();
         let body = value(i).replace(&format!("\"b{i}\""), &format!("\"{tag}-{i}\""));

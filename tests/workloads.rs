@@ -625,3 +625,58 @@ fn cascading_deletes_and_namespace_deletion_leave_nothing_behind() {
     }
     no_sandboxes_left(&c);
 }
+
+#[test]
+fn a_write_the_registry_refuses_is_retried_with_back_off_and_told_on_the_owner() {
+    let c = Cluster::init(&[]);
+    // A StatefulSet's name may be 252 characters; its pod "<name>-0" may not.
+    let label = |ch: char, n: usize| std::iter::once('s').chain(std::iter::repeat_n(ch, n - 1)).collect::<String>();
+    let name = [label('a', 62), label('b', 62), label('c', 62), label('d', 63)].join(".");
+    assert_eq!(name.len(), 252);
+    step("a StatefulSet whose first pod admission refuses");
+    let manifest = format!(
+        r#"apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: {name}
+spec:
+  serviceName: long
+  replicas: 1
+  selector:
+    matchLabels: {{app: long}}
+  template:
+    metadata:
+      labels: {{app: long}}
+    spec:
+      containers:
+      - name: c
+        image: clusterd.local/busybox:v1
+        imagePullPolicy: Never
+"#
+    );
+    let out = c.apply(&manifest);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    step("its controller tells why on the StatefulSet, as describe shows");
+    let failed_create = || {
+        let events = get(&c, &["events"])["items"].as_array().cloned().unwrap_or_default();
+        events.into_iter().find(|e| e["reason"] == "FailedCreate" && e["involvedObject"]["name"] == name.as_str())
+    };
+    let first = wait_for("a FailedCreate event", Duration::from_secs(30), failed_create);
+    let message = first["message"].as_str().unwrap_or("");
+    assert!(message.starts_with("Error creating: Pod") && message.contains("metadata.name"), "{message}");
+    assert_eq!(first["type"], "Warning");
+    let described = c.ok(&["describe", "statefulset", &name]);
+    assert!(described.contains("FailedCreate") && described.contains("Error creating"), "{described}");
+    step("it keeps trying without any change, ever more slowly");
+    let count = |e: &Value| e["count"].as_i64().unwrap_or(0);
+    let retried = wait_for("the create to be retried", Duration::from_secs(30), || {
+        failed_create().filter(|e| count(e) >= 4)
+    });
+    // 5 ms doubling: the 12th try comes ~10 s after the first; a retry loop
+    // without back-off would have made thousands by now.
+    std::thread::sleep(Duration::from_secs(3));
+    let later = failed_create().expect("the event stays");
+    assert!(count(&later) >= count(&retried), "{later}");
+    assert!(count(&later) <= 14, "retried {} times in a few seconds: no back-off", count(&later));
+    assert!(items(&c, "pods").is_empty(), "nothing was created");
+}

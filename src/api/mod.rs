@@ -2,9 +2,9 @@
 //! Bodies are Kubernetes JSON; see `proto/clusterd.proto`.
 
 pub mod auth;
-pub mod deletion;
 pub mod pods;
 pub mod server;
+pub mod status;
 pub mod service;
 pub mod tokens;
 
@@ -20,12 +20,4 @@ pub mod etcd {
     tonic::include_proto!("etcdserverpb");
 }
 
-/// Keys under which clusterd keeps its own (non-object) records.
-pub mod keys {
-    /// The cluster CA (certificate and key), JSON.
-    pub const CA: &str = "/clusterd/pki/ca";
-    /// SHA-256 (hex) of the admin bearer token.
-    pub const ADMIN_TOKEN: &str = "/clusterd/admin-token";
-    /// Node registrations: `/clusterd/members/<name>`.
-    pub const MEMBERS: &str = "/clusterd/members/";
-}
+pub use crate::objects::conventions::keys;

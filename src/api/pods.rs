@@ -4,21 +4,21 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use serde_json::Value;
 use tonic::Status;
 
 use super::keys;
 use super::pb;
-use super::service::Api;
+use crate::registry::Registry;
 use crate::kubelet::service::{decode, encode, NodeAnswer, NodeCall};
-use crate::objects::{meta_str, Kind};
+use crate::objects::meta_str;
 
 /// How long a call to a node may take (an exec runs the command to its end).
 const NODE_CALL: Duration = Duration::from_secs(120);
 
 /// The node transport address of every registered node, by name.
-pub fn node_addrs(api: &Api) -> Result<Vec<(String, String)>, Status> {
-    let (kvs, _) = api.store().list(keys::MEMBERS).map_err(|e| Status::internal(e.to_string()))?;
+pub fn node_addrs(api: &Registry) -> Result<Vec<(String, String)>, Status> {
+    let (kvs, _) = api.reader().list(keys::MEMBERS).map_err(|e| Status::internal(e.to_string()))?;
     Ok(kvs
         .iter()
         .filter_map(|kv| {
@@ -28,17 +28,17 @@ pub fn node_addrs(api: &Api) -> Result<Vec<(String, String)>, Status> {
         .collect())
 }
 
-async fn call(api: &Api, addr: &str, c: &NodeCall) -> Result<NodeAnswer, Status> {
+async fn call(api: &Registry, addr: &str, c: &NodeCall) -> Result<NodeAnswer, Status> {
     let bytes =
         api.node().call_node(addr, encode(c), NODE_CALL).await.map_err(|e| Status::unavailable(e.to_string()))?;
     decode(&bytes).map_err(Status::internal)
 }
 
 /// The pod and the transport address of its node.
-fn pod_node(api: &Api, ns: &str, pod: &str) -> Result<(Value, String), Status> {
-    let key = Kind::resolve("pod").expect("pod").key(ns, pod);
+fn pod_node(api: &Registry, ns: &str, pod: &str) -> Result<(Value, String), Status> {
+    let key = crate::objects::kinds::POD.key(ns, pod);
     let kv = api
-        .store()
+        .reader()
         .get(&key)
         .map_err(|e| Status::internal(e.to_string()))?
         .ok_or_else(|| Status::not_found(format!("pods \"{pod}\" not found")))?;
@@ -81,7 +81,7 @@ fn container_name(pod: &Value, asked: &str) -> Result<String, Status> {
 }
 
 /// One fetch of a container's log lines.
-pub async fn log_lines(api: &Api, r: &pb::LogsRequest) -> Result<Vec<String>, Status> {
+pub async fn log_lines(api: &Registry, r: &pb::LogsRequest) -> Result<Vec<String>, Status> {
     let ns = if r.namespace.is_empty() { "default" } else { &r.namespace };
     let (pod, addr) = pod_node(api, ns, &r.pod)?;
     let container = container_name(&pod, &r.container)?;
@@ -93,7 +93,7 @@ pub async fn log_lines(api: &Api, r: &pb::LogsRequest) -> Result<Vec<String>, St
 }
 
 /// Run a command in a container on its node.
-pub async fn exec(api: &Api, r: pb::ExecRequest) -> Result<pb::ExecResponse, Status> {
+pub async fn exec(api: &Registry, r: pb::ExecRequest) -> Result<pb::ExecResponse, Status> {
     let ns = if r.namespace.is_empty() { "default".to_string() } else { r.namespace };
     let (pod, addr) = pod_node(api, &ns, &r.pod)?;
     if r.command.is_empty() {
@@ -107,7 +107,7 @@ pub async fn exec(api: &Api, r: pb::ExecRequest) -> Result<pb::ExecResponse, Sta
 }
 
 /// Send an image archive to every node.
-pub async fn load_image(api: &Api, archive: Vec<u8>) -> Result<pb::LoadImageResponse, Status> {
+pub async fn load_image(api: &Registry, archive: Vec<u8>) -> Result<pb::LoadImageResponse, Status> {
     if archive.is_empty() {
         return Err(Status::invalid_argument("archive: Required value"));
     }
@@ -139,7 +139,7 @@ pub async fn load_image(api: &Api, archive: Vec<u8>) -> Result<pb::LoadImageResp
 }
 
 /// CPU and memory of pods or nodes, sampled on every node.
-pub async fn top(api: &Api, r: pb::TopRequest) -> Result<pb::TopResponse, Status> {
+pub async fn top(api: &Registry, r: pb::TopRequest) -> Result<pb::TopResponse, Status> {
     let nodes = node_addrs(api)?;
     let results = futures::future::join_all(
         nodes.into_iter().map(|(name, addr)| async move { (name, call(api, &addr, &NodeCall::Stats).await) }),
@@ -185,45 +185,4 @@ pub async fn top(api: &Api, r: pb::TopRequest) -> Result<pb::TopResponse, Status
     }
     rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(pb::TopResponse { rows })
-}
-
-/// For a pod on a node: the object marked for graceful deletion (the kubelet
-/// finishes the job), or None when it should go at once.
-pub fn graceful_delete(obj: &Value, grace: Option<i64>, now: chrono::DateTime<chrono::Utc>) -> Option<Value> {
-    let bound = obj.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let terminal = matches!(obj.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"));
-    let spec_grace = obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
-    let grace = grace.unwrap_or(spec_grace).max(0);
-    if !bound || grace == 0 {
-        return None;
-    }
-    let mut obj = obj.clone();
-    let current = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
-    // Terminal pods have nothing left to stop: a short grace lets the kubelet clean up.
-    let grace = if terminal { grace.min(1) } else { grace };
-    if current.is_some_and(|c| c <= grace) {
-        return Some(obj);
-    }
-    obj["metadata"]["deletionTimestamp"] = json!(crate::util::rfc3339(now + chrono::Duration::seconds(grace)));
-    obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-    Some(obj)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn bound_pods_are_marked_and_unbound_ones_go() {
-        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
-        let unbound = json!({"metadata": {"name": "p"}, "spec": {}});
-        assert!(graceful_delete(&unbound, None, now).is_none());
-        let bound = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 5}});
-        let marked = graceful_delete(&bound, None, now).unwrap();
-        assert_eq!(marked["metadata"]["deletionTimestamp"], "2026-01-01T00:00:05Z");
-        assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 5);
-        assert!(graceful_delete(&bound, Some(0), now).is_none());
-        let shorter = graceful_delete(&marked, Some(2), now).unwrap();
-        assert_eq!(shorter["metadata"]["deletionGracePeriodSeconds"], 2);
-    }
 }

@@ -11,7 +11,6 @@ use clusterd_raft::{NodeOptions, RaftNode};
 
 use super::config::{DataDir, NodeState};
 use super::ClusterError;
-use crate::actors::store::ObjectStore;
 use crate::api::service::Api;
 use crate::controllers::daemonset::DaemonSets;
 use crate::controllers::deployment::Deployments;
@@ -23,6 +22,7 @@ use crate::controllers::nodelifecycle::{self, NodeLifecycle};
 use crate::controllers::replicaset::ReplicaSets;
 use crate::controllers::statefulset::StatefulSets;
 use crate::kubelet::{cluster_tag, KubeletConfig};
+use crate::registry::Registry;
 use crate::scheduler::Scheduler;
 use actix::Actor;
 
@@ -34,6 +34,8 @@ pub struct RunningNode {
     pub api_addr: SocketAddr,
     stop: watch::Sender<bool>,
     api: tokio::task::JoinHandle<()>,
+    /// The scheduler's and the controllers' threads.
+    arbiters: Vec<actix::Arbiter>,
 }
 
 /// Bind a TCP listener, naming the address on failure.
@@ -124,8 +126,15 @@ pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> Kubelet
 /// scheduler and controllers on control-plane nodes (they act while leading).
 /// The scheduler and the controllers each get an arbiter (a thread with its own
 /// event loop), so a flood of pod events in one does not delay the others.
-fn start_actors(node: &Arc<RaftNode>, ca_pem: &str, dir: &DataDir, state: &NodeState) {
-    let store = ObjectStore::new(node.clone());
+/// Returns those arbiters (stopping them stops their actors).
+fn start_actors(
+    node: &Arc<RaftNode>,
+    store: &Registry,
+    ca_pem: &str,
+    dir: &DataDir,
+    state: &NodeState,
+) -> Vec<actix::Arbiter> {
+    let mut arbiters = Vec::new();
     if state.control_plane {
         let scheduling = actix::Arbiter::new();
         let s = store.clone();
@@ -134,7 +143,7 @@ fn start_actors(node: &Arc<RaftNode>, ca_pem: &str, dir: &DataDir, state: &NodeS
         NodeIpam::start_in_arbiter(&scheduling.handle(), move |_| NodeIpam::new(s));
         let settings: serde_json::Value = node
             .store
-            .get(crate::controllers::nodeipam::CLUSTER_CONFIG_KEY)
+            .get(crate::objects::conventions::CLUSTER_CONFIG_KEY)
             .ok()
             .flatten()
             .and_then(|kv| serde_json::from_slice(&kv.value).ok())
@@ -164,8 +173,10 @@ fn start_actors(node: &Arc<RaftNode>, ca_pem: &str, dir: &DataDir, state: &NodeS
             Controller::new(StatefulSets, s.clone()).start();
             Controller::new(lifecycle, s).start();
         });
+        arbiters.extend([scheduling, controllers]);
     }
-    actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store));
+    actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store.clone()));
+    arbiters
 }
 
 impl RunningNode {
@@ -179,9 +190,10 @@ impl RunningNode {
         state: &NodeState,
     ) -> Result<Self, ClusterError> {
         let api_addr = listener.local_addr().map_err(|source| ClusterError::Bind { addr: "api".into(), source })?;
-        start_actors(&node, &ca_pem, dir, state);
+        let registry = Registry::new(node.clone());
+        let arbiters = start_actors(&node, &registry, &ca_pem, dir, state);
         let (stop, mut stopped) = watch::channel(false);
-        let api = Api::new(node.clone());
+        let api = Api::new(registry);
         tokio::spawn(compact_history(node.clone(), stop.subscribe()));
         let task = tokio::spawn(async move {
             let shutdown = async move {
@@ -191,7 +203,7 @@ impl RunningNode {
                 tracing::error!(error = %e, "api server failed");
             }
         });
-        Ok(RunningNode { node, api_addr, stop, api: task })
+        Ok(RunningNode { node, api_addr, stop, api: task, arbiters })
     }
 
     /// Run until SIGTERM or SIGINT, then stop cleanly.
@@ -209,8 +221,11 @@ impl RunningNode {
         Ok(())
     }
 
-    /// Stop the API server and the Raft member.
+    /// Stop the actors, the API server and the Raft member.
     pub async fn shutdown(self) {
+        for arbiter in &self.arbiters {
+            arbiter.stop();
+        }
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.api).await;
         self.node.shutdown().await;

@@ -3,11 +3,15 @@
 //! nodes that join later included, pods on nodes no longer eligible removed,
 //! and a rolling update of at most `maxUnavailable` nodes at a time.
 
+use k8s_openapi::api::core::v1::{Node, Pod};
+use serde::Deserialize;
 use serde_json::{json, Value};
 
 use super::deployment::template_hash;
 use super::framework::{delete_pod, pod_available, pod_from_template, pod_ready, Action, Cache, Outcome, Reconciler};
-use crate::actors::store::key_of;
+use crate::objects::kinds::{self, Kind};
+use crate::objects::typed::Object;
+use crate::objects::key_of;
 use crate::objects::meta_str;
 use crate::scheduler::algorithm::{misfit, Misfit, NodeInfo, PodInfo};
 
@@ -47,8 +51,9 @@ pub fn daemon_pod(ds: &Value, node: &str, hash: &str) -> Value {
 }
 
 /// Whether a daemon pod belongs on `node` (selector, affinity and taints; not resources).
-pub fn eligible(ds: &Value, node: &Value, hash: &str) -> bool {
-    let pod = daemon_pod(ds, meta_str(node, "name"), hash);
+pub fn eligible(ds: &Value, node: &Node, hash: &str) -> bool {
+    let pod = daemon_pod(ds, node.metadata.name.as_deref().unwrap_or(""), hash);
+    let Ok(pod) = Pod::deserialize(&pod) else { return false };
     let info = PodInfo { requests: Default::default(), ..PodInfo::from_pod(String::new(), &pod) };
     let mut n = NodeInfo::from_node(node);
     n.unschedulable = false;
@@ -58,36 +63,36 @@ pub fn eligible(ds: &Value, node: &Value, hash: &str) -> bool {
 
 impl Reconciler for DaemonSets {
     const NAME: &'static str = "daemonset";
-    const PRIMARY: &'static str = "DaemonSet";
+    const PRIMARY: &'static Kind = &kinds::DAEMON_SET;
 
-    fn watches(&self) -> Vec<&'static str> {
-        vec!["DaemonSet", "Pod", "Node"]
+    fn watches(&self) -> Vec<&'static Kind> {
+        vec![&kinds::DAEMON_SET, &kinds::POD, &kinds::NODE]
     }
 
     fn affected(&self, obj: &Value, cache: &Cache) -> Vec<String> {
         match obj["kind"].as_str() {
             Some("DaemonSet") => key_of(obj).into_iter().collect(),
-            Some("Pod") => super::framework::owner_keys(obj, "DaemonSet"),
-            Some("Node") => cache.all("DaemonSet").filter_map(key_of).collect(),
+            Some("Pod") => super::framework::owner_keys(obj, &kinds::DAEMON_SET),
+            Some("Node") => cache.all(&kinds::DAEMON_SET).filter_map(key_of).collect(),
             _ => vec![],
         }
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(ds) = cache.get("DaemonSet", key) else { return Outcome::default() };
-        if ds.pointer("/metadata/deletionTimestamp").is_some() {
+        let Some(ds) = cache.get(&kinds::DAEMON_SET, key) else { return Outcome::default() };
+        if crate::objects::being_deleted(ds) {
             return Outcome::default();
         }
         let ns = meta_str(ds, "namespace");
         let hash = template_hash(ds.pointer("/spec/template").unwrap_or(&Value::Null));
         let pods: Vec<&Value> = cache
-            .owned_by("Pod", ns, meta_str(ds, "uid"))
-            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+            .owned_by(&kinds::POD, ns, meta_str(ds, "uid"))
+            .filter(|p| !crate::objects::being_deleted(p))
             .collect();
         let mut out = Outcome::default();
         let max_unavailable = super::deployment::resolve(
             ds.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable"),
-            cache.all("Node").count() as i64,
+            cache.all(&kinds::NODE).count() as i64,
             false,
             1,
         )
@@ -96,7 +101,7 @@ impl Reconciler for DaemonSets {
         let (mut desired, mut scheduled, mut ready, mut updated, mut available, mut misscheduled) = (0, 0, 0, 0, 0, 0);
         let mut unavailable_now = 0;
         let mut outdated_ready: Vec<&Value> = Vec::new();
-        let nodes: Vec<&Value> = cache.all("Node").collect();
+        let nodes: Vec<&Object> = cache.objects(&kinds::NODE).collect();
         for node in &nodes {
             let name = meta_str(node, "name");
             let here: Vec<&Value> = pods
@@ -107,13 +112,13 @@ impl Reconciler for DaemonSets {
             let live: Vec<&Value> = here
                 .iter()
                 .copied()
-                .filter(|p| !matches!(p.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed")))
+                .filter(|p| !crate::objects::pod::finished(p))
                 .collect();
             // Finished daemon pods are replaced.
             for p in here.iter().filter(|p| !live.contains(p)) {
                 out.actions.push(delete_pod(p, now));
             }
-            if eligible(ds, node, &hash) {
+            if node.node().is_some_and(|n| eligible(ds, n, &hash)) {
                 desired += 1;
                 match live.len() {
                     0 => {

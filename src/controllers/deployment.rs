@@ -12,9 +12,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::framework::{controller_ref, controller_uid, Action, Cache, Outcome, Reconciler};
-use crate::actors::store::key_of;
-use crate::objects::{meta_str, Kind};
-use crate::scheduler::set_condition;
+use crate::objects::kinds::{self, Kind};
+use crate::objects::key_of;
+use crate::objects::meta_str;
+use crate::objects::conditions::set_condition;
 
 /// Annotation: the revision of a ReplicaSet (and of its Deployment).
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -133,18 +134,18 @@ impl Sets {
 
 impl Reconciler for Deployments {
     const NAME: &'static str = "deployment";
-    const PRIMARY: &'static str = "Deployment";
+    const PRIMARY: &'static Kind = &kinds::DEPLOYMENT;
 
-    fn watches(&self) -> Vec<&'static str> {
-        vec!["Deployment", "ReplicaSet"]
+    fn watches(&self) -> Vec<&'static Kind> {
+        vec![&kinds::DEPLOYMENT, &kinds::REPLICA_SET]
     }
 
     fn affected(&self, obj: &Value, _cache: &Cache) -> Vec<String> {
-        super::framework::self_or_owners(obj, Self::PRIMARY, "ReplicaSet")
+        super::framework::self_or_owners(obj, Self::PRIMARY, &kinds::REPLICA_SET)
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(d) = cache.get("Deployment", key) else { return Outcome::default() };
+        let Some(d) = cache.get(&kinds::DEPLOYMENT, key) else { return Outcome::default() };
         if d.pointer("/metadata/deletionTimestamp").is_some() {
             return Outcome::default();
         }
@@ -154,7 +155,7 @@ impl Reconciler for Deployments {
         let name = meta_str(d, "name");
         let replicas = replicas_of(d);
         let hash = template_hash(d.pointer("/spec/template").unwrap_or(&Value::Null));
-        let mut owned: Vec<Value> = cache.owned_by("ReplicaSet", ns, uid).cloned().collect();
+        let mut owned: Vec<Value> = cache.owned_by(&kinds::REPLICA_SET, ns, uid).cloned().collect();
         owned.sort_by_key(|r| (revision(r), meta_str(r, "creationTimestamp").to_string()));
         let max_rev = owned.iter().map(revision).max().unwrap_or(0);
         let new_idx = owned.iter().position(|r| {
@@ -343,7 +344,7 @@ impl Reconciler for Deployments {
                 let rs = &sets.items[i].0;
                 out.actions.push(Action::Delete {
                     key: key_of(rs).unwrap_or_default(),
-                    rv: crate::actors::store::resource_version(rs),
+                    rv: crate::objects::resource_version(rs),
                 });
                 removed.push(i);
             }

@@ -11,25 +11,30 @@ use std::time::Duration;
 use actix::prelude::*;
 use serde_json::{json, Value};
 
-use crate::actors::informer::{self, Change};
-use crate::actors::store::{key_of, resource_version, EventType, ObjectStore, StoreError};
+use super::backoff::Backoffs;
+pub use crate::objects::owners::{controller_ref, controller_uid};
+pub use crate::objects::pod::{available as pod_available, inactive as pod_inactive, ready as pod_ready};
+use crate::objects::typed::Object;
 use crate::objects::selector::LabelSelector;
-use crate::objects::{meta_str, Kind};
+use crate::objects::{key_of, meta_str, resource_version, Kind};
+use crate::registry::deletion::{graceful_delete, DeleteOptions};
+use crate::registry::informer::{self, Change};
+use crate::registry::{EventType, Origin, Registry, RegistryError};
 
 /// The objects a controller sees: kind name → store key → object.
 #[derive(Default, Debug, Clone)]
 pub struct Cache {
-    objects: HashMap<&'static str, BTreeMap<String, Arc<Value>>>,
+    objects: HashMap<&'static str, BTreeMap<String, Arc<Object>>>,
 }
 
 impl Cache {
     /// Put an object (by its kind and key).
     pub fn put(&mut self, obj: Value) {
-        self.put_shared(Arc::new(obj));
+        self.put_shared(Arc::new(Object::new(obj)));
     }
 
     /// Put an object shared with the informer and other caches.
-    pub fn put_shared(&mut self, obj: Arc<Value>) {
+    pub fn put_shared(&mut self, obj: Arc<Object>) {
         if let (Some(kind), Some(key)) = (Kind::of(&obj), key_of(&obj)) {
             self.objects.entry(kind.kind).or_default().insert(key, obj);
         }
@@ -44,42 +49,35 @@ impl Cache {
         }
     }
 
-    /// One object by kind (`"Pod"`) and key.
-    pub fn get(&self, kind: &str, key: &str) -> Option<&Value> {
-        self.objects.get(kind)?.get(key).map(|o| &**o)
+    /// One object by kind and key.
+    pub fn get(&self, kind: &Kind, key: &str) -> Option<&Value> {
+        self.object(kind, key).map(|o| o.raw())
+    }
+
+    /// One object, with its typed form, by kind and key.
+    pub fn object(&self, kind: &Kind, key: &str) -> Option<&Object> {
+        self.objects.get(kind.kind)?.get(key).map(|o| &**o)
     }
 
     /// Every object of a kind.
-    pub fn all(&self, kind: &str) -> impl Iterator<Item = &Value> {
-        self.objects.get(kind).into_iter().flat_map(|m| m.values()).map(|o| &**o)
+    pub fn all(&self, kind: &Kind) -> impl Iterator<Item = &Value> {
+        self.objects(kind).map(Object::raw)
+    }
+
+    /// Every object of a kind, with their typed forms.
+    pub fn objects(&self, kind: &Kind) -> impl Iterator<Item = &Object> {
+        self.objects.get(kind.kind).into_iter().flat_map(|m| m.values()).map(|o| &**o)
     }
 
     /// Objects of a kind in a namespace.
-    pub fn in_namespace<'a>(&'a self, kind: &str, ns: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    pub fn in_namespace<'a>(&'a self, kind: &Kind, ns: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.all(kind).filter(move |o| meta_str(o, "namespace") == ns)
     }
 
     /// Objects of a kind whose controller owner has this uid.
-    pub fn owned_by<'a>(&'a self, kind: &str, ns: &'a str, uid: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
+    pub fn owned_by<'a>(&'a self, kind: &Kind, ns: &'a str, uid: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.in_namespace(kind, ns).filter(move |o| controller_uid(o).as_deref() == Some(uid))
     }
-}
-
-/// The uid of an object's controller owner.
-pub fn controller_uid(obj: &Value) -> Option<String> {
-    crate::scheduler::algorithm::owner_uid(obj)
-}
-
-/// An ownerReference naming `owner` as controller.
-pub fn controller_ref(owner: &Value) -> Value {
-    json!({
-        "apiVersion": owner["apiVersion"],
-        "kind": owner["kind"],
-        "name": meta_str(owner, "name"),
-        "uid": meta_str(owner, "uid"),
-        "controller": true,
-        "blockOwnerDeletion": true,
-    })
 }
 
 /// A pod of a workload from its `spec.template`: owned by it (as controller),
@@ -114,36 +112,6 @@ pub fn pod_from_template(owner: &Value, name: Option<&str>, labels: &[(&str, &st
 /// The label selector of a workload's `spec.selector`.
 pub fn selector_of(obj: &Value) -> LabelSelector {
     obj.pointer("/spec/selector").map(LabelSelector::from_object).unwrap_or_default()
-}
-
-/// Whether a pod is being deleted or has finished.
-pub fn pod_inactive(pod: &Value) -> bool {
-    pod.pointer("/metadata/deletionTimestamp").is_some()
-        || matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
-}
-
-/// Whether a pod is Ready.
-pub fn pod_ready(pod: &Value) -> bool {
-    pod.pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-}
-
-/// Whether a pod has been Ready for `min_ready` by `now`.
-pub fn pod_available(pod: &Value, min_ready: Duration, now: chrono::DateTime<chrono::Utc>) -> bool {
-    if !pod_ready(pod) {
-        return false;
-    }
-    if min_ready.is_zero() {
-        return true;
-    }
-    let since = pod
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Ready"))
-        .and_then(|c| c.get("lastTransitionTime")?.as_str())
-        .and_then(|t| chrono::DateTime::parse_from_rfc3339(t).ok());
-    since.is_some_and(|t| now.signed_duration_since(t).to_std().unwrap_or_default() >= min_ready)
 }
 
 /// What a reconcile asks for.
@@ -182,7 +150,7 @@ pub enum Action {
 /// Delete a pod as the API does: a pod bound to a node is marked with a
 /// deletionTimestamp (its kubelet stops it and removes it); others go at once.
 pub fn delete_pod(pod: &Value, now: chrono::DateTime<chrono::Utc>) -> Action {
-    match crate::api::pods::graceful_delete(pod, None, now) {
+    match graceful_delete(pod, None, now) {
         Some(marked) => Action::Replace(marked),
         None => Action::Delete { key: key_of(pod).unwrap_or_default(), rv: resource_version(pod) },
     }
@@ -202,10 +170,10 @@ pub struct Outcome {
 pub trait Reconciler: Unpin + 'static {
     /// Name in logs and events.
     const NAME: &'static str;
-    /// The primary kind (`"ReplicaSet"`).
-    const PRIMARY: &'static str;
+    /// The primary kind.
+    const PRIMARY: &'static Kind;
     /// Every kind watched (the primary one included).
-    fn watches(&self) -> Vec<&'static str>;
+    fn watches(&self) -> Vec<&'static Kind>;
     /// The primary keys a change to `obj` concerns.
     fn affected(&self, obj: &Value, cache: &Cache) -> Vec<String>;
     /// Bring one primary object's world towards its spec.
@@ -214,8 +182,8 @@ pub trait Reconciler: Unpin + 'static {
 
 /// The usual `affected`: a primary object concerns itself, a dependent of kind
 /// `dependent` concerns its owners of the primary kind.
-pub fn self_or_owners(obj: &Value, primary: &str, dependent: &str) -> Vec<String> {
-    match obj["kind"].as_str() {
+pub fn self_or_owners(obj: &Value, primary: &Kind, dependent: &Kind) -> Vec<String> {
+    match Kind::of(obj) {
         Some(k) if k == primary => key_of(obj).into_iter().collect(),
         Some(k) if k == dependent => owner_keys(obj, primary),
         _ => vec![],
@@ -223,31 +191,108 @@ pub fn self_or_owners(obj: &Value, primary: &str, dependent: &str) -> Vec<String
 }
 
 /// The keys of the controller owners of `obj` of kind `primary`, in its namespace.
-pub fn owner_keys(obj: &Value, primary: &str) -> Vec<String> {
-    let Some(kind) = Kind::resolve(primary) else { return vec![] };
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter(|o| o["kind"] == primary)
-        .filter_map(|o| Some(kind.key(meta_str(obj, "namespace"), o.get("name")?.as_str()?)))
-        .collect()
+pub fn owner_keys(obj: &Value, primary: &Kind) -> Vec<String> {
+    let ns = meta_str(obj, "namespace");
+    crate::objects::owners::owner_names(obj, primary.kind).map(|name| primary.key(ns, name)).collect()
+}
+
+/// Which write of an action failed, for its Event's reason.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Verb {
+    /// Creating an object.
+    Create,
+    /// Updating an object.
+    Update,
+    /// Deleting an object.
+    Delete,
+}
+
+impl Verb {
+    /// Kubernetes' Event reason and message prefix for a failure of this verb.
+    pub fn failure(self) -> (&'static str, &'static str) {
+        match self {
+            Verb::Create => ("FailedCreate", "Error creating"),
+            Verb::Update => ("FailedUpdate", "Error updating"),
+            Verb::Delete => ("FailedDelete", "Error deleting"),
+        }
+    }
+}
+
+/// One failed write of a round: the primary object whose reconcile asked for
+/// it, what was being done, and why it failed.
+struct Failure {
+    key: String,
+    verb: Verb,
+    error: RegistryError,
+}
+
+/// What a round wrote (to put into the cache at once) and what failed.
+#[derive(Default)]
+struct Written {
+    put: Vec<Value>,
+    removed: Vec<Value>,
+    failed: Vec<Failure>,
+}
+
+/// Carry out one action on the registry.
+async fn execute(store: &Registry, action: Action, component: &str, out: &mut Written) -> Result<(), (Verb, RegistryError)> {
+    match action {
+        Action::Create(obj) => {
+            out.put.push(store.create(obj).await.map_err(|e| (Verb::Create, e))?);
+        }
+        Action::Replace(obj) => {
+            out.put.push(store.update(obj, Origin::ControlPlane).await.map_err(|e| (Verb::Update, e))?);
+        }
+        Action::Delete { key, rv } => {
+            if let Ok(Some(cur)) = store.get_key(&key) {
+                store.remove(&key, rv).await.map_err(|e| (Verb::Delete, e))?;
+                out.removed.push(cur);
+            }
+        }
+        Action::DeleteOrphan(obj) => {
+            let live_owner = crate::objects::owners::owners(&obj).iter().any(|o| {
+                let Some(k) = Kind::resolve(&o.kind) else { return true };
+                matches!(store.get(k, &o.namespace, &o.name), Ok(Some(cur)) if meta_str(&cur, "uid") == o.uid)
+            });
+            let Some(kind) = Kind::of(&obj) else { return Ok(()) };
+            let (ns, name, uid) = (meta_str(&obj, "namespace"), meta_str(&obj, "name"), meta_str(&obj, "uid"));
+            if live_owner {
+                return Ok(());
+            }
+            let opts = DeleteOptions { uid: Some(uid.to_string()), ..DeleteOptions::default() };
+            match store.delete(kind, ns, name, &opts).await {
+                Ok(last) if crate::objects::being_deleted(&last) => out.put.push(last),
+                Ok(last) => out.removed.push(last),
+                Err(RegistryError::NotFound { .. }) => {}
+                Err(e) => return Err((Verb::Delete, e)),
+            }
+        }
+        Action::DeletePrefix(prefix) => {
+            store.remove_prefix(&prefix).await.map_err(|e| (Verb::Delete, e))?;
+        }
+        Action::Event { object, warning, reason, message } => {
+            let kind = if warning { EventType::Warning } else { EventType::Normal };
+            store.record_event(&object, kind, &reason, message, component);
+        }
+    }
+    Ok(())
 }
 
 /// The actor that runs a [`Reconciler`] on the leader.
 pub struct Controller<R: Reconciler> {
     logic: R,
-    store: ObjectStore,
+    store: Registry,
     cache: Cache,
     leader: bool,
     dirty: BTreeSet<String>,
     busy: bool,
     timers: BTreeSet<String>,
+    backoffs: Backoffs,
 }
 
 impl<R: Reconciler> Controller<R> {
     /// A controller on `store`'s node.
-    pub fn new(logic: R, store: ObjectStore) -> Self {
+    pub fn new(logic: R, store: Registry) -> Self {
         Controller {
             logic,
             store,
@@ -256,6 +301,7 @@ impl<R: Reconciler> Controller<R> {
             dirty: BTreeSet::new(),
             busy: false,
             timers: BTreeSet::new(),
+            backoffs: Backoffs::default(),
         }
     }
 
@@ -267,6 +313,17 @@ impl<R: Reconciler> Controller<R> {
         ctx.run_later(Duration::from_millis(5), |act, ctx| act.round(ctx));
     }
 
+    /// Look at `key` again after `after` (one timer per key at a time).
+    fn requeue(&mut self, key: String, after: Duration, ctx: &mut Context<Self>) {
+        if self.timers.insert(key.clone()) {
+            ctx.run_later(after, move |act, ctx| {
+                act.timers.remove(&key);
+                act.dirty.insert(key);
+                act.kick(ctx);
+            });
+        }
+    }
+
     fn round(&mut self, ctx: &mut Context<Self>) {
         let now = chrono::Utc::now();
         let keys = std::mem::take(&mut self.dirty);
@@ -274,15 +331,12 @@ impl<R: Reconciler> Controller<R> {
         for key in keys {
             let out = self.logic.reconcile(&key, &self.cache, now);
             if let Some(after) = out.requeue_after {
-                if self.timers.insert(key.clone()) {
-                    ctx.run_later(after, move |act, ctx| {
-                        act.timers.remove(&key);
-                        act.dirty.insert(key);
-                        act.kick(ctx);
-                    });
-                }
+                self.requeue(key.clone(), after, ctx);
             }
-            actions.extend(out.actions);
+            if out.actions.is_empty() {
+                self.backoffs.succeeded(&key);
+            }
+            actions.extend(out.actions.into_iter().map(|a| (key.clone(), a)));
         }
         if actions.is_empty() {
             self.busy = false;
@@ -290,97 +344,76 @@ impl<R: Reconciler> Controller<R> {
             return;
         }
         let store = self.store.clone();
+        let component = format!("{}-controller", R::NAME);
         let fut = async move {
-            let mut results: Vec<(Option<Value>, Option<Value>)> = Vec::new();
-            for a in actions {
-                match a {
-                    Action::Create(obj) => match store.create(obj).await {
-                        Ok(created) => results.push((Some(created), None)),
-                        Err(e) => tracing::info!(controller = R::NAME, error = %e, "create failed"),
-                    },
-                    Action::Replace(obj) => match store.replace(obj.clone()).await {
-                        Ok(written) => results.push((Some(written), None)),
-                        Err(StoreError::Conflict(_) | StoreError::NotFound(_)) => {}
-                        Err(e) => tracing::info!(controller = R::NAME, error = %e, "update failed"),
-                    },
-                    Action::Delete { key, rv } => {
-                        if let Ok(Some(cur)) = store.get_key(&key) {
-                            match store.delete(&key, rv).await {
-                                Ok(()) => results.push((None, Some(cur))),
-                                Err(e) => tracing::debug!(controller = R::NAME, error = %e, "delete failed"),
-                            }
-                        }
+            let mut out = Written::default();
+            let mut failed_keys = BTreeSet::new();
+            let mut done_keys = BTreeSet::new();
+            for (key, action) in actions {
+                // After one failed write, the rest of that object's actions wait for its retry.
+                if failed_keys.contains(&key) {
+                    continue;
+                }
+                match execute(&store, action, &component, &mut out).await {
+                    Ok(()) => {
+                        done_keys.insert(key);
                     }
-                    Action::DeleteOrphan(obj) => {
-                        let live_owner = super::gc::owners(&obj).iter().any(|(kind, ns, name, uid)| {
-                            let Some(k) = Kind::resolve(kind) else { return true };
-                            matches!(store.get_key(&k.key(ns, name)), Ok(Some(o)) if meta_str(&o, "uid") == uid)
-                        });
-                        let key = key_of(&obj).unwrap_or_default();
-                        let current = store.get_key(&key).ok().flatten();
-                        let Some(current) = current.filter(|c| meta_str(c, "uid") == meta_str(&obj, "uid")) else {
-                            continue;
-                        };
-                        if live_owner {
-                            continue;
-                        }
-                        let r = if current["kind"] == "Pod" {
-                            match crate::api::pods::graceful_delete(&current, None, chrono::Utc::now()) {
-                                Some(marked) => store.replace(marked).await.map(|_| ()),
-                                None => store.delete(&key, resource_version(&current)).await,
-                            }
-                        } else {
-                            store.delete(&key, resource_version(&current)).await
-                        };
-                        match r {
-                            Ok(()) => results.push((None, Some(current))),
-                            Err(e) => tracing::debug!(controller = R::NAME, error = %e, "collecting failed"),
-                        }
-                    }
-                    Action::DeletePrefix(prefix) => {
-                        if let Ok((objs, _)) = store.list(&prefix) {
-                            let ops: Vec<clusterd_raft::Op> =
-                                objs.iter().filter_map(key_of).map(|key| clusterd_raft::Op::Delete { key }).collect();
-                            if !ops.is_empty() {
-                                if let Err(e) = store.txn(clusterd_raft::Txn::ops(ops)).await {
-                                    tracing::debug!(controller = R::NAME, error = %e, "delete by prefix failed");
-                                }
-                            }
-                        }
-                    }
-                    Action::Event { object, warning, reason, message } => {
-                        let kind = if warning { EventType::Warning } else { EventType::Normal };
-                        store.record_event(&object, kind, &reason, message, &format!("{}-controller", R::NAME));
+                    Err((verb, error)) => {
+                        failed_keys.insert(key.clone());
+                        out.failed.push(Failure { key, verb, error });
                     }
                 }
             }
-            results
+            (out, done_keys.difference(&failed_keys).cloned().collect::<Vec<_>>())
         };
-        ctx.spawn(fut.into_actor(self).map(|results, act, ctx| {
-            for (put, removed) in results {
-                if let Some(obj) = put {
-                    let newer = act
-                        .cache
-                        .get(Kind::of(&obj).map(|k| k.kind).unwrap_or(""), &key_of(&obj).unwrap_or_default())
-                        .is_some_and(|cur| resource_version(cur) >= resource_version(&obj));
-                    if !newer {
-                        act.cache.put(obj);
-                    }
+        ctx.spawn(fut.into_actor(self).map(|(written, succeeded), act, ctx| {
+            for obj in written.put {
+                let newer = Kind::of(&obj)
+                    .and_then(|k| act.cache.get(k, &key_of(&obj)?))
+                    .is_some_and(|cur| resource_version(cur) >= resource_version(&obj));
+                if !newer {
+                    act.cache.put(obj);
                 }
-                if let Some(obj) = removed {
-                    act.cache.remove(&obj);
-                }
+            }
+            for obj in written.removed {
+                act.cache.remove(&obj);
+            }
+            for key in succeeded {
+                act.backoffs.succeeded(&key);
+            }
+            for f in written.failed {
+                act.failed(f, ctx);
             }
             act.busy = false;
             act.kick(ctx);
         }));
+    }
+
+    /// A write failed: look at its object again after a growing delay, and
+    /// tell of it with an Event on the object (races with other writers are
+    /// only retried: the next look sees the newer state).
+    fn failed(&mut self, f: Failure, ctx: &mut Context<Self>) {
+        let delay = self.backoffs.failed(&f.key);
+        let (reason, doing) = f.verb.failure();
+        let race = matches!(f.error, RegistryError::Conflict { .. } | RegistryError::NotFound { .. });
+        if race {
+            tracing::debug!(controller = R::NAME, key = %f.key, error = %f.error, ?delay, "write lost a race; retrying");
+        } else {
+            tracing::info!(controller = R::NAME, key = %f.key, error = %f.error, ?delay, "{reason}; retrying");
+            if let Some(obj) = self.cache.get(R::PRIMARY, &f.key) {
+                let component = format!("{}-controller", R::NAME);
+                let message = format!("{doing}: {}", f.error);
+                self.store.record_repeated_event(obj, EventType::Warning, reason, message, &component);
+            }
+        }
+        self.requeue(f.key, delay, ctx);
     }
 }
 
 #[derive(Message)]
 #[rtype(result = "()")]
 enum Input {
-    Change(&'static str, Change),
+    Change(&'static Kind, Change),
     Leader(bool),
 }
 
@@ -390,8 +423,7 @@ impl<R: Reconciler> Actor for Controller<R> {
     fn started(&mut self, ctx: &mut Context<Self>) {
         use futures::StreamExt;
         for kind in self.logic.watches() {
-            let prefix = Kind::resolve(kind).expect("registered kind").prefix(None);
-            ctx.add_stream(self.store.watch(prefix).map(move |c| Input::Change(kind, c)));
+            ctx.add_stream(self.store.watch(kind).map(move |c| Input::Change(kind, c)));
         }
         ctx.add_stream(informer::leadership(self.store.node()).map(Input::Leader));
     }
@@ -402,8 +434,7 @@ impl<R: Reconciler> StreamHandler<Input> for Controller<R> {
         match item {
             Input::Change(kind, Change::Reset(objs)) => {
                 // A reset replaces one kind's objects wholesale.
-                let kind = Kind::resolve(kind).map(|k| k.kind).unwrap_or(kind);
-                if let Some(old) = self.cache.objects.remove(kind) {
+                if let Some(old) = self.cache.objects.remove(kind.kind) {
                     for o in old.values() {
                         self.dirty.extend(self.logic.affected(o, &self.cache));
                     }
@@ -414,13 +445,13 @@ impl<R: Reconciler> StreamHandler<Input> for Controller<R> {
                 }
                 // Primary objects are all looked at after a (re)list.
                 let prim: Vec<String> =
-                    self.cache.objects.get(R::PRIMARY).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                    self.cache.objects.get(R::PRIMARY.kind).map(|m| m.keys().cloned().collect()).unwrap_or_default();
                 self.dirty.extend(prim);
             }
             Input::Change(kind, Change::Put(o)) => {
                 // The primary objects the old version concerned (an owner it left) and the new one.
                 let old =
-                    key_of(&o).and_then(|k| self.cache.get(Kind::resolve(kind).map(|k| k.kind).unwrap_or(kind), &k));
+                    key_of(&o).and_then(|k| self.cache.get(kind, &k));
                 let before = old.map(|old| self.logic.affected(old, &self.cache)).unwrap_or_default();
                 self.dirty.extend(before);
                 self.dirty.extend(self.logic.affected(&o, &self.cache));
@@ -434,7 +465,7 @@ impl<R: Reconciler> StreamHandler<Input> for Controller<R> {
                 self.leader = l;
                 if l {
                     let prim: Vec<String> =
-                        self.cache.objects.get(R::PRIMARY).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                        self.cache.objects.get(R::PRIMARY.kind).map(|m| m.keys().cloned().collect()).unwrap_or_default();
                     self.dirty.extend(prim);
                 }
             }

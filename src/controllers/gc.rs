@@ -6,42 +6,27 @@
 use serde_json::Value;
 
 use super::framework::{delete_pod, Action, Cache, Outcome, Reconciler};
-use crate::actors::store::{key_of, resource_version};
-use crate::api::deletion::{FOREGROUND, ORPHAN};
-use crate::objects::{meta_str, Kind};
+use crate::objects::kinds;
+use crate::objects::owners::{owners, remove_owner, Owner};
+use crate::objects::{being_deleted, key_of, meta_str, resource_version, Kind};
+use crate::registry::deletion::{FOREGROUND, ORPHAN};
 
 /// Kinds that own others, and kinds that are owned.
-pub const OWNER_KINDS: &[&str] = &["Deployment", "ReplicaSet", "DaemonSet", "StatefulSet", "Job", "Node"];
+pub const OWNER_KINDS: &[&Kind] =
+    &[&kinds::DEPLOYMENT, &kinds::REPLICA_SET, &kinds::DAEMON_SET, &kinds::STATEFUL_SET, &kinds::JOB, &kinds::NODE];
 /// Kinds whose objects may be collected.
-pub const DEPENDENT_KINDS: &[&str] = &["Pod", "ReplicaSet", "Lease"];
+pub const DEPENDENT_KINDS: &[&Kind] = &[&kinds::POD, &kinds::REPLICA_SET, &kinds::LEASE];
 
 /// The collector.
 pub struct GarbageCollector;
 
-/// The owner references of an object as (kind, namespace, name, uid).
-pub fn owners(obj: &Value) -> Vec<(String, String, String, String)> {
-    obj.pointer("/metadata/ownerReferences")
-        .and_then(Value::as_array)
-        .into_iter()
-        .flatten()
-        .filter_map(|o| {
-            let kind = o.get("kind")?.as_str()?.to_string();
-            let ns = match Kind::resolve(&kind) {
-                Some(k) if k.namespaced => meta_str(obj, "namespace").to_string(),
-                _ => String::new(),
-            };
-            Some((kind, ns, o.get("name")?.as_str()?.to_string(), o.get("uid")?.as_str()?.to_string()))
-        })
-        .collect()
-}
-
-fn owner_present(cache: &Cache, (kind, ns, name, uid): &(String, String, String, String)) -> bool {
+fn owner_present(cache: &Cache, Owner { kind, namespace: ns, name, uid }: &Owner) -> bool {
     let Some(k) = Kind::resolve(kind) else { return true };
-    if !OWNER_KINDS.contains(&k.kind) {
+    if !OWNER_KINDS.contains(&k) {
         // An owner of a kind we do not watch is assumed present.
         return true;
     }
-    cache.get(k.kind, &k.key(ns, name)).is_some_and(|o| meta_str(o, "uid") == uid)
+    cache.get(k, &k.key(ns, name)).is_some_and(|o| meta_str(o, "uid") == uid)
 }
 
 fn find<'a>(cache: &'a Cache, key: &str) -> Option<&'a Value> {
@@ -50,7 +35,9 @@ fn find<'a>(cache: &'a Cache, key: &str) -> Option<&'a Value> {
 
 /// An owner being deleted with Orphan or Foreground propagation: which one.
 fn propagation(obj: &Value) -> Option<&'static str> {
-    obj.pointer("/metadata/deletionTimestamp")?;
+    if !being_deleted(obj) {
+        return None;
+    }
     let fins = obj.pointer("/metadata/finalizers")?.as_array()?;
     if fins.iter().any(|f| f == FOREGROUND) {
         Some(FOREGROUND)
@@ -62,7 +49,7 @@ fn propagation(obj: &Value) -> Option<&'static str> {
 }
 
 fn dependents_of<'a>(cache: &'a Cache, uid: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-    DEPENDENT_KINDS.iter().flat_map(move |k| cache.all(k)).filter(move |d| owners(d).iter().any(|o| o.3 == uid))
+    DEPENDENT_KINDS.iter().flat_map(move |k| cache.all(k)).filter(move |d| owners(d).iter().any(|o| o.uid == uid))
 }
 
 /// Carry out Orphan or Foreground propagation for an owner being deleted.
@@ -79,11 +66,9 @@ fn propagate(owner: &Value, how: &str, cache: &Cache, now: chrono::DateTime<chro
     for d in deps {
         if how == ORPHAN {
             let mut freed = d.clone();
-            if let Some(refs) = freed.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
-                refs.retain(|r| r["uid"] != uid);
-            }
+            remove_owner(&mut freed, uid);
             out.actions.push(Action::Replace(freed));
-        } else if d.pointer("/metadata/deletionTimestamp").is_none() {
+        } else if !being_deleted(d) {
             out.actions.push(if d["kind"] == "Pod" {
                 delete_pod(d, now)
             } else {
@@ -96,36 +81,36 @@ fn propagate(owner: &Value, how: &str, cache: &Cache, now: chrono::DateTime<chro
 
 impl Reconciler for GarbageCollector {
     const NAME: &'static str = "garbage-collector";
-    const PRIMARY: &'static str = "Pod";
+    const PRIMARY: &'static Kind = &kinds::POD;
 
-    fn watches(&self) -> Vec<&'static str> {
-        let mut k: Vec<&'static str> = OWNER_KINDS.to_vec();
+    fn watches(&self) -> Vec<&'static Kind> {
+        let mut k: Vec<&'static Kind> = OWNER_KINDS.to_vec();
         k.extend(DEPENDENT_KINDS.iter().filter(|d| !OWNER_KINDS.contains(d)));
         k
     }
 
     fn affected(&self, obj: &Value, cache: &Cache) -> Vec<String> {
         let mut keys = Vec::new();
-        let kind = obj["kind"].as_str().unwrap_or("");
-        if DEPENDENT_KINDS.contains(&kind) && !owners(obj).is_empty() {
+        let kind = Kind::of(obj);
+        if kind.is_some_and(|k| DEPENDENT_KINDS.contains(&k)) && !owners(obj).is_empty() {
             keys.extend(key_of(obj));
         }
         // A dependent that changes or goes may let an owner being deleted go too.
-        for (k, ns, name, _) in owners(obj) {
-            if let Some(kind) = Kind::resolve(&k) {
-                let okey = kind.key(&ns, &name);
-                if cache.get(kind.kind, &okey).is_some_and(|o| propagation(o).is_some()) {
+        for o in owners(obj) {
+            if let Some(kind) = Kind::resolve(&o.kind) {
+                let okey = kind.key(&o.namespace, &o.name);
+                if cache.get(kind, &okey).is_some_and(|o| propagation(o).is_some()) {
                     keys.push(okey);
                 }
             }
         }
-        if OWNER_KINDS.contains(&kind) {
+        if kind.is_some_and(|k| OWNER_KINDS.contains(&k)) {
             if propagation(obj).is_some() {
                 keys.extend(key_of(obj));
             }
             let uid = meta_str(obj, "uid");
             for dk in DEPENDENT_KINDS {
-                keys.extend(cache.all(dk).filter(|d| owners(d).iter().any(|o| o.3 == uid)).filter_map(key_of));
+                keys.extend(cache.all(dk).filter(|d| owners(d).iter().any(|o| o.uid == uid)).filter_map(key_of));
             }
         }
         keys
@@ -137,7 +122,7 @@ impl Reconciler for GarbageCollector {
             return propagate(obj, how, cache, now);
         }
         let refs = owners(obj);
-        if refs.is_empty() || obj.pointer("/metadata/deletionTimestamp").is_some() {
+        if refs.is_empty() || being_deleted(obj) {
             return Outcome::default();
         }
         if refs.iter().any(|r| owner_present(cache, r)) {

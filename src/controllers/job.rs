@@ -9,8 +9,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::framework::{delete_pod, pod_from_template, Action, Cache, Outcome, Reconciler};
+use crate::objects::kinds::{self, Kind};
 use crate::objects::meta_str;
-use crate::scheduler::set_condition;
+use crate::objects::conditions::set_condition;
 
 /// The Job reconciler.
 pub struct Jobs;
@@ -37,23 +38,23 @@ pub fn job_pod(job: &Value) -> Value {
 
 impl Reconciler for Jobs {
     const NAME: &'static str = "job";
-    const PRIMARY: &'static str = "Job";
+    const PRIMARY: &'static Kind = &kinds::JOB;
 
-    fn watches(&self) -> Vec<&'static str> {
-        vec!["Job", "Pod"]
+    fn watches(&self) -> Vec<&'static Kind> {
+        vec![&kinds::JOB, &kinds::POD]
     }
 
     fn affected(&self, obj: &Value, _cache: &Cache) -> Vec<String> {
-        super::framework::self_or_owners(obj, Self::PRIMARY, "Pod")
+        super::framework::self_or_owners(obj, Self::PRIMARY, &kinds::POD)
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(job) = cache.get("Job", key) else { return Outcome::default() };
-        if job.pointer("/metadata/deletionTimestamp").is_some() {
+        let Some(job) = cache.get(&kinds::JOB, key) else { return Outcome::default() };
+        if crate::objects::being_deleted(job) {
             return Outcome::default();
         }
         let ns = meta_str(job, "namespace");
-        let pods: Vec<&Value> = cache.owned_by("Pod", ns, meta_str(job, "uid")).collect();
+        let pods: Vec<&Value> = cache.owned_by(&kinds::POD, ns, meta_str(job, "uid")).collect();
         let on_failure = job.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str) == Some("OnFailure");
         let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
         let failed_pods = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;
@@ -72,7 +73,7 @@ impl Reconciler for Jobs {
             .iter()
             .copied()
             .filter(|p| {
-                !matches!(phase(p), "Succeeded" | "Failed") && p.pointer("/metadata/deletionTimestamp").is_none()
+                !crate::objects::pod::inactive(p)
             })
             .collect();
         let ready = active.iter().filter(|p| super::framework::pod_ready(p)).count();

@@ -6,51 +6,45 @@ use std::time::Duration;
 use serde_json::Value;
 
 use super::framework::{delete_pod, Action, Cache, Outcome, Reconciler};
-use crate::actors::store::{key_of, resource_version};
-use crate::objects::{meta_str, Kind};
+use crate::objects::kinds::{self, Kind};
+use crate::objects::{being_deleted, key_of, meta_str, resource_version};
 
 /// The namespace reconciler.
 pub struct Namespaces;
 
 /// Every namespaced kind, in the order their objects are deleted.
-pub fn namespaced_kinds() -> Vec<&'static str> {
-    let order = ["Deployment", "StatefulSet", "DaemonSet", "Job", "ReplicaSet", "Pod"];
-    let mut kinds: Vec<&'static str> = order.to_vec();
+pub fn namespaced_kinds() -> Vec<&'static Kind> {
+    let order = [&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET, &kinds::JOB, &kinds::REPLICA_SET, &kinds::POD];
+    let mut all: Vec<&'static Kind> = order.to_vec();
     // Events are many and need no watching: they go by prefix at the end.
-    kinds.extend(
-        crate::objects::kinds::KINDS
-            .iter()
-            .filter(|k| k.namespaced && !order.contains(&k.kind) && k.kind != "Event")
-            .map(|k| k.kind),
-    );
-    kinds
+    all.extend(kinds::KINDS.iter().copied().filter(|k| k.namespaced && !order.contains(k) && **k != kinds::EVENT));
+    all
 }
 
 impl Reconciler for Namespaces {
     const NAME: &'static str = "namespace";
-    const PRIMARY: &'static str = "Namespace";
+    const PRIMARY: &'static Kind = &kinds::NAMESPACE;
 
-    fn watches(&self) -> Vec<&'static str> {
-        let mut k = vec!["Namespace"];
+    fn watches(&self) -> Vec<&'static Kind> {
+        let mut k = vec![&kinds::NAMESPACE];
         k.extend(namespaced_kinds());
         k
     }
 
     fn affected(&self, obj: &Value, cache: &Cache) -> Vec<String> {
-        let ns_kind = Kind::resolve("namespace").expect("namespace");
-        if obj["kind"] == "Namespace" {
+        if Kind::of(obj) == Some(&kinds::NAMESPACE) {
             return key_of(obj).into_iter().collect();
         }
-        let key = ns_kind.key("", meta_str(obj, "namespace"));
-        match cache.get("Namespace", &key) {
-            Some(ns) if ns.pointer("/metadata/deletionTimestamp").is_some() => vec![key],
+        let key = kinds::NAMESPACE.key("", meta_str(obj, "namespace"));
+        match cache.get(&kinds::NAMESPACE, &key) {
+            Some(ns) if being_deleted(ns) => vec![key],
             _ => vec![],
         }
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(ns) = cache.get("Namespace", key) else { return Outcome::default() };
-        if ns.pointer("/metadata/deletionTimestamp").is_none() {
+        let Some(ns) = cache.get(&kinds::NAMESPACE, key) else { return Outcome::default() };
+        if !being_deleted(ns) {
             return Outcome::default();
         }
         let name = meta_str(ns, "name");
@@ -59,10 +53,11 @@ impl Reconciler for Namespaces {
         for kind in namespaced_kinds() {
             for obj in cache.in_namespace(kind, name) {
                 left += 1;
-                if obj.pointer("/metadata/deletionTimestamp").is_some() && kind == "Pod" {
+                let pod = *kind == kinds::POD;
+                if pod && being_deleted(obj) {
                     continue;
                 }
-                out.actions.push(if kind == "Pod" {
+                out.actions.push(if pod {
                     delete_pod(obj, now)
                 } else {
                     Action::Delete { key: key_of(obj).unwrap_or_default(), rv: resource_version(obj) }
@@ -70,7 +65,7 @@ impl Reconciler for Namespaces {
             }
         }
         if left == 0 {
-            out.actions.push(Action::DeletePrefix(Kind::resolve("event").expect("event").prefix(Some(name))));
+            out.actions.push(Action::DeletePrefix(kinds::EVENT.prefix(Some(name))));
             out.actions.push(Action::Delete { key: key.to_string(), rv: resource_version(ns) });
             out.requeue_after = None;
         }

@@ -9,19 +9,24 @@ use std::sync::Arc;
 use actix::prelude::*;
 use serde_json::{json, Value};
 
-use crate::actors::informer::{self, Change};
-use crate::actors::store::ObjectStore;
-use crate::objects::{meta_str, Kind};
-
-/// Where the cluster's settings live in the store.
-pub const CLUSTER_CONFIG_KEY: &str = "/clusterd/config";
+use crate::objects::typed::Object;
+use crate::objects::conventions::CLUSTER_CONFIG_KEY;
+use crate::objects::meta_str;
+use crate::registry::informer::{self, Change};
+use crate::objects::kinds::NODE;
+use crate::registry::{Origin, Registry};
 
 /// The cluster CIDR when none was configured.
 pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
 
+/// A cluster CIDR clusterd cannot split into node /24s.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("--cluster-cidr: Invalid value: \"{0}\": must be an a.b.0.0/16 network")]
+pub struct BadClusterCidr(pub String);
+
 /// Parse `a.b.0.0/16`.
-pub fn parse_cluster_cidr(cidr: &str) -> Result<Ipv4Addr, String> {
-    let bad = || format!("--cluster-cidr: Invalid value: \"{cidr}\": must be an a.b.0.0/16 network");
+pub fn parse_cluster_cidr(cidr: &str) -> Result<Ipv4Addr, BadClusterCidr> {
+    let bad = || BadClusterCidr(cidr.to_string());
     let (addr, len) = cidr.split_once('/').ok_or_else(bad)?;
     let base: Ipv4Addr = addr.parse().map_err(|_| bad())?;
     if len != "16" || base.octets()[2] != 0 || base.octets()[3] != 0 {
@@ -42,14 +47,14 @@ pub fn allocate(cluster: Ipv4Addr, nodes: &[(String, Option<String>)]) -> Vec<(S
 
 /// The node IPAM actor (acts on the leader only).
 pub struct NodeIpam {
-    store: ObjectStore,
+    store: Registry,
     leader: bool,
-    nodes: HashMap<String, Arc<Value>>,
+    nodes: HashMap<String, Arc<Object>>,
 }
 
 impl NodeIpam {
     /// An allocator on `store`'s node.
-    pub fn new(store: ObjectStore) -> Self {
+    pub fn new(store: Registry) -> Self {
         NodeIpam { store, leader: false, nodes: HashMap::new() }
     }
 
@@ -80,15 +85,17 @@ impl NodeIpam {
             .collect();
         for (name, cidr) in allocate(self.cluster_cidr(), &nodes) {
             let store = self.store.clone();
-            let key = Kind::resolve("node").expect("node").key("", &name);
+            let key = NODE.key("", &name);
             // Claim it in the cache at once so the next round does not hand it out again.
             if let Some(n) = self.nodes.get_mut(&key) {
-                Arc::make_mut(n)["spec"]["podCIDR"] = json!(cidr);
+                let mut claimed = n.raw().clone();
+                claimed["spec"]["podCIDR"] = json!(cidr);
+                *n = Arc::new(Object::new(claimed));
             }
             ctx.spawn(
                 async move {
                     let r = store
-                        .modify(&key, |n| {
+                        .modify(&NODE, "", &name, Origin::ControlPlane, |n| {
                             if n.pointer("/spec/podCIDR").is_some() {
                                 return false;
                             }
@@ -119,8 +126,7 @@ impl Actor for NodeIpam {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         use futures::StreamExt;
-        let nodes = Kind::resolve("node").expect("node kind").prefix(None);
-        ctx.add_stream(self.store.watch(nodes).map(Input::Nodes));
+        ctx.add_stream(self.store.watch(&NODE).map(Input::Nodes));
         ctx.add_stream(informer::leadership(self.store.node()).map(Input::Leader));
     }
 }
@@ -128,7 +134,7 @@ impl Actor for NodeIpam {
 impl StreamHandler<Input> for NodeIpam {
     fn handle(&mut self, item: Input, ctx: &mut Context<Self>) {
         match item {
-            Input::Nodes(change) => crate::actors::apply_change(&mut self.nodes, change),
+            Input::Nodes(change) => crate::registry::informer::apply_change(&mut self.nodes, change),
             Input::Leader(l) => self.leader = l,
         }
         self.reconcile(ctx);

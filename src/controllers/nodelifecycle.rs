@@ -11,8 +11,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::framework::{Action, Cache, Outcome, Reconciler};
-use crate::actors::store::key_of;
-use crate::objects::{meta_str, Kind};
+use crate::objects::kinds::{self, Kind};
+use crate::objects::conventions::NODE_LEASE_NAMESPACE;
+use crate::objects::key_of;
+use crate::objects::meta_str;
 
 /// The taint of a node that stopped renewing its Lease.
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -55,17 +57,17 @@ pub fn toleration_of(pod: &Value, default: Duration) -> Option<Duration> {
 
 impl Reconciler for NodeLifecycle {
     const NAME: &'static str = "node-lifecycle";
-    const PRIMARY: &'static str = "Node";
+    const PRIMARY: &'static Kind = &kinds::NODE;
 
-    fn watches(&self) -> Vec<&'static str> {
-        vec!["Node", "Lease", "Pod"]
+    fn watches(&self) -> Vec<&'static Kind> {
+        vec![&kinds::NODE, &kinds::LEASE, &kinds::POD]
     }
 
     fn affected(&self, obj: &Value, _cache: &Cache) -> Vec<String> {
-        let node = Kind::resolve("node").expect("node");
+        let node = &crate::objects::kinds::NODE;
         match obj["kind"].as_str() {
             Some("Node") => key_of(obj).into_iter().collect(),
-            Some("Lease") if meta_str(obj, "namespace") == "kube-node-lease" => {
+            Some("Lease") if meta_str(obj, "namespace") == NODE_LEASE_NAMESPACE => {
                 vec![node.key("", meta_str(obj, "name"))]
             }
             _ => vec![],
@@ -73,11 +75,11 @@ impl Reconciler for NodeLifecycle {
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(node) = cache.get("Node", key) else { return Outcome::default() };
+        let Some(node) = cache.get(&kinds::NODE, key) else { return Outcome::default() };
         let name = meta_str(node, "name");
-        let lease_key = Kind::resolve("lease").expect("lease").key("kube-node-lease", name);
+        let lease_key = crate::objects::kinds::LEASE.key(NODE_LEASE_NAMESPACE, name);
         let renewed = cache
-            .get("Lease", &lease_key)
+            .get(&kinds::LEASE, &lease_key)
             .and_then(|l| l.pointer("/spec/renewTime")?.as_str().and_then(parse_time))
             .or_else(|| parse_time(meta_str(node, "creationTimestamp")))
             .unwrap_or(now);
@@ -135,7 +137,7 @@ impl Reconciler for NodeLifecycle {
         // Evict the pods whose toleration ran out; the kubelet is gone, so they go at once.
         let tainted_for = now.signed_duration_since(no_execute_added).to_std().unwrap_or_default();
         let mut next: Option<Duration> = None;
-        for pod in cache.all("Pod").filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name)) {
+        for pod in cache.all(&kinds::POD).filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name)) {
             let Some(tol) = toleration_of(pod, self.toleration) else { continue };
             if tainted_for >= tol {
                 out.actions.push(Action::Event {
@@ -150,7 +152,7 @@ impl Reconciler for NodeLifecycle {
                 });
                 out.actions.push(Action::Delete {
                     key: key_of(pod).unwrap_or_default(),
-                    rv: crate::actors::store::resource_version(pod),
+                    rv: crate::objects::resource_version(pod),
                 });
             } else {
                 let left = tol - tainted_for;

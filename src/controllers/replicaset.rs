@@ -11,6 +11,7 @@ use super::framework::{
     controller_ref, controller_uid, delete_pod, owner_keys, pod_available, pod_from_template, pod_inactive, pod_ready,
     selector_of, Action, Cache, Outcome, Reconciler,
 };
+use crate::objects::kinds::{self, Kind};
 use crate::objects::meta_str;
 
 /// The ReplicaSet reconciler.
@@ -34,25 +35,25 @@ fn min_ready(rs: &Value) -> Duration {
 
 impl Reconciler for ReplicaSets {
     const NAME: &'static str = "replicaset";
-    const PRIMARY: &'static str = "ReplicaSet";
+    const PRIMARY: &'static Kind = &kinds::REPLICA_SET;
 
-    fn watches(&self) -> Vec<&'static str> {
-        vec!["ReplicaSet", "Pod"]
+    fn watches(&self) -> Vec<&'static Kind> {
+        vec![&kinds::REPLICA_SET, &kinds::POD]
     }
 
     fn affected(&self, obj: &Value, cache: &Cache) -> Vec<String> {
         match obj["kind"].as_str() {
-            Some("ReplicaSet") => crate::actors::store::key_of(obj).into_iter().collect(),
+            Some("ReplicaSet") => crate::objects::key_of(obj).into_iter().collect(),
             Some("Pod") => {
-                let mut keys = owner_keys(obj, "ReplicaSet");
+                let mut keys = owner_keys(obj, &kinds::REPLICA_SET);
                 // An orphan may be adopted by any set whose selector matches it.
                 if controller_uid(obj).is_none() {
                     let ns = meta_str(obj, "namespace");
                     keys.extend(
                         cache
-                            .in_namespace("ReplicaSet", ns)
+                            .in_namespace(&kinds::REPLICA_SET, ns)
                             .filter(|rs| selector_of(rs).matches(obj) && !selector_of(rs).0.is_empty())
-                            .filter_map(crate::actors::store::key_of),
+                            .filter_map(crate::objects::key_of),
                     );
                 }
                 keys
@@ -62,8 +63,8 @@ impl Reconciler for ReplicaSets {
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(rs) = cache.get("ReplicaSet", key) else { return Outcome::default() };
-        if rs.pointer("/metadata/deletionTimestamp").is_some() {
+        let Some(rs) = cache.get(&kinds::REPLICA_SET, key) else { return Outcome::default() };
+        if crate::objects::being_deleted(rs) {
             return Outcome::default();
         }
         let ns = meta_str(rs, "namespace");
@@ -71,7 +72,7 @@ impl Reconciler for ReplicaSets {
         let selector = selector_of(rs);
         let mut out = Outcome::default();
         let mut mine: Vec<&Value> = Vec::new();
-        for pod in cache.in_namespace("Pod", ns) {
+        for pod in cache.in_namespace(&kinds::POD, ns) {
             let owner = controller_uid(pod);
             let matches = !selector.0.is_empty() && selector.matches(pod);
             match owner.as_deref() {
@@ -211,7 +212,7 @@ mod tests {
             .iter()
             .filter_map(|a| match a {
                 Action::Delete { key, .. } => Some(key.clone()),
-                Action::Replace(p) if p.pointer("/metadata/deletionTimestamp").is_some() => {
+                Action::Replace(p) if crate::objects::being_deleted(p) => {
                     Some(p["metadata"]["name"].as_str().unwrap().to_string())
                 }
                 _ => None,

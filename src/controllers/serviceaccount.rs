@@ -8,18 +8,12 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::framework::{Action, Cache, Outcome, Reconciler};
-use crate::actors::store::key_of;
-use crate::objects::{meta_str, Kind};
+use crate::objects::kinds::{self, Kind};
+use crate::objects::conventions::token_secret_name;
+use crate::objects::{key_of, meta_str};
 
 /// Where the cluster's token signing key lives in the store.
 pub const SIGNING_KEY: &str = "/clusterd/sa-signing-key";
-/// Where tokens are mounted in containers.
-pub const MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/serviceaccount";
-
-/// The name of a ServiceAccount's token Secret.
-pub fn token_secret_name(sa: &str) -> String {
-    format!("{sa}-token")
-}
 
 fn hmac_sha256(key: &[u8], msg: &[u8]) -> Vec<u8> {
     use sha2::{Digest, Sha256};
@@ -95,17 +89,17 @@ impl ServiceAccounts {
     fn key_and_ca(&self) -> Option<(Vec<u8>, String)> {
         let key = self.reader.get(SIGNING_KEY).ok()??.value;
         let ca: clusterd_raft::pki::Ca =
-            serde_json::from_slice(&self.reader.get(crate::api::keys::CA).ok()??.value).ok()?;
+            serde_json::from_slice(&self.reader.get(crate::objects::conventions::keys::CA).ok()??.value).ok()?;
         Some((key, ca.cert_pem().to_string()))
     }
 }
 
 impl Reconciler for ServiceAccounts {
     const NAME: &'static str = "serviceaccount";
-    const PRIMARY: &'static str = "Namespace";
+    const PRIMARY: &'static Kind = &kinds::NAMESPACE;
 
-    fn watches(&self) -> Vec<&'static str> {
-        vec!["Namespace", "ServiceAccount", "Secret"]
+    fn watches(&self) -> Vec<&'static Kind> {
+        vec![&kinds::NAMESPACE, &kinds::SERVICE_ACCOUNT, &kinds::SECRET]
     }
 
     fn affected(&self, obj: &Value, _cache: &Cache) -> Vec<String> {
@@ -114,31 +108,31 @@ impl Reconciler for ServiceAccounts {
             Some("ServiceAccount" | "Secret") => meta_str(obj, "namespace"),
             _ => return vec![],
         };
-        vec![Kind::resolve("namespace").expect("namespace").key("", ns)]
+        vec![crate::objects::kinds::NAMESPACE.key("", ns)]
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, _now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(ns) = cache.get("Namespace", key) else { return Outcome::default() };
-        if ns.pointer("/metadata/deletionTimestamp").is_some() {
+        let Some(ns) = cache.get(&kinds::NAMESPACE, key) else { return Outcome::default() };
+        if crate::objects::being_deleted(ns) {
             return Outcome::default();
         }
         let name = meta_str(ns, "name");
         let mut out = Outcome::default();
-        let sa_kind = Kind::resolve("serviceaccount").expect("sa");
-        if cache.get("ServiceAccount", &sa_kind.key(name, "default")).is_none() {
+        let sa_kind = &crate::objects::kinds::SERVICE_ACCOUNT;
+        if cache.get(&kinds::SERVICE_ACCOUNT, &sa_kind.key(name, "default")).is_none() {
             out.actions.push(Action::Create(json!({
                 "apiVersion": "v1", "kind": "ServiceAccount",
                 "metadata": {"name": "default", "namespace": name},
             })));
         }
-        let secret_kind = Kind::resolve("secret").expect("secret");
+        let secret_kind = &crate::objects::kinds::SECRET;
         let Some((key, ca)) = self.key_and_ca() else {
             out.requeue_after = Some(std::time::Duration::from_secs(1));
             return out;
         };
-        for sa in cache.in_namespace("ServiceAccount", name) {
+        for sa in cache.in_namespace(&kinds::SERVICE_ACCOUNT, name) {
             let secret_key = secret_kind.key(name, &token_secret_name(meta_str(sa, "name")));
-            let current = cache.get("Secret", &secret_key);
+            let current = cache.get(&kinds::SECRET, &secret_key);
             let uid_ok = current.is_some_and(|s| {
                 s.pointer("/metadata/annotations/kubernetes.io~1service-account.uid").and_then(Value::as_str)
                     == Some(meta_str(sa, "uid"))
@@ -147,7 +141,7 @@ impl Reconciler for ServiceAccounts {
                 if let Some(old) = current {
                     out.actions.push(Action::Delete {
                         key: key_of(old).unwrap_or_default(),
-                        rv: crate::actors::store::resource_version(old),
+                        rv: crate::objects::resource_version(old),
                     });
                 }
                 out.actions.push(Action::Create(token_secret(sa, &key, &ca)));

@@ -9,7 +9,8 @@ use serde_json::{json, Value};
 use super::daemonset::REVISION_LABEL;
 use super::deployment::template_hash;
 use super::framework::{delete_pod, pod_from_template, pod_ready, Action, Cache, Outcome, Reconciler};
-use crate::objects::{meta_str, Kind};
+use crate::objects::kinds::{self, Kind};
+use crate::objects::meta_str;
 
 /// The StatefulSet reconciler.
 pub struct StatefulSets;
@@ -37,7 +38,7 @@ fn ordinal(sts: &Value, pod: &Value) -> Option<i64> {
 
 /// Running, Ready and not on its way out.
 fn settled(p: &Value) -> bool {
-    running_ready(p) && p.pointer("/metadata/deletionTimestamp").is_none()
+    running_ready(p) && !crate::objects::being_deleted(p)
 }
 
 fn running_ready(p: &Value) -> bool {
@@ -46,19 +47,19 @@ fn running_ready(p: &Value) -> bool {
 
 impl Reconciler for StatefulSets {
     const NAME: &'static str = "statefulset";
-    const PRIMARY: &'static str = "StatefulSet";
+    const PRIMARY: &'static Kind = &kinds::STATEFUL_SET;
 
-    fn watches(&self) -> Vec<&'static str> {
-        vec!["StatefulSet", "Pod"]
+    fn watches(&self) -> Vec<&'static Kind> {
+        vec![&kinds::STATEFUL_SET, &kinds::POD]
     }
 
     fn affected(&self, obj: &Value, _cache: &Cache) -> Vec<String> {
-        super::framework::self_or_owners(obj, Self::PRIMARY, "Pod")
+        super::framework::self_or_owners(obj, Self::PRIMARY, &kinds::POD)
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(sts) = cache.get("StatefulSet", key) else { return Outcome::default() };
-        if sts.pointer("/metadata/deletionTimestamp").is_some() {
+        let Some(sts) = cache.get(&kinds::STATEFUL_SET, key) else { return Outcome::default() };
+        if crate::objects::being_deleted(sts) {
             return Outcome::default();
         }
         let ns = meta_str(sts, "namespace");
@@ -68,19 +69,19 @@ impl Reconciler for StatefulSets {
             sts.pointer("/spec/updateStrategy/rollingUpdate/partition").and_then(Value::as_i64).unwrap_or(0);
         let on_delete = sts.pointer("/spec/updateStrategy/type").and_then(Value::as_str) == Some("OnDelete");
         let hash = template_hash(sts.pointer("/spec/template").unwrap_or(&Value::Null));
-        let pod_kind = Kind::resolve("pod").expect("pod");
+        let pod_kind = &crate::objects::kinds::POD;
         let mut by_ordinal: std::collections::BTreeMap<i64, &Value> = std::collections::BTreeMap::new();
-        for p in cache.owned_by("Pod", ns, meta_str(sts, "uid")) {
+        for p in cache.owned_by(&kinds::POD, ns, meta_str(sts, "uid")) {
             if let Some(i) = ordinal(sts, p) {
                 by_ordinal.insert(i, p);
             }
         }
         let mut out = Outcome::default();
-        let terminating = by_ordinal.values().any(|p| p.pointer("/metadata/deletionTimestamp").is_some());
+        let terminating = by_ordinal.values().any(|p| crate::objects::being_deleted(p));
         // Failed pods are replaced (deleted, then made again with the same name).
         for p in by_ordinal.values() {
             if p.pointer("/status/phase").and_then(Value::as_str) == Some("Failed")
-                && p.pointer("/metadata/deletionTimestamp").is_none()
+                && !crate::objects::being_deleted(p)
             {
                 out.actions.push(delete_pod(p, now));
             }
@@ -89,7 +90,7 @@ impl Reconciler for StatefulSets {
         for i in 0..replicas {
             match by_ordinal.get(&i) {
                 None => {
-                    if cache.get("Pod", &pod_kind.key(ns, &format!("{}-{i}", meta_str(sts, "name")))).is_some() {
+                    if cache.get(&kinds::POD, &pod_kind.key(ns, &format!("{}-{i}", meta_str(sts, "name")))).is_some() {
                         // A pod of that name exists but is not ours (yet): wait.
                         break;
                     }
@@ -106,7 +107,7 @@ impl Reconciler for StatefulSets {
         let extra: Vec<&Value> = by_ordinal.range(replicas..).rev().map(|(_, p)| *p).collect();
         if !extra.is_empty() && (parallel || !terminating) {
             let all_ready = by_ordinal.range(..replicas).all(|(_, p)| running_ready(p));
-            for p in extra.iter().filter(|p| p.pointer("/metadata/deletionTimestamp").is_none()) {
+            for p in extra.iter().filter(|p| !crate::objects::being_deleted(p)) {
                 if !parallel && !all_ready {
                     break;
                 }
@@ -128,7 +129,7 @@ impl Reconciler for StatefulSets {
         let live: Vec<&Value> = by_ordinal
             .range(..replicas)
             .map(|(_, p)| *p)
-            .filter(|p| p.pointer("/metadata/deletionTimestamp").is_none())
+            .filter(|p| !crate::objects::being_deleted(p))
             .collect();
         let updated = live
             .iter()

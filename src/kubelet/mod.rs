@@ -24,9 +24,11 @@ use tokio::sync::watch;
 use clusterd_runtime::image::ImageStore;
 use clusterd_runtime::{Runtime, RuntimeConfig};
 
-use crate::actors::informer::Change;
-use crate::actors::store::{ObjectStore, StoreError};
-use crate::objects::{meta_str, Kind};
+use crate::registry::informer::Change;
+use crate::objects::kinds::{LEASE, NODE, POD};
+use crate::registry::{Origin, Registry, RegistryError};
+use crate::objects::conventions::NODE_LEASE_NAMESPACE;
+use crate::objects::meta_str;
 use crate::util;
 use worker::NodeEnv;
 
@@ -85,7 +87,7 @@ pub fn cluster_tag(ca_pem: &str) -> String {
 
 /// Register the node, keep its Lease, wait for its pod CIDR, then run pods.
 /// Runs on the actix system (it starts the kubelet actor).
-pub async fn run(cfg: KubeletConfig, store: ObjectStore) {
+pub async fn run(cfg: KubeletConfig, store: Registry) {
     let images = match ImageStore::open(&cfg.runtime_root().join("images")) {
         Ok(i) => Arc::new(i),
         Err(e) => {
@@ -115,7 +117,7 @@ pub async fn run(cfg: KubeletConfig, store: ObjectStore) {
     // Renew well within the control plane's grace period (a quarter of it at most).
     let grace = store
         .reader()
-        .get(crate::controllers::nodeipam::CLUSTER_CONFIG_KEY)
+        .get(crate::objects::conventions::CLUSTER_CONFIG_KEY)
         .ok()
         .flatten()
         .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
@@ -154,19 +156,18 @@ pub async fn run(cfg: KubeletConfig, store: ObjectStore) {
 }
 
 /// Create the Node object or refresh its status; returns its uid.
-async fn register(store: &ObjectStore, reg: &node::Registration) -> Result<String, StoreError> {
+async fn register(store: &Registry, reg: &node::Registration) -> Result<String, RegistryError> {
     let cap = node::host_capacity();
-    let key = Kind::resolve("node").expect("node").key("", &reg.name);
-    if store.get_key(&key)?.is_none() {
+    if store.get(&NODE, "", &reg.name)?.is_none() {
         match store.create(node::node_object(reg, &cap, &util::now())).await {
-            Ok(_) | Err(StoreError::Conflict(_)) => {}
+            Ok(_) | Err(RegistryError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
     }
     let fresh = node::node_status(reg, &cap, &util::now());
     let control_plane = reg.control_plane;
     let updated = store
-        .modify(&key, |n| {
+        .modify(&NODE, "", &reg.name, Origin::ControlPlane, |n| {
             node::refresh(n, fresh.clone());
             if control_plane {
                 n["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] = json!("");
@@ -178,18 +179,16 @@ async fn register(store: &ObjectStore, reg: &node::Registration) -> Result<Strin
 }
 
 /// Renew the Lease every `every`; refresh the Node's status every minute.
-async fn heartbeat(store: ObjectStore, reg: node::Registration, node_uid: String, lease_secs: u64, every: Duration) {
-    let lease_key = Kind::resolve("lease").expect("lease").key("kube-node-lease", &reg.name);
-    let node_key = Kind::resolve("node").expect("node").key("", &reg.name);
+async fn heartbeat(store: Registry, reg: node::Registration, node_uid: String, lease_secs: u64, every: Duration) {
     let mut last_status = tokio::time::Instant::now();
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
         let now = node::micro_time(chrono::Utc::now());
-        let r = match store.get_key(&lease_key) {
+        let r = match store.get(&LEASE, NODE_LEASE_NAMESPACE, &reg.name) {
             Ok(None) => store.create(node::lease_object(&reg.name, &node_uid, lease_secs, &now)).await.map(|_| ()),
             Ok(Some(_)) => store
-                .modify(&lease_key, |l| {
+                .modify(&LEASE, NODE_LEASE_NAMESPACE, &reg.name, Origin::ControlPlane, |l| {
                     l["spec"]["renewTime"] = json!(now);
                     l["spec"]["holderIdentity"] = json!(reg.name);
                     true
@@ -202,15 +201,11 @@ async fn heartbeat(store: ObjectStore, reg: node::Registration, node_uid: String
             tracing::debug!(error = %e, "kubelet: lease renewal failed");
         }
         // After the control plane marked the node unreachable, report at once that it is back.
-        let not_ready = store.get_key(&node_key).ok().flatten().is_some_and(|n| {
-            !n.pointer("/status/conditions")
-                .and_then(Value::as_array)
-                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
-        });
+        let not_ready = store.get(&NODE, "", &reg.name).ok().flatten().is_some_and(|n| !crate::objects::pod::ready(&n));
         if not_ready || last_status.elapsed() >= Duration::from_secs(60) {
             last_status = tokio::time::Instant::now();
             let fresh = node::node_status(&reg, &node::host_capacity(), &util::now());
-            let r = store.modify(&node_key, |n| {
+            let r = store.modify(&NODE, "", &reg.name, Origin::ControlPlane, |n| {
                 node::refresh(n, fresh.clone());
                 true
             });
@@ -222,9 +217,9 @@ async fn heartbeat(store: ObjectStore, reg: node::Registration, node_uid: String
 }
 
 /// Wait until the control plane has given this node a pod CIDR.
-async fn wait_pod_cidr(store: &ObjectStore, name: &str) -> String {
+async fn wait_pod_cidr(store: &Registry, name: &str) -> String {
     use futures::StreamExt;
-    let mut changes = store.watch(Kind::resolve("node").expect("node").prefix(None));
+    let mut changes = store.watch(&NODE);
     let cidr_of = |n: &Value| {
         (meta_str(n, "name") == name).then(|| n.pointer("/spec/podCIDR").and_then(Value::as_str).map(String::from))?
     };
@@ -301,8 +296,7 @@ impl Actor for Kubelet {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         use futures::StreamExt;
-        let pods = Kind::resolve("pod").expect("pod").prefix(None);
-        ctx.add_stream(self.env.store.watch(pods).map(Pods));
+        ctx.add_stream(self.env.store.watch(&POD).map(Pods));
         // Housekeeping: whatever escaped a worker (a sandbox made while its pod
         // was being deleted) goes once no worker claims it.
         ctx.run_interval(HOUSEKEEPING, |act, _| {
@@ -319,7 +313,7 @@ impl StreamHandler<Pods> for Kubelet {
         match change {
             Change::Reset(list) => {
                 let mine: Vec<Value> =
-                    list.into_iter().filter(|p| on_node(p, &me)).map(std::sync::Arc::unwrap_or_clone).collect();
+                    list.into_iter().filter(|p| on_node(p, &me)).map(|p| std::sync::Arc::unwrap_or_clone(p).into_raw()).collect();
                 let keep: HashSet<String> = mine.iter().map(|p| meta_str(p, "uid").to_string()).collect();
                 let gone: Vec<String> = self.workers.keys().filter(|u| !keep.contains(*u)).cloned().collect();
                 for uid in gone {
@@ -333,7 +327,7 @@ impl StreamHandler<Pods> for Kubelet {
             }
             Change::Put(p) => {
                 if on_node(&p, &me) {
-                    self.upsert(std::sync::Arc::unwrap_or_clone(p));
+                    self.upsert(std::sync::Arc::unwrap_or_clone(p).into_raw());
                 }
             }
             Change::Delete(p) => self.remove(meta_str(&p, "uid")),

@@ -121,7 +121,7 @@ pub fn lease_object(name: &str, node_uid: &str, duration_secs: u64, now: &str) -
         "kind": "Lease",
         "metadata": {
             "name": name,
-            "namespace": "kube-node-lease",
+            "namespace": crate::objects::conventions::NODE_LEASE_NAMESPACE,
             "ownerReferences": [{"apiVersion": "v1", "kind": "Node", "name": name, "uid": node_uid}],
         },
         "spec": {"holderIdentity": name, "leaseDurationSeconds": duration_secs, "renewTime": now},

@@ -283,7 +283,7 @@ pub fn prepare_volumes(
     // The service account token, unless the pod opts out.
     if pod.pointer("/spec/automountServiceAccountToken").and_then(Value::as_bool) != Some(false) {
         let sa = pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).unwrap_or("default");
-        let secret_name = crate::controllers::serviceaccount::token_secret_name(sa);
+        let secret_name = crate::objects::conventions::token_secret_name(sa);
         let secret = lookup.object("secret", ns, &secret_name).ok_or_else(|| {
             ConfigError(format!(
                 "MountVolume.SetUp failed for volume \"{SA_VOLUME}\" : secret \"{secret_name}\" not found"
@@ -339,7 +339,7 @@ pub fn container_config(
         });
     }
     let _ = pod;
-    let token_path = crate::controllers::serviceaccount::MOUNT_PATH;
+    let token_path = crate::objects::conventions::SERVICE_ACCOUNT_MOUNT_PATH;
     if let Some(dir) = volumes.get(SA_VOLUME) {
         if !mounts.iter().any(|m| m.container_path == token_path) {
             mounts.push(Mount {

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use clusterd_runtime::{ContainerState, ContainerStatus};
 
-use crate::scheduler::set_condition;
+use crate::objects::conditions::set_condition;
 
 /// What the kubelet knows of one container of the pod.
 #[derive(Clone, Debug, Default)]

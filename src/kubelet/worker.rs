@@ -19,14 +19,15 @@ use super::backoff::Backoff;
 use super::probe::{self, Probe, Tally};
 use super::spec::{self, Lookup};
 use super::status::{self, Observed, PodObserved};
-use crate::actors::store::{key_of, EventType, ObjectStore, StoreError};
+use crate::objects::key_of;
+use crate::registry::{EventType, Origin, Registry, RegistryError};
 use crate::objects::meta_str;
 use crate::util;
 
 /// What every pod worker of a node shares.
 pub struct NodeEnv {
     /// The object store.
-    pub store: ObjectStore,
+    pub store: Registry,
     /// The container runtime.
     pub runtime: Arc<Runtime>,
     /// This node's name.
@@ -47,9 +48,9 @@ impl NodeEnv {
     }
 }
 
-impl Lookup for ObjectStore {
+impl Lookup for Registry {
     fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.get(kind, namespace, name).ok().flatten()
+        self.get(crate::objects::Kind::resolve(kind)?, namespace, name).ok().flatten()
     }
 }
 
@@ -696,10 +697,11 @@ impl Worker {
         }
         let Some(key) = key_of(pod) else { return };
         let uid = meta_str(pod, "uid").to_string();
+        let (ns, name) = (meta_str(pod, "namespace"), meta_str(pod, "name"));
         let r = self
             .env
             .store
-            .modify(&key, |cur| {
+            .modify(&crate::objects::kinds::POD, ns, name, Origin::ControlPlane, |cur| {
                 if meta_str(cur, "uid") != uid {
                     return false;
                 }
@@ -712,7 +714,7 @@ impl Worker {
             })
             .await;
         match r {
-            Ok(_) | Err(StoreError::NotFound(_)) => {}
+            Ok(_) | Err(RegistryError::NotFound { .. }) => {}
             Err(e) => tracing::warn!(error = %e, pod = %key, "kubelet: status update failed"),
         }
     }
@@ -759,10 +761,10 @@ impl Worker {
         for _ in 0..20 {
             match self.env.store.get_key(&key) {
                 Ok(Some(cur)) if meta_str(&cur, "uid") == uid => {
-                    let rv = crate::actors::store::resource_version(&cur);
-                    match self.env.store.delete(&key, rv).await {
-                        Ok(()) => return,
-                        Err(StoreError::Conflict(_)) => continue,
+                    let rv = crate::objects::resource_version(&cur);
+                    match self.env.store.remove(&key, rv).await {
+                        Ok(_) => return,
+                        Err(RegistryError::Conflict { .. }) => continue,
                         Err(e) => {
                             tracing::warn!(error = %e, pod = %key, "kubelet: removing the pod object failed");
                             tokio::time::sleep(Duration::from_millis(500)).await;

@@ -14,15 +14,24 @@ pub const MAX_OBJECT_BYTES: usize = 1_572_864;
 /// Why an object was refused. Nothing is written.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AdmissionError {
-    /// A field is invalid; the message names it.
-    #[error("{kind} \"{name}\" is invalid: {field}: {message}")]
-    Invalid { kind: String, name: String, field: String, message: String },
+    /// Fields are invalid; each cause names its field.
+    #[error("{kind} \"{name}\" is invalid: {}", causes_text(.causes))]
+    Invalid { kind: String, name: String, causes: Vec<FieldError> },
     /// The request is malformed (not JSON, unknown kind).
     #[error("{0}")]
     BadRequest(String),
     /// The object is larger than [`MAX_OBJECT_BYTES`].
     #[error("request entity too large: the object is {0} bytes, the limit is {MAX_OBJECT_BYTES}")]
     TooLarge(usize),
+}
+
+/// The causes of an invalid object as Kubernetes lists them: one alone, several in brackets.
+pub fn causes_text(causes: &[FieldError]) -> String {
+    let each: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
+    match each.len() {
+        1 => each.into_iter().next().unwrap_or_default(),
+        _ => format!("[{}]", each.join(", ")),
+    }
 }
 
 /// An object ready to be proposed.
@@ -49,7 +58,7 @@ impl Admitted {
         let mut compares = vec![Compare::ModRevision(self.key.clone(), 0)];
         if self.kind.namespaced {
             compares
-                .push(Compare::Exists(Kind::resolve("namespace").expect("namespace kind").key("", &self.namespace)));
+                .push(Compare::Exists(crate::objects::kinds::NAMESPACE.key("", &self.namespace)));
         }
         Ok(Txn { compares, success: vec![Op::Put { key: self.key.clone(), value: self.bytes()? }] })
     }
@@ -102,8 +111,7 @@ fn invalid(kind: &Kind, obj: &Value, e: FieldError) -> AdmissionError {
     AdmissionError::Invalid {
         kind: kind.kind.into(),
         name: meta_str(obj, "name").to_string(),
-        field: e.field,
-        message: e.message,
+        causes: vec![e],
     }
 }
 

@@ -152,7 +152,7 @@ mod tests {
 
     #[test]
     fn secret_string_data_becomes_data() {
-        let kind = Kind::resolve("secret").unwrap();
+        let kind = &crate::objects::kinds::SECRET;
         let mut s = json!({"stringData": {"user": "admin"}, "data": {"x": "eQ=="}});
         apply(kind, &mut s);
         assert_eq!(s["data"]["user"], "YWRtaW4=");
@@ -163,7 +163,7 @@ mod tests {
 
     #[test]
     fn deployment_defaults() {
-        let kind = Kind::resolve("deploy").unwrap();
+        let kind = &crate::objects::kinds::DEPLOYMENT;
         let mut d = json!({"spec": {"template": {"spec": {"containers": [{"name": "c", "image": "i:v1"}]}}}});
         apply(kind, &mut d);
         assert_eq!(d["spec"]["replicas"], 1);

@@ -41,24 +41,39 @@ macro_rules! kind {
     };
 }
 
+/// `Namespace`.
+pub const NAMESPACE: Kind = kind!("Namespace", "v1", "namespaces", "namespace", ["ns"], false, "namespaces", true, true);
+/// `ConfigMap`.
+pub const CONFIG_MAP: Kind = kind!("ConfigMap", "v1", "configmaps", "configmap", ["cm"], true, "configmaps", false, false);
+/// `Secret`.
+pub const SECRET: Kind = kind!("Secret", "v1", "secrets", "secret", [], true, "secrets", false, false);
+/// `ServiceAccount`.
+pub const SERVICE_ACCOUNT: Kind = kind!("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ["sa"], true, "serviceaccounts", false, false);
+/// `Pod`.
+pub const POD: Kind = kind!("Pod", "v1", "pods", "pod", ["po"], true, "pods", true, true);
+/// `Node`.
+pub const NODE: Kind = kind!("Node", "v1", "nodes", "node", ["no"], false, "minions", true, true);
+/// `Lease`.
+pub const LEASE: Kind = kind!("Lease", "coordination.k8s.io/v1", "leases", "lease", [], true, "leases", false, true);
+/// `Event`.
+pub const EVENT: Kind = kind!("Event", "v1", "events", "event", ["ev"], true, "events", false, false);
+/// `Service`.
+pub const SERVICE: Kind = kind!("Service", "v1", "services", "service", ["svc"], true, "services/specs", true, true);
+/// `Endpoints`.
+pub const ENDPOINTS: Kind = kind!("Endpoints", "v1", "endpoints", "endpoints", ["ep"], true, "services/endpoints", false, false);
+/// `ReplicaSet`.
+pub const REPLICA_SET: Kind = kind!("ReplicaSet", "apps/v1", "replicasets", "replicaset", ["rs"], true, "replicasets", true, true);
+/// `Deployment`.
+pub const DEPLOYMENT: Kind = kind!("Deployment", "apps/v1", "deployments", "deployment", ["deploy"], true, "deployments", true, true);
+/// `DaemonSet`.
+pub const DAEMON_SET: Kind = kind!("DaemonSet", "apps/v1", "daemonsets", "daemonset", ["ds"], true, "daemonsets", true, true);
+/// `StatefulSet`.
+pub const STATEFUL_SET: Kind = kind!("StatefulSet", "apps/v1", "statefulsets", "statefulset", ["sts"], true, "statefulsets", true, true);
+/// `Job`.
+pub const JOB: Kind = kind!("Job", "batch/v1", "jobs", "job", [], true, "jobs", true, true);
+
 /// Every kind clusterd serves.
-pub static KINDS: &[Kind] = &[
-    kind!("Namespace", "v1", "namespaces", "namespace", ["ns"], false, "namespaces", true, true),
-    kind!("ConfigMap", "v1", "configmaps", "configmap", ["cm"], true, "configmaps", false, false),
-    kind!("Secret", "v1", "secrets", "secret", [], true, "secrets", false, false),
-    kind!("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ["sa"], true, "serviceaccounts", false, false),
-    kind!("Pod", "v1", "pods", "pod", ["po"], true, "pods", true, true),
-    kind!("Node", "v1", "nodes", "node", ["no"], false, "minions", true, true),
-    kind!("Lease", "coordination.k8s.io/v1", "leases", "lease", [], true, "leases", false, true),
-    kind!("Event", "v1", "events", "event", ["ev"], true, "events", false, false),
-    kind!("Service", "v1", "services", "service", ["svc"], true, "services/specs", true, true),
-    kind!("Endpoints", "v1", "endpoints", "endpoints", ["ep"], true, "services/endpoints", false, false),
-    kind!("ReplicaSet", "apps/v1", "replicasets", "replicaset", ["rs"], true, "replicasets", true, true),
-    kind!("Deployment", "apps/v1", "deployments", "deployment", ["deploy"], true, "deployments", true, true),
-    kind!("DaemonSet", "apps/v1", "daemonsets", "daemonset", ["ds"], true, "daemonsets", true, true),
-    kind!("StatefulSet", "apps/v1", "statefulsets", "statefulset", ["sts"], true, "statefulsets", true, true),
-    kind!("Job", "batch/v1", "jobs", "job", [], true, "jobs", true, true),
-];
+pub static KINDS: &[&Kind] = &[&NAMESPACE, &CONFIG_MAP, &SECRET, &SERVICE_ACCOUNT, &POD, &NODE, &LEASE, &EVENT, &SERVICE, &ENDPOINTS, &REPLICA_SET, &DEPLOYMENT, &DAEMON_SET, &STATEFUL_SET, &JOB];
 
 impl Kind {
     /// Resolve a user's name for a kind: `Pod`, `pod`, `pods`, `po`,
@@ -66,7 +81,7 @@ impl Kind {
     pub fn resolve(name: &str) -> Option<&'static Kind> {
         let lower = name.to_ascii_lowercase();
         let base = lower.split('.').next().unwrap_or(&lower);
-        KINDS.iter().find(|k| {
+        KINDS.iter().copied().find(|k| {
             k.kind.eq_ignore_ascii_case(base) || k.plural == base || k.singular == base || k.short.contains(&base)
         })
     }
@@ -75,7 +90,17 @@ impl Kind {
     pub fn of(obj: &Value) -> Option<&'static Kind> {
         let kind = obj.get("kind")?.as_str()?;
         let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-        KINDS.iter().find(|k| k.kind == kind && k.api_version == api)
+        KINDS.iter().copied().find(|k| k.kind == kind && k.api_version == api)
+    }
+
+    /// The namespace a request for this kind means: "" when cluster-scoped,
+    /// `default` when not said.
+    pub fn namespace_or_default<'a>(&self, ns: &'a str) -> &'a str {
+        match (self.namespaced, ns) {
+            (false, _) => "",
+            (true, "") => "default",
+            (true, ns) => ns,
+        }
     }
 
     /// The key prefix for all objects of this kind (in a namespace, if given).
@@ -126,9 +151,9 @@ mod tests {
 
     #[test]
     fn keys_follow_kubernetes_layout() {
-        let pod = Kind::resolve("pod").unwrap();
+        let pod = &POD;
         assert_eq!(pod.key("default", "web"), "/registry/pods/default/web");
-        let node = Kind::resolve("node").unwrap();
+        let node = &NODE;
         assert_eq!(node.key("", "n1"), "/registry/minions/n1");
         assert_eq!(pod.prefix(None), "/registry/pods/");
     }

@@ -3,10 +3,16 @@
 //! against `k8s-openapi`'s types, so unknown fields survive a round trip.
 
 pub mod admission;
+pub mod conditions;
+pub mod conventions;
 pub mod defaults;
 pub mod kinds;
+pub mod merge;
+pub mod owners;
+pub mod pod;
 pub mod quantity;
 pub mod selector;
+pub mod typed;
 pub mod validate;
 
 use serde_json::Value;
@@ -25,4 +31,30 @@ pub fn with_resource_version(bytes: &[u8], revision: u64) -> Result<Value, serde
         meta.insert("resourceVersion".into(), Value::String(revision.to_string()));
     }
     Ok(obj)
+}
+
+/// The stored form of an object: its JSON without resourceVersion.
+pub fn encode(obj: &Value) -> Vec<u8> {
+    let mut obj = obj.clone();
+    if let Some(meta) = obj.get_mut("metadata").and_then(Value::as_object_mut) {
+        meta.remove("resourceVersion");
+    }
+    serde_json::to_vec(&obj).expect("JSON values serialize")
+}
+
+/// An object's resourceVersion as a number (0 when missing).
+pub fn resource_version(obj: &Value) -> u64 {
+    meta_str(obj, "resourceVersion").parse().unwrap_or(0)
+}
+
+/// The store key of an object.
+pub fn key_of(obj: &Value) -> Option<String> {
+    let kind = Kind::of(obj)?;
+    let ns = if kind.namespaced { meta_str(obj, "namespace") } else { "" };
+    Some(kind.key(ns, meta_str(obj, "name")))
+}
+
+/// Whether an object carries a deletionTimestamp (it is being deleted).
+pub fn being_deleted(obj: &Value) -> bool {
+    obj.get("metadata").and_then(|m| m.get("deletionTimestamp")).is_some_and(|t| !t.is_null())
 }

@@ -332,7 +332,7 @@ mod tests {
 
     #[test]
     fn pod_needs_image_and_names_the_field() {
-        let kind = Kind::resolve("pod").unwrap();
+        let kind = &crate::objects::kinds::POD;
         let err = check_kind(kind, &pod(json!({"containers": [{"name": "a"}]}))).unwrap_err();
         assert_eq!(err.field, "spec.containers[0].image");
         let err = check_kind(kind, &pod(json!({"containers": []}))).unwrap_err();
@@ -343,7 +343,7 @@ mod tests {
 
     #[test]
     fn schema_errors_carry_the_path() {
-        let kind = Kind::resolve("deploy").unwrap();
+        let kind = &crate::objects::kinds::DEPLOYMENT;
         let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d"}, "spec": {"replicas": "three"}});
         let err = check_schema(kind, &obj).unwrap_err();
         assert_eq!(err.field, "spec.replicas");
@@ -351,7 +351,7 @@ mod tests {
 
     #[test]
     fn selector_must_match_template() {
-        let kind = Kind::resolve("rs").unwrap();
+        let kind = &crate::objects::kinds::REPLICA_SET;
         let obj = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r"},
             "spec": {"selector": {"matchLabels": {"app": "a"}},
                      "template": {"metadata": {"labels": {"app": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
@@ -360,7 +360,7 @@ mod tests {
 
     #[test]
     fn bad_names_and_labels() {
-        let kind = Kind::resolve("cm").unwrap();
+        let kind = &crate::objects::kinds::CONFIG_MAP;
         let obj = json!({"metadata": {"name": "Bad_Name"}});
         assert_eq!(check_metadata(kind, &obj).unwrap_err().field, "metadata.name");
         let obj = json!({"metadata": {"name": "ok", "labels": {"app": "bad value"}}});

@@ -5,9 +5,9 @@
 
 use std::collections::{BTreeMap, HashMap};
 
-use serde_json::Value;
+use k8s_openapi::api::core::v1::{Container, Node, Pod};
+use k8s_openapi::apimachinery::pkg::api::resource::Quantity;
 
-use crate::objects::meta_str;
 use crate::objects::quantity;
 
 /// CPU (millicores), memory (bytes) and pod count.
@@ -119,43 +119,33 @@ pub enum Decision {
     },
 }
 
-fn str_map(v: Option<&Value>) -> BTreeMap<String, String> {
-    v.and_then(Value::as_object)
-        .map(|m| m.iter().map(|(k, v)| (k.clone(), v.as_str().unwrap_or("").to_string())).collect())
-        .unwrap_or_default()
-}
-
-fn strings(v: Option<&Value>) -> Vec<String> {
-    v.and_then(Value::as_array)
-        .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
-        .unwrap_or_default()
+fn quantity_of(q: Option<&Quantity>, read: fn(&str) -> Result<u64, quantity::QuantityError>) -> Option<u64> {
+    q.and_then(|q| read(&q.0).ok())
 }
 
 /// The effective requests of a pod: the sum of its containers' requests, or the
 /// largest init container's if that is more (per resource), as Kubernetes does.
 /// A container with a limit but no request requests its limit.
-pub fn pod_requests(pod: &Value) -> Resources {
-    fn container(c: &Value) -> Resources {
-        let res = c.get("resources");
+pub fn pod_requests(pod: &Pod) -> Resources {
+    fn container(c: &Container) -> Resources {
+        let res = c.resources.as_ref();
         let get = |name: &str| {
-            let q = res.and_then(|r| r.get("requests")).and_then(|r| r.get(name));
-            let q = q.or_else(|| res.and_then(|r| r.get("limits")).and_then(|r| r.get(name)));
-            q.and_then(quantity::from_json)
+            let request = res.and_then(|r| r.requests.as_ref()).and_then(|r| r.get(name));
+            request.or_else(|| res.and_then(|r| r.limits.as_ref()).and_then(|r| r.get(name)))
         };
         Resources {
-            cpu: get("cpu").and_then(|q| quantity::cpu_millis(&q).ok()).unwrap_or(0),
-            memory: get("memory").and_then(|q| quantity::units(&q).ok()).unwrap_or(0),
+            cpu: quantity_of(get("cpu"), quantity::cpu_millis).unwrap_or(0),
+            memory: quantity_of(get("memory"), quantity::units).unwrap_or(0),
             pods: 0,
         }
     }
-    let spec = pod.get("spec");
-    let list = |f: &str| spec.and_then(|s| s.get(f)).and_then(Value::as_array).cloned().unwrap_or_default();
     let mut sum = Resources::default();
-    for c in list("containers") {
-        sum.add(&container(&c));
+    let Some(spec) = pod.spec.as_ref() else { return Resources { pods: 1, ..sum } };
+    for c in &spec.containers {
+        sum.add(&container(c));
     }
-    for c in list("initContainers") {
-        let r = container(&c);
+    for c in spec.init_containers.iter().flatten() {
+        let r = container(c);
         sum.cpu = sum.cpu.max(r.cpu);
         sum.memory = sum.memory.max(r.memory);
     }
@@ -163,103 +153,89 @@ pub fn pod_requests(pod: &Value) -> Resources {
     sum
 }
 
-/// The controller owner's uid, if any.
-pub fn owner_uid(obj: &Value) -> Option<String> {
-    obj.pointer("/metadata/ownerReferences")?
-        .as_array()?
-        .iter()
-        .find(|o| o.get("controller").and_then(Value::as_bool) == Some(true))
-        .and_then(|o| o.get("uid")?.as_str().map(String::from))
-}
-
 impl PodInfo {
-    /// From a Pod object.
-    pub fn from_pod(key: String, pod: &Value) -> PodInfo {
-        let spec = pod.get("spec");
-        let affinity = spec
-            .and_then(|s| {
-                s.pointer("/affinity/nodeAffinity/requiredDuringSchedulingIgnoredDuringExecution/nodeSelectorTerms")
-            })
-            .and_then(Value::as_array)
-            .map(|terms| {
-                terms
+    /// From a Pod.
+    pub fn from_pod(key: String, pod: &Pod) -> PodInfo {
+        let spec = pod.spec.as_ref();
+        let terms = spec
+            .and_then(|s| s.affinity.as_ref()?.node_affinity.as_ref()?.required_during_scheduling_ignored_during_execution.as_ref())
+            .map(|sel| sel.node_selector_terms.as_slice())
+            .unwrap_or_default();
+        let affinity = terms
+            .iter()
+            .map(|t| {
+                t.match_expressions
                     .iter()
-                    .map(|t| {
-                        t.get("matchExpressions")
-                            .and_then(Value::as_array)
-                            .map(|es| {
-                                es.iter()
-                                    .map(|e| Requirement {
-                                        key: e.get("key").and_then(Value::as_str).unwrap_or("").into(),
-                                        operator: e.get("operator").and_then(Value::as_str).unwrap_or("").into(),
-                                        values: strings(e.get("values")),
-                                    })
-                                    .collect()
-                            })
-                            .unwrap_or_default()
+                    .flatten()
+                    .map(|e| Requirement {
+                        key: e.key.clone(),
+                        operator: e.operator.clone(),
+                        values: e.values.clone().unwrap_or_default(),
                     })
                     .collect()
             })
-            .unwrap_or_default();
+            .collect();
         let tolerations = spec
-            .and_then(|s| s.get("tolerations"))
-            .and_then(Value::as_array)
-            .map(|ts| {
-                ts.iter()
-                    .map(|t| {
-                        let f = |n: &str| t.get(n).and_then(Value::as_str).unwrap_or("").to_string();
-                        Toleration { key: f("key"), operator: f("operator"), value: f("value"), effect: f("effect") }
-                    })
-                    .collect()
+            .and_then(|s| s.tolerations.as_ref())
+            .into_iter()
+            .flatten()
+            .map(|t| Toleration {
+                key: t.key.clone().unwrap_or_default(),
+                operator: t.operator.clone().unwrap_or_default(),
+                value: t.value.clone().unwrap_or_default(),
+                effect: t.effect.clone().unwrap_or_default(),
             })
-            .unwrap_or_default();
+            .collect();
         PodInfo {
             key,
             requests: pod_requests(pod),
-            node_selector: str_map(spec.and_then(|s| s.get("nodeSelector"))),
+            node_selector: spec.and_then(|s| s.node_selector.clone()).unwrap_or_default(),
             affinity,
             tolerations,
-            owner: owner_uid(pod),
+            owner: pod
+                .metadata
+                .owner_references
+                .iter()
+                .flatten()
+                .find(|o| o.controller == Some(true))
+                .map(|o| o.uid.clone()),
         }
     }
 }
 
-/// Allocatable resources of a Node object.
-pub fn node_allocatable(node: &Value) -> Resources {
-    let alloc = node.pointer("/status/allocatable").or_else(|| node.pointer("/status/capacity"));
-    let get = |n: &str| alloc.and_then(|a| a.get(n)).and_then(quantity::from_json);
+/// Allocatable resources of a Node.
+pub fn node_allocatable(node: &Node) -> Resources {
+    let status = node.status.as_ref();
+    let alloc = status.and_then(|s| s.allocatable.as_ref().or(s.capacity.as_ref()));
+    let get = |n: &str| alloc.and_then(|a| a.get(n));
     Resources {
-        cpu: get("cpu").and_then(|q| quantity::cpu_millis(&q).ok()).unwrap_or(0),
-        memory: get("memory").and_then(|q| quantity::units(&q).ok()).unwrap_or(0),
-        pods: get("pods").and_then(|q| quantity::units(&q).ok()).unwrap_or(110),
+        cpu: quantity_of(get("cpu"), quantity::cpu_millis).unwrap_or(0),
+        memory: quantity_of(get("memory"), quantity::units).unwrap_or(0),
+        pods: quantity_of(get("pods"), quantity::units).unwrap_or(110),
     }
 }
 
-/// The taints of a Node object.
-pub fn node_taints(node: &Value) -> Vec<Taint> {
-    node.pointer("/spec/taints")
-        .and_then(Value::as_array)
-        .map(|ts| {
-            ts.iter()
-                .map(|t| {
-                    let f = |n: &str| t.get(n).and_then(Value::as_str).unwrap_or("").to_string();
-                    Taint { key: f("key"), value: f("value"), effect: f("effect") }
-                })
-                .collect()
-        })
-        .unwrap_or_default()
+/// The taints of a Node.
+pub fn node_taints(node: &Node) -> Vec<Taint> {
+    node.spec
+        .as_ref()
+        .and_then(|s| s.taints.as_ref())
+        .into_iter()
+        .flatten()
+        .map(|t| Taint { key: t.key.clone(), value: t.value.clone().unwrap_or_default(), effect: t.effect.clone() })
+        .collect()
 }
 
 impl NodeInfo {
-    /// From a Node object (nothing requested yet).
-    pub fn from_node(node: &Value) -> NodeInfo {
+    /// From a Node (nothing requested yet).
+    pub fn from_node(node: &Node) -> NodeInfo {
         NodeInfo {
-            name: meta_str(node, "name").to_string(),
-            labels: str_map(node.pointer("/metadata/labels")),
+            name: node.metadata.name.clone().unwrap_or_default(),
+            labels: node.metadata.labels.clone().unwrap_or_default(),
             allocatable: node_allocatable(node),
             requested: Resources::default(),
             taints: node_taints(node),
-            unschedulable: node.pointer("/spec/unschedulable").and_then(Value::as_bool).unwrap_or(false),
+            unschedulable: node.spec.as_ref().and_then(|s| s.unschedulable).unwrap_or(false),
             owners: HashMap::new(),
         }
     }
@@ -460,17 +436,21 @@ pub fn schedule(pods: &[PodInfo], nodes: &mut [NodeInfo]) -> Vec<Decision> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    fn typed<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).expect("a valid object")
+    }
 
     fn node(name: &str, cpu: &str, mem: &str) -> NodeInfo {
-        NodeInfo::from_node(&json!({
+        NodeInfo::from_node(&typed(json!({
             "metadata": {"name": name, "labels": {"kubernetes.io/hostname": name}},
             "status": {"allocatable": {"cpu": cpu, "memory": mem, "pods": "110"}}
-        }))
+        })))
     }
 
     fn pod(name: &str, spec: Value) -> PodInfo {
-        PodInfo::from_pod(format!("/registry/pods/default/{name}"), &json!({"metadata": {"name": name}, "spec": spec}))
+        PodInfo::from_pod(format!("/registry/pods/default/{name}"), &typed(json!({"metadata": {"name": name}, "spec": spec})))
     }
 
     fn with_requests(cpu: &str, mem: &str) -> Value {
@@ -548,8 +528,9 @@ mod tests {
         let owned = |i: usize| {
             PodInfo::from_pod(
                 format!("/registry/pods/default/w{i}"),
-                &json!({"metadata": {"name": format!("w{i}"), "ownerReferences": [{"uid": "rs1", "controller": true}]},
-                        "spec": with_requests("100m", "64Mi")}),
+                &typed(json!({"metadata": {"name": format!("w{i}"), "ownerReferences": [
+                            {"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "w", "uid": "rs1", "controller": true}]},
+                        "spec": with_requests("100m", "64Mi")})),
             )
         };
         let pods: Vec<_> = (0..6).map(owned).collect();
@@ -582,6 +563,6 @@ mod tests {
             "initContainers": [{"name": "i", "resources": {"requests": {"cpu": "2"}}}],
             "containers": [{"name": "a", "resources": {"requests": {"cpu": "500m", "memory": "1Mi"}}},
                            {"name": "b", "resources": {"limits": {"cpu": "500m"}}}]}});
-        assert_eq!(pod_requests(&p), Resources { cpu: 2000, memory: 1 << 20, pods: 1 });
+        assert_eq!(pod_requests(&typed(p)), Resources { cpu: 2000, memory: 1 << 20, pods: 1 });
     }
 }

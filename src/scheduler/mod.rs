@@ -5,24 +5,23 @@
 
 pub mod algorithm;
 
-use std::collections::{HashMap, HashSet};
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
 use serde_json::{json, Value};
 
-use clusterd_raft::{Compare, Op, Txn};
-
-use crate::actors::apply_change;
-use crate::actors::informer::{self, Change};
-use crate::actors::store::{encode, event_object, key_of, resource_version, EventType, ObjectStore};
-use crate::objects::{meta_str, Kind};
+use crate::objects::typed::Object;
+use crate::objects::conditions::set_condition;
+use crate::objects::kinds::{NODE, POD};
+use crate::objects::{key_of, meta_str, resource_version};
+use crate::registry::bind::{Binding, Bound};
+use crate::registry::events::{event_object, EventType};
+use crate::registry::informer::{self, apply_change, Change};
+use crate::registry::Registry;
 use crate::util;
 use algorithm::{Decision, NodeInfo, PodInfo};
-
-/// Bindings per transaction.
-const BATCH: usize = 1000;
 
 /// An unschedulable pod's message is rewritten at most this often (it is
 /// retried on every change; only its status write is throttled).
@@ -30,10 +29,10 @@ const UNSCHEDULABLE_REWRITE: Duration = Duration::from_secs(5);
 
 /// The scheduler of one node (acting only on the leader).
 pub struct Scheduler {
-    store: ObjectStore,
+    store: Registry,
     leader: bool,
-    pods: HashMap<String, Arc<Value>>,
-    nodes: HashMap<String, Arc<Value>>,
+    pods: HashMap<String, Arc<Object>>,
+    nodes: HashMap<String, Arc<Object>>,
     /// Pods bound by a write this scheduler made, until the informer shows it.
     assumed: HashMap<String, String>,
     /// When each unschedulable pod's status was last written.
@@ -56,39 +55,7 @@ pub fn is_pending(pod: &Value) -> bool {
     let spec = pod.get("spec");
     let node = spec.and_then(|s| s.get("nodeName")).and_then(Value::as_str).unwrap_or("");
     let scheduler = spec.and_then(|s| s.get("schedulerName")).and_then(Value::as_str).unwrap_or("default-scheduler");
-    node.is_empty() && scheduler == "default-scheduler" && pod.pointer("/metadata/deletionTimestamp").is_none()
-}
-
-fn is_terminal(pod: &Value) -> bool {
-    matches!(pod.pointer("/status/phase").and_then(Value::as_str), Some("Succeeded" | "Failed"))
-}
-
-/// Set a pod condition, keeping its transition time when the status is unchanged.
-pub fn set_condition(pod: &mut Value, kind: &str, status: &str, reason: &str, message: &str, now: &str) {
-    if !pod.get("status").is_some_and(Value::is_object) {
-        pod["status"] = json!({});
-    }
-    let conds = pod["status"].as_object_mut().expect("object").entry("conditions").or_insert_with(|| json!([]));
-    if !conds.is_array() {
-        *conds = json!([]);
-    }
-    let list = conds.as_array_mut().expect("array");
-    let mut cond = json!({"type": kind, "status": status, "lastProbeTime": null, "lastTransitionTime": now});
-    if !reason.is_empty() {
-        cond["reason"] = json!(reason);
-    }
-    if !message.is_empty() {
-        cond["message"] = json!(message);
-    }
-    match list.iter_mut().find(|c| c.get("type").and_then(Value::as_str) == Some(kind)) {
-        Some(old) => {
-            if old.get("status").and_then(Value::as_str) == Some(status) {
-                cond["lastTransitionTime"] = old.get("lastTransitionTime").cloned().unwrap_or(json!(now));
-            }
-            *old = cond;
-        }
-        None => list.push(cond),
-    }
+    node.is_empty() && scheduler == "default-scheduler" && !crate::objects::being_deleted(pod)
 }
 
 /// Which decisions to write this round: every binding; an unschedulable pod's
@@ -98,7 +65,7 @@ pub fn set_condition(pod: &mut Value, kind: &str, status: &str, reason: &str, me
 /// later. Returns whether some were held back (a later round writes them).
 pub fn keep_writes(
     decisions: &mut Vec<Decision>,
-    pods: &HashMap<String, Arc<Value>>,
+    pods: &HashMap<String, Arc<Object>>,
     reported: &mut HashMap<String, std::time::Instant>,
     now: std::time::Instant,
 ) -> bool {
@@ -132,12 +99,8 @@ fn condition_message(pod: &Value, kind: &str) -> Option<String> {
 
 /// The writes for one round of decisions: bound pods (with their Scheduled
 /// events) and unschedulable pods whose message changed. Each pod write
-/// compares the pod's resourceVersion; `pods[i]` is the pod of compare `i`.
-pub fn plan_writes(
-    decisions: &[Decision],
-    pods: &HashMap<String, Arc<Value>>,
-    now: &str,
-) -> Vec<(String, Value, Op, Op)> {
+/// is written only if the pod is still the version decided on.
+pub fn plan_writes(decisions: &[Decision], pods: &HashMap<String, Arc<Object>>, now: &str) -> Vec<Binding> {
     let mut out = Vec::new();
     for d in decisions {
         let (key, node, message) = match d {
@@ -166,16 +129,14 @@ pub fn plan_writes(
             }
             _ => continue,
         };
-        let put = Op::Put { key: key.clone(), value: encode(&new) };
-        let ev = Op::Put { key: key_of(&event).expect("event key"), value: encode(&event) };
-        out.push((key.clone(), new, put, ev));
+        out.push(Binding { key: key.clone(), expected: resource_version(pod), pod: new, event });
     }
     out
 }
 
 impl Scheduler {
     /// A scheduler on `store`'s node.
-    pub fn new(store: ObjectStore) -> Self {
+    pub fn new(store: Registry) -> Self {
         Scheduler {
             store,
             leader: false,
@@ -190,32 +151,41 @@ impl Scheduler {
     }
 
     fn decide(&self) -> Vec<Decision> {
-        let mut nodes: HashMap<String, NodeInfo> =
-            self.nodes.values().map(|n| (meta_str(n, "name").to_string(), NodeInfo::from_node(n))).collect();
+        let mut nodes: HashMap<String, NodeInfo> = self
+            .nodes
+            .values()
+            .filter_map(|n| n.node())
+            .map(|n| {
+                let info = NodeInfo::from_node(n);
+                (info.name.clone(), info)
+            })
+            .collect();
         let mut pending = Vec::new();
-        for (key, pod) in &self.pods {
-            let bound = pod.pointer("/spec/nodeName").and_then(Value::as_str).filter(|n| !n.is_empty());
+        for (key, obj) in &self.pods {
+            let Some(pod) = obj.pod() else { continue };
+            let bound = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty());
             let node = bound.or_else(|| self.assumed.get(key).map(String::as_str));
             match node {
-                Some(n) if !is_terminal(pod) => {
+                Some(n) if !crate::objects::pod::finished(obj) => {
                     if let Some(info) = nodes.get_mut(n) {
                         let p = PodInfo::from_pod(key.clone(), pod);
                         info.add_pod(&p.requests, p.owner.as_deref());
                     }
                 }
                 Some(_) => {}
-                None if is_pending(pod) => pending.push(pod),
+                None if is_pending(obj) => pending.push((key, obj)),
                 None => {}
             }
         }
-        pending.sort_by(|a, b| {
+        pending.sort_by(|(_, a), (_, b)| {
             meta_str(a, "creationTimestamp").cmp(meta_str(b, "creationTimestamp")).then_with(|| {
                 meta_str(a, "namespace")
                     .cmp(meta_str(b, "namespace"))
                     .then(meta_str(a, "name").cmp(meta_str(b, "name")))
             })
         });
-        let infos: Vec<PodInfo> = pending.iter().map(|p| PodInfo::from_pod(key_of(p).unwrap_or_default(), p)).collect();
+        let infos: Vec<PodInfo> =
+            pending.iter().filter_map(|(key, p)| Some(PodInfo::from_pod(key.to_string(), p.pod()?))).collect();
         let mut nodes: Vec<NodeInfo> = nodes.into_values().collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         algorithm::schedule(&infos, &mut nodes)
@@ -262,71 +232,27 @@ impl Scheduler {
         let mut writes = writes;
         let reader = self.store.reader();
         let before = writes.len();
-        writes.retain(|(k, ..)| {
-            let cached = resource_version(&self.pods[k]);
-            reader.get(k).ok().flatten().is_some_and(|kv| kv.mod_revision == cached)
-        });
+        writes.retain(|b| reader.get(&b.key).ok().flatten().is_some_and(|kv| kv.mod_revision == b.expected));
         if writes.len() < before {
             self.dirty = true;
         }
-        for (key, new, ..) in &writes {
-            if new.pointer("/spec/nodeName").is_none() {
-                self.reported.insert(key.clone(), now);
+        for b in &writes {
+            if let Some(n) = b.pod.pointer("/spec/nodeName").and_then(Value::as_str) {
+                self.assumed.insert(b.key.clone(), n.to_string());
+            } else {
+                self.reported.insert(b.key.clone(), now);
             }
         }
-        for (key, new, ..) in &writes {
-            if let Some(n) = new.pointer("/spec/nodeName").and_then(Value::as_str) {
-                self.assumed.insert(key.clone(), n.to_string());
-            }
-        }
-        let binds = writes.iter().filter(|w| w.1.pointer("/spec/nodeName").is_some()).count();
+        let binds = writes.iter().filter(|b| b.pod.pointer("/spec/nodeName").is_some()).count();
         tracing::debug!(decisions = decisions.len(), binds, writes = writes.len(), ?decided, "scheduler: round");
-        let compares: Vec<(String, u64)> =
-            writes.iter().map(|(k, ..)| (k.clone(), resource_version(&self.pods[k]))).collect();
         let store = self.store.clone();
         let fut = async move {
             let t1 = std::time::Instant::now();
-            let mut failed = HashSet::new();
-            let mut written: Vec<(String, Value)> = Vec::new();
-            let all: Vec<usize> = (0..writes.len()).collect();
-            for chunk in all.chunks(BATCH) {
-                let mut batch = chunk.to_vec();
-                // A failed compare drops that pod (it changed under us) and retries the rest.
-                while !batch.is_empty() {
-                    let txn = Txn {
-                        compares: batch
-                            .iter()
-                            .map(|&i| Compare::ModRevision(compares[i].0.clone(), compares[i].1))
-                            .collect(),
-                        success: batch.iter().flat_map(|&i| [writes[i].2.clone(), writes[i].3.clone()]).collect(),
-                    };
-                    match store.txn(txn).await {
-                        Ok(r) => match r.failed_compare {
-                            None => {
-                                for &i in &batch {
-                                    let mut v = writes[i].1.clone();
-                                    v["metadata"]["resourceVersion"] = json!(r.revision.to_string());
-                                    written.push((writes[i].0.clone(), v));
-                                }
-                                break;
-                            }
-                            Some(at) => {
-                                failed.insert(compares[batch[at]].0.clone());
-                                batch.remove(at);
-                            }
-                        },
-                        Err(e) => {
-                            tracing::warn!(error = %e, "scheduler: binding failed");
-                            failed.extend(batch.iter().map(|&i| compares[i].0.clone()));
-                            break;
-                        }
-                    }
-                }
-            }
-            tracing::debug!(took = ?t1.elapsed(), failed = failed.len(), "scheduler: round written");
-            (failed, written)
+            let bound = store.bind(writes).await;
+            tracing::debug!(took = ?t1.elapsed(), failed = bound.failed.len(), "scheduler: round written");
+            bound
         };
-        ctx.spawn(fut.into_actor(self).map(|(failed, written), act, ctx| {
+        ctx.spawn(fut.into_actor(self).map(|Bound { failed, written }, act, ctx| {
             for k in failed {
                 act.assumed.remove(&k);
             }
@@ -334,7 +260,7 @@ impl Scheduler {
             for (k, v) in written {
                 let newer = act.pods.get(&k).is_some_and(|cur| resource_version(cur) >= resource_version(&v));
                 if !newer && act.pods.contains_key(&k) {
-                    act.pods.insert(k, Arc::new(v));
+                    act.pods.insert(k, Arc::new(Object::new(v)));
                 }
             }
             act.busy = false;
@@ -349,11 +275,9 @@ impl Actor for Scheduler {
     type Context = Context<Self>;
 
     fn started(&mut self, ctx: &mut Context<Self>) {
-        let pods = Kind::resolve("pod").expect("pod kind").prefix(None);
-        let nodes = Kind::resolve("node").expect("node kind").prefix(None);
         use futures::StreamExt;
-        ctx.add_stream(self.store.watch(pods).map(Input::Pods));
-        ctx.add_stream(self.store.watch(nodes).map(Input::Nodes));
+        ctx.add_stream(self.store.watch(&POD).map(Input::Pods));
+        ctx.add_stream(self.store.watch(&NODE).map(Input::Nodes));
         ctx.add_stream(informer::leadership(self.store.node()).map(Input::Leader));
     }
 }
@@ -398,20 +322,21 @@ mod tests {
     fn unschedulable_status_is_written_once_per_message() {
         let key = "/registry/pods/default/p".to_string();
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default", "resourceVersion": "7"}, "spec": {}});
-        let mut pods = HashMap::from([(key.clone(), Arc::new(pod))]);
+        let mut pods = HashMap::from([(key.clone(), Arc::new(Object::new(pod)))]);
         let d = vec![Decision::Unschedulable {
             pod: key.clone(),
             message: "0/1 nodes are available: 1 Too many pods.".into(),
         }];
         let w = plan_writes(&d, &pods, "2026-01-01T00:00:00Z");
         assert_eq!(w.len(), 1);
-        assert_eq!(w[0].1.pointer("/status/conditions/0/reason"), Some(&json!("Unschedulable")));
-        pods.insert(key.clone(), Arc::new(w[0].1.clone()));
+        assert_eq!(w[0].pod.pointer("/status/conditions/0/reason"), Some(&json!("Unschedulable")));
+        assert_eq!((w[0].expected, w[0].event["reason"].as_str()), (7, Some("FailedScheduling")));
+        pods.insert(key.clone(), Arc::new(Object::new(w[0].pod.clone())));
         assert!(plan_writes(&d, &pods, "2026-01-01T00:00:01Z").is_empty());
         let b = vec![Decision::Bind { pod: key.clone(), node: "n1".into() }];
         let w = plan_writes(&b, &pods, "2026-01-01T00:00:02Z");
-        assert_eq!(w[0].1.pointer("/spec/nodeName"), Some(&json!("n1")));
-        assert_eq!(w[0].1.pointer("/status/conditions/0/status"), Some(&json!("True")));
+        assert_eq!(w[0].pod.pointer("/spec/nodeName"), Some(&json!("n1")));
+        assert_eq!(w[0].pod.pointer("/status/conditions/0/status"), Some(&json!("True")));
     }
 
     #[test]
@@ -419,9 +344,9 @@ mod tests {
         let reported_pod =
             json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False", "message": "0/1 nodes"}]}});
         let pods = HashMap::from([
-            ("a".to_string(), Arc::new(json!({}))),
-            ("b".to_string(), Arc::new(reported_pod.clone())),
-            ("c".to_string(), Arc::new(json!({}))),
+            ("a".to_string(), Arc::new(Object::new(json!({})))),
+            ("b".to_string(), Arc::new(Object::new(reported_pod.clone()))),
+            ("c".to_string(), Arc::new(Object::new(json!({})))),
         ]);
         let unsched = |p: &str| Decision::Unschedulable { pod: p.into(), message: "0/2 nodes".into() };
         let now = std::time::Instant::now();

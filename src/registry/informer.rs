@@ -6,37 +6,38 @@
 //! A node has one [`Informers`]: one list + watch per prefix, each object
 //! parsed once and shared (`Arc`) by every actor that subscribes, as
 //! client-go's shared informers do. The scheduler and a dozen controllers all
-//! following pods thus cost one parse per change, not one each.
+//! following pods thus cost one parse per change, not one each — and that
+//! parse gives both the JSON and the typed object ([`Object`]).
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
 use tokio::sync::mpsc;
 use tokio_stream::wrappers::{ReceiverStream, UnboundedReceiverStream};
 use tokio_stream::StreamExt;
 
 use clusterd_raft::{EventKind, StoreReader, WatchItem};
 
-use crate::objects::with_resource_version;
+use crate::objects::typed::Object;
+use crate::objects::{key_of, with_resource_version};
 
 /// One change seen by an informer; the objects are shared with the other subscribers.
 #[derive(Clone, Debug)]
 pub enum Change {
     /// The complete current set under the prefix (first list, or a re-list).
-    Reset(Vec<Arc<Value>>),
+    Reset(Vec<Arc<Object>>),
     /// An object was created or changed.
-    Put(Arc<Value>),
+    Put(Arc<Object>),
     /// An object was removed (its last state).
-    Delete(Arc<Value>),
+    Delete(Arc<Object>),
 }
 
 /// What one prefix's feed holds: its current objects (for subscribers that
 /// come later) and who follows it.
 #[derive(Default)]
 struct Feed {
-    objects: HashMap<String, Arc<Value>>,
+    objects: HashMap<String, Arc<Object>>,
     synced: bool,
     subscribers: Vec<mpsc::UnboundedSender<Change>>,
 }
@@ -97,9 +98,12 @@ async fn follow(store: StoreReader, prefix: String, feed: Arc<Mutex<Feed>>) {
                 continue;
             }
         };
-        let objects: HashMap<String, Arc<Value>> = kvs
+        let objects: HashMap<String, Arc<Object>> = kvs
             .into_iter()
-            .filter_map(|kv| Some((kv.key.clone(), Arc::new(with_resource_version(&kv.value, kv.mod_revision).ok()?))))
+            .filter_map(|kv| {
+                let raw = with_resource_version(&kv.value, kv.mod_revision).ok()?;
+                Some((kv.key.clone(), Arc::new(Object::new(raw))))
+            })
             .collect();
         {
             let mut f = feed.lock().expect("informer feed");
@@ -118,8 +122,8 @@ async fn follow(store: StoreReader, prefix: String, feed: Arc<Mutex<Feed>>) {
                     break;
                 }
             };
-            let Ok(obj) = with_resource_version(&ev.kv.value, ev.revision) else { continue };
-            let obj = Arc::new(obj);
+            let Ok(raw) = with_resource_version(&ev.kv.value, ev.revision) else { continue };
+            let obj = Arc::new(Object::new(raw));
             let mut f = feed.lock().expect("informer feed");
             match ev.kind {
                 EventKind::Put => {
@@ -157,4 +161,24 @@ pub fn leadership(node: &clusterd_raft::RaftNode) -> impl futures::Stream<Item =
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// Apply an informer change to a cache keyed by store key.
+pub fn apply_change(map: &mut HashMap<String, Arc<Object>>, change: Change) {
+    match change {
+        Change::Reset(objs) => {
+            map.clear();
+            map.extend(objs.into_iter().filter_map(|o| Some((key_of(&o)?, o))));
+        }
+        Change::Put(o) => {
+            if let Some(k) = key_of(&o) {
+                map.insert(k, o);
+            }
+        }
+        Change::Delete(o) => {
+            if let Some(k) = key_of(&o) {
+                map.remove(&k);
+            }
+        }
+    }
 }

@@ -1,0 +1,216 @@
+//! Objects as the node's components hold them: the JSON as stored, and its
+//! `k8s-openapi` type, parsed once (by the informer that reads it) and shared.
+//!
+//! Code reads the typed form (`obj.pod()`), makes its change on a copy of the
+//! typed value, and turns it back into JSON with [`Object::with`]: only the
+//! fields the change touched are written over the stored JSON, so fields the
+//! types do not know (newer API fields, anything a client sent) survive a
+//! read-modify-write. An [`Object`] dereferences to its JSON, for code that
+//! still reads paths.
+
+use std::ops::Deref;
+
+use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core};
+use serde::Serialize;
+use serde_json::Value;
+
+use super::kinds::{self, Kind};
+
+/// The typed form of an object.
+#[derive(Clone, Debug)]
+#[allow(missing_docs)]
+pub enum Typed {
+    Namespace(core::Namespace),
+    ConfigMap(core::ConfigMap),
+    Secret(core::Secret),
+    ServiceAccount(core::ServiceAccount),
+    Pod(core::Pod),
+    Node(core::Node),
+    Lease(coord::Lease),
+    Event(core::Event),
+    Service(core::Service),
+    Endpoints(core::Endpoints),
+    ReplicaSet(apps::ReplicaSet),
+    Deployment(apps::Deployment),
+    DaemonSet(apps::DaemonSet),
+    StatefulSet(apps::StatefulSet),
+    Job(batch::Job),
+    /// A kind clusterd does not serve, or a body its type refuses (only
+    /// objects that passed admission are stored, so this is rare).
+    Untyped,
+}
+
+fn parse<T: serde::de::DeserializeOwned>(raw: &Value, wrap: fn(T) -> Typed) -> Typed {
+    T::deserialize(raw).map(wrap).unwrap_or(Typed::Untyped)
+}
+
+impl Typed {
+    /// Parse `raw` into the type of its kind.
+    pub fn parse(raw: &Value) -> Typed {
+        let Some(kind) = Kind::of(raw) else { return Typed::Untyped };
+        match *kind {
+            kinds::NAMESPACE => parse(raw, Typed::Namespace),
+            kinds::CONFIG_MAP => parse(raw, Typed::ConfigMap),
+            kinds::SECRET => parse(raw, Typed::Secret),
+            kinds::SERVICE_ACCOUNT => parse(raw, Typed::ServiceAccount),
+            kinds::POD => parse(raw, Typed::Pod),
+            kinds::NODE => parse(raw, Typed::Node),
+            kinds::LEASE => parse(raw, Typed::Lease),
+            kinds::EVENT => parse(raw, Typed::Event),
+            kinds::SERVICE => parse(raw, Typed::Service),
+            kinds::ENDPOINTS => parse(raw, Typed::Endpoints),
+            kinds::REPLICA_SET => parse(raw, Typed::ReplicaSet),
+            kinds::DEPLOYMENT => parse(raw, Typed::Deployment),
+            kinds::DAEMON_SET => parse(raw, Typed::DaemonSet),
+            kinds::STATEFUL_SET => parse(raw, Typed::StatefulSet),
+            kinds::JOB => parse(raw, Typed::Job),
+            _ => Typed::Untyped,
+        }
+    }
+
+    fn to_json(&self) -> Option<Value> {
+        let v = match self {
+            Typed::Namespace(o) => serde_json::to_value(o),
+            Typed::ConfigMap(o) => serde_json::to_value(o),
+            Typed::Secret(o) => serde_json::to_value(o),
+            Typed::ServiceAccount(o) => serde_json::to_value(o),
+            Typed::Pod(o) => serde_json::to_value(o),
+            Typed::Node(o) => serde_json::to_value(o),
+            Typed::Lease(o) => serde_json::to_value(o),
+            Typed::Event(o) => serde_json::to_value(o),
+            Typed::Service(o) => serde_json::to_value(o),
+            Typed::Endpoints(o) => serde_json::to_value(o),
+            Typed::ReplicaSet(o) => serde_json::to_value(o),
+            Typed::Deployment(o) => serde_json::to_value(o),
+            Typed::DaemonSet(o) => serde_json::to_value(o),
+            Typed::StatefulSet(o) => serde_json::to_value(o),
+            Typed::Job(o) => serde_json::to_value(o),
+            Typed::Untyped => return None,
+        };
+        v.ok()
+    }
+}
+
+/// A stored object: its JSON and its typed form.
+#[derive(Clone, Debug)]
+pub struct Object {
+    raw: Value,
+    typed: Typed,
+}
+
+impl Deref for Object {
+    type Target = Value;
+
+    fn deref(&self) -> &Value {
+        &self.raw
+    }
+}
+
+impl From<Value> for Object {
+    fn from(raw: Value) -> Self {
+        Object::new(raw)
+    }
+}
+
+impl PartialEq for Object {
+    fn eq(&self, other: &Self) -> bool {
+        self.raw == other.raw
+    }
+}
+
+macro_rules! accessor {
+    ($name:ident, $variant:ident, $ty:ty) => {
+        #[doc = concat!("The object as a `", stringify!($variant), "`, if it is one.")]
+        pub fn $name(&self) -> Option<&$ty> {
+            match &self.typed {
+                Typed::$variant(o) => Some(o),
+                _ => None,
+            }
+        }
+    };
+}
+
+impl Object {
+    /// Parse the typed form of `raw` (once; share the result).
+    pub fn new(raw: Value) -> Self {
+        let typed = Typed::parse(&raw);
+        Object { raw, typed }
+    }
+
+    /// The JSON as stored (with its resourceVersion).
+    pub fn raw(&self) -> &Value {
+        &self.raw
+    }
+
+    /// The JSON, owned.
+    pub fn into_raw(self) -> Value {
+        self.raw
+    }
+
+    /// The typed form.
+    pub fn typed(&self) -> &Typed {
+        &self.typed
+    }
+
+    accessor!(pod, Pod, core::Pod);
+    accessor!(node, Node, core::Node);
+    accessor!(namespace, Namespace, core::Namespace);
+    accessor!(replica_set, ReplicaSet, apps::ReplicaSet);
+    accessor!(deployment, Deployment, apps::Deployment);
+    accessor!(daemon_set, DaemonSet, apps::DaemonSet);
+    accessor!(stateful_set, StatefulSet, apps::StatefulSet);
+    accessor!(job, Job, batch::Job);
+    accessor!(lease, Lease, coord::Lease);
+
+    /// The stored JSON with `changed` (a changed copy of the typed form)
+    /// written over it: only the fields whose typed value changed are
+    /// replaced or removed, so fields the type does not know are kept.
+    pub fn with<T: Serialize>(&self, changed: &T) -> Value {
+        let after = serde_json::to_value(changed).unwrap_or(Value::Null);
+        let Some(before) = self.typed.to_json() else { return after };
+        let mut out = self.raw.clone();
+        super::merge::merge(&mut out, &super::merge::diff(&before, &after));
+        out
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn unknown_fields_and_annotations_survive_a_typed_change() {
+        let raw = json!({
+            "apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "p", "namespace": "d", "resourceVersion": "7",
+                "annotations": {"team": "blue"}, "labels": {"app": "web", "old": "x"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}], "frobnicate": {"level": 11}},
+            "status": {"phase": "Pending", "futureField": true},
+        });
+        let obj = Object::new(raw);
+        let mut pod = obj.pod().expect("a pod").clone();
+        let labels = pod.metadata.labels.get_or_insert_with(Default::default);
+        labels.insert("tier".into(), "front".into());
+        labels.remove("old");
+        pod.status.get_or_insert_with(Default::default).phase = Some("Running".into());
+        pod.spec.as_mut().unwrap().node_name = Some("n1".into());
+        let written = obj.with(&pod);
+        assert_eq!(written["spec"]["frobnicate"], json!({"level": 11}), "unknown spec field kept");
+        assert_eq!(written["status"]["futureField"], json!(true), "unknown status field kept");
+        assert_eq!(written["metadata"]["annotations"], json!({"team": "blue"}));
+        assert_eq!(written["metadata"]["labels"], json!({"app": "web", "tier": "front"}));
+        assert_eq!(written["metadata"]["resourceVersion"], "7");
+        assert_eq!((written["status"]["phase"].as_str(), written["spec"]["nodeName"].as_str()), (Some("Running"), Some("n1")));
+        assert_eq!(written["spec"]["containers"], json!([{"name": "c", "image": "i"}]));
+    }
+
+    #[test]
+    fn every_served_kind_parses_to_its_type() {
+        for kind in kinds::KINDS {
+            let raw = json!({"apiVersion": kind.api_version, "kind": kind.kind, "metadata": {"name": "x"}});
+            assert!(!matches!(Typed::parse(&raw), Typed::Untyped), "{}", kind.kind);
+        }
+        assert!(matches!(Typed::parse(&json!({"apiVersion": "v1", "kind": "Widget"})), Typed::Untyped));
+    }
+}

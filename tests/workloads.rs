@@ -669,9 +669,8 @@ spec:
     assert!(described.contains("FailedCreate") && described.contains("Error creating"), "{described}");
     step("it keeps trying without any change, ever more slowly");
     let count = |e: &Value| e["count"].as_i64().unwrap_or(0);
-    let retried = wait_for("the create to be retried", Duration::from_secs(30), || {
-        failed_create().filter(|e| count(e) >= 4)
-    });
+    let retried =
+        wait_for("the create to be retried", Duration::from_secs(30), || failed_create().filter(|e| count(e) >= 4));
     // 5 ms doubling: the 12th try comes ~10 s after the first; a retry loop
     // without back-off would have made thousands by now.
     std::thread::sleep(Duration::from_secs(3));

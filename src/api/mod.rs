@@ -4,8 +4,8 @@
 pub mod auth;
 pub mod pods;
 pub mod server;
-pub mod status;
 pub mod service;
+pub mod status;
 pub mod tokens;
 
 /// Code generated from `proto/clusterd.proto`.

@@ -9,9 +9,9 @@ use tonic::Status;
 
 use super::keys;
 use super::pb;
-use crate::registry::Registry;
 use crate::kubelet::service::{decode, encode, NodeAnswer, NodeCall};
 use crate::objects::meta_str;
+use crate::registry::Registry;
 
 /// How long a call to a node may take (an exec runs the command to its end).
 const NODE_CALL: Duration = Duration::from_secs(120);

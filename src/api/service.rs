@@ -111,8 +111,11 @@ impl Api {
     }
 
     fn ca(&self) -> Result<Ca, Status> {
-        let kv =
-            self.store().get(keys::CA).map_err(internal)?.ok_or_else(|| Status::internal("the cluster CA is missing"))?;
+        let kv = self
+            .store()
+            .get(keys::CA)
+            .map_err(internal)?
+            .ok_or_else(|| Status::internal("the cluster CA is missing"))?;
         serde_json::from_slice(&kv.value).map_err(internal)
     }
 }

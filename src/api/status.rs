@@ -39,7 +39,11 @@ mod tests {
             (RegistryError::not_found(&POD, "p"), Code::NotFound, "pods \"p\" not found"),
             (RegistryError::already_exists(&POD, "p"), Code::AlreadyExists, "pods \"p\" already exists"),
             (RegistryError::conflict(&POD, "p"), Code::Aborted, "Operation cannot be fulfilled on pods \"p\""),
-            (RegistryError::Gone { requested: 3, compacted: 9 }, Code::OutOfRange, "Gone: too old resource version: 3 (9)"),
+            (
+                RegistryError::Gone { requested: 3, compacted: 9 },
+                Code::OutOfRange,
+                "Gone: too old resource version: 3 (9)",
+            ),
             (RegistryError::Forbidden("no".into()), Code::PermissionDenied, "no"),
         ];
         for (e, c, msg) in cases {

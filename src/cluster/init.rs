@@ -69,7 +69,8 @@ fn bootstrap_txn(
 
 /// Create a new cluster in `args.data_dir` and run its first node until a signal.
 pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
-    crate::controllers::nodeipam::parse_cluster_cidr(&args.cluster_cidr).map_err(|e| ClusterError::Config(e.to_string()))?;
+    crate::controllers::nodeipam::parse_cluster_cidr(&args.cluster_cidr)
+        .map_err(|e| ClusterError::Config(e.to_string()))?;
     let (dir, listener, api_addr, raft_addr) = prepare(&args).await?;
 
     let ca = Ca::generate(&args.name)?;

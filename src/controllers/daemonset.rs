@@ -9,10 +9,10 @@ use serde_json::{json, Value};
 
 use super::deployment::template_hash;
 use super::framework::{delete_pod, pod_available, pod_from_template, pod_ready, Action, Cache, Outcome, Reconciler};
-use crate::objects::kinds::{self, Kind};
-use crate::objects::typed::Object;
 use crate::objects::key_of;
+use crate::objects::kinds::{self, Kind};
 use crate::objects::meta_str;
+use crate::objects::typed::Object;
 use crate::scheduler::algorithm::{misfit, Misfit, NodeInfo, PodInfo};
 
 /// The label carrying the template revision of a daemon or stateful pod.
@@ -109,11 +109,7 @@ impl Reconciler for DaemonSets {
                 .copied()
                 .filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name))
                 .collect();
-            let live: Vec<&Value> = here
-                .iter()
-                .copied()
-                .filter(|p| !crate::objects::pod::finished(p))
-                .collect();
+            let live: Vec<&Value> = here.iter().copied().filter(|p| !crate::objects::pod::finished(p)).collect();
             // Finished daemon pods are replaced.
             for p in here.iter().filter(|p| !live.contains(p)) {
                 out.actions.push(delete_pod(p, now));

@@ -12,10 +12,10 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::framework::{controller_ref, controller_uid, Action, Cache, Outcome, Reconciler};
-use crate::objects::kinds::{self, Kind};
-use crate::objects::key_of;
-use crate::objects::meta_str;
 use crate::objects::conditions::set_condition;
+use crate::objects::key_of;
+use crate::objects::kinds::{self, Kind};
+use crate::objects::meta_str;
 
 /// Annotation: the revision of a ReplicaSet (and of its Deployment).
 pub const REVISION: &str = "deployment.kubernetes.io/revision";

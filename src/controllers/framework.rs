@@ -14,8 +14,8 @@ use serde_json::{json, Value};
 use super::backoff::Backoffs;
 pub use crate::objects::owners::{controller_ref, controller_uid};
 pub use crate::objects::pod::{available as pod_available, inactive as pod_inactive, ready as pod_ready};
-use crate::objects::typed::Object;
 use crate::objects::selector::LabelSelector;
+use crate::objects::typed::Object;
 use crate::objects::{key_of, meta_str, resource_version, Kind};
 use crate::registry::deletion::{graceful_delete, DeleteOptions};
 use crate::registry::informer::{self, Change};
@@ -235,7 +235,12 @@ struct Written {
 }
 
 /// Carry out one action on the registry.
-async fn execute(store: &Registry, action: Action, component: &str, out: &mut Written) -> Result<(), (Verb, RegistryError)> {
+async fn execute(
+    store: &Registry,
+    action: Action,
+    component: &str,
+    out: &mut Written,
+) -> Result<(), (Verb, RegistryError)> {
     match action {
         Action::Create(obj) => {
             out.put.push(store.create(obj).await.map_err(|e| (Verb::Create, e))?);
@@ -450,8 +455,7 @@ impl<R: Reconciler> StreamHandler<Input> for Controller<R> {
             }
             Input::Change(kind, Change::Put(o)) => {
                 // The primary objects the old version concerned (an owner it left) and the new one.
-                let old =
-                    key_of(&o).and_then(|k| self.cache.get(kind, &k));
+                let old = key_of(&o).and_then(|k| self.cache.get(kind, &k));
                 let before = old.map(|old| self.logic.affected(old, &self.cache)).unwrap_or_default();
                 self.dirty.extend(before);
                 self.dirty.extend(self.logic.affected(&o, &self.cache));
@@ -464,8 +468,12 @@ impl<R: Reconciler> StreamHandler<Input> for Controller<R> {
             Input::Leader(l) => {
                 self.leader = l;
                 if l {
-                    let prim: Vec<String> =
-                        self.cache.objects.get(R::PRIMARY.kind).map(|m| m.keys().cloned().collect()).unwrap_or_default();
+                    let prim: Vec<String> = self
+                        .cache
+                        .objects
+                        .get(R::PRIMARY.kind)
+                        .map(|m| m.keys().cloned().collect())
+                        .unwrap_or_default();
                     self.dirty.extend(prim);
                 }
             }

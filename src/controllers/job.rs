@@ -9,9 +9,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::framework::{delete_pod, pod_from_template, Action, Cache, Outcome, Reconciler};
+use crate::objects::conditions::set_condition;
 use crate::objects::kinds::{self, Kind};
 use crate::objects::meta_str;
-use crate::objects::conditions::set_condition;
 
 /// The Job reconciler.
 pub struct Jobs;
@@ -69,13 +69,7 @@ impl Reconciler for Jobs {
             0
         };
         let failed = failed_pods + restarts;
-        let active: Vec<&Value> = pods
-            .iter()
-            .copied()
-            .filter(|p| {
-                !crate::objects::pod::inactive(p)
-            })
-            .collect();
+        let active: Vec<&Value> = pods.iter().copied().filter(|p| !crate::objects::pod::inactive(p)).collect();
         let ready = active.iter().filter(|p| super::framework::pod_ready(p)).count();
         let completions = num(job, "/spec/completions", 1);
         let parallelism = num(job, "/spec/parallelism", 1);

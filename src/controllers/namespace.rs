@@ -14,7 +14,8 @@ pub struct Namespaces;
 
 /// Every namespaced kind, in the order their objects are deleted.
 pub fn namespaced_kinds() -> Vec<&'static Kind> {
-    let order = [&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET, &kinds::JOB, &kinds::REPLICA_SET, &kinds::POD];
+    let order =
+        [&kinds::DEPLOYMENT, &kinds::STATEFUL_SET, &kinds::DAEMON_SET, &kinds::JOB, &kinds::REPLICA_SET, &kinds::POD];
     let mut all: Vec<&'static Kind> = order.to_vec();
     // Events are many and need no watching: they go by prefix at the end.
     all.extend(kinds::KINDS.iter().copied().filter(|k| k.namespaced && !order.contains(k) && **k != kinds::EVENT));

@@ -9,11 +9,11 @@ use std::sync::Arc;
 use actix::prelude::*;
 use serde_json::{json, Value};
 
-use crate::objects::typed::Object;
 use crate::objects::conventions::CLUSTER_CONFIG_KEY;
-use crate::objects::meta_str;
-use crate::registry::informer::{self, Change};
 use crate::objects::kinds::NODE;
+use crate::objects::meta_str;
+use crate::objects::typed::Object;
+use crate::registry::informer::{self, Change};
 use crate::registry::{Origin, Registry};
 
 /// The cluster CIDR when none was configured.

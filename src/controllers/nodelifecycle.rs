@@ -11,9 +11,9 @@ use std::time::Duration;
 use serde_json::{json, Value};
 
 use super::framework::{Action, Cache, Outcome, Reconciler};
-use crate::objects::kinds::{self, Kind};
 use crate::objects::conventions::NODE_LEASE_NAMESPACE;
 use crate::objects::key_of;
+use crate::objects::kinds::{self, Kind};
 use crate::objects::meta_str;
 
 /// The taint of a node that stopped renewing its Lease.
@@ -137,7 +137,8 @@ impl Reconciler for NodeLifecycle {
         // Evict the pods whose toleration ran out; the kubelet is gone, so they go at once.
         let tainted_for = now.signed_duration_since(no_execute_added).to_std().unwrap_or_default();
         let mut next: Option<Duration> = None;
-        for pod in cache.all(&kinds::POD).filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name)) {
+        for pod in cache.all(&kinds::POD).filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name))
+        {
             let Some(tol) = toleration_of(pod, self.toleration) else { continue };
             if tainted_for >= tol {
                 out.actions.push(Action::Event {

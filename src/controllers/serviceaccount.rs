@@ -8,8 +8,8 @@ use base64::Engine;
 use serde_json::{json, Value};
 
 use super::framework::{Action, Cache, Outcome, Reconciler};
-use crate::objects::kinds::{self, Kind};
 use crate::objects::conventions::token_secret_name;
+use crate::objects::kinds::{self, Kind};
 use crate::objects::{key_of, meta_str};
 
 /// Where the cluster's token signing key lives in the store.

@@ -80,8 +80,7 @@ impl Reconciler for StatefulSets {
         let terminating = by_ordinal.values().any(|p| crate::objects::being_deleted(p));
         // Failed pods are replaced (deleted, then made again with the same name).
         for p in by_ordinal.values() {
-            if p.pointer("/status/phase").and_then(Value::as_str) == Some("Failed")
-                && !crate::objects::being_deleted(p)
+            if p.pointer("/status/phase").and_then(Value::as_str) == Some("Failed") && !crate::objects::being_deleted(p)
             {
                 out.actions.push(delete_pod(p, now));
             }
@@ -126,11 +125,8 @@ impl Reconciler for StatefulSets {
                 out.actions.push(delete_pod(p, now));
             }
         }
-        let live: Vec<&Value> = by_ordinal
-            .range(..replicas)
-            .map(|(_, p)| *p)
-            .filter(|p| !crate::objects::being_deleted(p))
-            .collect();
+        let live: Vec<&Value> =
+            by_ordinal.range(..replicas).map(|(_, p)| *p).filter(|p| !crate::objects::being_deleted(p)).collect();
         let updated = live
             .iter()
             .filter(|p| {

@@ -24,11 +24,11 @@ use tokio::sync::watch;
 use clusterd_runtime::image::ImageStore;
 use clusterd_runtime::{Runtime, RuntimeConfig};
 
-use crate::registry::informer::Change;
-use crate::objects::kinds::{LEASE, NODE, POD};
-use crate::registry::{Origin, Registry, RegistryError};
 use crate::objects::conventions::NODE_LEASE_NAMESPACE;
+use crate::objects::kinds::{LEASE, NODE, POD};
 use crate::objects::meta_str;
+use crate::registry::informer::Change;
+use crate::registry::{Origin, Registry, RegistryError};
 use crate::util;
 use worker::NodeEnv;
 
@@ -312,8 +312,11 @@ impl StreamHandler<Pods> for Kubelet {
         let me = self.env.node_name.clone();
         match change {
             Change::Reset(list) => {
-                let mine: Vec<Value> =
-                    list.into_iter().filter(|p| on_node(p, &me)).map(|p| std::sync::Arc::unwrap_or_clone(p).into_raw()).collect();
+                let mine: Vec<Value> = list
+                    .into_iter()
+                    .filter(|p| on_node(p, &me))
+                    .map(|p| std::sync::Arc::unwrap_or_clone(p).into_raw())
+                    .collect();
                 let keep: HashSet<String> = mine.iter().map(|p| meta_str(p, "uid").to_string()).collect();
                 let gone: Vec<String> = self.workers.keys().filter(|u| !keep.contains(*u)).cloned().collect();
                 for uid in gone {

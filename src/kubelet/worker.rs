@@ -20,8 +20,8 @@ use super::probe::{self, Probe, Tally};
 use super::spec::{self, Lookup};
 use super::status::{self, Observed, PodObserved};
 use crate::objects::key_of;
-use crate::registry::{EventType, Origin, Registry, RegistryError};
 use crate::objects::meta_str;
+use crate::registry::{EventType, Origin, Registry, RegistryError};
 use crate::util;
 
 /// What every pod worker of a node shares.

@@ -57,8 +57,7 @@ impl Admitted {
         use clusterd_raft::{Compare, Op, Txn};
         let mut compares = vec![Compare::ModRevision(self.key.clone(), 0)];
         if self.kind.namespaced {
-            compares
-                .push(Compare::Exists(crate::objects::kinds::NAMESPACE.key("", &self.namespace)));
+            compares.push(Compare::Exists(crate::objects::kinds::NAMESPACE.key("", &self.namespace)));
         }
         Ok(Txn { compares, success: vec![Op::Put { key: self.key.clone(), value: self.bytes()? }] })
     }
@@ -108,11 +107,7 @@ pub fn parse(json: &str) -> Result<(&'static Kind, Value), AdmissionError> {
 }
 
 fn invalid(kind: &Kind, obj: &Value, e: FieldError) -> AdmissionError {
-    AdmissionError::Invalid {
-        kind: kind.kind.into(),
-        name: meta_str(obj, "name").to_string(),
-        causes: vec![e],
-    }
+    AdmissionError::Invalid { kind: kind.kind.into(), name: meta_str(obj, "name").to_string(), causes: vec![e] }
 }
 
 fn validate_all(kind: &Kind, obj: &Value) -> Result<(), AdmissionError> {

@@ -42,13 +42,16 @@ macro_rules! kind {
 }
 
 /// `Namespace`.
-pub const NAMESPACE: Kind = kind!("Namespace", "v1", "namespaces", "namespace", ["ns"], false, "namespaces", true, true);
+pub const NAMESPACE: Kind =
+    kind!("Namespace", "v1", "namespaces", "namespace", ["ns"], false, "namespaces", true, true);
 /// `ConfigMap`.
-pub const CONFIG_MAP: Kind = kind!("ConfigMap", "v1", "configmaps", "configmap", ["cm"], true, "configmaps", false, false);
+pub const CONFIG_MAP: Kind =
+    kind!("ConfigMap", "v1", "configmaps", "configmap", ["cm"], true, "configmaps", false, false);
 /// `Secret`.
 pub const SECRET: Kind = kind!("Secret", "v1", "secrets", "secret", [], true, "secrets", false, false);
 /// `ServiceAccount`.
-pub const SERVICE_ACCOUNT: Kind = kind!("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ["sa"], true, "serviceaccounts", false, false);
+pub const SERVICE_ACCOUNT: Kind =
+    kind!("ServiceAccount", "v1", "serviceaccounts", "serviceaccount", ["sa"], true, "serviceaccounts", false, false);
 /// `Pod`.
 pub const POD: Kind = kind!("Pod", "v1", "pods", "pod", ["po"], true, "pods", true, true);
 /// `Node`.
@@ -60,20 +63,41 @@ pub const EVENT: Kind = kind!("Event", "v1", "events", "event", ["ev"], true, "e
 /// `Service`.
 pub const SERVICE: Kind = kind!("Service", "v1", "services", "service", ["svc"], true, "services/specs", true, true);
 /// `Endpoints`.
-pub const ENDPOINTS: Kind = kind!("Endpoints", "v1", "endpoints", "endpoints", ["ep"], true, "services/endpoints", false, false);
+pub const ENDPOINTS: Kind =
+    kind!("Endpoints", "v1", "endpoints", "endpoints", ["ep"], true, "services/endpoints", false, false);
 /// `ReplicaSet`.
-pub const REPLICA_SET: Kind = kind!("ReplicaSet", "apps/v1", "replicasets", "replicaset", ["rs"], true, "replicasets", true, true);
+pub const REPLICA_SET: Kind =
+    kind!("ReplicaSet", "apps/v1", "replicasets", "replicaset", ["rs"], true, "replicasets", true, true);
 /// `Deployment`.
-pub const DEPLOYMENT: Kind = kind!("Deployment", "apps/v1", "deployments", "deployment", ["deploy"], true, "deployments", true, true);
+pub const DEPLOYMENT: Kind =
+    kind!("Deployment", "apps/v1", "deployments", "deployment", ["deploy"], true, "deployments", true, true);
 /// `DaemonSet`.
-pub const DAEMON_SET: Kind = kind!("DaemonSet", "apps/v1", "daemonsets", "daemonset", ["ds"], true, "daemonsets", true, true);
+pub const DAEMON_SET: Kind =
+    kind!("DaemonSet", "apps/v1", "daemonsets", "daemonset", ["ds"], true, "daemonsets", true, true);
 /// `StatefulSet`.
-pub const STATEFUL_SET: Kind = kind!("StatefulSet", "apps/v1", "statefulsets", "statefulset", ["sts"], true, "statefulsets", true, true);
+pub const STATEFUL_SET: Kind =
+    kind!("StatefulSet", "apps/v1", "statefulsets", "statefulset", ["sts"], true, "statefulsets", true, true);
 /// `Job`.
 pub const JOB: Kind = kind!("Job", "batch/v1", "jobs", "job", [], true, "jobs", true, true);
 
 /// Every kind clusterd serves.
-pub static KINDS: &[&Kind] = &[&NAMESPACE, &CONFIG_MAP, &SECRET, &SERVICE_ACCOUNT, &POD, &NODE, &LEASE, &EVENT, &SERVICE, &ENDPOINTS, &REPLICA_SET, &DEPLOYMENT, &DAEMON_SET, &STATEFUL_SET, &JOB];
+pub static KINDS: &[&Kind] = &[
+    &NAMESPACE,
+    &CONFIG_MAP,
+    &SECRET,
+    &SERVICE_ACCOUNT,
+    &POD,
+    &NODE,
+    &LEASE,
+    &EVENT,
+    &SERVICE,
+    &ENDPOINTS,
+    &REPLICA_SET,
+    &DEPLOYMENT,
+    &DAEMON_SET,
+    &STATEFUL_SET,
+    &JOB,
+];
 
 impl Kind {
     /// Resolve a user's name for a kind: `Pod`, `pod`, `pods`, `po`,

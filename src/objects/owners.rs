@@ -50,7 +50,9 @@ pub fn controller_uid(obj: &Value) -> Option<String> {
 
 /// The names of `obj`'s owners of kind `kind`.
 pub fn owner_names<'a>(obj: &'a Value, kind: &'a str) -> impl Iterator<Item = &'a str> + 'a {
-    refs(obj).filter(move |o| o.get("kind").and_then(Value::as_str) == Some(kind)).filter_map(|o| o.get("name")?.as_str())
+    refs(obj)
+        .filter(move |o| o.get("kind").and_then(Value::as_str) == Some(kind))
+        .filter_map(|o| o.get("name")?.as_str())
 }
 
 /// Drop the owner reference to `uid`; whether there was one.

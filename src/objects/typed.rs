@@ -201,7 +201,10 @@ mod tests {
         assert_eq!(written["metadata"]["annotations"], json!({"team": "blue"}));
         assert_eq!(written["metadata"]["labels"], json!({"app": "web", "tier": "front"}));
         assert_eq!(written["metadata"]["resourceVersion"], "7");
-        assert_eq!((written["status"]["phase"].as_str(), written["spec"]["nodeName"].as_str()), (Some("Running"), Some("n1")));
+        assert_eq!(
+            (written["status"]["phase"].as_str(), written["spec"]["nodeName"].as_str()),
+            (Some("Running"), Some("n1"))
+        );
         assert_eq!(written["spec"]["containers"], json!([{"name": "c", "image": "i"}]));
     }
 

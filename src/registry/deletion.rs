@@ -210,7 +210,8 @@ mod tests {
         let now = chrono::Utc::now();
         let ns = &crate::objects::kinds::NAMESPACE;
         let n =
-            plan(ns, &json!({"metadata": {"name": "x"}, "spec": {}, "status": {}}), None, Propagation::Background, now).unwrap();
+            plan(ns, &json!({"metadata": {"name": "x"}, "spec": {}, "status": {}}), None, Propagation::Background, now)
+                .unwrap();
         assert_eq!(n["status"]["phase"], "Terminating");
         let d = &crate::objects::kinds::DEPLOYMENT;
         let obj = json!({"metadata": {"name": "web"}});

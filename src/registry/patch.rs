@@ -34,7 +34,8 @@ impl Patch {
         match self {
             Patch::Merge(p) => crate::objects::merge::merge(&mut out, p),
             Patch::Json(ops) => {
-                let ops = ops.as_array().ok_or_else(|| PatchError::Malformed("expected a list of operations".into()))?;
+                let ops =
+                    ops.as_array().ok_or_else(|| PatchError::Malformed("expected a list of operations".into()))?;
                 for op in ops {
                     apply_op(&mut out, op)?;
                 }
@@ -113,7 +114,9 @@ fn remove(root: &mut Value, path: &str) -> Result<Value, PatchError> {
 
 fn apply_op(doc: &mut Value, op: &Value) -> Result<(), PatchError> {
     let field = |name: &str| {
-        op.get(name).and_then(Value::as_str).ok_or_else(|| PatchError::Malformed(format!("operation without \"{name}\"")))
+        op.get(name)
+            .and_then(Value::as_str)
+            .ok_or_else(|| PatchError::Malformed(format!("operation without \"{name}\"")))
     };
     let value = || op.get("value").cloned().ok_or_else(|| PatchError::Malformed("operation without \"value\"".into()));
     let path = field("path")?;
@@ -171,11 +174,7 @@ mod tests {
             (json!([{"op": "copy", "from": "/spec/list/0", "path": "/spec/y"}]), Ok(json!(1)), "/spec/y"),
             (json!([{"op": "move", "from": "/spec/list", "path": "/spec/z"}]), Ok(json!([1, 2, 3])), "/spec/z"),
             (json!([{"op": "test", "path": "/spec/list/0", "value": 1}]), Ok(json!(1)), "/spec/list/0"),
-            (
-                json!([{"op": "test", "path": "/spec/list/0", "value": 2}]),
-                Err(PatchError::TestFailed("2".into())),
-                "",
-            ),
+            (json!([{"op": "test", "path": "/spec/list/0", "value": 2}]), Err(PatchError::TestFailed("2".into())), ""),
             (
                 json!([{"op": "replace", "path": "/spec/nope", "value": 1}]),
                 Err(PatchError::NoPath("/spec/nope".into())),

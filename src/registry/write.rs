@@ -19,9 +19,8 @@ const MODIFY_RETRIES: usize = 10;
 fn kind_of(obj: &Value) -> Result<&'static Kind, RegistryError> {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
-    Kind::of(obj).ok_or_else(|| {
-        RegistryError::BadRequest(format!("no kind \"{kind}\" is registered for version \"{api}\""))
-    })
+    Kind::of(obj)
+        .ok_or_else(|| RegistryError::BadRequest(format!("no kind \"{kind}\" is registered for version \"{api}\"")))
 }
 
 fn stamped(mut body: Value, revision: u64) -> Value {

@@ -158,7 +158,14 @@ impl PodInfo {
     pub fn from_pod(key: String, pod: &Pod) -> PodInfo {
         let spec = pod.spec.as_ref();
         let terms = spec
-            .and_then(|s| s.affinity.as_ref()?.node_affinity.as_ref()?.required_during_scheduling_ignored_during_execution.as_ref())
+            .and_then(|s| {
+                s.affinity
+                    .as_ref()?
+                    .node_affinity
+                    .as_ref()?
+                    .required_during_scheduling_ignored_during_execution
+                    .as_ref()
+            })
             .map(|sel| sel.node_selector_terms.as_slice())
             .unwrap_or_default();
         let affinity = terms
@@ -450,7 +457,10 @@ mod tests {
     }
 
     fn pod(name: &str, spec: Value) -> PodInfo {
-        PodInfo::from_pod(format!("/registry/pods/default/{name}"), &typed(json!({"metadata": {"name": name}, "spec": spec})))
+        PodInfo::from_pod(
+            format!("/registry/pods/default/{name}"),
+            &typed(json!({"metadata": {"name": name}, "spec": spec})),
+        )
     }
 
     fn with_requests(cpu: &str, mem: &str) -> Value {

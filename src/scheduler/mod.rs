@@ -12,9 +12,9 @@ use std::time::Duration;
 use actix::prelude::*;
 use serde_json::{json, Value};
 
-use crate::objects::typed::Object;
 use crate::objects::conditions::set_condition;
 use crate::objects::kinds::{NODE, POD};
+use crate::objects::typed::Object;
 use crate::objects::{key_of, meta_str, resource_version};
 use crate::registry::bind::{Binding, Bound};
 use crate::registry::events::{event_object, EventType};

@@ -14,9 +14,17 @@ pub const MAX_OBJECT_BYTES: usize = 1_572_864;
 /// Why an object was refused. Nothing is written.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum AdmissionError {
-    /// Fields are invalid; each cause names its field.
-    #[error("{kind} \"{name}\" is invalid: {}", causes_text(.causes))]
-    Invalid { kind: String, name: String, causes: Vec<FieldError> },
+    /// Fields are invalid: every cause names its field, as Kubernetes lists them
+    /// (`Pod "p" is invalid: spec.x: …`, or `… is invalid: [spec.x: …, spec.y: …]`).
+    #[error("{kind} \"{name}\" is invalid: {}", Causes(causes))]
+    Invalid {
+        /// The object's kind (`Deployment`).
+        kind: String,
+        /// The object's name ("" when it has none).
+        name: String,
+        /// Every invalid field found; never empty.
+        causes: Vec<FieldError>,
+    },
     /// The request is malformed (not JSON, unknown kind).
     #[error("{0}")]
     BadRequest(String),
@@ -25,12 +33,24 @@ pub enum AdmissionError {
     TooLarge(usize),
 }
 
-/// The causes of an invalid object as Kubernetes lists them: one alone, several in brackets.
-pub fn causes_text(causes: &[FieldError]) -> String {
-    let each: Vec<String> = causes.iter().map(|c| format!("{}: {}", c.field, c.message)).collect();
-    match each.len() {
-        1 => each.into_iter().next().unwrap_or_default(),
-        _ => format!("[{}]", each.join(", ")),
+/// One cause as itself, several in brackets, as Kubernetes' aggregate error prints them.
+pub struct Causes<'a>(pub &'a [FieldError]);
+
+impl std::fmt::Display for Causes<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.0 {
+            [one] => write!(f, "{one}"),
+            many => {
+                f.write_str("[")?;
+                for (i, cause) in many.iter().enumerate() {
+                    if i > 0 {
+                        f.write_str(", ")?;
+                    }
+                    write!(f, "{cause}")?;
+                }
+                f.write_str("]")
+            }
+        }
     }
 }
 
@@ -57,7 +77,8 @@ impl Admitted {
         use clusterd_raft::{Compare, Op, Txn};
         let mut compares = vec![Compare::ModRevision(self.key.clone(), 0)];
         if self.kind.namespaced {
-            compares.push(Compare::Exists(crate::objects::kinds::NAMESPACE.key("", &self.namespace)));
+            compares
+                .push(Compare::Exists(super::kinds::NAMESPACE.key("", &self.namespace)));
         }
         Ok(Txn { compares, success: vec![Op::Put { key: self.key.clone(), value: self.bytes()? }] })
     }
@@ -106,15 +127,25 @@ pub fn parse(json: &str) -> Result<(&'static Kind, Value), AdmissionError> {
     Ok((kind, obj))
 }
 
-fn invalid(kind: &Kind, obj: &Value, e: FieldError) -> AdmissionError {
-    AdmissionError::Invalid { kind: kind.kind.into(), name: meta_str(obj, "name").to_string(), causes: vec![e] }
+fn invalid(kind: &Kind, obj: &Value, causes: Vec<FieldError>) -> AdmissionError {
+    AdmissionError::Invalid { kind: kind.kind.into(), name: meta_str(obj, "name").to_string(), causes }
 }
 
+/// Every invalid field of `obj`: metadata, schema, and the kind's own rules.
 fn validate_all(kind: &Kind, obj: &Value) -> Result<(), AdmissionError> {
-    validate::check_metadata(kind, obj).map_err(|e| invalid(kind, obj, e))?;
-    validate::check_schema(kind, obj).map_err(|e| invalid(kind, obj, e))?;
-    validate::check_kind(kind, obj).map_err(|e| invalid(kind, obj, e))?;
-    Ok(())
+    let mut causes = Vec::new();
+    validate::check_metadata(kind, obj, &mut causes);
+    match validate::check_schema(kind, obj) {
+        // A field of the wrong type would read as absent in the kind's checks,
+        // which would then report it again as missing: stop at the type error.
+        Err(e) => causes.push(e),
+        Ok(()) => validate::check_kind(kind, obj, &mut causes),
+    }
+    if causes.is_empty() {
+        Ok(())
+    } else {
+        Err(invalid(kind, obj, causes))
+    }
 }
 
 fn meta_mut(obj: &mut Value) -> &mut serde_json::Map<String, Value> {
@@ -203,7 +234,7 @@ pub fn for_update(
         let old_meta = existing.get("metadata").cloned().unwrap_or(json!({}));
         let uid = meta_str(&obj, "uid").to_string();
         if !uid.is_empty() && uid != meta_str(existing, "uid") {
-            return Err(invalid(kind, &obj, FieldError::immutable("metadata.uid")));
+            return Err(invalid(kind, &obj, vec![FieldError::immutable("metadata.uid")]));
         }
         let meta = meta_mut(&mut obj);
         if kind.namespaced && meta.get("namespace").and_then(Value::as_str).unwrap_or("").is_empty() {
@@ -227,7 +258,7 @@ pub fn for_update(
             }
         }
     }
-    check_immutable(kind, &obj, existing).map_err(|e| invalid(kind, &obj, e))?;
+    check_immutable(kind, &obj, existing).map_err(|e| invalid(kind, &obj, vec![e]))?;
     if kind.has_spec && obj.get("spec") != existing.get("spec") {
         let generation = existing.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
         obj["metadata"]["generation"] = json!(generation + 1);
@@ -333,6 +364,62 @@ mod tests {
         assert!(
             err.to_string().starts_with("ConfigMap \"Not_Valid\" is invalid: metadata.name: Invalid value"),
             "{err}"
+        );
+    }
+
+    #[test]
+    fn a_deployment_with_two_invalid_fields_shows_both() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": -3, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        let err = for_create(Kind::of(&d).unwrap(), d, &ctx()).unwrap_err();
+        let AdmissionError::Invalid { causes, .. } = &err else { panic!("{err:?}") };
+        assert_eq!(causes.len(), 2, "{err}");
+        assert_eq!(
+            err.to_string(),
+            "Deployment \"web\" is invalid: [spec.replicas: Invalid value: -3: must be greater than or equal to 0, \
+             spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`]"
+        );
+    }
+
+    #[test]
+    fn one_cause_is_shown_without_brackets() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": -3, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        let err = for_create(Kind::of(&d).unwrap(), d, &ctx()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Deployment \"web\" is invalid: spec.replicas: Invalid value: -3: must be greater than or equal to 0"
+        );
+    }
+
+    #[test]
+    fn metadata_and_schema_errors_are_reported_together() {
+        let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "Web"}, "spec": {"replicas": "three"}});
+        let err = for_create(Kind::of(&d).unwrap(), d, &ctx()).unwrap_err();
+        let AdmissionError::Invalid { causes, .. } = &err else { panic!("{err:?}") };
+        let fields: Vec<_> = causes.iter().map(|c| c.field.as_str()).collect();
+        // The type error stops the Deployment's own checks: no "spec.template: Required value" noise.
+        assert_eq!(fields, ["metadata.name", "spec.replicas"], "{err}");
+    }
+
+    #[test]
+    fn a_malformed_quantity_is_refused_naming_the_field() {
+        let p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i", "resources": {"limits": {"memory": "12 potatoes"}}}]}});
+        let err = for_create(Kind::of(&p).unwrap(), p, &ctx()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Pod \"p\" is invalid: spec.containers[0].resources.limits[memory]: Invalid value: \"12 potatoes\": \
+             quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+        );
+        let p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": "i", "resources": {"limits": {"cpu": "1"}, "requests": {"cpu": "2"}}}]}});
+        let err = for_create(Kind::of(&p).unwrap(), p, &ctx()).unwrap_err();
+        assert_eq!(
+            err.to_string(),
+            "Pod \"p\" is invalid: spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1"
         );
     }
 

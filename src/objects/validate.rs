@@ -1,9 +1,14 @@
 //! Field validation like the Kubernetes API server's: names, labels, required
 //! fields, and the schema of each kind (through `k8s-openapi`'s types).
+//!
+//! The checks add every invalid field they find to a list rather than stopping
+//! at the first, so that a user sees all that is wrong with an object in one
+//! answer, as Kubernetes shows it.
 
 use serde_json::Value;
 
 use super::kinds::Kind;
+use super::quantity::{self, Quantity};
 
 /// One invalid field.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -23,12 +28,22 @@ impl FieldError {
         FieldError { field: field.into(), message: format!("Invalid value: \"{value}\": {why}") }
     }
 
+    /// An invalid integer: Kubernetes shows numbers without quotes.
+    pub(crate) fn invalid_int(field: impl Into<String>, value: i64, why: &str) -> Self {
+        FieldError { field: field.into(), message: format!("Invalid value: {value}: {why}") }
+    }
+
     pub(crate) fn immutable(field: impl Into<String>) -> Self {
         FieldError { field: field.into(), message: "field is immutable".into() }
     }
 }
 
-type Result<T = ()> = std::result::Result<T, FieldError>;
+/// `spec.replicas: Invalid value: -3: must be greater than or equal to 0`, as Kubernetes prints a cause.
+impl std::fmt::Display for FieldError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{}: {}", self.field, self.message)
+    }
+}
 
 fn is_alnum(c: char) -> bool {
     c.is_ascii_lowercase() || c.is_ascii_digit()
@@ -81,10 +96,11 @@ pub fn is_config_key(s: &str) -> bool {
 }
 
 /// Check the object against its kind's schema: wrong types and malformed values
-/// are reported with the path of the field.
-pub fn check_schema(kind: &Kind, obj: &Value) -> Result {
+/// are reported with the path of the field. Decoding stops at the first wrong
+/// type, so this reports one error at most.
+pub fn check_schema(kind: &Kind, obj: &Value) -> Result<(), FieldError> {
     use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core};
-    fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> Result {
+    fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> Result<(), FieldError> {
         let de = obj.clone();
         serde_path_to_error::deserialize::<_, T>(de).map(|_| ()).map_err(|e| {
             let path = e.path().to_string();
@@ -111,24 +127,27 @@ pub fn check_schema(kind: &Kind, obj: &Value) -> Result {
     }
 }
 
-/// Check metadata: name, namespace, labels, annotations.
-pub fn check_metadata(kind: &Kind, obj: &Value) -> Result {
-    let meta = obj.get("metadata").ok_or_else(|| FieldError::required("metadata"))?;
+/// Check metadata: name, namespace, labels, annotations. Every invalid field is
+/// added to `errs`.
+pub fn check_metadata(kind: &Kind, obj: &Value, errs: &mut Vec<FieldError>) {
+    let Some(meta) = obj.get("metadata") else {
+        errs.push(FieldError::required("metadata"));
+        return;
+    };
     let name = meta.get("name").and_then(Value::as_str).unwrap_or("");
-    if name.is_empty() {
-        return Err(FieldError::required("metadata.name"));
-    }
     let (ok, rule) = match kind.kind {
         "Namespace" => (is_dns1123_label(name), "a lowercase RFC 1123 label must consist of lower case alphanumeric characters or '-', and must start and end with an alphanumeric character"),
         "Service" => (is_dns1035_label(name), "a DNS-1035 label must consist of lower case alphanumeric characters or '-', start with an alphabetic character, and end with an alphanumeric character"),
         _ => (is_dns1123_subdomain(name), "a lowercase RFC 1123 subdomain must consist of lower case alphanumeric characters, '-' or '.', and must start and end with an alphanumeric character"),
     };
-    if !ok {
-        return Err(FieldError::invalid("metadata.name", name, rule));
+    if name.is_empty() {
+        errs.push(FieldError::required("metadata.name"));
+    } else if !ok {
+        errs.push(FieldError::invalid("metadata.name", name, rule));
     }
     if let Some(ns) = meta.get("namespace").and_then(Value::as_str) {
         if kind.namespaced && !is_dns1123_label(ns) {
-            return Err(FieldError::invalid("metadata.namespace", ns, "must be a valid RFC 1123 label"));
+            errs.push(FieldError::invalid("metadata.namespace", ns, "must be a valid RFC 1123 label"));
         }
     }
     for (field, check_value) in [("labels", true), ("annotations", false)] {
@@ -137,14 +156,14 @@ pub fn check_metadata(kind: &Kind, obj: &Value) -> Result {
         };
         for (k, v) in map {
             if !is_qualified_name(k) {
-                return Err(FieldError::invalid(
+                errs.push(FieldError::invalid(
                     format!("metadata.{field}"),
                     k,
                     "name part must consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
                 ));
             }
             if check_value && !is_label_value(v.as_str().unwrap_or("")) {
-                return Err(FieldError::invalid(
+                errs.push(FieldError::invalid(
                     format!("metadata.labels[{k}]"),
                     v.as_str().unwrap_or(""),
                     "a valid label must be an empty string or consist of alphanumeric characters, '-', '_' or '.', and must start and end with an alphanumeric character",
@@ -152,87 +171,130 @@ pub fn check_metadata(kind: &Kind, obj: &Value) -> Result {
             }
         }
     }
-    Ok(())
 }
 
 /// Checks of each kind beyond the schema: required fields and cross-field rules.
-pub fn check_kind(kind: &Kind, obj: &Value) -> Result {
+/// Every invalid field is added to `errs`. Expects an object that passed
+/// [`check_schema`]: a field of the wrong type reads as absent here.
+pub fn check_kind(kind: &Kind, obj: &Value, errs: &mut Vec<FieldError>) {
     match kind.kind {
-        "Pod" => check_pod_spec(obj.get("spec"), "spec", false),
-        "ReplicaSet" | "Deployment" | "DaemonSet" | "StatefulSet" => check_workload(obj, false),
-        "Job" => check_workload(obj, true),
-        "Service" => check_service(obj),
+        "Pod" => check_pod_spec(obj.get("spec"), "spec", false, errs),
+        "ReplicaSet" | "Deployment" | "DaemonSet" | "StatefulSet" => check_workload(obj, false, errs),
+        "Job" => check_workload(obj, true, errs),
+        "Service" => check_service(obj, errs),
         "ConfigMap" | "Secret" => {
             for field in ["data", "binaryData", "stringData"] {
-                if let Some(map) = obj.get(field).and_then(Value::as_object) {
-                    if let Some(k) = map.keys().find(|k| !is_config_key(k)) {
-                        return Err(FieldError::invalid(
-                            format!("{field}[{k}]"),
-                            k,
-                            "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
-                        ));
-                    }
+                let Some(map) = obj.get(field).and_then(Value::as_object) else {
+                    continue;
+                };
+                for k in map.keys().filter(|k| !is_config_key(k)) {
+                    errs.push(FieldError::invalid(
+                        format!("{field}[{k}]"),
+                        k,
+                        "a valid config key must consist of alphanumeric characters, '-', '_' or '.'",
+                    ));
                 }
             }
-            Ok(())
         }
-        _ => Ok(()),
+        _ => {}
     }
 }
 
-fn check_containers(list: Option<&Value>, path: &str, required: bool) -> Result {
+fn check_containers(list: Option<&Value>, path: &str, required: bool, errs: &mut Vec<FieldError>) {
     let containers = match list.and_then(Value::as_array) {
         Some(c) if !c.is_empty() => c,
-        _ if required => return Err(FieldError::required(path)),
-        _ => return Ok(()),
+        _ if required => return errs.push(FieldError::required(path)),
+        _ => return,
     };
     let mut names = std::collections::HashSet::new();
     for (i, c) in containers.iter().enumerate() {
         let at = format!("{path}[{i}]");
         let name = c.get("name").and_then(Value::as_str).unwrap_or("");
         if name.is_empty() {
-            return Err(FieldError::required(format!("{at}.name")));
-        }
-        if !is_dns1123_label(name) {
-            return Err(FieldError::invalid(format!("{at}.name"), name, "must be a valid RFC 1123 label"));
-        }
-        if !names.insert(name.to_string()) {
-            return Err(FieldError { field: format!("{at}.name"), message: format!("Duplicate value: \"{name}\"") });
+            errs.push(FieldError::required(format!("{at}.name")));
+        } else if !is_dns1123_label(name) {
+            errs.push(FieldError::invalid(format!("{at}.name"), name, "must be a valid RFC 1123 label"));
+        } else if !names.insert(name.to_string()) {
+            errs.push(FieldError { field: format!("{at}.name"), message: format!("Duplicate value: \"{name}\"") });
         }
         if c.get("image").and_then(Value::as_str).unwrap_or("").trim().is_empty() {
-            return Err(FieldError::required(format!("{at}.image")));
+            errs.push(FieldError::required(format!("{at}.image")));
         }
-        if let Some(ports) = c.get("ports").and_then(Value::as_array) {
-            for (j, p) in ports.iter().enumerate() {
-                let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
-                if !(1..=65535).contains(&port) {
-                    return Err(FieldError::invalid(
-                        format!("{at}.ports[{j}].containerPort"),
-                        &port.to_string(),
-                        "must be between 1 and 65535, inclusive",
-                    ));
+        for (j, p) in c.get("ports").and_then(Value::as_array).into_iter().flatten().enumerate() {
+            let port = p.get("containerPort").and_then(Value::as_i64).unwrap_or(0);
+            if !(1..=65535).contains(&port) {
+                errs.push(FieldError::invalid_int(
+                    format!("{at}.ports[{j}].containerPort"),
+                    port,
+                    "must be between 1 and 65535, inclusive",
+                ));
+            }
+        }
+        check_resources(c.get("resources"), &format!("{at}.resources"), errs);
+    }
+}
+
+/// Resource names a container may ask for without a domain prefix.
+fn is_standard_container_resource(name: &str) -> bool {
+    matches!(name, "cpu" | "memory" | "ephemeral-storage") || name.starts_with("hugepages-")
+}
+
+/// A container's `resources` at `path`: known names, well-formed non-negative
+/// quantities, and no request above its limit — Kubernetes' rules.
+fn check_resources(resources: Option<&Value>, path: &str, errs: &mut Vec<FieldError>) {
+    let Some(resources) = resources else { return };
+    let mut parsed: [Vec<(&str, String, Quantity)>; 2] = [Vec::new(), Vec::new()];
+    for (section, into) in ["limits", "requests"].into_iter().zip(parsed.iter_mut()) {
+        for (name, value) in resources.get(section).and_then(Value::as_object).into_iter().flatten() {
+            let field = format!("{path}.{section}[{name}]");
+            let standard = if name.contains('/') { is_qualified_name(name) } else { is_standard_container_resource(name) };
+            if !standard {
+                errs.push(FieldError::invalid(field, name, "must be a standard resource for containers"));
+                continue;
+            }
+            // Neither a string nor a number is a schema error, reported there.
+            let Some(text) = quantity::from_json(value) else { continue };
+            match Quantity::parse(&text) {
+                Err(e) => errs.push(FieldError::invalid(field, &text, &e.to_string())),
+                Ok(q) if q.is_negative() => {
+                    errs.push(FieldError::invalid(field, &text, "must be greater than or equal to 0"))
                 }
+                Ok(q) => into.push((name.as_str(), text, q)),
             }
         }
     }
-    Ok(())
+    let [limits, requests] = &parsed;
+    for (name, text, request) in requests {
+        if let Some((_, limit_text, limit)) = limits.iter().find(|(n, ..)| n == name) {
+            if request > limit {
+                errs.push(FieldError::invalid(
+                    format!("{path}.requests"),
+                    text,
+                    &format!("must be less than or equal to {name} limit of {limit_text}"),
+                ));
+            }
+        }
+    }
 }
 
-/// Check a pod spec at `path`; `job` restricts the restart policy.
-pub fn check_pod_spec(spec: Option<&Value>, path: &str, job: bool) -> Result {
-    let spec = spec.ok_or_else(|| FieldError::required(path))?;
-    check_containers(spec.get("containers"), &format!("{path}.containers"), true)?;
-    check_containers(spec.get("initContainers"), &format!("{path}.initContainers"), false)?;
+/// Check a pod spec at `path`; `job` restricts the restart policy. Every
+/// invalid field is added to `errs`.
+pub fn check_pod_spec(spec: Option<&Value>, path: &str, job: bool, errs: &mut Vec<FieldError>) {
+    let Some(spec) = spec else {
+        return errs.push(FieldError::required(path));
+    };
+    check_containers(spec.get("containers"), &format!("{path}.containers"), true, errs);
+    check_containers(spec.get("initContainers"), &format!("{path}.initContainers"), false, errs);
     let policy = spec.get("restartPolicy").and_then(Value::as_str);
     let allowed: &[&str] = if job { &["OnFailure", "Never"] } else { &["Always", "OnFailure", "Never"] };
     match policy {
-        Some(p) if allowed.contains(&p) => Ok(()),
-        None if !job => Ok(()),
-        Some(p) => Err(FieldError {
+        Some(p) if allowed.contains(&p) => {}
+        None if !job => {}
+        Some(p) => errs.push(FieldError {
             field: format!("{path}.restartPolicy"),
             message: format!("Unsupported value: \"{p}\": supported values: {}", quoted(allowed)),
         }),
-        None => Err(FieldError {
+        None => errs.push(FieldError {
             field: format!("{path}.restartPolicy"),
             message: format!("Required value: supported values: {}", quoted(allowed)),
         }),
@@ -243,50 +305,53 @@ fn quoted(values: &[&str]) -> String {
     values.iter().map(|v| format!("\"{v}\"")).collect::<Vec<_>>().join(", ")
 }
 
-fn check_workload(obj: &Value, job: bool) -> Result {
-    let spec = obj.get("spec").ok_or_else(|| FieldError::required("spec"))?;
+fn check_workload(obj: &Value, job: bool, errs: &mut Vec<FieldError>) {
+    let Some(spec) = obj.get("spec") else {
+        return errs.push(FieldError::required("spec"));
+    };
     if let Some(r) = spec.get("replicas").and_then(Value::as_i64) {
         if r < 0 {
-            return Err(FieldError::invalid("spec.replicas", &r.to_string(), "must be greater than or equal to 0"));
+            errs.push(FieldError::invalid_int("spec.replicas", r, "must be greater than or equal to 0"));
         }
     }
-    let template = spec.get("template").ok_or_else(|| FieldError::required("spec.template"))?;
-    check_pod_spec(template.get("spec"), "spec.template.spec", job)?;
-    let labels = template.pointer("/metadata/labels").and_then(Value::as_object);
-    let selector = spec.get("selector");
-    if selector.is_none() {
-        if job {
-            return Ok(());
-        }
-        return Err(FieldError::required("spec.selector"));
+    let template = spec.get("template");
+    match template {
+        Some(t) => check_pod_spec(t.get("spec"), "spec.template.spec", job, errs),
+        None => errs.push(FieldError::required("spec.template")),
     }
-    let match_labels = selector.and_then(|s| s.get("matchLabels")).and_then(Value::as_object);
-    let exprs = selector.and_then(|s| s.get("matchExpressions")).and_then(Value::as_array);
+    let Some(selector) = spec.get("selector") else {
+        if !job {
+            errs.push(FieldError::required("spec.selector"));
+        }
+        return;
+    };
+    let match_labels = selector.get("matchLabels").and_then(Value::as_object);
+    let exprs = selector.get("matchExpressions").and_then(Value::as_array);
     if match_labels.is_none_or(|m| m.is_empty()) && exprs.is_none_or(|e| e.is_empty()) {
-        return Err(FieldError {
+        return errs.push(FieldError {
             field: "spec.selector".into(),
             message: "Invalid value: empty selector is invalid for a workload".into(),
         });
     }
-    if let Some(m) = match_labels {
-        for (k, v) in m {
-            if labels.and_then(|l| l.get(k)) != Some(v) {
-                return Err(FieldError {
-                    field: "spec.template.metadata.labels".into(),
-                    message: "Invalid value: `selector` does not match template `labels`".into(),
-                });
-            }
-        }
+    // Without a template (reported above) there are no labels to compare.
+    let Some(template) = template else { return };
+    let labels = template.pointer("/metadata/labels").and_then(Value::as_object);
+    if match_labels.into_iter().flatten().any(|(k, v)| labels.and_then(|l| l.get(k)) != Some(v)) {
+        errs.push(FieldError {
+            field: "spec.template.metadata.labels".into(),
+            message: "Invalid value: `selector` does not match template `labels`".into(),
+        });
     }
-    Ok(())
 }
 
-fn check_service(obj: &Value) -> Result {
-    let spec = obj.get("spec").ok_or_else(|| FieldError::required("spec"))?;
+fn check_service(obj: &Value, errs: &mut Vec<FieldError>) {
+    let Some(spec) = obj.get("spec") else {
+        return errs.push(FieldError::required("spec"));
+    };
     let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP");
     let allowed = ["ClusterIP", "NodePort", "LoadBalancer", "ExternalName"];
     if !allowed.contains(&ty) {
-        return Err(FieldError {
+        errs.push(FieldError {
             field: "spec.type".into(),
             message: format!("Unsupported value: \"{ty}\": supported values: {}", quoted(&allowed)),
         });
@@ -294,19 +359,18 @@ fn check_service(obj: &Value) -> Result {
     let headless = spec.get("clusterIP").and_then(Value::as_str) == Some("None");
     let ports = spec.get("ports").and_then(Value::as_array);
     if ports.is_none_or(|p| p.is_empty()) && !headless && ty != "ExternalName" {
-        return Err(FieldError::required("spec.ports"));
+        errs.push(FieldError::required("spec.ports"));
     }
     for (i, p) in ports.into_iter().flatten().enumerate() {
         let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
         if !(1..=65535).contains(&port) {
-            return Err(FieldError::invalid(
+            errs.push(FieldError::invalid_int(
                 format!("spec.ports[{i}].port"),
-                &port.to_string(),
+                port,
                 "must be between 1 and 65535, inclusive",
             ));
         }
     }
-    Ok(())
 }
 
 #[cfg(test)]
@@ -316,6 +380,25 @@ mod tests {
 
     fn pod(spec: Value) -> Value {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}, "spec": spec})
+    }
+
+    /// The fields `check_kind` reports, in order.
+    fn kind_fields(kind: &str, obj: &Value) -> Vec<String> {
+        let mut errs = Vec::new();
+        check_kind(Kind::resolve(kind).unwrap(), obj, &mut errs);
+        errs.into_iter().map(|e| e.field).collect()
+    }
+
+    fn kind_errors(kind: &str, obj: &Value) -> Vec<String> {
+        let mut errs = Vec::new();
+        check_kind(Kind::resolve(kind).unwrap(), obj, &mut errs);
+        errs.iter().map(FieldError::to_string).collect()
+    }
+
+    fn meta_fields(obj: &Value) -> Vec<String> {
+        let mut errs = Vec::new();
+        check_metadata(&crate::objects::kinds::CONFIG_MAP, obj, &mut errs);
+        errs.into_iter().map(|e| e.field).collect()
     }
 
     #[test]
@@ -332,13 +415,9 @@ mod tests {
 
     #[test]
     fn pod_needs_image_and_names_the_field() {
-        let kind = &crate::objects::kinds::POD;
-        let err = check_kind(kind, &pod(json!({"containers": [{"name": "a"}]}))).unwrap_err();
-        assert_eq!(err.field, "spec.containers[0].image");
-        let err = check_kind(kind, &pod(json!({"containers": []}))).unwrap_err();
-        assert_eq!(err.field, "spec.containers");
-        let ok = pod(json!({"containers": [{"name": "a", "image": "busybox"}]}));
-        assert!(check_kind(kind, &ok).is_ok());
+        assert_eq!(kind_fields("pod", &pod(json!({"containers": [{"name": "a"}]}))), ["spec.containers[0].image"]);
+        assert_eq!(kind_fields("pod", &pod(json!({"containers": []}))), ["spec.containers"]);
+        assert!(kind_fields("pod", &pod(json!({"containers": [{"name": "a", "image": "busybox"}]}))).is_empty());
     }
 
     #[test]
@@ -351,35 +430,127 @@ mod tests {
 
     #[test]
     fn selector_must_match_template() {
-        let kind = &crate::objects::kinds::REPLICA_SET;
         let obj = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "r"},
             "spec": {"selector": {"matchLabels": {"app": "a"}},
                      "template": {"metadata": {"labels": {"app": "b"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
-        assert_eq!(check_kind(kind, &obj).unwrap_err().field, "spec.template.metadata.labels");
+        assert_eq!(kind_fields("rs", &obj), ["spec.template.metadata.labels"]);
     }
 
     #[test]
-    fn bad_names_and_labels() {
-        let kind = &crate::objects::kinds::CONFIG_MAP;
-        let obj = json!({"metadata": {"name": "Bad_Name"}});
-        assert_eq!(check_metadata(kind, &obj).unwrap_err().field, "metadata.name");
-        let obj = json!({"metadata": {"name": "ok", "labels": {"app": "bad value"}}});
-        assert_eq!(check_metadata(kind, &obj).unwrap_err().field, "metadata.labels[app]");
+    fn every_invalid_field_of_a_deployment_is_reported() {
+        let obj = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"replicas": -3, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "other"}},
+                                  "spec": {"containers": [{"name": "c", "image": "i", "ports": [{"containerPort": 0}]}]}}}});
+        assert_eq!(
+            kind_errors("deploy", &obj),
+            [
+                "spec.replicas: Invalid value: -3: must be greater than or equal to 0",
+                "spec.template.spec.containers[0].ports[0].containerPort: Invalid value: 0: must be between 1 and 65535, inclusive",
+                "spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`",
+            ]
+        );
+    }
+
+    #[test]
+    fn every_invalid_container_and_service_field_is_reported() {
+        let obj = pod(json!({"restartPolicy": "Sometimes",
+            "containers": [{"name": "Bad"}, {"name": "ok", "image": "i"}, {"name": "ok", "image": "i"}]}));
+        assert_eq!(
+            kind_fields("pod", &obj),
+            [
+                "spec.containers[0].name",
+                "spec.containers[0].image",
+                "spec.containers[2].name",
+                "spec.restartPolicy"
+            ]
+        );
+        let svc = json!({"metadata": {"name": "s"}, "spec": {"type": "Weird", "ports": [{"port": 0}, {"port": 70000}]}});
+        assert_eq!(kind_fields("svc", &svc), ["spec.type", "spec.ports[0].port", "spec.ports[1].port"]);
+        let cm = json!({"metadata": {"name": "c"}, "data": {"a b": "1", "ok": "2", "c/d": "3"}});
+        assert_eq!(kind_fields("cm", &cm), ["data[a b]", "data[c/d]"]);
+    }
+
+    #[test]
+    fn bad_names_and_labels_are_all_reported() {
+        assert_eq!(meta_fields(&json!({"metadata": {"name": "Bad_Name"}})), ["metadata.name"]);
+        assert_eq!(meta_fields(&json!({"metadata": {"name": "ok", "labels": {"app": "bad value"}}})), ["metadata.labels[app]"]);
+        assert_eq!(
+            meta_fields(&json!({"metadata": {"labels": {"bad key": "v", "app": "bad value"}}})),
+            ["metadata.name", "metadata.labels[app]", "metadata.labels"]
+        );
+        assert_eq!(meta_fields(&json!({})), ["metadata"]);
+    }
+
+    /// A pod's (or a template's) resources: each malformed or refused quantity
+    /// is reported under its exact field path with Kubernetes' message.
+    #[test]
+    fn resources() {
+        const REGEX: &str = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+        let with = |resources: Value| pod(json!({"containers": [{"name": "a", "image": "i", "resources": resources}]}));
+        let cases: Vec<(Value, Vec<String>)> = vec![
+            (json!({"limits": {"memory": "64Mi", "cpu": "500m"}, "requests": {"memory": "32Mi", "cpu": 0.25}}), vec![]),
+            (json!({"limits": {"cpu": "1"}, "requests": {"cpu": "1000m"}}), vec![]),
+            (json!({"limits": {"example.com/gpu": 1, "hugepages-2Mi": "4Mi", "ephemeral-storage": "1Gi"}}), vec![]),
+            (
+                json!({"limits": {"memory": "12 potatoes"}}),
+                vec![format!("spec.containers[0].resources.limits[memory]: Invalid value: \"12 potatoes\": {REGEX}")],
+            ),
+            (
+                json!({"requests": {"cpu": "1kk"}}),
+                vec!["spec.containers[0].resources.requests[cpu]: Invalid value: \"1kk\": unable to parse quantity's suffix".into()],
+            ),
+            (
+                json!({"requests": {"memory": "-1Gi"}}),
+                vec!["spec.containers[0].resources.requests[memory]: Invalid value: \"-1Gi\": must be greater than or equal to 0".into()],
+            ),
+            (
+                json!({"limits": {"cpu": "1"}, "requests": {"cpu": "2"}}),
+                vec!["spec.containers[0].resources.requests: Invalid value: \"2\": must be less than or equal to cpu limit of 1".into()],
+            ),
+            (
+                json!({"limits": {"cpu": "1", "memory": "1Gi"}, "requests": {"cpu": "1001m", "memory": "1025Mi"}}),
+                vec![
+                    "spec.containers[0].resources.requests: Invalid value: \"1001m\": must be less than or equal to cpu limit of 1".into(),
+                    "spec.containers[0].resources.requests: Invalid value: \"1025Mi\": must be less than or equal to memory limit of 1Gi".into(),
+                ],
+            ),
+            (
+                json!({"limits": {"potato": "1", "memory": "1KiB"}}),
+                vec![
+                    format!("spec.containers[0].resources.limits[memory]: Invalid value: \"1KiB\": {REGEX}"),
+                    "spec.containers[0].resources.limits[potato]: Invalid value: \"potato\": must be a standard resource for containers".into(),
+                ],
+            ),
+        ];
+        for (resources, want) in cases {
+            assert_eq!(kind_errors("pod", &with(resources.clone())), want, "{resources}");
+        }
+    }
+
+    #[test]
+    fn template_and_init_container_quantities_name_their_path() {
+        let deploy = json!({"metadata": {"name": "d"}, "spec": {"selector": {"matchLabels": {"a": "b"}},
+            "template": {"metadata": {"labels": {"a": "b"}}, "spec": {
+                "initContainers": [{"name": "init", "image": "i", "resources": {"requests": {"cpu": "x"}}}],
+                "containers": [{"name": "c", "image": "i", "resources": {"limits": {"memory": "12 potatoes"}}}]}}}});
+        assert_eq!(
+            kind_fields("deploy", &deploy),
+            [
+                "spec.template.spec.containers[0].resources.limits[memory]",
+                "spec.template.spec.initContainers[0].resources.requests[cpu]"
+            ]
+        );
     }
 
     #[test]
     fn job_restart_policy() {
-        assert!(check_pod_spec(
-            Some(&json!({"containers": [{"name": "a", "image": "i"}]})),
-            "spec.template.spec",
-            true
-        )
-        .is_err());
-        assert!(check_pod_spec(
-            Some(&json!({"restartPolicy": "Never", "containers": [{"name": "a", "image": "i"}]})),
-            "s",
-            true
-        )
-        .is_ok());
+        let mut errs = Vec::new();
+        check_pod_spec(Some(&json!({"containers": [{"name": "a", "image": "i"}]})), "spec.template.spec", true, &mut errs);
+        assert_eq!(errs.len(), 1);
+        assert_eq!(errs[0].field, "spec.template.spec.restartPolicy");
+        errs.clear();
+        check_pod_spec(Some(&json!({"restartPolicy": "Never", "containers": [{"name": "a", "image": "i"}]})), "s", true, &mut errs);
+        assert!(errs.is_empty());
     }
 }

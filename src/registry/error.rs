@@ -35,7 +35,7 @@ pub enum RegistryError {
         name: String,
     },
     /// Fields are invalid; every cause names its field.
-    #[error("{kind} \"{name}\" is invalid: {}", crate::objects::admission::causes_text(.causes))]
+    #[error("{kind} \"{name}\" is invalid: {}", crate::objects::admission::Causes(.causes))]
     Invalid {
         /// The kind (`Deployment`).
         kind: String,

@@ -77,8 +77,7 @@ impl Admitted {
         use clusterd_raft::{Compare, Op, Txn};
         let mut compares = vec![Compare::ModRevision(self.key.clone(), 0)];
         if self.kind.namespaced {
-            compares
-                .push(Compare::Exists(super::kinds::NAMESPACE.key("", &self.namespace)));
+            compares.push(Compare::Exists(super::kinds::NAMESPACE.key("", &self.namespace)));
         }
         Ok(Txn { compares, success: vec![Op::Put { key: self.key.clone(), value: self.bytes()? }] })
     }

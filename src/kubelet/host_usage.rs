@@ -3,7 +3,7 @@
 //! pods, so system daemons and the node process itself count too. Read from
 //! `/proc/stat` and `/proc/meminfo`, which mean the same under cgroup v1 and v2.
 
-use clusterd_runtime::Stats;
+use clusterd_runtime::runtime::Stats;
 
 /// The clock tick `/proc/stat` counts in (`USER_HZ`): 100 on every Linux
 /// architecture clusterd builds for.

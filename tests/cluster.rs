@@ -471,3 +471,57 @@ fn client_fails_over_when_its_configured_server_is_down() {
     let out = c.apply(&cm("after-failover", "1"));
     assert_eq!(stdout(&out).trim(), "configmap/after-failover created", "{}", stderr(&out));
 }
+
+#[test]
+fn manifests_and_listings_read_as_kubectl_reads_them() {
+    let c = Cluster::init(&[]);
+    eprintln!("--- defaultMode: 0755 in YAML is octal, as kubectl reads it");
+    let deploy = "apiVersion: apps/v1\nkind: Deployment\nmetadata:\n  name: vols\nspec:\n  replicas: 0\n  selector:\n    matchLabels: {app: vols}\n  template:\n    metadata:\n      labels: {app: vols}\n    spec:\n      containers:\n      - name: a\n        image: busybox\n      volumes:\n      - name: s\n        secret:\n          secretName: s\n          defaultMode: 0755\n      - name: c\n        configMap:\n          name: c\n          defaultMode: 0644\n";
+    let out = c.apply(deploy);
+    assert_eq!(stdout(&out).trim(), "deployment.apps/vols created", "{}", stderr(&out));
+    let d: Value = serde_json::from_str(&c.ok(&["get", "deploy", "vols", "-o", "json"])).unwrap();
+    let volumes = &d["spec"]["template"]["spec"]["volumes"];
+    assert_eq!(volumes[0]["secret"]["defaultMode"], 493);
+    assert_eq!(volumes[1]["configMap"]["defaultMode"], 420);
+
+    eprintln!("--- an unknown kind is refused by name; the other objects are applied");
+    let out = c.apply(&format!("apiVersion: v1\nkind: Frobnicator\nmetadata:\n  name: x\n---\n{}", cm("after-frob", "1")));
+    assert!(!out.status.success());
+    assert!(
+        stderr(&out).contains(
+            "resource mapping not found for name: \"x\" namespace: \"\" from \"" // the file name follows
+        ) && stderr(&out).contains("no matches for kind \"Frobnicator\" in version \"v1\""),
+        "{}",
+        stderr(&out)
+    );
+    assert_eq!(stdout(&out).trim(), "configmap/after-frob created");
+
+    eprintln!("--- get cm,deploy: a table per kind, names with their kind");
+    let out = c.ok(&["get", "cm,deploy"]);
+    let tables: Vec<&str> = out.split("\n\n").collect();
+    assert_eq!(tables.len(), 2, "{out}");
+    assert!(tables[0].starts_with("NAME") && tables[0].contains("configmap/after-frob"), "{out}");
+    assert!(tables[1].starts_with("NAME") && tables[1].contains("deployment.apps/vols"), "{out}");
+    let names = c.ok(&["get", "cm,deploy", "-o", "name"]);
+    assert_eq!(names.lines().collect::<Vec<_>>(), ["configmap/after-frob", "deployment/vols"]);
+    let list: Value = serde_json::from_str(&c.ok(&["get", "cm,deploy", "-o", "json"])).unwrap();
+    assert_eq!(list["kind"], "List");
+    let kinds: Vec<&str> = list["items"].as_array().unwrap().iter().map(|i| i["kind"].as_str().unwrap()).collect();
+    assert_eq!(kinds, ["ConfigMap", "Deployment"]);
+    eprintln!("--- kinds without objects print nothing; nothing at all says so");
+    let out = c.ok(&["get", "pods,cm"]);
+    assert!(out.starts_with("NAME") && out.contains("configmap/after-frob") && !out.contains("\n\n"), "{out}");
+    let out = c.cli(&["get", "pods,rs"]);
+    assert!(stderr(&out).contains("No resources found in default namespace."), "{}", stderr(&out));
+    let out = c.cli(&["get", "cm,frobs"]);
+    assert!(stderr(&out).contains("the server doesn't have a resource type \"frobs\""), "{}", stderr(&out));
+
+    eprintln!("--- top nodes shows the host's own use, not the sum of its (no) pods");
+    let line = wait_for("top nodes", Duration::from_secs(30), || {
+        let out = c.cli(&["top", "nodes"]);
+        stdout(&out).lines().find(|l| l.starts_with("n1 ")).map(str::to_string)
+    });
+    let cols: Vec<&str> = line.split_whitespace().collect();
+    let mib: u64 = cols[2].trim_end_matches("Mi").parse().unwrap();
+    assert!(mib > 0, "the host uses memory: {line}");
+}

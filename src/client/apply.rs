@@ -1,16 +1,55 @@
-//! `apply`, `create` and `delete -f`: kubectl's client-side verbs over the API.
+//! `apply` (and the object calls `create` and `delete` share): kubectl's
+//! client-side apply over the API.
 //!
 //! `apply` keeps the applied manifest in the
 //! `kubectl.kubernetes.io/last-applied-configuration` annotation, like kubectl:
 //! the same manifest again is `unchanged`, a different one replaces the fields
 //! the user owns (metadata and spec; status stays the server's).
 
+use clap::Args;
 use serde_json::Value;
 use tonic::Code;
 
-use super::connect::ApiClient;
+use super::connect::{ApiClient, ConnectOpts};
+use super::error::{all_ok, outcome, CliError};
+use super::manifest;
 use crate::api::pb;
 use crate::objects::{meta_str, Kind};
+
+/// `-f FILE`.
+#[derive(Args, Debug)]
+pub struct FileArgs {
+    /// Manifest file, or - for standard input.
+    #[arg(short, long)]
+    pub filename: String,
+    /// Namespace for objects that name none.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+}
+
+/// Run `apply` (or, with `create_only`, `create`): every object of the
+/// manifest in turn, each one's outcome on its own line; objects of kinds
+/// the server does not know are reported and skipped, as kubectl does.
+pub async fn run(opts: &ConnectOpts, f: &FileArgs, create_only: bool) -> Result<(), CliError> {
+    let objects = manifest::read(&f.filename)?;
+    let mut c = opts.connect().await?;
+    let mut failed = 0;
+    for obj in objects {
+        if let Err(e) = manifest::kind_of(&obj, &f.filename) {
+            manifest::report(&e);
+            failed += 1;
+            continue;
+        }
+        let name = display_name(&obj);
+        let res = if create_only {
+            create(&mut c, obj, f.namespace.as_deref()).await.map(|_| "created")
+        } else {
+            apply(&mut c, obj, f.namespace.as_deref()).await.map(|o| o.word())
+        };
+        outcome(res.map(|word| format!("{name} {word}")), &mut failed);
+    }
+    all_ok(failed)
+}
 
 /// The annotation holding the last applied manifest.
 pub const LAST_APPLIED: &str = "kubectl.kubernetes.io/last-applied-configuration";

@@ -1,88 +1,76 @@
-//! Connecting to the API: TLS with the cluster CA (or a pinned CA fingerprint
-//! when joining), a client certificate or bearer token, and fail-over across
-//! the servers the client knows.
+//! Connecting the client: which config (`--config`, `$CLUSTERD_CONFIG`,
+//! `~/.clusterd/config`), which credentials (client certificate or bearer
+//! token), and fail-over across the servers the client knows. One channel to
+//! one server is `cluster::dial`'s job, shared with a joining node.
 
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
-use std::time::Duration;
 
-use hyper_util::rt::TokioIo;
-use rustls::pki_types::ServerName;
-use tokio::net::TcpStream;
-use tokio_rustls::TlsConnector;
-use tonic::metadata::MetadataValue;
-use tonic::service::interceptor::InterceptedService;
-use tonic::transport::{Channel, Endpoint};
+use clusterd_raft::pki;
 
-use clusterd_raft::pki::{self, NODE_SERVER_NAME};
+use super::error::CliError;
+use crate::api::pb;
+use crate::cluster::config::{write_atomic, AdminConfig};
+pub use crate::cluster::dial::{channel, connect_pinned, ApiClient, Bearer, ConnectError};
 
-use crate::api::pb::clusterd_client::ClusterdClient;
-use crate::api::server::MAX_MESSAGE;
-use crate::cluster::config::AdminConfig;
-
-/// The API could not be reached.
-#[derive(Debug, thiserror::Error)]
-pub enum ConnectError {
-    /// No server in the list answered.
-    #[error("could not reach any API server ({tried}): {last}")]
-    Unreachable { tried: String, last: String },
-    /// The TLS configuration could not be made.
-    #[error(transparent)]
-    Pki(#[from] pki::PkiError),
+/// Where the client finds its config and server: the global flags.
+#[derive(Clone, Debug, Default)]
+pub struct ConnectOpts {
+    /// `--config`.
+    pub config: Option<PathBuf>,
+    /// `--server`, overriding the config's servers.
+    pub server: Option<String>,
 }
 
-/// Adds the bearer token to every call, when there is one.
-#[derive(Clone)]
-pub struct Bearer(Option<MetadataValue<tonic::metadata::Ascii>>);
-
-impl tonic::service::Interceptor for Bearer {
-    fn call(&mut self, mut req: tonic::Request<()>) -> Result<tonic::Request<()>, tonic::Status> {
-        if let Some(v) = &self.0 {
-            req.metadata_mut().insert("authorization", v.clone());
+impl ConnectOpts {
+    /// The config file: `--config`, else `$CLUSTERD_CONFIG`, else `~/.clusterd/config`.
+    pub fn config_path(&self) -> PathBuf {
+        if let Some(p) = &self.config {
+            return p.clone();
         }
-        Ok(req)
+        if let Ok(p) = std::env::var("CLUSTERD_CONFIG") {
+            if !p.is_empty() {
+                return PathBuf::from(p);
+            }
+        }
+        let home = std::env::var("HOME").unwrap_or_else(|_| "/root".into());
+        PathBuf::from(home).join(".clusterd").join("config")
+    }
+
+    /// Connect to the first server that answers, trying the members this
+    /// client saw last time after the configured ones, and remember the
+    /// members it sees now.
+    pub async fn connect(&self) -> Result<ApiClient, CliError> {
+        let path = self.config_path();
+        let config = AdminConfig::load(&path)?;
+        let mut servers = match &self.server {
+            Some(s) => vec![s.clone()],
+            None => config.servers.clone(),
+        };
+        let cache = members_cache(&path);
+        if let Ok(text) = std::fs::read_to_string(&cache) {
+            for s in text.lines().map(str::trim).filter(|s| !s.is_empty()) {
+                if !servers.iter().any(|x| x == s) {
+                    servers.push(s.to_string());
+                }
+            }
+        }
+        let (mut client, _) = connect(&config, &servers).await?;
+        if let Ok(resp) = client.members(pb::MembersRequest {}).await {
+            let list: Vec<String> = resp.into_inner().members.into_iter().map(|m| m.api_addr).collect();
+            if let Err(e) = write_atomic(&cache, list.join("\n").as_bytes(), 0o600) {
+                tracing::debug!("members cache not written: {e}");
+            }
+        }
+        Ok(client)
     }
 }
 
-/// A connected API client.
-pub type ApiClient = ClusterdClient<InterceptedService<Channel, Bearer>>;
-
-/// Open a channel to `addr` over TLS with `tls`.
-pub async fn channel(addr: &str, tls: Arc<rustls::ClientConfig>) -> Result<Channel, String> {
-    let connector = TlsConnector::from(tls);
-    let target = addr.to_string();
-    let endpoint = Endpoint::from_shared(format!("http://{addr}"))
-        .map_err(|e| e.to_string())?
-        .connect_timeout(Duration::from_secs(3))
-        .tcp_nodelay(true);
-    endpoint
-        .connect_with_connector(tower::service_fn(move |_: http::Uri| {
-            let connector = connector.clone();
-            let target = target.clone();
-            async move {
-                let tcp = TcpStream::connect(&target).await?;
-                tcp.set_nodelay(true)?;
-                let name = ServerName::try_from(NODE_SERVER_NAME).expect("valid server name");
-                let tls = connector.connect(name, tcp).await?;
-                Ok::<_, std::io::Error>(TokioIo::new(tls))
-            }
-        }))
-        .await
-        .map_err(|e| {
-            let mut msg = e.to_string();
-            let mut src = std::error::Error::source(&e);
-            while let Some(s) = src {
-                msg = format!("{msg}: {s}");
-                src = s.source();
-            }
-            msg
-        })
-}
-
-fn client(channel: Channel, token: &str) -> ApiClient {
-    let bearer = Bearer((!token.is_empty()).then(|| format!("Bearer {token}").parse().ok()).flatten());
-    ClusterdClient::with_interceptor(channel, bearer)
-        .max_decoding_message_size(MAX_MESSAGE)
-        .max_encoding_message_size(MAX_MESSAGE)
+/// `config.members` beside `config`: the API servers last seen.
+fn members_cache(config: &Path) -> PathBuf {
+    let mut name = config.file_name().map(|n| n.to_os_string()).unwrap_or_default();
+    name.push(".members");
+    config.with_file_name(name)
 }
 
 /// Connect with an admin config to the first server of `servers` that answers.
@@ -93,17 +81,20 @@ pub async fn connect(config: &AdminConfig, servers: &[String]) -> Result<(ApiCli
     let mut last = String::from("no servers configured");
     for server in servers {
         match channel(server, tls.clone()).await {
-            Ok(ch) => return Ok((client(ch, token), server.clone())),
-            Err(e) => last = format!("{server}: {e}"),
+            Ok(ch) => return Ok((crate::cluster::dial::client(ch, token), server.clone())),
+            Err(ConnectError::Unreachable { last: why, .. }) => last = format!("{server}: {why}"),
+            Err(e) => return Err(e),
         }
     }
     Err(ConnectError::Unreachable { tried: servers.join(", "), last })
 }
 
-/// Connect to a server knowing only the CA fingerprint (a joining node).
-pub async fn connect_pinned(server: &str, ca_fingerprint: &str) -> Result<ApiClient, ConnectError> {
-    let tls = Arc::new(pki::pinned_client_config(ca_fingerprint, &[b"h2"])?);
-    let ch =
-        channel(server, tls).await.map_err(|last| ConnectError::Unreachable { tried: server.to_string(), last })?;
-    Ok(client(ch, ""))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn members_cache_sits_beside_the_config() {
+        assert_eq!(members_cache(Path::new("/h/.clusterd/config")), PathBuf::from("/h/.clusterd/config.members"));
+    }
 }

@@ -4,7 +4,81 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
+use super::kinds;
 use crate::objects::{meta_str, Kind};
+
+/// Output formats of `get` and `status`.
+#[derive(clap::ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Output {
+    /// More columns.
+    Wide,
+    /// JSON.
+    Json,
+    /// YAML.
+    Yaml,
+    /// kind/name.
+    Name,
+}
+
+/// How a list of objects of one kind is printed.
+#[derive(Clone, Copy, Debug, Default)]
+pub struct Listing {
+    /// `-o`.
+    pub output: Option<Output>,
+    /// A NAMESPACE column (`-A`).
+    pub all_namespaces: bool,
+    /// The header line (not for the lines a watch adds).
+    pub header: bool,
+    /// Names as `kind/name`, as kubectl prints them when several kinds are listed.
+    pub with_kind: bool,
+}
+
+/// Objects of one kind as `get` prints them: a table, JSON, YAML or names.
+pub fn objects(kind: &Kind, items: &[Value], how: Listing, now: DateTime<Utc>) -> String {
+    let mut out = String::new();
+    match how.output {
+        Some(Output::Json) => {
+            for i in items {
+                out.push_str(&serde_json::to_string_pretty(i).unwrap_or_default());
+                out.push('\n');
+            }
+        }
+        Some(Output::Yaml) => {
+            for i in items {
+                out.push_str("---\n");
+                out.push_str(&yaml(i));
+            }
+        }
+        Some(Output::Name) => {
+            for i in items {
+                out.push_str(&format!("{}/{}\n", kinds::word(kind), meta_str(i, "name")));
+            }
+        }
+        _ => {
+            let wide = how.output == Some(Output::Wide);
+            let mut headers = headers(kind, wide);
+            let mut rows: Vec<Vec<String>> = items.iter().map(|i| row(kind, i, wide, now)).collect();
+            if how.with_kind && headers.first() == Some(&"NAME") {
+                for (r, i) in rows.iter_mut().zip(items) {
+                    r[0] = kinds::display(kind, meta_str(i, "name"));
+                }
+            }
+            if how.all_namespaces && kind.namespaced {
+                headers.insert(0, "NAMESPACE");
+                for (r, i) in rows.iter_mut().zip(items) {
+                    r.insert(0, meta_str(i, "namespace").to_string());
+                }
+            }
+            let t = table(&headers, &rows);
+            let text = if how.header { t } else { t.lines().skip(1).collect::<Vec<_>>().join("\n") };
+            if !text.is_empty() {
+                out.push_str(&text);
+                out.push('\n');
+            }
+        }
+    }
+    out
+}
 
 /// kubectl's age: `45s`, `12m`, `3h`, `5d`.
 pub fn age(created: &str, now: DateTime<Utc>) -> String {

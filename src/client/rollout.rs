@@ -3,30 +3,122 @@
 
 use std::time::Duration;
 
+use clap::{Args, Subcommand};
 use serde_json::{json, Value};
 
-use super::connect::ApiClient;
+use super::connect::{ApiClient, ConnectOpts};
+use super::error::CliError;
+use super::kinds::{self, display};
 use crate::api::pb;
 use crate::controllers::deployment::{revision, rollback_template};
 use crate::objects::{meta_str, Kind};
 
+/// What a `rollout` verb acts on.
+#[derive(Args, Debug)]
+pub struct RolloutTarget {
+    /// deployment/NAME (or `deployment NAME`).
+    pub target: String,
+    /// NAME, when the kind is given alone.
+    pub name: Option<String>,
+    /// Namespace.
+    #[arg(short, long)]
+    pub namespace: Option<String>,
+}
+
+/// `rollout` verbs.
+#[derive(Subcommand, Debug)]
+pub enum RolloutVerb {
+    /// Wait for the rollout to finish; exits non-zero if it failed (progress deadline) or timed out.
+    Status {
+        #[command(flatten)]
+        on: RolloutTarget,
+        /// Give up after this many seconds.
+        #[arg(long, default_value_t = 300)]
+        timeout: u64,
+    },
+    /// The revisions kept.
+    History {
+        #[command(flatten)]
+        on: RolloutTarget,
+    },
+    /// Roll back to the previous revision, or to --to-revision.
+    Undo {
+        #[command(flatten)]
+        on: RolloutTarget,
+        /// The revision to go back to.
+        #[arg(long)]
+        to_revision: Option<i64>,
+    },
+    /// Stop rolling out template changes.
+    Pause {
+        #[command(flatten)]
+        on: RolloutTarget,
+    },
+    /// Roll out again what changed while paused.
+    Resume {
+        #[command(flatten)]
+        on: RolloutTarget,
+    },
+    /// Replace every pod with a new one, by a new rollout of the same spec.
+    Restart {
+        #[command(flatten)]
+        on: RolloutTarget,
+    },
+}
+
+/// Run a `rollout` verb.
+pub async fn run(opts: &ConnectOpts, verb: &RolloutVerb) -> Result<(), CliError> {
+    let on = match verb {
+        RolloutVerb::Status { on, .. }
+        | RolloutVerb::History { on }
+        | RolloutVerb::Undo { on, .. }
+        | RolloutVerb::Pause { on }
+        | RolloutVerb::Resume { on }
+        | RolloutVerb::Restart { on } => on,
+    };
+    let (kind, name) = target(&on.target, on.name.as_deref())?;
+    if kind.kind != "Deployment" {
+        return Err(CliError::Usage(format!("rollout of a {} is not supported (deployments only)", kind.kind)));
+    }
+    let ns = on.namespace.clone().unwrap_or_else(|| "default".into());
+    let mut c = opts.connect().await?;
+    let shown = display(kind, &name);
+    match verb {
+        RolloutVerb::Status { timeout, .. } => status(&mut c, &ns, &name, Duration::from_secs(*timeout)).await,
+        RolloutVerb::History { .. } => {
+            print!("{}", history(&mut c, &ns, &name).await?);
+            Ok(())
+        }
+        RolloutVerb::Undo { to_revision, .. } => {
+            println!("{}", undo(&mut c, &ns, &name, *to_revision).await?);
+            Ok(())
+        }
+        RolloutVerb::Pause { .. } | RolloutVerb::Resume { .. } => {
+            let pause = matches!(verb, RolloutVerb::Pause { .. });
+            modify(&mut c, kind, &ns, &name, |o| {
+                o["spec"]["paused"] = json!(pause);
+                Ok(())
+            })
+            .await?;
+            println!("{shown} {}", if pause { "paused" } else { "resumed" });
+            Ok(())
+        }
+        RolloutVerb::Restart { .. } => {
+            modify(&mut c, kind, &ns, &name, restart).await?;
+            println!("{shown} restarted");
+            Ok(())
+        }
+    }
+}
+
 /// `deployment/web`, `deploy web` → (kind, name).
-pub fn target(what: &str, name: Option<&str>) -> Result<(&'static Kind, String), String> {
+pub fn target(what: &str, name: Option<&str>) -> Result<(&'static Kind, String), CliError> {
     let (k, n) = match (what.split_once('/'), name) {
         (Some((k, n)), None) => (k, n.to_string()),
         (None, Some(n)) => (what, n.to_string()),
-        _ => return Err(format!("expected KIND/NAME or KIND NAME, got \"{what}\"")),
+        _ => return Err(CliError::Usage(format!("expected KIND/NAME or KIND NAME, got \"{what}\""))),
     };
-    let kind = Kind::resolve(k).ok_or_else(|| format!("the server doesn't have a resource type \"{k}\""))?;
-    Ok((kind, n))
-}
-
-/// `deployment.apps/web` as kubectl prints it.
-pub fn display(kind: &Kind, name: &str) -> String {
-    match kind.api_version.split_once('/') {
-        Some((group, _)) => format!("{}.{group}/{name}", kind.kind.to_ascii_lowercase()),
-        None => format!("{}/{name}", kind.kind.to_ascii_lowercase()),
-    }
+    Ok((kinds::resolve(k)?, n))
 }
 
 /// Get an object.
@@ -43,20 +135,21 @@ pub async fn modify(
     kind: &Kind,
     ns: &str,
     name: &str,
-    f: impl Fn(&mut Value) -> Result<(), String>,
-) -> Result<Value, tonic::Status> {
+    f: impl Fn(&mut Value) -> Result<(), CliError>,
+) -> Result<Value, CliError> {
     for _ in 0..5 {
         let mut obj = get(c, kind, ns, name).await?;
-        f(&mut obj).map_err(tonic::Status::invalid_argument)?;
+        f(&mut obj)?;
         match c.update(pb::ObjectRequest { json: obj.to_string() }).await {
             Ok(r) => {
-                return serde_json::from_str(&r.into_inner().json).map_err(|e| tonic::Status::internal(e.to_string()))
+                return serde_json::from_str(&r.into_inner().json)
+                    .map_err(|e| tonic::Status::internal(e.to_string()).into())
             }
             Err(s) if s.code() == tonic::Code::Aborted => continue,
-            Err(s) => return Err(s),
+            Err(s) => return Err(s.into()),
         }
     }
-    Err(tonic::Status::aborted("the object kept changing; try again"))
+    Err(tonic::Status::aborted("the object kept changing; try again").into())
 }
 
 async fn replicasets_of(c: &mut ApiClient, d: &Value) -> Result<Vec<Value>, tonic::Status> {
@@ -104,7 +197,7 @@ pub async fn history(c: &mut ApiClient, ns: &str, name: &str) -> Result<String, 
 }
 
 /// `rollout undo [--to-revision N]`: put an earlier revision's template back.
-pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> Result<String, tonic::Status> {
+pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> Result<String, CliError> {
     let kind = Kind::resolve("deployment").expect("deployment");
     let d = get(c, kind, ns, name).await?;
     let mut sets = replicasets_of(c, &d).await?;
@@ -118,7 +211,8 @@ pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> R
         return Err(tonic::Status::not_found(match to {
             Some(r) if r > 0 => format!("unable to find specified revision {r} in history"),
             _ => "no rollout history found for deployment \"".to_string() + name + "\"",
-        }));
+        })
+        .into());
     };
     let template = rollback_template(rs);
     modify(c, kind, ns, name, |obj| {
@@ -131,7 +225,7 @@ pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> R
 
 /// What `rollout status` says of a Deployment now: Ok(Some(msg)) when done,
 /// Ok(None) with a progress line when not yet, Err when it failed.
-pub fn deployment_status(d: &Value) -> Result<(bool, String), String> {
+pub fn deployment_status(d: &Value) -> Result<(bool, String), CliError> {
     let name = meta_str(d, "name");
     let gen = d.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
     let observed = d.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0);
@@ -143,7 +237,7 @@ pub fn deployment_status(d: &Value) -> Result<(bool, String), String> {
         .and_then(Value::as_array)
         .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"));
     if cond.and_then(|c| c["reason"].as_str()) == Some("ProgressDeadlineExceeded") {
-        return Err(format!("deployment \"{name}\" exceeded its progress deadline"));
+        return Err(CliError::Usage(format!("deployment \"{name}\" exceeded its progress deadline")));
     }
     let n = |f: &str| d.pointer(&format!("/status/{f}")).and_then(Value::as_i64).unwrap_or(0);
     let want = d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
@@ -164,12 +258,12 @@ pub fn deployment_status(d: &Value) -> Result<(bool, String), String> {
 }
 
 /// `rollout status`: print progress until the rollout ends; Err if it failed or timed out.
-pub async fn status(c: &mut ApiClient, ns: &str, name: &str, timeout: Duration) -> Result<(), String> {
+pub async fn status(c: &mut ApiClient, ns: &str, name: &str, timeout: Duration) -> Result<(), CliError> {
     let kind = Kind::resolve("deployment").expect("deployment");
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = String::new();
     loop {
-        let d = get(c, kind, ns, name).await.map_err(|s| s.message().to_string())?;
+        let d = get(c, kind, ns, name).await.map_err(|s| CliError::Usage(s.message().to_string()))?;
         let (done, msg) = deployment_status(&d)?;
         if msg != last {
             println!("{msg}");
@@ -179,15 +273,17 @@ pub async fn status(c: &mut ApiClient, ns: &str, name: &str, timeout: Duration) 
             return Ok(());
         }
         if tokio::time::Instant::now() > deadline {
-            return Err("timed out waiting for the condition".into());
+            return Err(CliError::Usage("timed out waiting for the condition".into()));
         }
         tokio::time::sleep(Duration::from_millis(300)).await;
     }
 }
 
 /// `kubectl.kubernetes.io/restartedAt` in the template: a new rollout of the same spec.
-pub fn restart(obj: &mut Value) -> Result<(), String> {
-    let t = obj.pointer_mut("/spec/template").ok_or("the object has no pod template")?;
+pub fn restart(obj: &mut Value) -> Result<(), CliError> {
+    let t = obj
+        .pointer_mut("/spec/template")
+        .ok_or_else(|| CliError::Usage("the object has no pod template".into()))?;
     if !t.get("metadata").is_some_and(Value::is_object) {
         t["metadata"] = json!({});
     }
@@ -214,7 +310,10 @@ mod tests {
         assert_eq!(deployment_status(&d).unwrap(), (true, "deployment \"web\" successfully rolled out".into()));
         d["status"]["conditions"] =
             json!([{"type": "Progressing", "status": "False", "reason": "ProgressDeadlineExceeded"}]);
-        assert_eq!(deployment_status(&d).unwrap_err(), "deployment \"web\" exceeded its progress deadline");
+        assert_eq!(
+            deployment_status(&d).unwrap_err().to_string(),
+            "error: deployment \"web\" exceeded its progress deadline"
+        );
         assert_eq!(target("deploy/web", None).unwrap().1, "web");
         assert_eq!(display(Kind::resolve("deploy").unwrap(), "web"), "deployment.apps/web");
     }

@@ -9,7 +9,7 @@ use super::run::{prepare, start_raft, RunningNode};
 use super::{ClusterError, NodeArgs};
 use crate::api::pb;
 use crate::api::tokens::JoinToken;
-use crate::client::connect_pinned;
+use super::dial::connect_pinned;
 
 /// Join the cluster served at `server` and run this node until a signal.
 /// A control-plane node becomes a voter (while the cluster has fewer than five),

@@ -2,6 +2,7 @@
 //! a data directory, and run until a signal stops it.
 
 pub mod config;
+pub mod dial;
 mod init;
 mod join;
 mod reset;

@@ -5,6 +5,7 @@
 //! find them again, and sandboxes of pods that are gone are removed.
 
 pub mod backoff;
+pub mod host_usage;
 pub mod node;
 pub mod probe;
 pub mod service;

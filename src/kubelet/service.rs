@@ -38,7 +38,7 @@ pub enum NodeCall {
     },
     /// Import an OCI archive into the node's image store.
     LoadImage(Vec<u8>),
-    /// CPU and memory of the node's pods.
+    /// CPU and memory of the node (the whole host) and of its pods' containers.
     Stats,
 }
 
@@ -75,7 +75,7 @@ pub enum NodeAnswer {
     Loaded(Vec<String>),
     /// Node total and per-container usage.
     Stats {
-        /// All pods of the node: millicores, bytes.
+        /// The whole host: millicores, working-set bytes.
         node: (u64, u64),
         /// Per container.
         containers: Vec<ContainerUsage>,
@@ -203,7 +203,7 @@ impl KubeletService {
                             }
                         }
                     }
-                    (rt.node_stats(), per)
+                    (super::host_usage::sample(), per)
                 };
                 let window = Duration::from_millis(500);
                 let r = rt.clone();

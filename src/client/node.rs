@@ -1,0 +1,113 @@
+//! The node life-cycle verbs' flags — `init`, `join`, `start`, `reset` — and
+//! their hand-over to the cluster layer, which runs the node.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+use clap::Args;
+
+use super::error::CliError;
+use crate::cluster::{self, NodeArgs};
+
+/// Placement and tuning flags shared by `init` and `join`.
+#[derive(Args, Debug, Clone)]
+pub struct NodeFlags {
+    /// Data directory of this node.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Node name, unique in the cluster (default: the host name).
+    #[arg(long)]
+    pub name: Option<String>,
+    /// Raft transport address (QUIC); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:2380")]
+    pub raft_addr: SocketAddr,
+    /// API address (gRPC over TLS); port 0 picks a free one.
+    #[arg(long, default_value = "127.0.0.1:6443")]
+    pub api_addr: SocketAddr,
+    /// Build a Raft snapshot (and purge the log behind it) every N entries.
+    #[arg(long, default_value_t = 10_000)]
+    pub snapshot_every: u64,
+    /// Log entries kept behind a snapshot.
+    #[arg(long, default_value_t = 1_000)]
+    pub keep_logs: u64,
+    /// Pod network of the whole cluster (a /16), split into a /24 per node (`init` only).
+    #[arg(long, default_value = crate::controllers::nodeipam::DEFAULT_CLUSTER_CIDR)]
+    pub cluster_cidr: String,
+    /// Seconds without a Lease renewal before a node is NotReady (`init` only).
+    #[arg(long, default_value_t = 40)]
+    pub node_grace_period: u64,
+    /// Seconds pods tolerate an unreachable node before they are evicted,
+    /// unless they say otherwise (`init` only).
+    #[arg(long, default_value_t = 20)]
+    pub pod_eviction_timeout: u64,
+    /// Registries this node pulls from over plain HTTP (host:port, repeatable).
+    #[arg(long = "insecure-registry")]
+    pub insecure_registries: Vec<String>,
+}
+
+impl NodeFlags {
+    /// The node's arguments, the name defaulting to the host name.
+    pub fn args(&self) -> NodeArgs {
+        NodeArgs {
+            data_dir: self.data_dir.clone(),
+            name: self.name.clone().unwrap_or_else(hostname),
+            raft_addr: self.raft_addr,
+            api_addr: self.api_addr,
+            snapshot_every: self.snapshot_every,
+            keep_logs: self.keep_logs,
+            cluster_cidr: self.cluster_cidr.clone(),
+            node_grace_period: self.node_grace_period,
+            pod_eviction_timeout: self.pod_eviction_timeout,
+            insecure_registries: self.insecure_registries.clone(),
+        }
+    }
+}
+
+fn hostname() -> String {
+    std::fs::read_to_string("/proc/sys/kernel/hostname")
+        .map(|h| h.trim().to_ascii_lowercase())
+        .unwrap_or_else(|_| "node".into())
+}
+
+/// `join` arguments.
+#[derive(Args, Debug)]
+pub struct JoinArgs {
+    /// API address of a node of the cluster.
+    pub server_addr: String,
+    /// Join token (`clusterd token create`).
+    #[arg(long)]
+    pub token: String,
+    /// Join as a control-plane node (Raft voter); otherwise as a worker (learner).
+    #[arg(long)]
+    pub control_plane: bool,
+    #[command(flatten)]
+    pub node: NodeFlags,
+}
+
+/// `start` and `reset` arguments.
+#[derive(Args, Debug)]
+pub struct DataDirArgs {
+    /// Data directory of the node.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+}
+
+/// Run `init`.
+pub async fn init(flags: &NodeFlags) -> Result<(), CliError> {
+    Ok(cluster::init(flags.args()).await?)
+}
+
+/// Run `join`.
+pub async fn join(a: &JoinArgs) -> Result<(), CliError> {
+    Ok(cluster::join(&a.server_addr, &a.token, a.control_plane, a.node.args()).await?)
+}
+
+/// Run `start`.
+pub async fn start(a: &DataDirArgs) -> Result<(), CliError> {
+    Ok(cluster::start(&a.data_dir).await?)
+}
+
+/// Run `reset`.
+pub async fn reset(a: &DataDirArgs) -> Result<(), CliError> {
+    Ok(cluster::reset(&a.data_dir).await?)
+}

@@ -215,7 +215,9 @@ impl Scalar {
             Scalar::Float(f) if f.is_nan() => return Err(YamlError::Unsupported("NaN")),
             Scalar::Float(f) if f == f64::INFINITY => return Err(YamlError::Unsupported("+Inf")),
             Scalar::Float(f) if f == f64::NEG_INFINITY => return Err(YamlError::Unsupported("-Inf")),
-            Scalar::Float(f) if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) => {
+            Scalar::Float(f)
+                if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
+            {
                 Value::from(f as i64)
             }
             Scalar::Float(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
@@ -527,7 +529,8 @@ mod tests {
 
     #[test]
     fn map_keys_become_strings_as_kubectl_writes_them() {
-        let doc = documents("yes: a\n0755: b\n1.5: c\n1.0: d\n3.10: e\n1e6: f\n\"0755\": g\n'yes': h\nplain: i\n").unwrap();
+        let doc =
+            documents("yes: a\n0755: b\n1.5: c\n1.0: d\n3.10: e\n1e6: f\n\"0755\": g\n'yes': h\nplain: i\n").unwrap();
         assert_eq!(
             doc[0],
             json!({"true": "a", "493": "b", "1.5": "c", "1": "d", "3.1": "e", "1e+06": "f", "0755": "g", "yes": "h", "plain": "i"})

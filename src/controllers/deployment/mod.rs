@@ -14,23 +14,49 @@
 //! status and the Available / Progressing conditions. This file only
 //! dispatches between them.
 
+mod limits;
 mod progress;
 mod recreate;
 mod rollback;
 mod rolling;
 mod sync;
 
+/// A new template: its ReplicaSet, sized by the strategy, and the
+/// Deployment's next revision.
+fn create_new(spec: &Spec, sets: &Sets, now: chrono::DateTime<chrono::Utc>) -> Outcome {
+    let d = spec.d;
+    let size = if spec.recreate {
+        let old_active = sets.items.iter().any(|(r, _)| replicas_of(r) > 0 || status_num(r, "replicas") > 0);
+        recreate::first_size(spec.replicas, old_active)
+    } else {
+        rolling::first_size(spec.replicas, spec.limits.surge, sets.total(), !sets.items.is_empty())
+    };
+    let rev = sets.max_rev + 1;
+    let rs = new_replicaset(d, &spec.hash, size, rev);
+    let rs_name = meta_str(&rs, "name").to_string();
+    let mut out = Outcome::default();
+    out.actions.push(scaled(d, true, &rs_name, size));
+    out.actions.push(Action::Create(rs));
+    let mut nd = d.clone();
+    annotate(&mut nd, REVISION, rev.to_string());
+    progress::new_replicaset_created(&mut nd, &rs_name, now);
+    out.actions.push(Action::Replace(nd));
+    out
+}
+
 #[cfg(test)]
 mod fixtures;
 
+pub use limits::resolve;
 pub use rollback::{history, rollback_template};
-pub use rolling::resolve;
 pub use sync::{new_replicaset, revision, template_hash};
 
 use serde_json::Value;
 
-use super::framework::{Cache, Outcome, Reconciler};
+use super::framework::{Action, Cache, Outcome, Reconciler};
 use crate::objects::kinds::{self, Kind};
+use crate::objects::meta_str;
+use sync::{annotate, replicas_of, scaled, status_num, Sets, Spec};
 
 /// Annotation: the revision of a ReplicaSet (and of its Deployment).
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -62,7 +88,7 @@ impl Reconciler for Deployments {
         let spec = sync::Spec::of(d);
         let mut sets = sync::Sets::owned(&spec, cache);
         if sets.new.is_none() && !spec.paused {
-            return sync::create_new(&spec, &sets, now);
+            return create_new(&spec, &sets, now);
         }
         let mut out = Outcome::default();
         rollback::promote(&mut sets);

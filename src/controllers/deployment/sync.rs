@@ -7,8 +7,8 @@
 
 use serde_json::{json, Value};
 
-use super::rolling::Limits;
-use super::{progress, recreate, rolling, DESIRED, HASH, REVISION};
+use super::limits::Limits;
+use super::{DESIRED, HASH, REVISION};
 use crate::controllers::framework::{controller_ref, Action, Cache, Outcome};
 use crate::objects::kinds;
 use crate::objects::meta_str;
@@ -213,29 +213,6 @@ pub(super) fn scaled(d: &Value, up: bool, rs_name: &str, size: i64) -> Action {
         reason: "ScalingReplicaSet".into(),
         message: format!("Scaled {} replica set {rs_name} to {size}", if up { "up" } else { "down" }),
     }
-}
-
-/// A new template: its ReplicaSet, sized by the strategy, and the
-/// Deployment's next revision.
-pub(super) fn create_new(spec: &Spec, sets: &Sets, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-    let d = spec.d;
-    let size = if spec.recreate {
-        let old_active = sets.items.iter().any(|(r, _)| replicas_of(r) > 0 || status_num(r, "replicas") > 0);
-        recreate::first_size(spec.replicas, old_active)
-    } else {
-        rolling::first_size(spec.replicas, spec.limits.surge, sets.total(), !sets.items.is_empty())
-    };
-    let rev = sets.max_rev + 1;
-    let rs = new_replicaset(d, &spec.hash, size, rev);
-    let rs_name = meta_str(&rs, "name").to_string();
-    let mut out = Outcome::default();
-    out.actions.push(scaled(d, true, &rs_name, size));
-    out.actions.push(Action::Create(rs));
-    let mut nd = d.clone();
-    annotate(&mut nd, REVISION, rev.to_string());
-    progress::new_replicaset_created(&mut nd, &rs_name, now);
-    out.actions.push(Action::Replace(nd));
-    out
 }
 
 /// Proportional scaling: every running set grows or shrinks by its share of

@@ -81,6 +81,17 @@ pub fn objects(kind: &Kind, items: &[Value], how: Listing, now: DateTime<Utc>) -
 }
 
 /// kubectl's age: `45s`, `12m`, `3h`, `5d`.
+/// An Event's age as kubectl shows it: since it was last seen, and for a
+/// repeated one how often over how long (`3s (x5 over 40s)`).
+pub fn event_age(e: &Value, now: DateTime<Utc>) -> String {
+    let last = age(s(e, "/lastTimestamp"), now);
+    match e.get("count").and_then(Value::as_i64) {
+        Some(n) if n > 1 => format!("{last} (x{n} over {})", age(s(e, "/firstTimestamp"), now)),
+        _ => last,
+    }
+}
+
+/// Time since `created`, as kubectl prints ages.
 pub fn age(created: &str, now: DateTime<Utc>) -> String {
     let Ok(t) = DateTime::parse_from_rfc3339(created) else {
         return "<unknown>".into();
@@ -371,7 +382,7 @@ pub fn describe(o: &Value, events: &[Value], now: DateTime<Utc>) -> String {
                 vec![
                     s(e, "/type").to_string(),
                     s(e, "/reason").to_string(),
-                    age(s(e, "/lastTimestamp"), now),
+                    event_age(e, now),
                     s(e, "/source/component").to_string(),
                     s(e, "/message").to_string(),
                 ]
@@ -400,6 +411,12 @@ mod tests {
         assert_eq!(age("2026-01-01T23:59:30Z", now), "30s");
         assert_eq!(age("2026-01-01T23:00:00Z", now), "60m");
         assert_eq!(age("2025-12-30T00:00:00Z", now), "3d");
+        let once =
+            json!({"lastTimestamp": "2026-01-01T23:59:57Z", "firstTimestamp": "2026-01-01T23:59:57Z", "count": 1});
+        assert_eq!(event_age(&once, now), "3s");
+        let repeated =
+            json!({"lastTimestamp": "2026-01-01T23:59:57Z", "firstTimestamp": "2026-01-01T23:59:20Z", "count": 5});
+        assert_eq!(event_age(&repeated, now), "3s (x5 over 40s)");
     }
 
     #[test]

@@ -74,6 +74,11 @@ impl Cache {
         self.all(kind).filter(move |o| meta_str(o, "namespace") == ns)
     }
 
+    /// Objects of a kind in a namespace, with their typed forms.
+    pub fn objects_in<'a>(&'a self, kind: &Kind, ns: &'a str) -> impl Iterator<Item = &'a Object> + 'a {
+        self.objects(kind).filter(move |o| meta_str(o, "namespace") == ns)
+    }
+
     /// Objects of a kind whose controller owner has this uid.
     pub fn owned_by<'a>(&'a self, kind: &Kind, ns: &'a str, uid: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
         self.in_namespace(kind, ns).filter(move |o| controller_uid(o).as_deref() == Some(uid))

@@ -5,32 +5,82 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use k8s_openapi::api::apps::v1::{ReplicaSet, ReplicaSetStatus};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde_json::Value;
 
 use super::framework::{
-    controller_ref, controller_uid, delete_pod, owner_keys, pod_available, pod_from_template, pod_inactive, pod_ready,
-    selector_of, Action, Cache, Outcome, Reconciler,
+    controller_uid, delete_pod, owner_keys, pod_available, pod_from_template, pod_inactive, pod_ready, selector_of,
+    Action, Cache, Outcome, Reconciler,
 };
 use crate::objects::kinds::{self, Kind};
 use crate::objects::meta_str;
+use crate::objects::owners::remove_owner;
+use crate::objects::typed::Object;
 
 /// The ReplicaSet reconciler.
 pub struct ReplicaSets;
 
 /// Kubernetes' order for deleting pods: unscheduled before scheduled, pending
 /// before unknown before running, not ready before ready, newest first.
-pub fn deletion_rank(pod: &Value) -> (u8, u8, u8, std::cmp::Reverse<String>) {
-    let scheduled = pod.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty());
-    let phase = match pod.pointer("/status/phase").and_then(Value::as_str) {
+pub fn deletion_rank(pod: &Pod) -> (u8, u8, u8, std::cmp::Reverse<Option<k8s_openapi::jiff::Timestamp>>) {
+    let spec = pod.spec.as_ref();
+    let scheduled = spec.and_then(|s| s.node_name.as_deref()).is_some_and(|n| !n.is_empty());
+    let phase = match pod.status.as_ref().and_then(|s| s.phase.as_deref()) {
         Some("Pending") | None => 0,
         Some("Running") => 2,
         _ => 1,
     };
-    (scheduled as u8, phase, pod_ready(pod) as u8, std::cmp::Reverse(meta_str(pod, "creationTimestamp").to_string()))
+    let ready = pod
+        .status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
+    let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
+    (scheduled as u8, phase, ready as u8, std::cmp::Reverse(created))
 }
 
-fn min_ready(rs: &Value) -> Duration {
-    Duration::from_secs(rs.pointer("/spec/minReadySeconds").and_then(Value::as_u64).unwrap_or(0))
+/// A pod that now names `owner` as its controller.
+fn adopted(pod: &Object, owner: &ReplicaSet) -> Option<Value> {
+    let mut p = pod.pod()?.clone();
+    let reference = OwnerReference {
+        api_version: "apps/v1".into(),
+        kind: "ReplicaSet".into(),
+        name: owner.metadata.name.clone().unwrap_or_default(),
+        uid: owner.metadata.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    };
+    p.metadata.owner_references.get_or_insert_with(Vec::new).push(reference);
+    Some(pod.with(&p))
+}
+
+/// The status the pods observed give a set.
+fn status(rs: &ReplicaSet, active: &[&Object], now: chrono::DateTime<chrono::Utc>) -> (ReplicaSetStatus, Duration) {
+    let template_labels = rs.spec.as_ref().and_then(|s| s.template.as_ref()?.metadata.as_ref()?.labels.clone());
+    let fully = active
+        .iter()
+        .filter_map(|p| p.pod())
+        .filter(|p| {
+            template_labels.iter().flatten().all(|(k, v)| p.metadata.labels.as_ref().and_then(|l| l.get(k)) == Some(v))
+        })
+        .count();
+    let min_ready = Duration::from_secs(rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0).max(0) as u64);
+    let ready = active.iter().filter(|p| pod_ready(p)).count();
+    let available = active.iter().filter(|p| pod_available(p, min_ready, now)).count();
+    let status = ReplicaSetStatus {
+        replicas: active.len() as i32,
+        fully_labeled_replicas: Some(fully as i32),
+        ready_replicas: Some(ready as i32),
+        available_replicas: Some(available as i32),
+        observed_generation: Some(rs.metadata.generation.unwrap_or(1)),
+        conditions: rs.status.as_ref().and_then(|s| s.conditions.clone()),
+        terminating_replicas: None,
+    };
+    // Pods become available once they have been ready for minReadySeconds.
+    let wait = if ready > available { min_ready.max(Duration::from_secs(1)) } else { Duration::ZERO };
+    (status, wait)
 }
 
 impl Reconciler for ReplicaSets {
@@ -63,86 +113,57 @@ impl Reconciler for ReplicaSets {
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(rs) = cache.get(&kinds::REPLICA_SET, key) else { return Outcome::default() };
-        if crate::objects::being_deleted(rs) {
+        let Some(obj) = cache.object(&kinds::REPLICA_SET, key) else { return Outcome::default() };
+        let Some(rs) = obj.replica_set() else { return Outcome::default() };
+        if rs.metadata.deletion_timestamp.is_some() {
             return Outcome::default();
         }
-        let ns = meta_str(rs, "namespace");
-        let uid = meta_str(rs, "uid");
-        let selector = selector_of(rs);
+        let ns = rs.metadata.namespace.as_deref().unwrap_or("");
+        let uid = rs.metadata.uid.as_deref().unwrap_or("");
+        let selector = selector_of(obj);
         let mut out = Outcome::default();
-        let mut mine: Vec<&Value> = Vec::new();
-        for pod in cache.in_namespace(&kinds::POD, ns) {
-            let owner = controller_uid(pod);
+        let mut mine: Vec<&Object> = Vec::new();
+        for pod in cache.objects_in(&kinds::POD, ns) {
             let matches = !selector.0.is_empty() && selector.matches(pod);
-            match owner.as_deref() {
+            match controller_uid(pod).as_deref() {
+                Some(o) if o == uid && matches => mine.push(pod),
                 Some(o) if o == uid => {
-                    if matches {
-                        mine.push(pod);
-                    } else {
-                        // Release: the pod no longer matches the selector.
-                        let mut p = pod.clone();
-                        if let Some(refs) = p.pointer_mut("/metadata/ownerReferences").and_then(Value::as_array_mut) {
-                            refs.retain(|r| r["uid"] != uid);
-                        }
-                        out.actions.push(Action::Replace(p));
-                    }
+                    // Release: the pod no longer matches the selector.
+                    let mut p = pod.raw().clone();
+                    remove_owner(&mut p, uid);
+                    out.actions.push(Action::Replace(p));
                 }
                 None if matches && !pod_inactive(pod) => {
                     // Adopt a matching orphan.
-                    let mut p = pod.clone();
-                    let refs =
-                        p["metadata"].as_object_mut().expect("metadata").entry("ownerReferences").or_insert(json!([]));
-                    if let Some(a) = refs.as_array_mut() {
-                        a.push(controller_ref(rs));
+                    if let Some(p) = adopted(pod, rs) {
+                        out.actions.push(Action::Replace(p));
+                        mine.push(pod);
                     }
-                    out.actions.push(Action::Replace(p));
-                    mine.push(pod);
                 }
                 _ => {}
             }
         }
-        let active: Vec<&Value> = mine.iter().copied().filter(|p| !pod_inactive(p)).collect();
-        let want = rs.pointer("/spec/replicas").and_then(Value::as_u64).unwrap_or(1) as usize;
+        let active: Vec<&Object> = mine.iter().copied().filter(|p| !pod_inactive(p)).collect();
+        let want = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
         if active.len() < want {
             for _ in active.len()..want {
-                out.actions.push(Action::Create(pod_from_template(rs, None, &[])));
+                out.actions.push(Action::Create(pod_from_template(obj, None, &[])));
             }
         } else if active.len() > want {
-            let mut victims = active.clone();
-            victims.sort_by_key(|p| deletion_rank(p));
-            for p in victims.into_iter().take(active.len() - want) {
+            let mut victims: Vec<(&Object, &Pod)> = active.iter().filter_map(|p| Some((*p, p.pod()?))).collect();
+            victims.sort_by_key(|(_, p)| deletion_rank(p));
+            for (p, _) in victims.into_iter().take(active.len() - want) {
                 out.actions.push(delete_pod(p, now));
             }
         }
-        // Status.
-        let labelled = rs.pointer("/spec/template/metadata/labels").cloned().unwrap_or(json!({}));
-        let fully = active
-            .iter()
-            .filter(|p| {
-                labelled.as_object().is_none_or(|m| {
-                    m.iter().all(|(k, v)| p.pointer("/metadata/labels").and_then(|l| l.get(k)) == Some(v))
-                })
-            })
-            .count();
-        let ready = active.iter().filter(|p| pod_ready(p)).count();
-        let min_ready = min_ready(rs);
-        let available = active.iter().filter(|p| pod_available(p, min_ready, now)).count();
-        if ready > available {
-            // Pods become available once they have been ready for minReadySeconds.
-            out.requeue_after = Some(min_ready.max(Duration::from_secs(1)));
+        let (status, wait) = status(rs, &active, now);
+        if !wait.is_zero() {
+            out.requeue_after = Some(wait);
         }
-        let status = json!({
-            "replicas": active.len(),
-            "fullyLabeledReplicas": fully,
-            "readyReplicas": ready,
-            "availableReplicas": available,
-            "observedGeneration": rs.pointer("/metadata/generation").cloned().unwrap_or(json!(1)),
-        });
-        if rs.get("status") != Some(&status) {
-            let mut new = rs.clone();
-            new["status"] = status;
-            out.actions.push(Action::Replace(new));
+        if rs.status.as_ref() != Some(&status) {
+            let mut next = rs.clone();
+            next.status = Some(status);
+            out.actions.push(Action::Replace(obj.with(&next)));
         }
         out
     }
@@ -151,6 +172,7 @@ impl Reconciler for ReplicaSets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn rs(replicas: u64) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "ReplicaSet",
@@ -163,12 +185,12 @@ mod tests {
         let mut p = json!({"apiVersion": "v1", "kind": "Pod",
             "metadata": {"name": name, "namespace": "d", "uid": format!("u-{name}"), "labels": {"app": app},
                          "creationTimestamp": format!("2026-01-01T00:00:0{}Z", name.len() % 10), "resourceVersion": "3"},
-            "spec": {"nodeName": node},
+            "spec": {"nodeName": node, "containers": [{"name": "c", "image": "i"}]},
             "status": {"phase": if ready { "Running" } else { "Pending" },
                        "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }, "lastTransitionTime": "2026-01-01T00:00:00Z"}]}});
         if let Some(o) = owner {
             p["metadata"]["ownerReferences"] =
-                json!([{"kind": "ReplicaSet", "name": "web", "uid": o, "controller": true}]);
+                json!([{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": o, "controller": true}]);
         }
         p
     }

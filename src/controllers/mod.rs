@@ -2,6 +2,7 @@
 //! each is a pure reconcile ([`framework::Reconciler`]) run by one actor.
 
 pub mod backoff;
+pub mod cache;
 pub mod daemonset;
 pub mod deployment;
 pub mod framework;
@@ -11,5 +12,6 @@ pub mod namespace;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
+pub mod runner;
 pub mod serviceaccount;
 pub mod statefulset;

@@ -247,7 +247,8 @@ fn check_resources(resources: Option<&Value>, path: &str, errs: &mut Vec<FieldEr
     for (section, into) in ["limits", "requests"].into_iter().zip(parsed.iter_mut()) {
         for (name, value) in resources.get(section).and_then(Value::as_object).into_iter().flatten() {
             let field = format!("{path}.{section}[{name}]");
-            let standard = if name.contains('/') { is_qualified_name(name) } else { is_standard_container_resource(name) };
+            let standard =
+                if name.contains('/') { is_qualified_name(name) } else { is_standard_container_resource(name) };
             if !standard {
                 errs.push(FieldError::invalid(field, name, "must be a standard resource for containers"));
                 continue;
@@ -458,14 +459,10 @@ mod tests {
             "containers": [{"name": "Bad"}, {"name": "ok", "image": "i"}, {"name": "ok", "image": "i"}]}));
         assert_eq!(
             kind_fields("pod", &obj),
-            [
-                "spec.containers[0].name",
-                "spec.containers[0].image",
-                "spec.containers[2].name",
-                "spec.restartPolicy"
-            ]
+            ["spec.containers[0].name", "spec.containers[0].image", "spec.containers[2].name", "spec.restartPolicy"]
         );
-        let svc = json!({"metadata": {"name": "s"}, "spec": {"type": "Weird", "ports": [{"port": 0}, {"port": 70000}]}});
+        let svc =
+            json!({"metadata": {"name": "s"}, "spec": {"type": "Weird", "ports": [{"port": 0}, {"port": 70000}]}});
         assert_eq!(kind_fields("svc", &svc), ["spec.type", "spec.ports[0].port", "spec.ports[1].port"]);
         let cm = json!({"metadata": {"name": "c"}, "data": {"a b": "1", "ok": "2", "c/d": "3"}});
         assert_eq!(kind_fields("cm", &cm), ["data[a b]", "data[c/d]"]);
@@ -474,7 +471,10 @@ mod tests {
     #[test]
     fn bad_names_and_labels_are_all_reported() {
         assert_eq!(meta_fields(&json!({"metadata": {"name": "Bad_Name"}})), ["metadata.name"]);
-        assert_eq!(meta_fields(&json!({"metadata": {"name": "ok", "labels": {"app": "bad value"}}})), ["metadata.labels[app]"]);
+        assert_eq!(
+            meta_fields(&json!({"metadata": {"name": "ok", "labels": {"app": "bad value"}}})),
+            ["metadata.labels[app]"]
+        );
         assert_eq!(
             meta_fields(&json!({"metadata": {"labels": {"bad key": "v", "app": "bad value"}}})),
             ["metadata.name", "metadata.labels[app]", "metadata.labels"]
@@ -486,7 +486,8 @@ mod tests {
     /// is reported under its exact field path with Kubernetes' message.
     #[test]
     fn resources() {
-        const REGEX: &str = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
+        const REGEX: &str =
+            "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'";
         let with = |resources: Value| pod(json!({"containers": [{"name": "a", "image": "i", "resources": resources}]}));
         let cases: Vec<(Value, Vec<String>)> = vec![
             (json!({"limits": {"memory": "64Mi", "cpu": "500m"}, "requests": {"memory": "32Mi", "cpu": 0.25}}), vec![]),
@@ -546,11 +547,21 @@ mod tests {
     #[test]
     fn job_restart_policy() {
         let mut errs = Vec::new();
-        check_pod_spec(Some(&json!({"containers": [{"name": "a", "image": "i"}]})), "spec.template.spec", true, &mut errs);
+        check_pod_spec(
+            Some(&json!({"containers": [{"name": "a", "image": "i"}]})),
+            "spec.template.spec",
+            true,
+            &mut errs,
+        );
         assert_eq!(errs.len(), 1);
         assert_eq!(errs[0].field, "spec.template.spec.restartPolicy");
         errs.clear();
-        check_pod_spec(Some(&json!({"restartPolicy": "Never", "containers": [{"name": "a", "image": "i"}]})), "s", true, &mut errs);
+        check_pod_spec(
+            Some(&json!({"restartPolicy": "Never", "containers": [{"name": "a", "image": "i"}]})),
+            "s",
+            true,
+            &mut errs,
+        );
         assert!(errs.is_empty());
     }
 }

@@ -204,12 +204,12 @@ pub(super) fn update(spec: &Spec, sets: &Sets, now: DateTime<Utc>, out: &mut Out
 
 /// The Available condition.
 fn set_available(d: &mut Value, available: bool, stamp: &str) {
-    if available {
-        set_condition(d, "Available", "True", "MinimumReplicasAvailable", "Deployment has minimum availability.", stamp);
+    let (status, reason, message) = if available {
+        ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
     } else {
-        let message = "Deployment does not have minimum availability.";
-        set_condition(d, "Available", "False", "MinimumReplicasUnavailable", message, stamp);
-    }
+        ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+    };
+    set_condition(d, "Available", status, reason, message, stamp);
 }
 
 /// Carry out a Progressing decision on `d` (the new version of the Deployment).
@@ -298,7 +298,13 @@ mod tests {
     #[test]
     fn counts_sum_the_sets_and_unavailability_covers_the_larger_of_desired_and_existing() {
         let s = |replicas, ready, available| SetStatus { replicas, ready, available };
-        let c = |replicas, updated, ready, available, unavailable| Counts { replicas, updated, ready, available, unavailable };
+        let c = |replicas, updated, ready, available, unavailable| Counts {
+            replicas,
+            updated,
+            ready,
+            available,
+            unavailable,
+        };
         // (sets, new set, desired) -> counts
         let cases: Vec<(Vec<SetStatus>, Option<SetStatus>, i64, Counts)> = vec![
             (vec![], None, 3, c(0, 0, 0, 0, 3)),

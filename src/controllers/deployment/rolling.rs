@@ -133,7 +133,8 @@ pub(super) fn step(spec: &Spec, sets: &mut Sets, new: usize, out: &mut Outcome) 
     let available: i64 = sets.items.iter().map(|(r, _)| avail(r)).sum();
     let new_unavailable = (sets.replicas(new) - status_num(sets.rs(new), "availableReplicas")).max(0);
     let olds = sets.olds();
-    let old: Vec<Old> = olds.iter().map(|&i| Old { replicas: sets.replicas(i), available: avail(sets.rs(i)) }).collect();
+    let old: Vec<Old> =
+        olds.iter().map(|&i| Old { replicas: sets.replicas(i), available: avail(sets.rs(i)) }).collect();
     let cuts = scale_down(&old, sets.total(), available, replicas - spec.limits.unavailable, new_unavailable);
     for ((&i, o), cut) in olds.iter().zip(&old).zip(cuts) {
         let r = o.replicas - cut.unhealthy;
@@ -201,7 +202,8 @@ mod tests {
     #[test]
     fn the_new_set_grows_within_the_surge() {
         // first_size: (replicas, surge, old total, has old) -> size
-        let first = [(3, 1, 0, false, 3), (4, 1, 4, true, 1), (4, 0, 4, true, 0), (4, 2, 1, true, 4), (4, 1, 9, true, 0)];
+        let first =
+            [(3, 1, 0, false, 3), (4, 1, 4, true, 1), (4, 0, 4, true, 0), (4, 2, 1, true, 4), (4, 1, 9, true, 0)];
         for (replicas, surge, total, has_old, want) in first {
             assert_eq!(first_size(replicas, surge, total, has_old), want, "first of {replicas}+{surge} over {total}");
         }

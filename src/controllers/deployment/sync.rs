@@ -344,13 +344,13 @@ mod tests {
     fn proportional_shares_round_to_the_nearest_and_the_newest_takes_the_rest() {
         // (running sizes, all sets' total, allowed) -> new sizes
         let cases: &[(&[i64], i64, i64, &[i64])] = &[
-            (&[8, 5], 13, 23, &[14, 9]),  // scale up 13 -> 23 (20 + surge 3)
-            (&[8, 5], 13, 13, &[8, 5]),   // already the right total: unchanged
-            (&[6, 4], 10, 5, &[3, 2]),    // scale down by half
-            (&[1, 1, 1], 3, 10, &[3, 3, 4]), // the rounding remainder goes to the newest
-            (&[3, 3], 6, 0, &[0, 0]),     // scale to zero
-            (&[5], 5, 7, &[7]),           // a single set takes everything
-            (&[2, 2], 0, 4, &[2, 2]),     // nothing asked for yet: no share to compute
+            (&[8, 5], 13, 23, &[14, 9]),          // scale up 13 -> 23 (20 + surge 3)
+            (&[8, 5], 13, 13, &[8, 5]),           // already the right total: unchanged
+            (&[6, 4], 10, 5, &[3, 2]),            // scale down by half
+            (&[1, 1, 1], 3, 10, &[3, 3, 4]),      // the rounding remainder goes to the newest
+            (&[3, 3], 6, 0, &[0, 0]),             // scale to zero
+            (&[5], 5, 7, &[7]),                   // a single set takes everything
+            (&[2, 2], 0, 4, &[2, 2]),             // nothing asked for yet: no share to compute
             (&[1, 1, 1, 1], 4, 2, &[1, 1, 1, 0]), // rounding overshoots: the newest stops at zero
         ];
         for (sizes, current, allowed, want) in cases {

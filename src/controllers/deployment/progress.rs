@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use super::sync::{annotate, annotation, replicas_of, revision, status_num, Sets, Spec};
 use super::REVISION;
 use crate::controllers::framework::{Action, Outcome};
-use crate::objects::conditions::set_condition;
 use crate::objects::meta_str;
+use crate::objects::conditions::set_condition;
 
 /// What one ReplicaSet reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -204,19 +204,12 @@ pub(super) fn update(spec: &Spec, sets: &Sets, now: DateTime<Utc>, out: &mut Out
 
 /// The Available condition.
 fn set_available(d: &mut Value, available: bool, stamp: &str) {
-    if available {
-        set_condition(
-            d,
-            "Available",
-            "True",
-            "MinimumReplicasAvailable",
-            "Deployment has minimum availability.",
-            stamp,
-        );
+    let (status, reason, message) = if available {
+        ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
     } else {
-        let message = "Deployment does not have minimum availability.";
-        set_condition(d, "Available", "False", "MinimumReplicasUnavailable", message, stamp);
-    }
+        ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
+    };
+    set_condition(d, "Available", status, reason, message, stamp);
 }
 
 /// Carry out a Progressing decision on `d` (the new version of the Deployment).

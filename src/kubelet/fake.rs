@@ -22,7 +22,7 @@ use super::spec::Lookup;
 use super::status::{self, PodObserved};
 
 /// What a started container does.
-#[derive(Clone, Debug, PartialEq, Eq)]
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Script {
     /// Keeps running; exits 143 on SIGTERM.
     Run,

@@ -3,15 +3,27 @@
 //! [`worker`] per pod, fed by an informer over the pods bound to this node.
 //! Containers keep running across a restart of the node process; the workers
 //! find them again, and sandboxes of pods that are gone are removed.
+//!
+//! A worker's decisions are pure ([`plan`]); the [`executor`] carries them out
+//! over the [`runtime::PodRuntime`] trait and the [`control_plane::ControlPlane`]
+//! trait, so the whole pass is tested over in-memory fakes without root.
 
 pub mod backoff;
+pub mod control_plane;
+pub mod executor;
+#[cfg(test)]
+mod fake;
 pub mod host_usage;
 pub mod node;
+pub mod plan;
 pub mod probe;
+pub mod runtime;
 pub mod service;
 pub mod spec;
 pub mod status;
 pub mod worker;
+#[cfg(test)]
+mod worker_tests;
 
 use std::collections::{HashMap, HashSet};
 use std::path::PathBuf;
@@ -145,15 +157,13 @@ pub async fn run(cfg: KubeletConfig, store: Registry) {
     let _ = runtime_slot.set(runtime.clone());
     tracing::info!(node = %cfg.name, %cidr, "kubelet: runtime ready");
     let env = Arc::new(NodeEnv {
-        store,
-        runtime,
-        node_name: cfg.name.clone(),
+        runtime: runtime::HostRuntime::new(runtime, cfg.insecure_registries.clone()),
+        control: worker::StoreControl { store, component: format!("kubelet/{}", cfg.name) },
         host_ip: cfg.ip.clone(),
         pods_root: cfg.data_dir.join("kubelet").join("pods"),
-        insecure_registries: cfg.insecure_registries.clone(),
-        sandbox_lock: tokio::sync::Mutex::new(()),
+        clock: executor::Clock::real(),
     });
-    Kubelet { env, workers: HashMap::new(), synced: false }.start();
+    Kubelet { env, node_name: cfg.name.clone(), workers: HashMap::new(), synced: false }.start();
 }
 
 /// Create the Node object or refresh its status; returns its uid.
@@ -240,6 +250,7 @@ async fn wait_pod_cidr(store: &Registry, name: &str) -> String {
 /// The kubelet actor: routes the node's pods to their workers.
 pub struct Kubelet {
     env: Arc<NodeEnv>,
+    node_name: String,
     workers: HashMap<String, watch::Sender<Option<Value>>>,
     synced: bool,
 }
@@ -278,7 +289,7 @@ impl Kubelet {
 
     /// Remove sandboxes of pods this node no longer runs.
     fn clean_orphans(&self, keep: HashSet<String>) {
-        let rt = self.env.runtime.clone();
+        let rt = self.env.runtime.inner().clone();
         tokio::task::spawn_blocking(move || {
             for s in rt.list_sandboxes().unwrap_or_default() {
                 if !keep.contains(&s.config.uid) {
@@ -297,7 +308,7 @@ impl Actor for Kubelet {
 
     fn started(&mut self, ctx: &mut Context<Self>) {
         use futures::StreamExt;
-        ctx.add_stream(self.env.store.watch(&POD).map(Pods));
+        ctx.add_stream(self.env.control.store.watch(&POD).map(Pods));
         // Housekeeping: whatever escaped a worker (a sandbox made while its pod
         // was being deleted) goes once no worker claims it.
         ctx.run_interval(HOUSEKEEPING, |act, _| {
@@ -310,7 +321,7 @@ impl Actor for Kubelet {
 
 impl StreamHandler<Pods> for Kubelet {
     fn handle(&mut self, Pods(change): Pods, _ctx: &mut Context<Self>) {
-        let me = self.env.node_name.clone();
+        let me = self.node_name.clone();
         match change {
             Change::Reset(list) => {
                 let mine: Vec<Value> = list

@@ -485,7 +485,8 @@ fn manifests_and_listings_read_as_kubectl_reads_them() {
     assert_eq!(volumes[1]["configMap"]["defaultMode"], 420);
 
     eprintln!("--- an unknown kind is refused by name; the other objects are applied");
-    let out = c.apply(&format!("apiVersion: v1\nkind: Frobnicator\nmetadata:\n  name: x\n---\n{}", cm("after-frob", "1")));
+    let out =
+        c.apply(&format!("apiVersion: v1\nkind: Frobnicator\nmetadata:\n  name: x\n---\n{}", cm("after-frob", "1")));
     assert!(!out.status.success());
     assert!(
         stderr(&out).contains(

@@ -73,7 +73,8 @@ pub async fn run(opts: &ConnectOpts, a: &DeleteArgs) -> Result<(), CliError> {
             targets.push((k, o_ns, meta_str(&obj, "name").to_string()));
         }
     } else {
-        let kind = a.kind.as_deref().ok_or_else(|| CliError::Usage("you must provide a kind and names, or -f FILE".into()))?;
+        let kind =
+            a.kind.as_deref().ok_or_else(|| CliError::Usage("you must provide a kind and names, or -f FILE".into()))?;
         let k = kinds::resolve(kind)?;
         if a.names.is_empty() {
             return Err(CliError::Usage("resource(s) were provided, but no name was specified".into()));

@@ -28,7 +28,8 @@ pub async fn run(opts: &ConnectOpts, a: &DescribeArgs) -> Result<(), CliError> {
     let kind = kinds::resolve(&a.kind)?;
     let mut c = opts.connect().await?;
     let ns = a.namespace.clone().unwrap_or_else(|| "default".into());
-    let req = pb::GetRequest { kind: kind.kind.into(), namespace: ns.clone(), name: a.name.clone(), linearizable: false };
+    let req =
+        pb::GetRequest { kind: kind.kind.into(), namespace: ns.clone(), name: a.name.clone(), linearizable: false };
     let obj = c.get(req).await?.into_inner();
     let obj: Value = serde_json::from_str(&obj.json).map_err(|e| CliError::Usage(e.to_string()))?;
     let events = c

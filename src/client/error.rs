@@ -4,8 +4,8 @@
 
 use tonic::Code;
 
-use crate::cluster::dial::ConnectError;
 use super::manifest::ManifestError;
+use crate::cluster::dial::ConnectError;
 use crate::cluster::ClusterError;
 
 /// A command failed.

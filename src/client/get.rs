@@ -60,11 +60,18 @@ pub async fn run(opts: &ConnectOpts, a: &GetArgs) -> Result<(), CliError> {
 }
 
 /// `get KIND[,KIND...] NAME`: the object of that name of each kind.
-async fn by_name(c: &mut ApiClient, kinds: &[&'static Kind], ns: &str, name: &str, a: &GetArgs) -> Result<(), CliError> {
+async fn by_name(
+    c: &mut ApiClient,
+    kinds: &[&'static Kind],
+    ns: &str,
+    name: &str,
+    a: &GetArgs,
+) -> Result<(), CliError> {
     let mut found = Vec::new();
     let mut failed = 0;
     for kind in kinds {
-        let req = pb::GetRequest { kind: kind.kind.into(), namespace: ns.into(), name: name.into(), linearizable: false };
+        let req =
+            pb::GetRequest { kind: kind.kind.into(), namespace: ns.into(), name: name.into(), linearizable: false };
         match c.get(req).await {
             Ok(obj) => found.push((*kind, parse(&obj.into_inner().json)?)),
             Err(s) if kinds.len() > 1 => {

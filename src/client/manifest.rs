@@ -167,10 +167,16 @@ mod tests {
         );
         let wrong_version = serde_json::json!({"apiVersion": "v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "team"}});
         let err = kind_of(&wrong_version, "-").unwrap_err().to_string();
-        assert!(err.contains("namespace: \"team\" from \"-\": no matches for kind \"Deployment\" in version \"v1\""), "{err}");
+        assert!(
+            err.contains("namespace: \"team\" from \"-\": no matches for kind \"Deployment\" in version \"v1\""),
+            "{err}"
+        );
         let nameless = serde_json::json!({"apiVersion": "v1", "metadata": {"name": "d"}});
         assert!(kind_of(&nameless, "f.yaml").unwrap_err().to_string().contains("Object 'Kind' is missing"));
-        assert_eq!(kind_of(&serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment"}), "f").unwrap().kind, "Deployment");
+        assert_eq!(
+            kind_of(&serde_json::json!({"apiVersion": "apps/v1", "kind": "Deployment"}), "f").unwrap().kind,
+            "Deployment"
+        );
     }
 
     #[test]

@@ -281,9 +281,8 @@ pub async fn status(c: &mut ApiClient, ns: &str, name: &str, timeout: Duration) 
 
 /// `kubectl.kubernetes.io/restartedAt` in the template: a new rollout of the same spec.
 pub fn restart(obj: &mut Value) -> Result<(), CliError> {
-    let t = obj
-        .pointer_mut("/spec/template")
-        .ok_or_else(|| CliError::Usage("the object has no pod template".into()))?;
+    let t =
+        obj.pointer_mut("/spec/template").ok_or_else(|| CliError::Usage("the object has no pod template".into()))?;
     if !t.get("metadata").is_some_and(Value::is_object) {
         t["metadata"] = json!({});
     }

@@ -205,6 +205,7 @@ pub fn resolve(text: &str, style: ScalarStyle, tag: Option<&Tag>) -> Result<Scal
 impl Scalar {
     /// As JSON, as kubectl sends it: Go prints a whole float without a
     /// fraction (`1.0` → `1`) and the API reads numbers beyond i64 as floats.
+    /// Not-a-number and the infinities are refused, as Go's JSON refuses them.
     pub fn into_json(self) -> Result<Value, YamlError> {
         Ok(match self {
             Scalar::Null => Value::Null,
@@ -215,12 +216,28 @@ impl Scalar {
             Scalar::Float(f) if f.is_nan() => return Err(YamlError::Unsupported("NaN")),
             Scalar::Float(f) if f == f64::INFINITY => return Err(YamlError::Unsupported("+Inf")),
             Scalar::Float(f) if f == f64::NEG_INFINITY => return Err(YamlError::Unsupported("-Inf")),
-            Scalar::Float(f)
-                if f.fract() == 0.0 && (-9.223_372_036_854_776e18..9.223_372_036_854_776e18).contains(&f) =>
-            {
-                Value::from(f as i64)
-            }
-            Scalar::Float(f) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+            // Go writes a whole float in its shortest digits (`1`, `1000000000000000000`,
+            // `-9223372036854776000`); the API reads that as an integer when it fits.
+            Scalar::Float(f) => match format!("{f}").parse::<i64>() {
+                Ok(i) => Value::from(i),
+                Err(_) => Number::from_f64(f).map_or(Value::Null, Value::Number),
+            },
+        })
+    }
+}
+
+impl Scalar {
+    /// As a JSON object key, as kubectl's YAML-to-JSON step writes non-string
+    /// keys: integers in decimal, booleans as words, floats as Go's `%g` of a
+    /// float32; a null key is refused.
+    pub fn into_key(self) -> Result<String, YamlError> {
+        Ok(match self {
+            Scalar::Str(s) => s,
+            Scalar::Int(i) => i.to_string(),
+            Scalar::Uint(u) => u.to_string(),
+            Scalar::Bool(b) => b.to_string(),
+            Scalar::Float(f) => go_float_key(f),
+            Scalar::Null => return Err(YamlError::Key("null".into())),
         })
     }
 }
@@ -315,6 +332,14 @@ impl<'a> Builder<'a> {
                     let key = match self.next()? {
                         Event::MappingEnd | Event::StreamEnd => break,
                         Event::Scalar(text, ScalarStyle::Plain, 0, None) if text == "<<" => None,
+                        Event::Scalar(text, style, anchor, tag) => {
+                            let k = resolve(&text, style, tag.as_deref())?;
+                            if anchor > 0 {
+                                let v = k.clone().into_json()?;
+                                self.remember(anchor, &v);
+                            }
+                            Some(k.into_key()?)
+                        }
                         ev => Some(key(self.node(ev)?)?),
                     };
                     let ev = self.next()?;
@@ -335,8 +360,9 @@ impl<'a> Builder<'a> {
     }
 }
 
-/// A map key as kubectl's YAML-to-JSON step writes it: strings as they are,
-/// numbers and booleans in words; null, lists and maps are refused.
+/// A map key given by an alias or a collection, as kubectl's YAML-to-JSON
+/// step writes it: strings as they are, numbers and booleans in words; null,
+/// lists and maps are refused.
 fn key(v: Value) -> Result<String, YamlError> {
     match v {
         Value::String(s) => Ok(s),
@@ -449,6 +475,7 @@ mod tests {
             ("0e0", json!(0)),
             ("6.02e23", json!(6.02e23)),
             ("1e21", json!(1e21)),
+            ("1e18", json!(1_000_000_000_000_000_000i64)),
             ("9223372036854775808", json!(9.223372036854776e18)),
             ("-9223372036854775809", json!(-9.223372036854776e18)),
             ("18446744073709551615", json!(1.8446744073709552e19)),

@@ -371,8 +371,13 @@ fn a_restarted_node_keeps_its_running_containers_and_their_status() {
     let ip = before["status"]["podIP"].as_str().unwrap().to_string();
     let id = before["status"]["containerStatuses"][0]["containerID"].clone();
 
-    step("stop the node process: the container keeps serving");
-    c.nodes[0].stop();
+    step("stop the node process (SIGTERM): its kubelet and actors stop first, the container keeps serving");
+    assert!(c.nodes[0].stop().success());
+    let log = c.nodes[0].log();
+    let (kubelet_stopped, raft_stopped) =
+        (log.find("kubelet: stopping its pod workers"), log.find("node: the API and Raft are stopped"));
+    assert!(kubelet_stopped.is_some(), "the kubelet did not stop on SIGTERM");
+    assert!(raft_stopped.is_some() && kubelet_stopped < raft_stopped, "the kubelet stopped after Raft:\n{log}");
     let body = wait_for("the pod to answer while its node is down", Duration::from_secs(10), || {
         http_get(&format!("{ip}:8080"), "/")
     });

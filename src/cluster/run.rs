@@ -133,6 +133,7 @@ fn start_actors(
     ca_pem: &str,
     dir: &DataDir,
     state: &NodeState,
+    stop: watch::Receiver<bool>,
 ) -> Vec<actix::Arbiter> {
     let mut arbiters = Vec::new();
     if state.control_plane {
@@ -175,7 +176,7 @@ fn start_actors(
         });
         arbiters.extend([scheduling, controllers]);
     }
-    actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store.clone()));
+    actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store.clone(), stop));
     arbiters
 }
 
@@ -191,8 +192,8 @@ impl RunningNode {
     ) -> Result<Self, ClusterError> {
         let api_addr = listener.local_addr().map_err(|source| ClusterError::Bind { addr: "api".into(), source })?;
         let registry = Registry::new(node.clone());
-        let arbiters = start_actors(&node, &registry, &ca_pem, dir, state);
         let (stop, mut stopped) = watch::channel(false);
+        let arbiters = start_actors(&node, &registry, &ca_pem, dir, state, stop.subscribe());
         let api = Api::new(registry);
         tokio::spawn(compact_history(node.clone(), stop.subscribe()));
         let task = tokio::spawn(async move {
@@ -229,5 +230,6 @@ impl RunningNode {
         let _ = self.stop.send(true);
         let _ = tokio::time::timeout(std::time::Duration::from_secs(5), self.api).await;
         self.node.shutdown().await;
+        tracing::info!("node: the API and Raft are stopped");
     }
 }

@@ -99,8 +99,22 @@ pub fn cluster_tag(ca_pem: &str) -> String {
 }
 
 /// Register the node, keep its Lease, wait for its pod CIDR, then run pods.
-/// Runs on the actix system (it starts the kubelet actor).
-pub async fn run(cfg: KubeletConfig, store: Registry) {
+/// Runs on the actix system (it starts the kubelet actor). When `stop` turns
+/// true the kubelet stops renewing its Lease and routing pods, and its
+/// workers end; the containers keep running (a restarted node finds them).
+pub async fn run(cfg: KubeletConfig, store: Registry, stop: watch::Receiver<bool>) {
+    tokio::select! {
+        _ = run_until(cfg, store, stop.clone()) => {}
+        _ = stopped(stop) => tracing::info!("kubelet: stopped"),
+    }
+}
+
+/// Resolves once `stop` turns true (or its sender is gone).
+async fn stopped(mut stop: watch::Receiver<bool>) {
+    let _ = stop.wait_for(|s| *s).await;
+}
+
+async fn run_until(cfg: KubeletConfig, store: Registry, stop: watch::Receiver<bool>) {
     let images = match ImageStore::open(&cfg.runtime_root().join("images")) {
         Ok(i) => Arc::new(i),
         Err(e) => {
@@ -137,7 +151,14 @@ pub async fn run(cfg: KubeletConfig, store: Registry) {
         .and_then(|v| v.get("nodeGracePeriodSeconds")?.as_u64())
         .unwrap_or(cfg.lease_seconds);
     let renew = cfg.renew_every.min(Duration::from_millis(grace * 250)).max(Duration::from_millis(500));
-    tokio::spawn(heartbeat(store.clone(), reg, node_uid, grace, renew));
+    let beat = heartbeat(store.clone(), reg, node_uid, grace, renew);
+    let until = stop.clone();
+    tokio::spawn(async move {
+        tokio::select! {
+            _ = beat => {}
+            _ = stopped(until) => {}
+        }
+    });
 
     let cidr = wait_pod_cidr(&store, &cfg.name).await;
     let _ = std::fs::create_dir_all(cfg.data_dir.join("kubelet"));
@@ -163,7 +184,7 @@ pub async fn run(cfg: KubeletConfig, store: Registry) {
         pods_root: cfg.data_dir.join("kubelet").join("pods"),
         clock: executor::Clock::real(),
     });
-    Kubelet { env, node_name: cfg.name.clone(), workers: HashMap::new(), synced: false }.start();
+    Kubelet { env, node_name: cfg.name.clone(), workers: HashMap::new(), synced: false, stop }.start();
 }
 
 /// Create the Node object or refresh its status; returns its uid.
@@ -253,6 +274,8 @@ pub struct Kubelet {
     node_name: String,
     workers: HashMap<String, watch::Sender<Option<Value>>>,
     synced: bool,
+    /// When it turns true the actor stops; dropping the workers' channels ends them.
+    stop: watch::Receiver<bool>,
 }
 
 /// How often the kubelet removes sandboxes no pod of this node owns any more.
@@ -309,6 +332,10 @@ impl Actor for Kubelet {
     fn started(&mut self, ctx: &mut Context<Self>) {
         use futures::StreamExt;
         ctx.add_stream(self.env.control.store.watch(&POD).map(Pods));
+        ctx.spawn(stopped(self.stop.clone()).into_actor(self).map(|_, act, ctx| {
+            tracing::info!(workers = act.workers.len(), "kubelet: stopping its pod workers");
+            ctx.stop();
+        }));
         // Housekeeping: whatever escaped a worker (a sandbox made while its pod
         // was being deleted) goes once no worker claims it.
         ctx.run_interval(HOUSEKEEPING, |act, _| {

@@ -12,8 +12,8 @@ use serde_json::{json, Value};
 use super::sync::{annotate, annotation, replicas_of, revision, status_num, Sets, Spec};
 use super::REVISION;
 use crate::controllers::framework::{Action, Outcome};
-use crate::objects::meta_str;
 use crate::objects::conditions::set_condition;
+use crate::objects::meta_str;
 
 /// What one ReplicaSet reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]

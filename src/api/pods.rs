@@ -31,7 +31,7 @@ pub fn node_addrs(api: &Registry) -> Result<Vec<(String, String)>, Status> {
 async fn call(api: &Registry, addr: &str, c: &NodeCall) -> Result<NodeAnswer, Status> {
     let bytes =
         api.node().call_node(addr, encode(c), NODE_CALL).await.map_err(|e| Status::unavailable(e.to_string()))?;
-    decode(&bytes).map_err(Status::internal)
+    decode(&bytes).map_err(|e| Status::internal(e.to_string()))
 }
 
 /// The pod and the transport address of its node.

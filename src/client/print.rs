@@ -421,7 +421,7 @@ mod tests {
 
     #[test]
     fn pod_rows() {
-        let kind = Kind::resolve("po").unwrap();
+        let kind = &crate::objects::kinds::POD;
         let pod = json!({"metadata": {"name": "web", "creationTimestamp": "2026-01-01T00:00:00Z"},
             "spec": {"containers": [{"name": "a"}], "nodeName": "n1"},
             "status": {"phase": "Running", "podIP": "10.244.0.5", "containerStatuses": [{"ready": true, "restartCount": 2}]}});

@@ -173,7 +173,7 @@ async fn replicasets_of(c: &mut ApiClient, d: &Value) -> Result<Vec<Value>, toni
 
 /// `rollout history`: the revisions of a Deployment.
 pub async fn history(c: &mut ApiClient, ns: &str, name: &str) -> Result<String, tonic::Status> {
-    let kind = Kind::resolve("deployment").expect("deployment");
+    let kind = &crate::objects::kinds::DEPLOYMENT;
     let d = get(c, kind, ns, name).await?;
     let mut revs: Vec<(i64, String)> = replicasets_of(c, &d)
         .await?
@@ -198,7 +198,7 @@ pub async fn history(c: &mut ApiClient, ns: &str, name: &str) -> Result<String, 
 
 /// `rollout undo [--to-revision N]`: put an earlier revision's template back.
 pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> Result<String, CliError> {
-    let kind = Kind::resolve("deployment").expect("deployment");
+    let kind = &crate::objects::kinds::DEPLOYMENT;
     let d = get(c, kind, ns, name).await?;
     let mut sets = replicasets_of(c, &d).await?;
     sets.sort_by_key(revision);
@@ -259,7 +259,7 @@ pub fn deployment_status(d: &Value) -> Result<(bool, String), CliError> {
 
 /// `rollout status`: print progress until the rollout ends; Err if it failed or timed out.
 pub async fn status(c: &mut ApiClient, ns: &str, name: &str, timeout: Duration) -> Result<(), CliError> {
-    let kind = Kind::resolve("deployment").expect("deployment");
+    let kind = &crate::objects::kinds::DEPLOYMENT;
     let deadline = tokio::time::Instant::now() + timeout;
     let mut last = String::new();
     loop {
@@ -314,6 +314,6 @@ mod tests {
             "error: deployment \"web\" exceeded its progress deadline"
         );
         assert_eq!(target("deploy/web", None).unwrap().1, "web");
-        assert_eq!(display(Kind::resolve("deploy").unwrap(), "web"), "deployment.apps/web");
+        assert_eq!(display(&crate::objects::kinds::DEPLOYMENT, "web"), "deployment.apps/web");
     }
 }

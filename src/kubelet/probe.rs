@@ -86,6 +86,23 @@ fn port_of(handler: &Value, container: &Value) -> Option<u16> {
     }
 }
 
+/// A failed probe, with the message Kubernetes would show.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ProbeFailure(pub String);
+
+impl From<String> for ProbeFailure {
+    fn from(message: String) -> Self {
+        ProbeFailure(message)
+    }
+}
+
+impl From<&str> for ProbeFailure {
+    fn from(message: &str) -> Self {
+        ProbeFailure(message.to_string())
+    }
+}
+
 /// Run a probe once against a container (`id`, in the pod at `pod_ip`).
 /// Ok on success; Err with the message Kubernetes would show.
 pub async fn run(
@@ -94,7 +111,7 @@ pub async fn run(
     pod_ip: &str,
     id: &str,
     runtime: &Arc<Runtime>,
-) -> Result<(), String> {
+) -> Result<(), ProbeFailure> {
     let h = &probe.handler;
     if let Some(exec) = h.get("exec") {
         let cmd: Vec<String> = exec
@@ -114,8 +131,8 @@ pub async fn run(
                 String::from_utf8_lossy(&r.stderr)
             )
             .trim()
-            .to_string()),
-            Err(e) => Err(e.to_string()),
+            .into()),
+            Err(e) => Err(e.to_string().into()),
         };
     }
     if let Some(http) = h.get("httpGet") {
@@ -153,7 +170,8 @@ pub async fn run(
         };
         return tokio::time::timeout(probe.timeout, get)
             .await
-            .unwrap_or_else(|_| Err(format!("Get \"http://{addr}{path}\": context deadline exceeded")));
+            .unwrap_or_else(|_| Err(format!("Get \"http://{addr}{path}\": context deadline exceeded")))
+            .map_err(ProbeFailure);
     }
     if let Some(tcp) = h.get("tcpSocket") {
         let port = port_of(tcp, container).ok_or("tcpSocket: no port")?;
@@ -161,8 +179,8 @@ pub async fn run(
         let addr = format!("{host}:{port}");
         return match tokio::time::timeout(probe.timeout, tokio::net::TcpStream::connect(&addr)).await {
             Ok(Ok(_)) => Ok(()),
-            Ok(Err(e)) => Err(format!("dial tcp {addr}: {e}")),
-            Err(_) => Err(format!("dial tcp {addr}: i/o timeout")),
+            Ok(Err(e)) => Err(format!("dial tcp {addr}: {e}").into()),
+            Err(_) => Err(format!("dial tcp {addr}: i/o timeout").into()),
         };
     }
     Err("the probe has no exec, httpGet or tcpSocket handler".into())

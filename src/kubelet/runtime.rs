@@ -154,7 +154,7 @@ impl PodRuntime for HostRuntime {
     ) -> ProbeOutcome {
         match probe::run(p, container, pod_ip, id, &self.runtime).await {
             Ok(()) => ProbeOutcome::Success,
-            Err(msg) => {
+            Err(probe::ProbeFailure(msg)) => {
                 tracing::debug!(probe = kind.label(), container = %id, %msg, "kubelet: probe failed");
                 ProbeOutcome::Failure(msg)
             }

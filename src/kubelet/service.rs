@@ -87,9 +87,32 @@ pub fn encode<T: Serialize>(v: &T) -> Vec<u8> {
     bincode::serde::encode_to_vec(v, bincode::config::standard()).expect("encodable")
 }
 
+/// Why a node call failed on the node that answers it.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeCallError {
+    /// The call or answer does not decode.
+    #[error("malformed node call: {0}")]
+    Decode(#[from] bincode::error::DecodeError),
+    /// The runtime has not started yet (the node has no pod CIDR).
+    #[error("the node's runtime is not ready yet")]
+    NotReady,
+    /// What the user asked for is not on this node (pod, container, previous instance).
+    #[error("{0}")]
+    NotFound(String),
+    /// The runtime or the image store failed.
+    #[error(transparent)]
+    Runtime(#[from] clusterd_runtime::RuntimeError),
+    /// Local I/O failed (a temporary archive).
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    /// A blocking task did not finish.
+    #[error(transparent)]
+    Join(#[from] tokio::task::JoinError),
+}
+
 /// Decode a call or answer.
-pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, String> {
-    bincode::serde::decode_from_slice(b, bincode::config::standard()).map(|(v, _)| v).map_err(|e| e.to_string())
+pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, NodeCallError> {
+    Ok(bincode::serde::decode_from_slice(b, bincode::config::standard()).map(|(v, _)| v)?)
 }
 
 /// The content of CRI log lines (`<time> <stream> <P|F> <text>`); partial
@@ -119,24 +142,24 @@ pub struct KubeletService {
     pub images: Arc<ImageStore>,
 }
 
-fn find(rt: &Runtime, ns: &str, pod: &str, container: &str, previous: bool) -> Result<ContainerStatus, String> {
-    let sandboxes = rt.list_sandboxes().map_err(|e| e.to_string())?;
+fn find(rt: &Runtime, ns: &str, pod: &str, container: &str, previous: bool) -> Result<ContainerStatus, NodeCallError> {
+    let sandboxes = rt.list_sandboxes()?;
     let mut found: Vec<ContainerStatus> = Vec::new();
     for s in sandboxes.iter().filter(|s| s.config.namespace == ns && s.config.name == pod) {
-        found.extend(rt.list_containers(Some(&s.id)).map_err(|e| e.to_string())?);
+        found.extend(rt.list_containers(Some(&s.id))?);
     }
     if found.is_empty() {
-        return Err(format!("pod \"{pod}\" has no containers on this node"));
+        return Err(NodeCallError::NotFound(format!("pod \"{pod}\" has no containers on this node")));
     }
     let name = if container.is_empty() {
         let mut names: Vec<&str> = found.iter().map(|c| c.name.as_str()).collect();
         names.sort();
         names.dedup();
         if names.len() > 1 {
-            return Err(format!(
+            return Err(NodeCallError::NotFound(format!(
                 "a container name must be specified for pod {pod}, choose one of: [{}]",
                 names.join(" ")
-            ));
+            )));
         }
         names[0].to_string()
     } else {
@@ -146,50 +169,47 @@ fn find(rt: &Runtime, ns: &str, pod: &str, container: &str, previous: bool) -> R
     mine.sort_by(|a, b| a.created_at.cmp(&b.created_at));
     let pick = if previous { mine.len().checked_sub(2).map(|i| mine[i].clone()) } else { mine.last().cloned() };
     pick.ok_or_else(|| {
-        if previous {
+        NodeCallError::NotFound(if previous {
             format!("previous terminated container \"{name}\" in pod \"{pod}\" not found")
         } else {
             format!("container {name} is not valid for pod {pod}")
-        }
+        })
     })
 }
 
 impl KubeletService {
-    fn runtime(&self) -> Result<Arc<Runtime>, String> {
-        self.runtime.get().cloned().ok_or_else(|| "the node's runtime is not ready yet".to_string())
+    fn runtime(&self) -> Result<Arc<Runtime>, NodeCallError> {
+        self.runtime.get().cloned().ok_or(NodeCallError::NotReady)
     }
 
-    async fn answer(&self, call: NodeCall) -> Result<NodeAnswer, String> {
+    async fn answer(&self, call: NodeCall) -> Result<NodeAnswer, NodeCallError> {
         match call {
             NodeCall::Logs { namespace, pod, container, previous } => {
                 let rt = self.runtime()?;
                 tokio::task::spawn_blocking(move || {
                     let c = find(&rt, &namespace, &pod, &container, previous)?;
-                    let text = rt.logs(&c.id).map_err(|e| e.to_string())?;
+                    let text = rt.logs(&c.id)?;
                     Ok(NodeAnswer::Logs(parse_cri_log(&text)))
                 })
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
             }
             NodeCall::Exec { namespace, pod, container, command } => {
                 let rt = self.runtime()?;
                 tokio::task::spawn_blocking(move || {
                     let c = find(&rt, &namespace, &pod, &container, false)?;
-                    let r = rt.exec(&c.id, &command).map_err(|e| e.to_string())?;
+                    let r = rt.exec(&c.id, &command)?;
                     Ok(NodeAnswer::Exec { stdout: r.stdout, stderr: r.stderr, exit_code: r.exit_code })
                 })
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
             }
             NodeCall::LoadImage(bytes) => {
                 let images = self.images.clone();
                 tokio::task::spawn_blocking(move || {
-                    let tmp = tempfile::NamedTempFile::new().map_err(|e| e.to_string())?;
-                    std::fs::write(tmp.path(), &bytes).map_err(|e| e.to_string())?;
-                    images.import_archive(tmp.path()).map(NodeAnswer::Loaded).map_err(|e| e.to_string())
+                    let tmp = tempfile::NamedTempFile::new()?;
+                    std::fs::write(tmp.path(), &bytes)?;
+                    Ok(images.import_archive(tmp.path()).map(NodeAnswer::Loaded)?)
                 })
-                .await
-                .map_err(|e| e.to_string())?
+                .await?
             }
             NodeCall::Stats => {
                 let rt = self.runtime()?;
@@ -207,9 +227,9 @@ impl KubeletService {
                 };
                 let window = Duration::from_millis(500);
                 let r = rt.clone();
-                let (n0, c0) = tokio::task::spawn_blocking(move || sample(&r)).await.map_err(|e| e.to_string())?;
+                let (n0, c0) = tokio::task::spawn_blocking(move || sample(&r)).await?;
                 tokio::time::sleep(window).await;
-                let (n1, c1) = tokio::task::spawn_blocking(move || sample(&rt)).await.map_err(|e| e.to_string())?;
+                let (n1, c1) = tokio::task::spawn_blocking(move || sample(&rt)).await?;
                 let millis = |a: u64, b: u64| b.saturating_sub(a) / 1000 / window.as_millis() as u64;
                 let containers = c1
                     .into_iter()
@@ -241,8 +261,9 @@ impl clusterd_raft::NodeService for KubeletService {
     fn call(&self, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
         let this = KubeletService { runtime: self.runtime.clone(), images: self.images.clone() };
         Box::pin(async move {
-            let call: NodeCall = decode(&body)?;
-            this.answer(call).await.map(|a| encode(&a))
+            // The answer's error travels to the calling node as its message.
+            let call: NodeCall = decode(&body).map_err(|e| e.to_string())?;
+            this.answer(call).await.map(|a| encode(&a)).map_err(|e| e.to_string())
         })
     }
 }

@@ -24,9 +24,15 @@ pub trait Lookup {
 }
 
 /// A key of a Secret (base64-decoded) or ConfigMap.
-fn key_of_source(lookup: &dyn Lookup, kind: &str, ns: &str, name: &str, key: &str) -> Result<Option<String>, String> {
+fn key_of_source(
+    lookup: &dyn Lookup,
+    kind: &str,
+    ns: &str,
+    name: &str,
+    key: &str,
+) -> Result<Option<String>, ConfigError> {
     let Some(obj) = lookup.object(kind, ns, name) else {
-        return Err(format!("{kind} \"{name}\" not found"));
+        return Err(ConfigError(format!("{kind} \"{name}\" not found")));
     };
     Ok(source_data(&obj, kind).remove(key).map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
@@ -148,7 +154,7 @@ pub fn environment(
                     Ok(None) => {
                         return Err(ConfigError(format!("couldn't find key {key} in {kind} {ns}/{src}")));
                     }
-                    Err(e) => return Err(ConfigError(e)),
+                    Err(e) => return Err(e),
                 }
             }
             if let Some(path) = from.pointer("/fieldRef/fieldPath").and_then(Value::as_str) {

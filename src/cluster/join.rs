@@ -5,11 +5,11 @@ use std::time::Duration;
 use clusterd_raft::Member;
 
 use super::config::NodeState;
+use super::dial::connect_pinned;
 use super::run::{prepare, start_raft, RunningNode};
 use super::{ClusterError, NodeArgs};
 use crate::api::pb;
 use crate::api::tokens::JoinToken;
-use super::dial::connect_pinned;
 
 /// Join the cluster served at `server` and run this node until a signal.
 /// A control-plane node becomes a voter (while the cluster has fewer than five),

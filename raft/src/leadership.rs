@@ -4,8 +4,8 @@
 //! It follows openraft's server metrics, which change only on a vote, leader or
 //! membership change — not on every write, as the full metrics do.
 
-use openraft::async_runtime::WatchReceiver;
 use openraft::alias::WatchReceiverOf;
+use openraft::async_runtime::WatchReceiver;
 use openraft::metrics::RaftServerMetrics;
 
 use crate::types::{NodeId, TypeConfig};

@@ -363,9 +363,9 @@ impl RaftNode {
             // Not the leader (or its lease ran out), or the entry was dropped by a
             // leader change before commit: the proposer resends it, and a resent
             // transaction carries its unique id, so it applies at most once.
-            Err(RaftError::APIError(
-                ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f),
-            )) => Err(self.redirect(f.leader_id)),
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f))) => {
+                Err(self.redirect(f.leader_id))
+            }
             Err(e) => Err(RemoteError::Failed(e.to_string())),
         }
     }
@@ -456,11 +456,15 @@ impl Handler for RaftNode {
                 Response::Snapshot(self.raft.install_full_snapshot(vote, snapshot).await.map_err(RaftError::Fatal))
             }
             Request::Write(cmd) => Response::Write(self.local_write(cmd).await),
-            Request::ReadIndex => Response::ReadIndex(match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
-                Ok(read) => Ok(read.log_id().index),
-                Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => Err(self.redirect(f.leader_id)),
-                Err(e) => Err(RemoteError::Failed(e.to_string())),
-            }),
+            Request::ReadIndex => {
+                Response::ReadIndex(match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                    Ok(read) => Ok(read.log_id().index),
+                    Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                        Err(self.redirect(f.leader_id))
+                    }
+                    Err(e) => Err(RemoteError::Failed(e.to_string())),
+                })
+            }
             Request::AddMember { id, member, voter } => {
                 Response::Membership(self.local_add_member(id, member, voter).await)
             }

@@ -14,8 +14,8 @@ use rocksdb::{IteratorMode, WriteBatch, WriteOptions, DB};
 use serde::{Deserialize, Serialize};
 use serde_bytes::ByteBuf;
 
-use super::reader::{Stored, KEY_REVISION};
 use super::log_store::io_err;
+use super::reader::{Stored, KEY_REVISION};
 use super::{be, cf, StoreReader, CF_HISTORY, CF_KV, CF_KV_META};
 use crate::codec::{decode, encode};
 use crate::command::{Command, CommandResponse, Compare, Event, EventKind, KeyValue, Op, Txn};
@@ -283,11 +283,7 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
         SnapshotBuilder { db: self.db.clone() }
     }
 
-    async fn install_snapshot(
-        &mut self,
-        meta: &SnapshotMeta,
-        snapshot: SnapshotData,
-    ) -> io::Result<()> {
+    async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> io::Result<()> {
         let data = snapshot.into_inner();
         let body: SnapshotBody = decode(&data).map_err(io_err)?;
         let kv_cf = cf(&self.db, CF_KV);

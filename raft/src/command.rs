@@ -76,6 +76,19 @@ pub enum Command {
     Compact(u64),
 }
 
+/// A one-line summary for openraft's logs (never the values).
+impl std::fmt::Display for Command {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Command::Txn(t) => write!(f, "txn({} compares, {} ops)", t.compares.len(), t.success.len()),
+            Command::Unique { id, txn } => {
+                write!(f, "unique {id:032x} txn({} compares, {} ops)", txn.compares.len(), txn.success.len())
+            }
+            Command::Compact(upto) => write!(f, "compact up to {upto}"),
+        }
+    }
+}
+
 /// The state machine's answer to one applied entry.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct CommandResponse {

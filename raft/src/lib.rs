@@ -7,6 +7,7 @@
 //! * [`command`] — etcd-like transactions with compare-and-swap.
 //! * [`pki`] — the cluster CA and node certificates.
 //! * [`transport`] — QUIC with mutual TLS between nodes.
+//! * [`leadership`] — who leads, followed through changes.
 //! * [`node`] — a running member: propose (forwarded to the leader), read, watch,
 //!   membership changes.
 
@@ -18,11 +19,13 @@ pub mod types;
 pub use command::{Command, CommandResponse, Compare, Event, EventKind, KeyValue, Op, Txn};
 pub use storage::{Gone, StoreReader};
 pub use types::{Member, NodeId, Raft, TypeConfig};
+pub mod leadership;
 pub mod network;
 pub mod node;
 pub mod pki;
 pub mod rpc;
 pub mod transport;
 
+pub use leadership::LeaderWatch;
 pub use node::{NodeError, NodeOptions, NodeService, RaftNode};
 pub use storage::reader::WatchItem;

@@ -1,18 +1,17 @@
-//! openraft's network over the node transport.
+//! openraft's network over the node transport: AppendEntries, votes and whole
+//! snapshots, one transport request each.
 
+use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{InstallSnapshotError, NetworkError, RPCError, RaftError, RemoteError, Unreachable};
-use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
-};
+use openraft::errors::{Fatal, NetworkError, RPCError, RaftError, ReplicationClosed, StreamingError, Unreachable};
+use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 
 use crate::rpc::{Request, Response};
 use crate::transport::{Transport, TransportError};
-use crate::types::{Member, NodeId, TypeConfig};
+use crate::types::{Member, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 
 /// Makes one [`PeerClient`] per target; connections are made lazily.
 #[derive(Clone)]
@@ -35,53 +34,101 @@ pub struct PeerClient {
     transport: Arc<Transport>,
 }
 
-type RpcErr<E = openraft::error::Infallible> = RPCError<NodeId, Member, RaftError<NodeId, E>>;
+/// Why a call to a peer failed, before openraft's error shapes.
+#[derive(Debug, thiserror::Error)]
+enum CallError {
+    /// The peer could not be reached.
+    #[error(transparent)]
+    Unreachable(TransportError),
+    /// The request may or may not have arrived.
+    #[error(transparent)]
+    Network(TransportError),
+    /// The peer answered with something else than the request's answer.
+    #[error("node {target} answered {answer}")]
+    Unexpected { target: NodeId, answer: String },
+    /// The peer's Raft has stopped.
+    #[error("node {target}: {fatal}")]
+    Fatal { target: NodeId, fatal: Fatal<TypeConfig> },
+}
 
-fn map_transport<E: std::error::Error>(e: TransportError) -> RPCError<NodeId, Member, E> {
-    match e {
-        TransportError::Unreachable { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-        _ => RPCError::Network(NetworkError::new(&e)),
+impl From<CallError> for RPCError<TypeConfig> {
+    fn from(e: CallError) -> Self {
+        match e {
+            // A stopped peer is as good as unreachable: back off before retrying.
+            CallError::Unreachable(_) | CallError::Fatal { .. } => RPCError::Unreachable(Unreachable::new(&e)),
+            CallError::Network(_) | CallError::Unexpected { .. } => RPCError::Network(NetworkError::new(&e)),
+        }
     }
 }
 
-fn unexpected<E: std::error::Error>(resp: Response) -> RPCError<NodeId, Member, E> {
-    let e = std::io::Error::other(format!("unexpected response {resp:?}"));
-    RPCError::Network(NetworkError::new(&e))
+impl From<CallError> for StreamingError<TypeConfig> {
+    fn from(e: CallError) -> Self {
+        match RPCError::from(e) {
+            RPCError::Unreachable(u) => StreamingError::Unreachable(u),
+            RPCError::Network(n) => StreamingError::Network(n),
+            RPCError::Timeout(t) => StreamingError::Timeout(t),
+            RPCError::RemoteError(r) => StreamingError::Network(NetworkError::new(&r)),
+        }
+    }
 }
 
 impl PeerClient {
-    async fn send(&self, req: Request, ttl: Duration) -> Result<Response, TransportError> {
-        self.transport.call(&self.addr, &req, ttl).await
+    async fn send(&self, req: Request, ttl: Duration) -> Result<Response, CallError> {
+        self.transport.call(&self.addr, &req, ttl).await.map_err(|e| match e {
+            TransportError::Unreachable { .. } => CallError::Unreachable(e),
+            e => CallError::Network(e),
+        })
+    }
+
+    fn answer<T>(&self, r: Result<T, RaftError<TypeConfig>>) -> Result<T, CallError> {
+        r.map_err(|e| CallError::Fatal { target: self.target, fatal: e.unwrap_fatal() })
+    }
+
+    fn unexpected(&self, answer: Response) -> CallError {
+        CallError::Unexpected { target: self.target, answer: format!("{answer:?}") }
     }
 }
 
-impl RaftNetwork<TypeConfig> for PeerClient {
+impl RaftNetworkV2<TypeConfig> for PeerClient {
+    type SnapshotData = SnapshotData;
+
     async fn append_entries(
         &mut self,
         rpc: AppendEntriesRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<AppendEntriesResponse<NodeId>, RpcErr> {
-        match self.send(Request::Append(rpc), option.hard_ttl()).await.map_err(map_transport)? {
-            Response::Append(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(unexpected(other)),
+    ) -> Result<AppendEntriesResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.send(Request::Append(rpc), option.hard_ttl()).await? {
+            Response::Append(r) => Ok(self.answer(r)?),
+            other => Err(self.unexpected(other).into()),
         }
     }
 
-    async fn install_snapshot(
+    async fn vote(
         &mut self,
-        rpc: InstallSnapshotRequest<TypeConfig>,
+        rpc: VoteRequest<TypeConfig>,
         option: RPCOption,
-    ) -> Result<InstallSnapshotResponse<NodeId>, RpcErr<InstallSnapshotError>> {
-        match self.send(Request::Snapshot(rpc), option.hard_ttl()).await.map_err(map_transport)? {
-            Response::Snapshot(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(unexpected(other)),
+    ) -> Result<VoteResponse<TypeConfig>, RPCError<TypeConfig>> {
+        match self.send(Request::Vote(rpc), option.hard_ttl()).await? {
+            Response::Vote(r) => Ok(self.answer(r)?),
+            other => Err(self.unexpected(other).into()),
         }
     }
 
-    async fn vote(&mut self, rpc: VoteRequest<NodeId>, option: RPCOption) -> Result<VoteResponse<NodeId>, RpcErr> {
-        match self.send(Request::Vote(rpc), option.hard_ttl()).await.map_err(map_transport)? {
-            Response::Vote(r) => r.map_err(|e| RPCError::RemoteError(RemoteError::new(self.target, e))),
-            other => Err(unexpected(other)),
+    async fn full_snapshot(
+        &mut self,
+        vote: Vote,
+        snapshot: Snapshot,
+        cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
+        option: RPCOption,
+    ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
+        let req = Request::Snapshot { vote, meta: snapshot.meta, data: snapshot.snapshot.into_inner() };
+        let answer = tokio::select! {
+            answer = self.send(req, option.hard_ttl()) => answer?,
+            closed = cancel => return Err(StreamingError::Closed(closed)),
+        };
+        match answer {
+            Response::Snapshot(r) => Ok(self.answer(r)?),
+            other => Err(self.unexpected(other).into()),
         }
     }
 }

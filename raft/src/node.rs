@@ -9,17 +9,19 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
-use openraft::error::{ClientWriteError, RaftError};
-use openraft::{ChangeMembers, Config, SnapshotPolicy};
+use openraft::async_runtime::WatchReceiver;
+use openraft::errors::{ClientWriteError, InitializeError, LinearizableReadError, RaftError};
+use openraft::{ChangeMembers, Config, ReadPolicy, SnapshotPolicy};
 use tokio::time::Instant;
 
 use crate::command::{Command, CommandResponse};
+use crate::leadership::LeaderWatch;
 use crate::network::NetworkFactory;
 use crate::pki::Identity;
 use crate::rpc::{ClusterStatus, MemberStatus, RemoteError, Request, Response};
 use crate::storage::{self, StoreReader};
 use crate::transport::{Handler, Transport, TransportError};
-use crate::types::{Member, NodeId, Raft};
+use crate::types::{Member, NodeId, Raft, TypeConfig};
 
 /// The most voters a cluster gets; further control-plane joiners stay learners.
 pub const MAX_VOTERS: usize = 5;
@@ -158,30 +160,35 @@ impl RaftNode {
     pub async fn initialize(&self, member: Member) -> Result<(), NodeError> {
         match self.raft.initialize(BTreeMap::from([(self.id, member)])).await {
             Ok(()) => Ok(()),
-            Err(RaftError::APIError(openraft::error::InitializeError::NotAllowed(_))) => Ok(()),
+            Err(RaftError::APIError(InitializeError::NotAllowed(_))) => Ok(()),
             Err(e) => Err(NodeError::Raft(e.to_string())),
         }
     }
 
     /// The current leader as this node knows it.
     pub fn leader(&self) -> Option<NodeId> {
-        self.raft.server_metrics().borrow().current_leader
+        self.raft.server_metrics().borrow_watched().current_leader
+    }
+
+    /// Follow the leader as this node knows it, through every change.
+    pub fn leader_watch(&self) -> LeaderWatch {
+        LeaderWatch::new(self.raft.server_metrics())
     }
 
     /// Whether this node is the leader.
     pub fn is_leader(&self) -> bool {
-        self.leader() == Some(self.id)
+        self.raft.is_leader()
     }
 
     /// The membership record of node `id`.
     pub fn member(&self, id: NodeId) -> Option<Member> {
-        self.raft.server_metrics().borrow().membership_config.membership().get_node(&id).cloned()
+        self.raft.server_metrics().borrow_watched().membership_config.membership().get_node(&id).cloned()
     }
 
     /// Every member with whether it votes.
     pub fn members(&self) -> Vec<(NodeId, Member, bool)> {
-        let metrics = self.raft.server_metrics().borrow().clone();
-        let m = metrics.membership_config.membership();
+        let stored = self.raft.server_metrics().borrow_watched().membership_config.clone();
+        let m = stored.membership();
         let voters: BTreeSet<NodeId> = m.voter_ids().collect();
         m.nodes().map(|(id, n)| (*id, n.clone(), voters.contains(id))).collect()
     }
@@ -197,18 +204,16 @@ impl RaftNode {
         idempotent: bool,
     ) -> Result<Response, NodeError> {
         let deadline = Instant::now() + wait;
-        let mut metrics = self.raft.server_metrics();
+        let mut watch = self.leader_watch();
         loop {
-            let leader = metrics.borrow_and_update().current_leader;
+            let leader = watch.leader();
             let attempt = match leader {
                 Some(l) if l == self.id => Some(Ok(self.handle(make()).await)),
                 Some(l) => match self.member(l) {
                     Some(m) => {
                         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
-                        let mut watch = self.raft.server_metrics();
-                        let deposed = async move {
-                            let _ = watch.wait_for(|m| m.current_leader != Some(l)).await;
-                        };
+                        let mut deposed = self.leader_watch();
+                        let deposed = async move { deposed.until_not(Some(l)).await };
                         // A leader that dies mid-request is noticed by the election, not
                         // by waiting out the connection's idle timeout.
                         let req = make();
@@ -237,7 +242,7 @@ impl RaftNode {
             let pause = tokio::time::sleep(Duration::from_millis(50));
             tokio::select! {
                 _ = pause => {}
-                _ = metrics.changed() => {}
+                _ = watch.changed() => {}
             }
         }
     }
@@ -355,7 +360,12 @@ impl RaftNode {
     async fn local_write(&self, cmd: Command) -> Result<CommandResponse, RemoteError> {
         match self.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
-            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f))) => Err(self.redirect(f.leader_id)),
+            // Not the leader (or its lease ran out), or the entry was dropped by a
+            // leader change before commit: the proposer resends it, and a resent
+            // transaction carries its unique id, so it applies at most once.
+            Err(RaftError::APIError(ClientWriteError::ForwardToLeader(f) | ClientWriteError::LogEntryDiscarded(f))) => {
+                Err(self.redirect(f.leader_id))
+            }
             Err(e) => Err(RemoteError::Failed(e.to_string())),
         }
     }
@@ -364,7 +374,7 @@ impl RaftNode {
         if !self.is_leader() {
             return Err(self.not_leader());
         }
-        let fail = |e: RaftError<NodeId, ClientWriteError<NodeId, Member>>| match e {
+        let fail = |e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>| match e {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => self.redirect(f.leader_id),
             e => RemoteError::Failed(e.to_string()),
         };
@@ -382,7 +392,7 @@ impl RaftNode {
         if !self.is_leader() {
             return Err(self.not_leader());
         }
-        let fail = |e: RaftError<NodeId, ClientWriteError<NodeId, Member>>| RemoteError::Failed(e.to_string());
+        let fail = |e: RaftError<TypeConfig, ClientWriteError<TypeConfig>>| RemoteError::Failed(e.to_string());
         let members = self.members();
         let Some(target) = members.iter().find(|m| m.0 == id) else {
             return Err(RemoteError::Failed(format!("node {id} is not a member")));
@@ -441,15 +451,20 @@ impl Handler for RaftNode {
         match req {
             Request::Append(rpc) => Response::Append(self.raft.append_entries(rpc).await),
             Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
-            Request::Snapshot(rpc) => Response::Snapshot(self.raft.install_snapshot(rpc).await),
+            Request::Snapshot { vote, meta, data } => {
+                let snapshot = crate::types::Snapshot { meta, snapshot: std::io::Cursor::new(data) };
+                Response::Snapshot(self.raft.install_full_snapshot(vote, snapshot).await.map_err(RaftError::Fatal))
+            }
             Request::Write(cmd) => Response::Write(self.local_write(cmd).await),
-            Request::ReadIndex => Response::ReadIndex(match self.raft.ensure_linearizable().await {
-                Ok(log_id) => Ok(log_id.map(|l| l.index).unwrap_or(0)),
-                Err(RaftError::APIError(openraft::error::CheckIsLeaderError::ForwardToLeader(f))) => {
-                    Err(self.redirect(f.leader_id))
-                }
-                Err(e) => Err(RemoteError::Failed(e.to_string())),
-            }),
+            Request::ReadIndex => {
+                Response::ReadIndex(match self.raft.ensure_linearizable(ReadPolicy::ReadIndex).await {
+                    Ok(read) => Ok(read.log_id().index),
+                    Err(RaftError::APIError(LinearizableReadError::ForwardToLeader(f))) => {
+                        Err(self.redirect(f.leader_id))
+                    }
+                    Err(e) => Err(RemoteError::Failed(e.to_string())),
+                })
+            }
             Request::AddMember { id, member, voter } => {
                 Response::Membership(self.local_add_member(id, member, voter).await)
             }

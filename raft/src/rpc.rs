@@ -1,15 +1,12 @@
 //! The messages nodes exchange over the transport: Raft's own RPCs, forwarded
 //! writes and reads, and membership requests.
 
-use openraft::error::{InstallSnapshotError, RaftError};
-use openraft::raft::{
-    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse, VoteRequest,
-    VoteResponse,
-};
+use openraft::errors::RaftError;
+use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandResponse};
-use crate::types::{Member, NodeId, TypeConfig};
+use crate::types::{Member, NodeId, SnapshotMeta, TypeConfig, Vote};
 
 /// A request from one node to another.
 #[derive(Debug, Serialize, Deserialize)]
@@ -17,9 +14,17 @@ pub enum Request {
     /// Raft AppendEntries.
     Append(AppendEntriesRequest<TypeConfig>),
     /// Raft RequestVote.
-    Vote(VoteRequest<NodeId>),
-    /// Raft InstallSnapshot (one chunk).
-    Snapshot(InstallSnapshotRequest<TypeConfig>),
+    Vote(VoteRequest<TypeConfig>),
+    /// A whole snapshot, sent by the leader holding `vote`.
+    Snapshot {
+        /// The sender's vote.
+        vote: Vote,
+        /// What the snapshot covers.
+        meta: SnapshotMeta,
+        /// The encoded state.
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    },
     /// A client write forwarded to the leader.
     Write(Command),
     /// Ask the leader for a linearizable read index.
@@ -53,11 +58,11 @@ pub enum RemoteError {
 #[derive(Debug, Serialize, Deserialize)]
 pub enum Response {
     /// Raft AppendEntries.
-    Append(Result<AppendEntriesResponse<NodeId>, RaftError<NodeId>>),
+    Append(Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>>),
     /// Raft RequestVote.
-    Vote(Result<VoteResponse<NodeId>, RaftError<NodeId>>),
-    /// Raft InstallSnapshot.
-    Snapshot(Result<InstallSnapshotResponse<NodeId>, RaftError<NodeId, InstallSnapshotError>>),
+    Vote(Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>),
+    /// The snapshot was installed (or refused for a newer vote, which the response carries).
+    Snapshot(Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>>),
     /// A forwarded write.
     Write(Result<CommandResponse, RemoteError>),
     /// The read index.

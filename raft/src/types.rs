@@ -10,6 +10,7 @@ use std::io::Cursor;
 use serde::{Deserialize, Serialize};
 
 use crate::command::{Command, CommandResponse};
+use crate::storage::StateMachine;
 
 /// Raft node id. The first node is 1; joiners get the revision of their registration.
 pub type NodeId = u64;
@@ -38,18 +39,25 @@ openraft::declare_raft_types!(
         R = CommandResponse,
         NodeId = NodeId,
         Node = Member,
-        SnapshotData = Cursor<Vec<u8>>,
 );
 
-/// openraft's `Raft` over clusterd's types.
-pub type Raft = openraft::Raft<TypeConfig>;
+/// What a snapshot carries: the encoded state, whole.
+pub type SnapshotData = Cursor<Vec<u8>>;
+/// openraft's `Raft` over clusterd's types and state machine.
+pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 /// A log id over clusterd's types.
-pub type LogId = openraft::LogId<NodeId>;
+pub type LogId = openraft::alias::LogIdOf<TypeConfig>;
+/// The id of a leadership (term and node) over clusterd's types.
+pub type LeaderId = openraft::alias::LeaderIdOf<TypeConfig>;
+/// A vote over clusterd's types.
+pub type Vote = openraft::alias::VoteOf<TypeConfig>;
 /// A log entry over clusterd's types.
-pub type Entry = openraft::Entry<TypeConfig>;
+pub type Entry = openraft::alias::EntryOf<TypeConfig>;
 /// Storage errors over clusterd's types.
-pub type StorageError = openraft::StorageError<NodeId>;
+pub type StorageError = openraft::StorageError<TypeConfig>;
 /// The membership stored with its log id.
-pub type StoredMembership = openraft::StoredMembership<NodeId, Member>;
+pub type StoredMembership = openraft::alias::StoredMembershipOf<TypeConfig>;
 /// Snapshot metadata.
-pub type SnapshotMeta = openraft::SnapshotMeta<NodeId, Member>;
+pub type SnapshotMeta = openraft::alias::SnapshotMetaOf<TypeConfig>;
+/// A snapshot with its data.
+pub type Snapshot = openraft::alias::SnapshotOf<TypeConfig, SnapshotData>;

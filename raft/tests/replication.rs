@@ -7,6 +7,7 @@ use std::time::Duration;
 
 use clusterd_raft::pki::Ca;
 use clusterd_raft::{Command, Member, NodeOptions, Op, RaftNode, Txn};
+use openraft::async_runtime::WatchReceiver;
 
 struct Harness {
     ca: Ca,
@@ -94,13 +95,13 @@ async fn three_voters_forward_failover_and_snapshot_catch_up() {
     eprintln!("--- a new learner joins after the log was purged: it gets a snapshot");
     let (n4, m4) = h.node(4, 50).await;
     survivors[0].add_member(4, m4, false, WAIT).await.unwrap();
-    let snapshot = survivors.iter().find_map(|n| n.raft.metrics().borrow().snapshot);
+    let snapshot = survivors.iter().find_map(|n| n.raft.metrics().borrow_watched().snapshot);
     assert!(snapshot.is_some(), "the survivors built a snapshot");
     let target = survivors[0].store.revision();
     assert!(n4.store.wait_applied(target, WAIT).await, "the learner caught up");
     assert_eq!(n4.store.list("/k/").unwrap().0.len(), 120);
     assert_eq!(n4.store.get("/a").unwrap().unwrap().value, b"1");
-    let purged: Vec<_> = survivors.iter().map(|n| n.raft.metrics().borrow().purged).collect();
+    let purged: Vec<_> = survivors.iter().map(|n| n.raft.metrics().borrow_watched().purged).collect();
     eprintln!("purged: {purged:?}, learner compacted at {}", n4.store.compacted());
     assert!(
         purged.iter().any(|p| p.is_some_and(|p| p.index > 1)),

@@ -5,12 +5,12 @@
 use std::time::Duration;
 
 use clusterd_raft::storage::{self, LogStore, StateMachine};
-use clusterd_raft::types::{Entry, StorageError, TypeConfig};
+use clusterd_raft::types::{Entry, LeaderId, LogId, StorageError, TypeConfig};
 use clusterd_raft::{Command, Compare, EventKind, Op, Txn, WatchItem};
 use futures::StreamExt;
 use openraft::storage::RaftStateMachine;
-use openraft::testing::{StoreBuilder, Suite};
-use openraft::{CommittedLeaderId, EntryPayload, LogId};
+use openraft::testing::log::{StoreBuilder, Suite};
+use openraft::EntryPayload;
 use tempfile::TempDir;
 
 struct Builder;
@@ -23,13 +23,17 @@ impl StoreBuilder<TypeConfig, LogStore, StateMachine, TempDir> for Builder {
     }
 }
 
-#[test]
-fn openraft_conformance_suite() {
-    Suite::test_all(Builder).expect("storage passes the openraft suite");
+#[tokio::test]
+async fn openraft_conformance_suite() {
+    Suite::test_all(Builder).await.expect("storage passes the openraft suite");
+}
+
+fn log_id(term: u64, node_id: u64, index: u64) -> LogId {
+    LogId::new(LeaderId { term, node_id }, index)
 }
 
 fn entry(index: u64, cmd: Command) -> Entry {
-    Entry { log_id: LogId::new(CommittedLeaderId::new(1, 1), index), payload: EntryPayload::Normal(cmd) }
+    Entry { log_id: log_id(1, 1, index), payload: EntryPayload::Normal(cmd) }
 }
 
 fn put(key: &str, value: &str) -> Op {
@@ -44,7 +48,7 @@ async fn compare_and_swap_and_transactions() {
     let create = |k: &str, v: &str| {
         Command::Txn(Txn { compares: vec![Compare::ModRevision(k.into(), 0)], success: vec![put(k, v)] })
     };
-    let r = sm.apply(vec![entry(1, create("/a", "1")), entry(2, create("/a", "2"))]).await.unwrap();
+    let r = sm.apply_batch(vec![entry(1, create("/a", "1")), entry(2, create("/a", "2"))]).unwrap();
     assert!(r[0].succeeded);
     assert_eq!(r[1].failed_compare, Some(0), "a second create of the same key fails");
     assert_eq!(r[1].current.as_ref().unwrap().mod_revision, 1);
@@ -52,7 +56,7 @@ async fn compare_and_swap_and_transactions() {
     let update = |rev: u64, v: &str| {
         Command::Txn(Txn { compares: vec![Compare::ModRevision("/a".into(), rev)], success: vec![put("/a", v)] })
     };
-    let r = sm.apply(vec![entry(3, update(1, "3")), entry(4, update(1, "4"))]).await.unwrap();
+    let r = sm.apply_batch(vec![entry(3, update(1, "3")), entry(4, update(1, "4"))]).unwrap();
     assert!(r[0].succeeded);
     assert!(!r[1].succeeded);
     let a = reader.get("/a").unwrap().unwrap();
@@ -62,11 +66,11 @@ async fn compare_and_swap_and_transactions() {
         compares: vec![Compare::Exists("/missing".into())],
         success: vec![put("/b", "x"), put("/c", "y")],
     });
-    let r = sm.apply(vec![entry(5, txn)]).await.unwrap();
+    let r = sm.apply_batch(vec![entry(5, txn)]).unwrap();
     assert!(!r[0].succeeded);
     assert!(reader.get("/b").unwrap().is_none());
     let txn = Command::Txn(Txn::ops(vec![put("/b", "x"), put("/c", "y"), Op::Delete { key: "/a".into() }]));
-    sm.apply(vec![entry(6, txn)]).await.unwrap();
+    sm.apply_batch(vec![entry(6, txn)]).unwrap();
     let (items, rev) = reader.list("/").unwrap();
     assert_eq!(rev, 6);
     assert_eq!(items.iter().map(|kv| kv.key.as_str()).collect::<Vec<_>>(), vec!["/b", "/c"]);
@@ -77,9 +81,9 @@ async fn watch_replays_history_then_follows_and_compaction_answers_gone() {
     let dir = tempfile::tempdir().unwrap();
     let (_log, mut sm, reader) = storage::open(dir.path()).unwrap();
     for i in 1..=5u64 {
-        sm.apply(vec![entry(i, Command::Txn(Txn::ops(vec![put(&format!("/k/{i}"), "v")])))]).await.unwrap();
+        sm.apply_batch(vec![entry(i, Command::Txn(Txn::ops(vec![put(&format!("/k/{i}"), "v")])))]).unwrap();
     }
-    sm.apply(vec![entry(6, Command::Txn(Txn::ops(vec![put("/other", "v")])))]).await.unwrap();
+    sm.apply_batch(vec![entry(6, Command::Txn(Txn::ops(vec![put("/other", "v")])))]).unwrap();
     // From revision 2: history 3, 4, 5 under /k/, then a live event.
     let mut w = reader.watch("/k/".into(), 2, None);
     let mut seen = Vec::new();
@@ -90,7 +94,7 @@ async fn watch_replays_history_then_follows_and_compaction_answers_gone() {
         }
     }
     assert_eq!(seen, vec![3, 4, 5]);
-    sm.apply(vec![entry(7, Command::Txn(Txn::ops(vec![Op::Delete { key: "/k/1".into() }])))]).await.unwrap();
+    sm.apply_batch(vec![entry(7, Command::Txn(Txn::ops(vec![Op::Delete { key: "/k/1".into() }])))]).unwrap();
     match tokio::time::timeout(Duration::from_secs(5), w.next()).await.unwrap().unwrap().unwrap() {
         WatchItem::Event(e) => {
             assert_eq!((e.revision, e.kind, e.kv.key.as_str()), (7, EventKind::Delete, "/k/1"));
@@ -98,7 +102,7 @@ async fn watch_replays_history_then_follows_and_compaction_answers_gone() {
         other => panic!("unexpected {other:?}"),
     }
     // Compact through revision 4: a watch from 3 is gone, from 4 is fine.
-    sm.apply(vec![entry(8, Command::Compact(4))]).await.unwrap();
+    sm.apply_batch(vec![entry(8, Command::Compact(4))]).unwrap();
     assert_eq!(reader.compacted(), 4);
     let mut old = reader.watch("/k/".into(), 3, None);
     let gone = tokio::time::timeout(Duration::from_secs(5), old.next()).await.unwrap().unwrap();
@@ -124,8 +128,8 @@ async fn live_watches_get_every_event_of_a_transaction_under_their_prefix_and_ca
     assert_eq!(next_item(&mut b).await, WatchItem::Progress(0));
     // One transaction touching both prefixes: three events sharing revision 1.
     let txn = Txn::ops(vec![put("/a/1", "x"), put("/b/1", "y"), put("/a/2", "z")]);
-    sm.apply(vec![entry(1, Command::Txn(txn))]).await.unwrap();
-    sm.apply(vec![entry(2, Command::Txn(Txn::ops(vec![put("/c/1", "w")])))]).await.unwrap();
+    sm.apply_batch(vec![entry(1, Command::Txn(txn))]).unwrap();
+    sm.apply_batch(vec![entry(2, Command::Txn(Txn::ops(vec![put("/c/1", "w")])))]).unwrap();
     let keys = |items: Vec<WatchItem>| -> Vec<(u64, String)> {
         items
             .into_iter()
@@ -144,7 +148,7 @@ async fn live_watches_get_every_event_of_a_transaction_under_their_prefix_and_ca
     let mut slow = reader.watch("/s/".into(), 2, None);
     for i in 0..1500u64 {
         let rev = 3 + i;
-        sm.apply(vec![entry(rev, Command::Txn(Txn::ops(vec![put(&format!("/s/{i}"), "v")])))]).await.unwrap();
+        sm.apply_batch(vec![entry(rev, Command::Txn(Txn::ops(vec![put(&format!("/s/{i}"), "v")])))]).unwrap();
     }
     for i in 0..1500u64 {
         match next_item(&mut slow).await {
@@ -153,7 +157,7 @@ async fn live_watches_get_every_event_of_a_transaction_under_their_prefix_and_ca
         }
     }
     // Nothing else reached a's watch: its next item is the next change under /a/.
-    sm.apply(vec![entry(1503, Command::Txn(Txn::ops(vec![put("/a/3", "v")])))]).await.unwrap();
+    sm.apply_batch(vec![entry(1503, Command::Txn(Txn::ops(vec![put("/a/3", "v")])))]).unwrap();
     assert_eq!(keys(vec![next_item(&mut a).await]), vec![(1503, "/a/3".to_string())]);
 }
 
@@ -161,11 +165,11 @@ async fn live_watches_get_every_event_of_a_transaction_under_their_prefix_and_ca
 async fn state_survives_reopen() {
     let dir = tempfile::tempdir().unwrap();
     // Term, leader and index all differ, so a log id read back wrongly shows.
-    let log_id = LogId::new(CommittedLeaderId::new(3, 2), 27);
+    let log_id = log_id(3, 2, 27);
     {
         let (_log, mut sm, _reader) = storage::open(dir.path()).unwrap();
         let e = Entry { log_id, payload: EntryPayload::Normal(Command::Txn(Txn::ops(vec![put("/x", "1")]))) };
-        sm.apply(vec![e]).await.unwrap();
+        sm.apply_batch(vec![e]).unwrap();
     }
     let (_log, mut sm, reader) = storage::open(dir.path()).unwrap();
     assert_eq!(reader.revision(), 27);
@@ -181,18 +185,18 @@ async fn a_unique_transaction_applies_once() {
     let txn = Txn { compares: vec![Compare::ModRevision("/u".into(), 0)], success: vec![put("/u", "1")] };
     let once = Command::Unique { id: 42, txn: txn.clone() };
     // The retry lands in the same batch and in a later one: both get the first answer.
-    let r = sm.apply(vec![entry(1, once.clone()), entry(2, once.clone())]).await.unwrap();
+    let r = sm.apply_batch(vec![entry(1, once.clone()), entry(2, once.clone())]).unwrap();
     assert!(r[0].succeeded && r[1].succeeded, "a retry is not a failed create");
     assert_eq!((r[0].revision, r[1].revision), (1, 1));
-    let r = sm.apply(vec![entry(3, once.clone())]).await.unwrap();
+    let r = sm.apply_batch(vec![entry(3, once.clone())]).unwrap();
     assert_eq!(r[0].revision, 1);
     assert_eq!(reader.get("/u").unwrap().unwrap().mod_revision, 1);
     // Another id is another transaction: its create fails on the existing key.
-    let r = sm.apply(vec![entry(4, Command::Unique { id: 43, txn })]).await.unwrap();
+    let r = sm.apply_batch(vec![entry(4, Command::Unique { id: 43, txn })]).unwrap();
     assert_eq!(r[0].failed_compare, Some(0));
     // Compaction forgets ids at or below it.
-    sm.apply(vec![entry(5, Command::Compact(2))]).await.unwrap();
-    let r = sm.apply(vec![entry(6, once)]).await.unwrap();
+    sm.apply_batch(vec![entry(5, Command::Compact(2))]).unwrap();
+    let r = sm.apply_batch(vec![entry(6, once)]).unwrap();
     assert_eq!(r[0].failed_compare, Some(0), "a forgotten id applies again (and here fails its compare)");
 }
 
@@ -204,15 +208,84 @@ async fn snapshots_carry_data_and_unique_ids_to_another_node() {
     let (_lb, mut b, rb) = storage::open(b_dir.path()).unwrap();
     let txn = Txn { compares: vec![Compare::ModRevision("/s".into(), 0)], success: vec![put("/s", "1")] };
     let once = Command::Unique { id: 7, txn };
-    a.apply(vec![entry(1, once.clone()), entry(2, Command::Txn(Txn::ops(vec![put("/t", "2")])))]).await.unwrap();
+    a.apply_batch(vec![entry(1, once.clone()), entry(2, Command::Txn(Txn::ops(vec![put("/t", "2")])))]).unwrap();
     let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
     b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
     assert_eq!(rb.revision(), 2);
     assert_eq!(rb.get("/t").unwrap().unwrap().value, b"2");
     assert_eq!(rb.compacted(), 2, "history before the snapshot is not on the new node");
     // A retry of the first write reaching the new node gets the first answer.
-    let r = b.apply(vec![entry(3, once)]).await.unwrap();
+    let r = b.apply_batch(vec![entry(3, once)]).unwrap();
     assert!(r[0].succeeded);
     assert_eq!(r[0].revision, 1);
     assert_eq!(rb.get("/s").unwrap().unwrap().mod_revision, 1);
+}
+
+/// A log append is written without a sync: it is readable as soon as `append`
+/// returns, and reported durable later by the store's sync thread, which syncs
+/// once for every append pending. Everything reported is there after a reopen.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn appends_are_readable_at_once_and_survive_a_reopen_once_reported_durable() {
+    use openraft::storage::{IOFlushed, RaftLogReader, RaftLogStorage};
+    use openraft::type_config::TypeConfigExt;
+    let dir = tempfile::tempdir().unwrap();
+    let n = 300u64;
+    {
+        let (mut log, _sm, _reader) = storage::open(dir.path()).unwrap();
+        let mut reader = log.get_log_reader().await;
+        let mut reports = Vec::new();
+        for i in 1..=n {
+            let (tx, rx) = TypeConfig::oneshot();
+            let e = entry(i, Command::Txn(Txn::ops(vec![put(&format!("/k/{i}"), "v")])));
+            log.append([e], IOFlushed::signal(tx)).await.unwrap();
+            let read = reader.try_get_log_entries(i..=i).await.unwrap();
+            assert_eq!(read.len(), 1, "entry {i} is readable when append returns");
+            reports.push(rx);
+        }
+        for rx in reports {
+            rx.await.expect("the sync thread reports every append").expect("durable");
+        }
+        eprintln!("{n} appends made durable by {} WAL syncs", log.syncs());
+        assert!(log.syncs() >= 1 && log.syncs() <= n);
+    }
+    let (mut log, _sm, _reader) = storage::open(dir.path()).unwrap();
+    let mut reader = log.get_log_reader().await;
+    let all = reader.try_get_log_entries(1..=n).await.unwrap();
+    assert_eq!(all.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>());
+}
+
+/// Rewrite (or remove) the format record of a closed store, as another build would have left it.
+fn set_format_record(path: &std::path::Path, format: Option<u32>) {
+    let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path).unwrap();
+    let db = rocksdb::DB::open_cf(&rocksdb::Options::default(), path, cfs).unwrap();
+    let meta = db.cf_handle("raft_meta").unwrap();
+    match format {
+        None => db.delete_cf(meta, b"format").unwrap(),
+        Some(f) => db.put_cf(meta, b"format", f.to_be_bytes()).unwrap(),
+    }
+}
+
+#[test]
+fn a_store_of_another_format_is_refused_with_what_to_do_and_left_untouched() {
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (_log, mut sm, _reader) = storage::open(dir.path()).unwrap();
+        sm.apply_batch(vec![entry(1, Command::Txn(Txn::ops(vec![put("/x", "1")])))]).unwrap();
+    }
+    drop(storage::open(dir.path()).expect("a store of this build's format reopens"));
+
+    // A store from before formats were recorded holds data but no record.
+    set_format_record(dir.path(), None);
+    let refused = storage::open(dir.path()).err().expect("an unrecorded store with data is refused").to_string();
+    for part in ["format 1", "openraft 0.9", "reads only format 2", "clusterd join"] {
+        assert!(refused.contains(part), "{part:?} missing from: {refused}");
+    }
+    set_format_record(dir.path(), Some(storage::format::FORMAT + 1));
+    let refused = storage::open(dir.path()).err().expect("a newer store is refused").to_string();
+    assert!(refused.contains("a newer clusterd"), "{refused}");
+
+    // Refusing read and wrote nothing: with its record back, the data is there.
+    set_format_record(dir.path(), Some(storage::format::FORMAT));
+    let (_log, _sm, reader) = storage::open(dir.path()).unwrap();
+    assert_eq!(reader.get("/x").unwrap().unwrap().value, b"1");
 }

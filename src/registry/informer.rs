@@ -142,20 +142,19 @@ async fn follow(store: StoreReader, prefix: String, feed: Arc<Mutex<Feed>>) {
 /// Whether this node is the Raft leader, now and at every change.
 pub fn leadership(node: &clusterd_raft::RaftNode) -> impl futures::Stream<Item = bool> + Unpin + 'static {
     let me = node.id;
-    let metrics = node.raft.server_metrics();
+    let mut watch = node.leader_watch();
     let (tx, rx) = mpsc::channel(16);
     tokio::spawn(async move {
-        let mut metrics = metrics;
         let mut last = None;
         loop {
-            let leader = metrics.borrow_and_update().current_leader == Some(me);
+            let leader = watch.leader() == Some(me);
             if last != Some(leader) {
                 last = Some(leader);
                 if tx.send(leader).await.is_err() {
                     return;
                 }
             }
-            if metrics.changed().await.is_err() {
+            if !watch.changed().await {
                 return;
             }
         }

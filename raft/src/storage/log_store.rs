@@ -1,25 +1,36 @@
-//! The Raft log in RocksDB. An append is acknowledged to openraft only after the
-//! write is synced to disk.
+//! The Raft log in RocksDB.
+//!
+//! An append is written without a sync and returns once readable; it is reported
+//! durable to openraft only after a WAL sync by the [`Flusher`], which covers
+//! every append made before it (group commit). Votes, truncations and purges are
+//! synced before they return.
 
 use std::fmt::Debug;
+use std::io;
 use std::ops::{Bound, RangeBounds};
 use std::sync::Arc;
 
-use openraft::storage::{LogFlushed, RaftLogStorage};
-use openraft::{AnyError, LogState, RaftLogReader, StorageIOError, Vote};
+use openraft::storage::{IOFlushed, LogState, RaftLogReader, RaftLogStorage};
 use rocksdb::{Direction, IteratorMode, WriteBatch, WriteOptions, DB};
 
+use super::flusher::Flusher;
 use super::{be, cf, from_be, CF_LOGS, CF_RAFT_META};
 use crate::codec::{decode, encode};
-use crate::types::{Entry, LogId, NodeId, StorageError, TypeConfig};
+use crate::types::{Entry, LogId, TypeConfig, Vote};
 
 const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
 const KEY_PURGED: &[u8] = b"last_purged";
 
-/// The Raft log store. Cloning shares the database.
-#[derive(Clone)]
+/// The Raft log store. It owns the log's sync thread, stopped when it is dropped.
 pub struct LogStore {
+    db: Arc<DB>,
+    flusher: Flusher,
+}
+
+/// Reads the log for replication and apply; cheap to clone.
+#[derive(Clone)]
+pub struct LogReader {
     db: Arc<DB>,
 }
 
@@ -29,47 +40,51 @@ fn synced() -> WriteOptions {
     wo
 }
 
-fn read_err(e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::read_logs(AnyError::new(&e)).into()
+pub(crate) fn io_err(e: impl std::fmt::Display) -> io::Error {
+    io::Error::other(e.to_string())
 }
 
-fn write_err(e: impl std::error::Error + 'static) -> StorageError {
-    StorageIOError::write_logs(AnyError::new(&e)).into()
+fn meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<Option<T>> {
+    let raw = db.get_cf(cf(db, CF_RAFT_META), key).map_err(io_err)?;
+    raw.map(|b| decode(&b).map_err(io_err)).transpose()
 }
 
 impl LogStore {
-    pub(crate) fn new(db: Arc<DB>) -> Self {
-        LogStore { db }
+    pub(crate) fn new(db: Arc<DB>) -> io::Result<Self> {
+        let sync_db = db.clone();
+        let flusher = Flusher::start(move || sync_db.flush_wal(true).map_err(io_err))?;
+        Ok(LogStore { db, flusher })
     }
 
-    fn meta<T: serde::de::DeserializeOwned>(&self, key: &[u8]) -> Result<Option<T>, StorageError> {
-        let raw = self.db.get_cf(cf(&self.db, CF_RAFT_META), key).map_err(read_err)?;
-        raw.map(|b| decode(&b).map_err(read_err)).transpose()
+    /// How many WAL syncs have made appends durable so far (fewer than the
+    /// appends when they were grouped).
+    pub fn syncs(&self) -> u64 {
+        self.flusher.syncs()
     }
 
-    fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> Result<(), StorageError> {
-        let bytes = encode(value).map_err(write_err)?;
-        self.db.put_cf_opt(cf(&self.db, CF_RAFT_META), key, bytes, &synced()).map_err(write_err)
+    fn put_meta<T: serde::Serialize>(&self, key: &[u8], value: &T) -> io::Result<()> {
+        let bytes = encode(value).map_err(io_err)?;
+        self.db.put_cf_opt(cf(&self.db, CF_RAFT_META), key, bytes, &synced()).map_err(io_err)
     }
 
-    fn last_log_id(&self) -> Result<Option<LogId>, StorageError> {
+    fn last_log_id(&self) -> io::Result<Option<LogId>> {
         let mut it = self.db.iterator_cf(cf(&self.db, CF_LOGS), IteratorMode::End);
         match it.next() {
             None => Ok(None),
             Some(item) => {
-                let (_, v) = item.map_err(read_err)?;
-                let entry: Entry = decode(&v).map_err(read_err)?;
+                let (_, v) = item.map_err(io_err)?;
+                let entry: Entry = decode(&v).map_err(io_err)?;
                 Ok(Some(entry.log_id))
             }
         }
     }
 }
 
-impl RaftLogReader<TypeConfig> for LogStore {
+impl RaftLogReader<TypeConfig> for LogReader {
     async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + Send>(
         &mut self,
         range: RB,
-    ) -> Result<Vec<Entry>, StorageError> {
+    ) -> io::Result<Vec<Entry>> {
         let start = match range.start_bound() {
             Bound::Included(s) => *s,
             Bound::Excluded(s) => s + 1,
@@ -78,50 +93,52 @@ impl RaftLogReader<TypeConfig> for LogStore {
         let mode = IteratorMode::From(&be(start)[..], Direction::Forward);
         let mut out = Vec::new();
         for item in self.db.iterator_cf(cf(&self.db, CF_LOGS), mode) {
-            let (k, v) = item.map_err(read_err)?;
+            let (k, v) = item.map_err(io_err)?;
             let index = from_be(&k);
             if !range.contains(&index) {
                 break;
             }
-            out.push(decode(&v).map_err(read_err)?);
+            out.push(decode(&v).map_err(io_err)?);
         }
         Ok(out)
+    }
+
+    async fn read_vote(&mut self) -> io::Result<Option<Vote>> {
+        meta(&self.db, KEY_VOTE)
     }
 }
 
 impl RaftLogStorage<TypeConfig> for LogStore {
-    type LogReader = Self;
+    type LogReader = LogReader;
 
-    async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError> {
-        let last_purged: Option<LogId> = self.meta(KEY_PURGED)?;
+    async fn get_log_state(&mut self) -> io::Result<LogState<TypeConfig>> {
+        let last_purged: Option<LogId> = meta(&self.db, KEY_PURGED)?;
         let last = self.last_log_id()?.or(last_purged);
         Ok(LogState { last_purged_log_id: last_purged, last_log_id: last })
     }
 
-    async fn get_log_reader(&mut self) -> Self::LogReader {
-        self.clone()
+    async fn get_log_reader(&mut self) -> LogReader {
+        LogReader { db: self.db.clone() }
     }
 
-    async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError> {
+    async fn save_vote(&mut self, vote: &Vote) -> io::Result<()> {
+        // Synced: a vote must never be forgotten. The sync also covers any append
+        // written before it.
         self.put_meta(KEY_VOTE, vote)
     }
 
-    async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError> {
-        self.meta(KEY_VOTE)
-    }
-
-    async fn save_committed(&mut self, committed: Option<LogId>) -> Result<(), StorageError> {
+    async fn save_committed(&mut self, committed: Option<LogId>) -> io::Result<()> {
         // A hint for faster restarts, not a promise: not synced. A lost update only
         // means re-applying from an earlier committed index, which Raft tolerates.
-        let bytes = encode(&committed).map_err(write_err)?;
-        self.db.put_cf(cf(&self.db, CF_RAFT_META), KEY_COMMITTED, bytes).map_err(write_err)
+        let bytes = encode(&committed).map_err(io_err)?;
+        self.db.put_cf(cf(&self.db, CF_RAFT_META), KEY_COMMITTED, bytes).map_err(io_err)
     }
 
-    async fn read_committed(&mut self) -> Result<Option<LogId>, StorageError> {
-        Ok(self.meta::<Option<LogId>>(KEY_COMMITTED)?.flatten())
+    async fn read_committed(&mut self) -> io::Result<Option<LogId>> {
+        Ok(meta::<Option<LogId>>(&self.db, KEY_COMMITTED)?.flatten())
     }
 
-    async fn append<I>(&mut self, entries: I, callback: LogFlushed<TypeConfig>) -> Result<(), StorageError>
+    async fn append<I>(&mut self, entries: I, callback: IOFlushed<TypeConfig>) -> io::Result<()>
     where
         I: IntoIterator<Item = Entry> + Send,
         I::IntoIter: Send,
@@ -129,26 +146,30 @@ impl RaftLogStorage<TypeConfig> for LogStore {
         let logs = cf(&self.db, CF_LOGS);
         let mut batch = WriteBatch::default();
         for entry in entries {
-            let bytes = encode(&entry).map_err(write_err)?;
+            let bytes = encode(&entry).map_err(io_err)?;
             batch.put_cf(logs, be(entry.log_id.index), bytes);
         }
-        // The WAL is synced before openraft hears that the entries are stored.
-        let res = self.db.write_opt(batch, &synced());
-        let ack = res.as_ref().map(|_| ()).map_err(|e| std::io::Error::other(e.to_string()));
-        callback.log_io_completed(ack);
-        res.map_err(write_err)
+        // Readable once written; durable once the flusher's next sync is done.
+        if let Err(e) = self.db.write(batch) {
+            let e = io_err(e);
+            callback.io_completed(Err(io::Error::new(e.kind(), e.to_string())));
+            return Err(e);
+        }
+        self.flusher.submit(Box::new(move |res| callback.io_completed(res)));
+        Ok(())
     }
 
-    async fn truncate(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn truncate_after(&mut self, last_log_id: Option<LogId>) -> io::Result<()> {
+        let from = last_log_id.map(|l| l.index + 1).unwrap_or(0);
         let mut batch = WriteBatch::default();
-        batch.delete_range_cf(cf(&self.db, CF_LOGS), be(log_id.index), be(u64::MAX));
-        self.db.write_opt(batch, &synced()).map_err(write_err)
+        batch.delete_range_cf(cf(&self.db, CF_LOGS), be(from), be(u64::MAX));
+        self.db.write_opt(batch, &synced()).map_err(io_err)
     }
 
-    async fn purge(&mut self, log_id: LogId) -> Result<(), StorageError> {
+    async fn purge(&mut self, log_id: LogId) -> io::Result<()> {
         let mut batch = WriteBatch::default();
-        batch.put_cf(cf(&self.db, CF_RAFT_META), KEY_PURGED, encode(&log_id).map_err(write_err)?);
+        batch.put_cf(cf(&self.db, CF_RAFT_META), KEY_PURGED, encode(&log_id).map_err(io_err)?);
         batch.delete_range_cf(cf(&self.db, CF_LOGS), be(0), be(log_id.index + 1));
-        self.db.write_opt(batch, &synced()).map_err(write_err)
+        self.db.write_opt(batch, &synced()).map_err(io_err)
     }
 }

@@ -2,20 +2,20 @@
 //!
 //! Both live in one database so that a single WAL orders every write: once a later
 //! write (a log append, a vote) is synced, every earlier state-machine write is
-//! durable too. Log appends and votes are synced before they are acknowledged;
-//! state-machine writes need not be, because they can be replayed from the log.
+//! durable too. Log appends are acknowledged to openraft once a WAL sync covers
+//! them, one sync for all appends pending (group commit); votes are synced before
+//! they return; state-machine writes need not be, because they can be replayed
+//! from the log.
 //!
 //! Column families:
 //! * `logs` — big-endian log index → entry
-//! * `raft_meta` — vote, committed, last purged log id
+//! * `raft_meta` — vote, committed, last purged log id, the store's format
 //! * `kv` — key → value with its create and mod revisions
 //! * `kv_meta` — last applied log id, membership, compacted revision, snapshot
 //! * `history` — big-endian revision → the events of that revision (for watch)
 
-// openraft's StorageError is the error type its storage traits require; the
-// helpers here return it too rather than converting at every call.
-#![allow(clippy::result_large_err)]
-
+mod flusher;
+pub mod format;
 mod log_store;
 pub mod reader;
 mod state_machine;
@@ -25,7 +25,7 @@ use std::sync::Arc;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
-pub use log_store::LogStore;
+pub use log_store::{LogReader, LogStore};
 pub use reader::{Gone, StoreReader};
 pub use state_machine::StateMachine;
 
@@ -47,6 +47,33 @@ pub enum OpenError {
         #[source]
         source: rocksdb::Error,
     },
+    /// The store was written in another on-disk format.
+    #[error(
+        "the store at {path} is in format {found}, written by {writer}; this clusterd reads only format {current}. \
+         Start this node with the clusterd that wrote it, or move its data directory aside and join the node to \
+         its cluster again (`clusterd join`): it then receives the cluster's state from the leader"
+    )]
+    Format {
+        /// The database directory.
+        path: String,
+        /// The format recorded in the store.
+        found: u32,
+        /// Who writes that format.
+        writer: &'static str,
+        /// The format this build reads.
+        current: u32,
+    },
+    /// The store's format record could not be read or written.
+    #[error("the format record of the store at {path}: {reason}")]
+    FormatRecord {
+        /// The database directory.
+        path: String,
+        /// What failed.
+        reason: String,
+    },
+    /// The log's sync thread could not be started.
+    #[error("start the log sync thread: {0}")]
+    Thread(#[source] std::io::Error),
     /// The state machine's own records could not be read.
     #[error("read the state machine at {path}: {reason}")]
     StateMachine {
@@ -69,11 +96,45 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenEr
         .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));
     let db = DB::open_cf_descriptors(&opts, path, cfs)
         .map_err(|source| OpenError::Db { path: path.display().to_string(), source })?;
+    check_format(&db, path)?;
     let db = Arc::new(db);
     let reader = StoreReader::new(db.clone());
     let sm = StateMachine::open(db.clone(), reader.clone())
         .map_err(|e| OpenError::StateMachine { path: path.display().to_string(), reason: e.to_string() })?;
-    Ok((LogStore::new(db), sm, reader))
+    let log = LogStore::new(db).map_err(OpenError::Thread)?;
+    Ok((log, sm, reader))
+}
+
+/// Open only a store of this build's format; record it in a new one.
+fn check_format(db: &DB, path: &Path) -> Result<(), OpenError> {
+    let record_err = |reason: String| OpenError::FormatRecord { path: path.display().to_string(), reason };
+    let recorded = format::recorded(db).map_err(record_err)?;
+    let empty = recorded.is_none() && is_empty(db).map_err(|e| record_err(e.to_string()))?;
+    match format::verdict(recorded, empty) {
+        format::Verdict::Open => Ok(()),
+        format::Verdict::Stamp => {
+            let mut wo = rocksdb::WriteOptions::default();
+            wo.set_sync(true);
+            db.put_cf_opt(cf(db, CF_RAFT_META), format::KEY_FORMAT, format::record(), &wo)
+                .map_err(|e| record_err(e.to_string()))
+        }
+        format::Verdict::Refuse(found) => Err(OpenError::Format {
+            path: path.display().to_string(),
+            found,
+            writer: format::writer(found),
+            current: format::FORMAT,
+        }),
+    }
+}
+
+fn is_empty(db: &DB) -> Result<bool, rocksdb::Error> {
+    for name in [CF_LOGS, CF_RAFT_META, CF_KV, CF_KV_META, CF_HISTORY] {
+        if let Some(item) = db.iterator_cf(cf(db, name), rocksdb::IteratorMode::Start).next() {
+            item?;
+            return Ok(false);
+        }
+    }
+    Ok(true)
 }
 
 pub(crate) fn cf<'a>(db: &'a DB, name: &str) -> &'a rocksdb::ColumnFamily {

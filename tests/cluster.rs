@@ -512,7 +512,7 @@ fn manifests_and_listings_read_as_kubectl_reads_them() {
     eprintln!("--- kinds without objects print nothing; nothing at all says so");
     let out = c.ok(&["get", "pods,cm"]);
     assert!(out.starts_with("NAME") && out.contains("configmap/after-frob") && !out.contains("\n\n"), "{out}");
-    let out = c.cli(&["get", "pods,rs"]);
+    let out = c.cli(&["get", "pods,jobs"]);
     assert!(stderr(&out).contains("No resources found in default namespace."), "{}", stderr(&out));
     let out = c.cli(&["get", "cm,frobs"]);
     assert!(stderr(&out).contains("the server doesn't have a resource type \"frobs\""), "{}", stderr(&out));

@@ -1,7 +1,7 @@
 //! What a pod worker asks of the control plane, as a trait: read secrets and
 //! configMaps, record events, write the pod's status, remove the pod object at
 //! the end of a graceful deletion. The object store implements it on the node
-//! (in [`super::worker`], the one place that writes pod status); a recorder
+//! (in `worker`, the one place that writes pod status); a recorder
 //! implements it in tests.
 
 use std::future::Future;

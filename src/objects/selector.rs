@@ -1,5 +1,8 @@
 //! Label and field selectors in kubectl's syntax.
 
+use std::collections::BTreeMap;
+
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as MetaSelector;
 use serde_json::Value;
 
 /// One requirement of a label selector.
@@ -109,10 +112,34 @@ impl LabelSelector {
         LabelSelector(reqs)
     }
 
+    /// A typed `metav1.LabelSelector`.
+    pub fn from_meta(sel: &MetaSelector) -> Self {
+        let mut reqs: Vec<Requirement> =
+            sel.match_labels.iter().flatten().map(|(k, v)| Requirement::Equals(k.clone(), v.clone())).collect();
+        for e in sel.match_expressions.iter().flatten() {
+            let (key, values) = (e.key.clone(), e.values.clone().unwrap_or_default());
+            reqs.push(match e.operator.as_str() {
+                "In" => Requirement::In(key, values),
+                "NotIn" => Requirement::NotIn(key, values),
+                "Exists" => Requirement::Exists(key),
+                _ => Requirement::DoesNotExist(key),
+            });
+        }
+        LabelSelector(reqs)
+    }
+
     /// Whether an object's labels satisfy every requirement.
     pub fn matches(&self, obj: &Value) -> bool {
-        let labels = obj.pointer("/metadata/labels");
-        let get = |k: &str| labels.and_then(|l| l.get(k)).and_then(Value::as_str);
+        let labels = obj.get("metadata").and_then(|m| m.get("labels"));
+        self.satisfied_by(|k| labels.and_then(|l| l.get(k)).and_then(Value::as_str))
+    }
+
+    /// Whether a typed label map satisfies every requirement.
+    pub fn matches_labels(&self, labels: Option<&BTreeMap<String, String>>) -> bool {
+        self.satisfied_by(|k| labels.and_then(|l| l.get(k)).map(String::as_str))
+    }
+
+    fn satisfied_by<'a>(&self, get: impl Fn(&str) -> Option<&'a str>) -> bool {
         self.0.iter().all(|r| match r {
             Requirement::Equals(k, v) => get(k) == Some(v.as_str()),
             Requirement::NotEquals(k, v) => get(k) != Some(v.as_str()),
@@ -188,6 +215,10 @@ mod tests {
         let sel = json!({"matchLabels": {"app": "web"}, "matchExpressions": [{"key": "tier", "operator": "In", "values": ["front"]}]});
         let obj = json!({"metadata": {"labels": {"app": "web", "tier": "front"}}});
         assert!(LabelSelector::from_object(&sel).matches(&obj));
+        let typed: MetaSelector = serde_json::from_value(sel).unwrap();
+        assert_eq!(LabelSelector::from_meta(&typed), LabelSelector::from_object(&json!(typed)));
+        let labels: BTreeMap<String, String> = [("app".into(), "web".into())].into();
+        assert!(!LabelSelector::from_meta(&typed).matches_labels(Some(&labels)), "tier is missing");
     }
 
     #[test]

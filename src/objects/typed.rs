@@ -161,6 +161,59 @@ impl Object {
     accessor!(stateful_set, StatefulSet, apps::StatefulSet);
     accessor!(job, Job, batch::Job);
     accessor!(lease, Lease, coord::Lease);
+    accessor!(config_map, ConfigMap, core::ConfigMap);
+    accessor!(secret, Secret, core::Secret);
+    accessor!(service_account, ServiceAccount, core::ServiceAccount);
+    accessor!(event, Event, core::Event);
+    accessor!(service, Service, core::Service);
+    accessor!(endpoints, Endpoints, core::Endpoints);
+
+    /// The pod template of a workload (ReplicaSet, Deployment, DaemonSet,
+    /// StatefulSet, Job).
+    pub fn pod_template(&self) -> Option<&core::PodTemplateSpec> {
+        match &self.typed {
+            Typed::ReplicaSet(o) => o.spec.as_ref()?.template.as_ref(),
+            Typed::Deployment(o) => Some(&o.spec.as_ref()?.template),
+            Typed::DaemonSet(o) => Some(&o.spec.as_ref()?.template),
+            Typed::StatefulSet(o) => Some(&o.spec.as_ref()?.template),
+            Typed::Job(o) => Some(&o.spec.as_ref()?.template),
+            _ => None,
+        }
+    }
+
+    /// The label selector of a workload.
+    pub fn selector(&self) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> {
+        match &self.typed {
+            Typed::ReplicaSet(o) => Some(&o.spec.as_ref()?.selector),
+            Typed::Deployment(o) => Some(&o.spec.as_ref()?.selector),
+            Typed::DaemonSet(o) => Some(&o.spec.as_ref()?.selector),
+            Typed::StatefulSet(o) => Some(&o.spec.as_ref()?.selector),
+            Typed::Job(o) => o.spec.as_ref()?.selector.as_ref(),
+            _ => None,
+        }
+    }
+
+    /// The object's metadata, whatever its kind.
+    pub fn metadata(&self) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> {
+        Some(match &self.typed {
+            Typed::Namespace(o) => &o.metadata,
+            Typed::ConfigMap(o) => &o.metadata,
+            Typed::Secret(o) => &o.metadata,
+            Typed::ServiceAccount(o) => &o.metadata,
+            Typed::Pod(o) => &o.metadata,
+            Typed::Node(o) => &o.metadata,
+            Typed::Lease(o) => &o.metadata,
+            Typed::Event(o) => &o.metadata,
+            Typed::Service(o) => &o.metadata,
+            Typed::Endpoints(o) => &o.metadata,
+            Typed::ReplicaSet(o) => &o.metadata,
+            Typed::Deployment(o) => &o.metadata,
+            Typed::DaemonSet(o) => &o.metadata,
+            Typed::StatefulSet(o) => &o.metadata,
+            Typed::Job(o) => &o.metadata,
+            Typed::Untyped => return None,
+        })
+    }
 
     /// The stored JSON with `changed` (a changed copy of the typed form)
     /// written over it: only the fields whose typed value changed are

@@ -1,6 +1,7 @@
 //! Small helpers shared across the crate: time stamps and identifiers.
 
 use chrono::{DateTime, SecondsFormat, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::objects::admission::CreateContext;
 
@@ -12,6 +13,16 @@ pub fn rfc3339(t: DateTime<Utc>) -> String {
 /// Now, as Kubernetes writes it.
 pub fn now() -> String {
     rfc3339(Utc::now())
+}
+
+/// A time as a typed object holds it (whole seconds, as Kubernetes stores it).
+pub fn time(t: DateTime<Utc>) -> Time {
+    Time(k8s_openapi::jiff::Timestamp::from_second(t.timestamp()).unwrap_or_default())
+}
+
+/// A typed object's time as the controllers' clock reads it.
+pub fn chrono_of(t: &Time) -> DateTime<Utc> {
+    DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32).unwrap_or_default()
 }
 
 /// The server-chosen values of a new object, decided once before proposing.

@@ -10,7 +10,7 @@ pub fn code(e: &RegistryError) -> Code {
         RegistryError::NotFound { .. } => Code::NotFound,
         RegistryError::AlreadyExists { .. } => Code::AlreadyExists,
         RegistryError::Conflict { .. } => Code::Aborted,
-        RegistryError::Invalid { .. } | RegistryError::BadRequest(_) => Code::InvalidArgument,
+        RegistryError::Invalid(_) | RegistryError::BadRequest(_) => Code::InvalidArgument,
         RegistryError::TooLarge(_) => Code::ResourceExhausted,
         RegistryError::Gone { .. } => Code::OutOfRange,
         RegistryError::Forbidden(_) => Code::PermissionDenied,

@@ -3,6 +3,7 @@
 //! only parses and dispatches.
 
 pub mod apply;
+pub mod columns;
 pub mod compact;
 pub mod connect;
 pub mod create;

@@ -1,7 +1,10 @@
 //! `scale` and `rollout` — read-modify-write of workloads through the API, and
 //! the rollout status a user waits on, worded as kubectl words it.
 
+use std::collections::BTreeMap;
 use std::time::Duration;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
 
 use clap::{Args, Subcommand};
 use serde_json::{json, Value};
@@ -10,7 +13,7 @@ use super::connect::{ApiClient, ConnectOpts};
 use super::error::CliError;
 use super::kinds::{self, display};
 use crate::api::pb;
-use crate::controllers::deployment::{revision, rollback_template};
+use crate::controllers::deployment::{history, rollback_template};
 use crate::objects::{meta_str, Kind};
 
 /// What a `rollout` verb acts on.
@@ -86,7 +89,7 @@ pub async fn run(opts: &ConnectOpts, verb: &RolloutVerb) -> Result<(), CliError>
     match verb {
         RolloutVerb::Status { timeout, .. } => status(&mut c, &ns, &name, Duration::from_secs(*timeout)).await,
         RolloutVerb::History { .. } => {
-            print!("{}", history(&mut c, &ns, &name).await?);
+            print!("{}", history_of(&mut c, &ns, &name).await?);
             Ok(())
         }
         RolloutVerb::Undo { to_revision, .. } => {
@@ -152,7 +155,8 @@ pub async fn modify(
     Err(tonic::Status::aborted("the object kept changing; try again").into())
 }
 
-async fn replicasets_of(c: &mut ApiClient, d: &Value) -> Result<Vec<Value>, tonic::Status> {
+/// The Deployment's ReplicaSets by revision, as the API lists them.
+async fn revisions(c: &mut ApiClient, d: &Value) -> Result<BTreeMap<i64, ReplicaSet>, tonic::Status> {
     let r = c
         .list(pb::ListRequest {
             kind: "ReplicaSet".into(),
@@ -160,37 +164,22 @@ async fn replicasets_of(c: &mut ApiClient, d: &Value) -> Result<Vec<Value>, toni
             ..Default::default()
         })
         .await?;
-    let list: Value = serde_json::from_str(&r.into_inner().json).map_err(|e| tonic::Status::internal(e.to_string()))?;
-    let uid = meta_str(d, "uid").to_string();
-    Ok(list["items"]
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|rs| crate::controllers::framework::controller_uid(rs).as_deref() == Some(uid.as_str()))
-        .collect())
+    let bad =
+        |e: serde_json::Error| tonic::Status::internal(format!("the server sent a list that does not parse: {e}"));
+    let mut list: Value = serde_json::from_str(&r.into_inner().json).map_err(bad)?;
+    let items: Vec<ReplicaSet> = serde_json::from_value(list["items"].take()).map_err(bad)?;
+    let deployment: Deployment = serde_json::from_value(d.clone()).map_err(bad)?;
+    Ok(history(&deployment, &items))
 }
 
 /// `rollout history`: the revisions of a Deployment.
-pub async fn history(c: &mut ApiClient, ns: &str, name: &str) -> Result<String, tonic::Status> {
+pub async fn history_of(c: &mut ApiClient, ns: &str, name: &str) -> Result<String, tonic::Status> {
     let kind = &crate::objects::kinds::DEPLOYMENT;
     let d = get(c, kind, ns, name).await?;
-    let mut revs: Vec<(i64, String)> = replicasets_of(c, &d)
-        .await?
-        .iter()
-        .map(|rs| {
-            let cause = rs
-                .pointer("/metadata/annotations")
-                .and_then(|a| a.get("kubernetes.io/change-cause"))
-                .and_then(Value::as_str)
-                .unwrap_or("<none>")
-                .to_string();
-            (revision(rs), cause)
-        })
-        .collect();
-    revs.sort();
     let mut out = format!("{}\nREVISION  CHANGE-CAUSE\n", display(kind, name));
-    for (r, cause) in revs {
+    for (r, rs) in revisions(c, &d).await? {
+        let annotations = rs.metadata.annotations.as_ref();
+        let cause = annotations.and_then(|a| a.get("kubernetes.io/change-cause")).map_or("<none>", String::as_str);
         out.push_str(&format!("{r:<9} {cause}\n"));
     }
     Ok(out)
@@ -200,12 +189,11 @@ pub async fn history(c: &mut ApiClient, ns: &str, name: &str) -> Result<String, 
 pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> Result<String, CliError> {
     let kind = &crate::objects::kinds::DEPLOYMENT;
     let d = get(c, kind, ns, name).await?;
-    let mut sets = replicasets_of(c, &d).await?;
-    sets.sort_by_key(revision);
-    let current = sets.last().map(revision).unwrap_or(0);
+    let sets = revisions(c, &d).await?;
+    let current = sets.keys().last().copied().unwrap_or(0);
     let target = match to {
-        Some(r) if r > 0 => sets.iter().find(|s| revision(s) == r),
-        _ => sets.iter().rev().find(|s| revision(s) < current),
+        Some(r) if r > 0 => sets.get(&r),
+        _ => sets.range(..current).next_back().map(|(_, rs)| rs),
     };
     let Some(rs) = target else {
         return Err(tonic::Status::not_found(match to {
@@ -214,7 +202,7 @@ pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> R
         })
         .into());
     };
-    let template = rollback_template(rs);
+    let template = serde_json::to_value(rollback_template(rs)).map_err(|e| tonic::Status::internal(e.to_string()))?;
     modify(c, kind, ns, name, |obj| {
         obj["spec"]["template"] = template.clone();
         Ok(())
@@ -226,22 +214,20 @@ pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> R
 /// What `rollout status` says of a Deployment now: Ok(Some(msg)) when done,
 /// Ok(None) with a progress line when not yet, Err when it failed.
 pub fn deployment_status(d: &Value) -> Result<(bool, String), CliError> {
-    let name = meta_str(d, "name");
-    let gen = d.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
-    let observed = d.pointer("/status/observedGeneration").and_then(Value::as_i64).unwrap_or(0);
-    if observed < gen {
+    let d: Deployment = serde_json::from_value(d.clone())
+        .map_err(|e| CliError::Usage(format!("the server sent a Deployment that does not parse: {e}")))?;
+    let name = d.metadata.name.as_deref().unwrap_or_default();
+    let status = d.status.clone().unwrap_or_default();
+    if status.observed_generation.unwrap_or(0) < d.metadata.generation.unwrap_or(0) {
         return Ok((false, "Waiting for deployment spec update to be observed...".into()));
     }
-    let cond = d
-        .pointer("/status/conditions")
-        .and_then(Value::as_array)
-        .and_then(|cs| cs.iter().find(|c| c["type"] == "Progressing"));
-    if cond.and_then(|c| c["reason"].as_str()) == Some("ProgressDeadlineExceeded") {
+    let progressing = status.conditions.iter().flatten().find(|c| c.type_ == "Progressing");
+    if progressing.and_then(|c| c.reason.as_deref()) == Some("ProgressDeadlineExceeded") {
         return Err(CliError::Usage(format!("deployment \"{name}\" exceeded its progress deadline")));
     }
-    let n = |f: &str| d.pointer(&format!("/status/{f}")).and_then(Value::as_i64).unwrap_or(0);
-    let want = d.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-    let (updated, replicas, available) = (n("updatedReplicas"), n("replicas"), n("availableReplicas"));
+    let n = |v: Option<i32>| i64::from(v.unwrap_or(0));
+    let want = d.spec.as_ref().and_then(|s| s.replicas).map_or(1, i64::from);
+    let (updated, replicas, available) = (n(status.updated_replicas), n(status.replicas), n(status.available_replicas));
     let msg = if updated < want {
         format!("Waiting for deployment \"{name}\" rollout to finish: {updated} out of {want} new replicas have been updated...")
     } else if replicas > updated {

@@ -79,7 +79,7 @@ impl Cache {
     }
 
     /// Objects of a kind whose controller owner has this uid.
-    pub fn owned_by<'a>(&'a self, kind: &Kind, ns: &'a str, uid: &'a str) -> impl Iterator<Item = &'a Value> + 'a {
-        self.in_namespace(kind, ns).filter(move |o| controller_uid(o).as_deref() == Some(uid))
+    pub fn owned_by<'a>(&'a self, kind: &Kind, ns: &'a str, uid: &'a str) -> impl Iterator<Item = &'a Object> + 'a {
+        self.objects_in(kind, ns).filter(move |o| controller_uid(o).as_deref() == Some(uid))
     }
 }

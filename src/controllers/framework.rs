@@ -5,47 +5,54 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
+use serde_json::Value;
 
 pub use super::cache::Cache;
 pub use crate::objects::owners::{controller_ref, controller_uid};
 pub use crate::objects::pod::{available as pod_available, inactive as pod_inactive, ready as pod_ready};
 use crate::objects::selector::LabelSelector;
+use crate::objects::typed::Object;
 use crate::objects::{key_of, meta_str, resource_version, Kind};
 use crate::registry::deletion::graceful_delete;
 
 /// A pod of a workload from its `spec.template`: owned by it (as controller),
 /// in its namespace, named `name` or generated from the workload's name, with
 /// `labels` added to the template's.
-pub fn pod_from_template(owner: &Value, name: Option<&str>, labels: &[(&str, &str)]) -> Value {
-    let template = owner.pointer("/spec/template").cloned().unwrap_or(json!({}));
-    let mut meta = template.get("metadata").cloned().unwrap_or(json!({}));
-    let m = meta.as_object_mut().expect("template metadata");
-    m.remove("creationTimestamp");
+pub fn pod_from_template(owner: &Object, name: Option<&str>, labels: &[(&str, &str)]) -> Value {
+    let template = owner.pod_template().cloned().unwrap_or_default();
+    let owner_meta = owner.metadata().cloned().unwrap_or_default();
+    let mut meta = template.metadata.unwrap_or_default();
+    meta.creation_timestamp = None;
     match name {
-        Some(n) => {
-            m.insert("name".into(), json!(n));
-        }
+        Some(n) => meta.name = Some(n.into()),
         None => {
-            m.remove("name");
-            m.insert("generateName".into(), json!(format!("{}-", meta_str(owner, "name"))));
+            meta.name = None;
+            meta.generate_name = Some(format!("{}-", owner_meta.name.as_deref().unwrap_or_default()));
         }
     }
-    m.insert("namespace".into(), json!(meta_str(owner, "namespace")));
-    m.insert("ownerReferences".into(), json!([controller_ref(owner)]));
-    let l = m.entry("labels").or_insert(json!({}));
-    if !l.is_object() {
-        *l = json!({});
-    }
+    meta.namespace = owner_meta.namespace.clone();
+    let kind = Kind::of(owner);
+    meta.owner_references = Some(vec![OwnerReference {
+        api_version: kind.map_or("", |k| k.api_version).into(),
+        kind: kind.map_or("", |k| k.kind).into(),
+        name: owner_meta.name.unwrap_or_default(),
+        uid: owner_meta.uid.unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }]);
+    let all = meta.labels.get_or_insert_with(Default::default);
     for (k, v) in labels {
-        l[*k] = json!(v);
+        all.insert((*k).into(), (*v).into());
     }
-    json!({"apiVersion": "v1", "kind": "Pod", "metadata": meta, "spec": template.get("spec").cloned().unwrap_or(json!({}))})
+    let pod = Pod { metadata: meta, spec: template.spec, status: None };
+    serde_json::to_value(pod).expect("a pod serializes")
 }
 
 /// The label selector of a workload's `spec.selector`.
-pub fn selector_of(obj: &Value) -> LabelSelector {
-    obj.pointer("/spec/selector").map(LabelSelector::from_object).unwrap_or_default()
+pub fn selector_of(obj: &Object) -> LabelSelector {
+    obj.selector().map(LabelSelector::from_meta).unwrap_or_default()
 }
 
 /// What a reconcile asks for.

@@ -101,7 +101,7 @@ impl Reconciler for ReplicaSets {
                     let ns = meta_str(obj, "namespace");
                     keys.extend(
                         cache
-                            .in_namespace(&kinds::REPLICA_SET, ns)
+                            .objects_in(&kinds::REPLICA_SET, ns)
                             .filter(|rs| selector_of(rs).matches(obj) && !selector_of(rs).0.is_empty())
                             .filter_map(crate::objects::key_of),
                     );

@@ -16,21 +16,29 @@ pub const MAX_OBJECT_BYTES: usize = 1_572_864;
 pub enum AdmissionError {
     /// Fields are invalid: every cause names its field, as Kubernetes lists them
     /// (`Pod "p" is invalid: spec.x: …`, or `… is invalid: [spec.x: …, spec.y: …]`).
-    #[error("{kind} \"{name}\" is invalid: {}", Causes(causes))]
-    Invalid {
-        /// The object's kind (`Deployment`).
-        kind: String,
-        /// The object's name ("" when it has none).
-        name: String,
-        /// Every invalid field found; never empty.
-        causes: Vec<FieldError>,
-    },
+    #[error(transparent)]
+    Invalid(#[from] Invalid),
     /// The request is malformed (not JSON, unknown kind).
     #[error("{0}")]
     BadRequest(String),
     /// The object is larger than [`MAX_OBJECT_BYTES`].
     #[error("request entity too large: the object is {0} bytes, the limit is {MAX_OBJECT_BYTES}")]
     TooLarge(usize),
+}
+
+/// An object whose fields are invalid: every cause names its field, as
+/// Kubernetes lists them (`Pod "p" is invalid: spec.x: …`, or
+/// `… is invalid: [spec.x: …, spec.y: …]`). Admission and the registry both
+/// report it.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{kind} \"{name}\" is invalid: {}", Causes(.causes))]
+pub struct Invalid {
+    /// The object's kind (`Deployment`).
+    pub kind: String,
+    /// The object's name ("" when it has none).
+    pub name: String,
+    /// Every invalid field found; never empty.
+    pub causes: Vec<FieldError>,
 }
 
 /// One cause as itself, several in brackets, as Kubernetes' aggregate error prints them.
@@ -127,12 +135,12 @@ pub fn parse(json: &str) -> Result<(&'static Kind, Value), AdmissionError> {
 }
 
 fn invalid(kind: &Kind, obj: &Value, causes: Vec<FieldError>) -> AdmissionError {
-    AdmissionError::Invalid { kind: kind.kind.into(), name: meta_str(obj, "name").to_string(), causes }
+    AdmissionError::Invalid(Invalid { kind: kind.kind.into(), name: meta_str(obj, "name").to_string(), causes })
 }
 
-/// Every invalid field of `obj`: metadata, schema, and the kind's own rules.
-fn validate_all(kind: &Kind, obj: &Value) -> Result<(), AdmissionError> {
-    let mut causes = Vec::new();
+/// Every invalid field of `obj`: metadata, schema, and the kind's own rules,
+/// after the `causes` found already (immutable fields of an update).
+fn validate_all(kind: &Kind, obj: &Value, mut causes: Vec<FieldError>) -> Result<(), AdmissionError> {
     validate::check_metadata(kind, obj, &mut causes);
     match validate::check_schema(kind, obj) {
         // A field of the wrong type would read as absent in the kind's checks,
@@ -187,7 +195,7 @@ pub fn for_create(kind: &'static Kind, mut obj: Value, ctx: &CreateContext) -> R
     }
     defaults::apply(kind, &mut obj);
     initial_status(kind, &mut obj);
-    validate_all(kind, &obj)?;
+    validate_all(kind, &obj, Vec::new())?;
     admitted(kind, obj)
 }
 
@@ -226,7 +234,7 @@ pub fn for_update(
         if next["status"].is_null() {
             next.as_object_mut().map(|o| o.remove("status"));
         }
-        validate_all(kind, &next)?;
+        validate_all(kind, &next, Vec::new())?;
         return admitted(kind, next);
     }
     {
@@ -257,33 +265,52 @@ pub fn for_update(
             }
         }
     }
-    check_immutable(kind, &obj, existing).map_err(|e| invalid(kind, &obj, vec![e]))?;
+    let changed = immutable_changes(kind, &obj, existing);
     if kind.has_spec && obj.get("spec") != existing.get("spec") {
-        let generation = existing.pointer("/metadata/generation").and_then(Value::as_i64).unwrap_or(0);
+        let generation = field(existing, "metadata.generation").and_then(Value::as_i64).unwrap_or(0);
         obj["metadata"]["generation"] = json!(generation + 1);
     }
-    validate_all(kind, &obj)?;
+    validate_all(kind, &obj, changed)?;
     admitted(kind, obj)
 }
 
-fn check_immutable(kind: &Kind, new: &Value, old: &Value) -> Result<(), FieldError> {
-    for field in ["name", "namespace"] {
-        if meta_str(new, field) != meta_str(old, field) {
-            return Err(FieldError::immutable(format!("metadata.{field}")));
+/// A field at `path` (dotted) of a JSON object.
+fn field<'a>(obj: &'a Value, path: &str) -> Option<&'a Value> {
+    path.split('.').try_fold(obj, |v, k| v.get(k))
+}
+
+/// Every immutable field an update changes (all of them, not the first).
+fn immutable_changes(kind: &Kind, new: &Value, old: &Value) -> Vec<FieldError> {
+    let mut causes = Vec::new();
+    for f in ["name", "namespace"] {
+        if meta_str(new, f) != meta_str(old, f) {
+            causes.push(FieldError::immutable(format!("metadata.{f}")));
         }
     }
-    let same = |ptr: &str| new.pointer(ptr) == old.pointer(ptr);
-    match kind.kind {
-        "Deployment" | "ReplicaSet" | "DaemonSet" | "StatefulSet" if !same("/spec/selector") => {
-            Err(FieldError::immutable("spec.selector"))
+    let fixed: &[&str] = match kind.kind {
+        "Deployment" | "ReplicaSet" | "DaemonSet" => &["spec.selector"],
+        "StatefulSet" => &["spec.selector", "spec.serviceName"],
+        "Job" => &["spec.selector", "spec.template", "spec.completions"],
+        _ => &[],
+    };
+    for f in fixed {
+        if field(new, f) != field(old, f) {
+            causes.push(FieldError::immutable(*f));
         }
-        "StatefulSet" if !same("/spec/serviceName") => Err(FieldError::immutable("spec.serviceName")),
-        "Job" if !same("/spec/selector") => Err(FieldError::immutable("spec.selector")),
-        "Job" if !same("/spec/template") => Err(FieldError::immutable("spec.template")),
-        "Job" if !same("/spec/completions") => Err(FieldError::immutable("spec.completions")),
+    }
+    if let Err(e) = kind_immutables(kind, new, old) {
+        causes.push(e);
+    }
+    causes
+}
+
+/// The immutability rules of one kind that are more than "this field stays".
+fn kind_immutables(kind: &Kind, new: &Value, old: &Value) -> Result<(), FieldError> {
+    let same = |path: &str| field(new, path) == field(old, path);
+    match kind.kind {
         "Service" => {
-            let old_ip = old.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
-            let new_ip = new.pointer("/spec/clusterIP").and_then(Value::as_str).unwrap_or("");
+            let old_ip = field(old, "spec.clusterIP").and_then(Value::as_str).unwrap_or("");
+            let new_ip = field(new, "spec.clusterIP").and_then(Value::as_str).unwrap_or("");
             if !old_ip.is_empty() && !new_ip.is_empty() && old_ip != new_ip {
                 return Err(FieldError::immutable("spec.clusterIP"));
             }
@@ -291,7 +318,7 @@ fn check_immutable(kind: &Kind, new: &Value, old: &Value) -> Result<(), FieldErr
         }
         "ConfigMap" | "Secret" if old.get("immutable") == Some(&json!(true)) => {
             for f in ["data", "binaryData", "stringData"] {
-                if !same(&format!("/{f}")) {
+                if !same(f) {
                     return Err(FieldError {
                         field: f.into(),
                         message: "Forbidden: field is immutable when `immutable` is set".into(),
@@ -324,8 +351,8 @@ fn check_immutable(kind: &Kind, new: &Value, old: &Value) -> Result<(), FieldErr
                     message: "Forbidden: pod updates may not change fields other than `spec.containers[*].image`, `spec.initContainers[*].image`, `spec.activeDeadlineSeconds` or `spec.tolerations` (only additions to existing tolerations)".into(),
                 });
             }
-            let old_node = old.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
-            if !old_node.is_empty() && new.pointer("/spec/nodeName").and_then(Value::as_str) != Some(old_node) {
+            let old_node = field(old, "spec.nodeName").and_then(Value::as_str).unwrap_or("");
+            if !old_node.is_empty() && field(new, "spec.nodeName").and_then(Value::as_str) != Some(old_node) {
                 return Err(FieldError::immutable("spec.nodeName"));
             }
             Ok(())
@@ -372,13 +399,31 @@ mod tests {
             "spec": {"replicas": -3, "selector": {"matchLabels": {"app": "web"}},
                      "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
         let err = for_create(Kind::of(&d).unwrap(), d, &ctx()).unwrap_err();
-        let AdmissionError::Invalid { causes, .. } = &err else { panic!("{err:?}") };
+        let AdmissionError::Invalid(Invalid { causes, .. }) = &err else { panic!("{err:?}") };
         assert_eq!(causes.len(), 2, "{err}");
         assert_eq!(
             err.to_string(),
             "Deployment \"web\" is invalid: [spec.replicas: Invalid value: -3: must be greater than or equal to 0, \
              spec.template.metadata.labels: Invalid value: `selector` does not match template `labels`]"
         );
+    }
+
+    #[test]
+    fn an_update_names_every_immutable_field_it_changes_and_every_invalid_one() {
+        let sts = json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "d"},
+            "spec": {"replicas": 1, "serviceName": "db", "selector": {"matchLabels": {"app": "db"}},
+                     "template": {"metadata": {"labels": {"app": "db"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        let created = for_create(Kind::of(&sts).unwrap(), sts.clone(), &ctx()).unwrap().body;
+        let mut changed = created.clone();
+        changed["spec"]["serviceName"] = json!("other");
+        changed["spec"]["selector"] = json!({"matchLabels": {"app": "db", "tier": "x"}});
+        changed["spec"]["replicas"] = json!(-1);
+        let err = for_update(Kind::of(&sts).unwrap(), changed, &created, false).unwrap_err();
+        let AdmissionError::Invalid(Invalid { causes, .. }) = &err else { panic!("{err:?}") };
+        let fields: Vec<&str> = causes.iter().map(|c| c.field.as_str()).collect();
+        for f in ["spec.selector", "spec.serviceName", "spec.replicas"] {
+            assert!(fields.contains(&f), "{f} missing from {err}");
+        }
     }
 
     #[test]
@@ -397,7 +442,7 @@ mod tests {
     fn metadata_and_schema_errors_are_reported_together() {
         let d = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "Web"}, "spec": {"replicas": "three"}});
         let err = for_create(Kind::of(&d).unwrap(), d, &ctx()).unwrap_err();
-        let AdmissionError::Invalid { causes, .. } = &err else { panic!("{err:?}") };
+        let AdmissionError::Invalid(Invalid { causes, .. }) = &err else { panic!("{err:?}") };
         let fields: Vec<_> = causes.iter().map(|c| c.field.as_str()).collect();
         // The type error stops the Deployment's own checks: no "spec.template: Required value" noise.
         assert_eq!(fields, ["metadata.name", "spec.replicas"], "{err}");

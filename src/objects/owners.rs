@@ -1,6 +1,7 @@
 //! Owner references: who owns an object, and the reference a controller puts
 //! on what it creates.
 
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
 use serde_json::{json, Value};
 
 use super::{meta_str, Kind};
@@ -66,6 +67,22 @@ pub fn remove_owner(obj: &mut Value, uid: &str) -> bool {
     list.len() != before
 }
 
+/// An ownerReference naming the typed `owner` as controller.
+pub fn controller_ref_to<K>(owner: &K) -> OwnerReference
+where
+    K: k8s_openapi::Resource + k8s_openapi::Metadata<Ty = ObjectMeta>,
+{
+    let meta = owner.metadata();
+    OwnerReference {
+        api_version: K::API_VERSION.into(),
+        kind: K::KIND.into(),
+        name: meta.name.clone().unwrap_or_default(),
+        uid: meta.uid.clone().unwrap_or_default(),
+        controller: Some(true),
+        block_owner_deletion: Some(true),
+    }
+}
+
 /// An ownerReference naming `owner` as controller.
 pub fn controller_ref(owner: &Value) -> Value {
     json!({
@@ -95,5 +112,7 @@ mod tests {
         assert_eq!(owner_names(&pod, "ReplicaSet").collect::<Vec<_>>(), ["web"]);
         assert!(remove_owner(&mut pod, "u1") && !remove_owner(&mut pod, "u1"));
         assert_eq!(controller_uid(&pod), None);
+        let typed: k8s_openapi::api::apps::v1::ReplicaSet = serde_json::from_value(rs.clone()).unwrap();
+        assert_eq!(json!(controller_ref_to(&typed)), controller_ref(&rs));
     }
 }

@@ -3,7 +3,7 @@
 //! to `Status` objects through [`RegistryError::reason`] and
 //! [`RegistryError::http_code`].
 
-use crate::objects::admission::AdmissionError;
+use crate::objects::admission::{AdmissionError, Invalid};
 use crate::objects::validate::FieldError;
 use crate::objects::Kind;
 
@@ -35,15 +35,8 @@ pub enum RegistryError {
         name: String,
     },
     /// Fields are invalid; every cause names its field.
-    #[error("{kind} \"{name}\" is invalid: {}", crate::objects::admission::Causes(.causes))]
-    Invalid {
-        /// The kind (`Deployment`).
-        kind: String,
-        /// Object name.
-        name: String,
-        /// Each invalid field.
-        causes: Vec<FieldError>,
-    },
+    #[error(transparent)]
+    Invalid(Invalid),
     /// The request itself is malformed (not JSON, unknown kind, bad option).
     #[error("{0}")]
     BadRequest(String),
@@ -96,7 +89,7 @@ impl RegistryError {
             RegistryError::NotFound { .. } => "NotFound",
             RegistryError::AlreadyExists { .. } => "AlreadyExists",
             RegistryError::Conflict { .. } => "Conflict",
-            RegistryError::Invalid { .. } => "Invalid",
+            RegistryError::Invalid(_) => "Invalid",
             RegistryError::BadRequest(_) => "BadRequest",
             RegistryError::TooLarge(_) => "RequestEntityTooLarge",
             RegistryError::Gone { .. } => "Expired",
@@ -111,7 +104,7 @@ impl RegistryError {
         match self {
             RegistryError::NotFound { .. } => 404,
             RegistryError::AlreadyExists { .. } | RegistryError::Conflict { .. } => 409,
-            RegistryError::Invalid { .. } => 422,
+            RegistryError::Invalid(_) => 422,
             RegistryError::BadRequest(_) => 400,
             RegistryError::TooLarge(_) => 413,
             RegistryError::Gone { .. } => 410,
@@ -131,7 +124,7 @@ impl RegistryError {
 impl From<AdmissionError> for RegistryError {
     fn from(e: AdmissionError) -> Self {
         match e {
-            AdmissionError::Invalid { kind, name, causes } => RegistryError::Invalid { kind, name, causes },
+            AdmissionError::Invalid(invalid) => RegistryError::Invalid(invalid),
             AdmissionError::BadRequest(m) => RegistryError::BadRequest(m),
             AdmissionError::TooLarge(n) => RegistryError::TooLarge(n),
         }
@@ -156,20 +149,20 @@ mod tests {
 
     #[test]
     fn invalid_lists_every_cause_as_kubernetes_does() {
-        let one = RegistryError::Invalid {
+        let one = RegistryError::Invalid(Invalid {
             kind: "Deployment".into(),
             name: "web".into(),
             causes: vec![FieldError { field: "spec.replicas".into(), message: "Invalid value: -3".into() }],
-        };
+        });
         assert_eq!(one.to_string(), "Deployment \"web\" is invalid: spec.replicas: Invalid value: -3");
-        let two = RegistryError::Invalid {
+        let two = RegistryError::Invalid(Invalid {
             kind: "Deployment".into(),
             name: "web".into(),
             causes: vec![
                 FieldError { field: "spec.replicas".into(), message: "Invalid value: -3".into() },
                 FieldError { field: "spec.selector".into(), message: "Required value".into() },
             ],
-        };
+        });
         assert_eq!(
             two.to_string(),
             "Deployment \"web\" is invalid: [spec.replicas: Invalid value: -3, spec.selector: Required value]"

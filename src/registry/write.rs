@@ -6,7 +6,7 @@ use serde_json::{json, Value};
 use clusterd_raft::{Compare, Op, Txn};
 
 use super::{Origin, Patch, Registry, RegistryError};
-use crate::objects::admission::{self, Admitted};
+use crate::objects::admission::{self, Admitted, Invalid};
 use crate::objects::validate::FieldError;
 use crate::objects::{encode, key_of, meta_str, resource_version, Kind};
 
@@ -31,10 +31,12 @@ fn stamped(mut body: Value, revision: u64) -> Value {
 fn parse_rv(kind: &Kind, obj: &Value) -> Result<Option<u64>, RegistryError> {
     match meta_str(obj, "resourceVersion") {
         "" => Ok(None),
-        rv => rv.parse().map(Some).map_err(|_| RegistryError::Invalid {
-            kind: kind.kind.into(),
-            name: meta_str(obj, "name").into(),
-            causes: vec![FieldError::invalid("metadata.resourceVersion", rv, "must be a number")],
+        rv => rv.parse().map(Some).map_err(|_| {
+            RegistryError::Invalid(Invalid {
+                kind: kind.kind.into(),
+                name: meta_str(obj, "name").into(),
+                causes: vec![FieldError::invalid("metadata.resourceVersion", rv, "must be a number")],
+            })
         }),
     }
 }
@@ -92,11 +94,11 @@ impl Registry {
         let ns = kind.namespace_or_default(meta_str(&obj, "namespace")).to_string();
         let name = meta_str(&obj, "name").to_string();
         if name.is_empty() {
-            return Err(RegistryError::Invalid {
+            return Err(RegistryError::Invalid(Invalid {
                 kind: kind.kind.into(),
                 name,
                 causes: vec![FieldError::required("metadata.name")],
-            });
+            }));
         }
         let key = kind.key(&ns, &name);
         let expected = parse_rv(kind, &obj)?;

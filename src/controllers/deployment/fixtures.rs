@@ -4,6 +4,7 @@
 
 use std::collections::BTreeMap;
 
+use k8s_openapi::api::apps::v1::Deployment;
 use serde_json::{json, Value};
 
 use super::{key, new_replicaset, template_hash, Deployments};
@@ -25,8 +26,9 @@ pub fn rolling(surge: Value, unavail: Value) -> Value {
 
 /// The ReplicaSet of `d`'s template at revision `rev`, `available` of its `replicas` up.
 pub fn rs_for(d: &Value, replicas: i64, available: i64, rev: i64) -> Value {
-    let hash = template_hash(&d["spec"]["template"]);
-    let mut rs = new_replicaset(d, &hash, replicas, rev);
+    let d: Deployment = serde_json::from_value(d.clone()).expect("a Deployment");
+    let hash = template_hash(&d.spec.as_ref().expect("a spec").template);
+    let mut rs = serde_json::to_value(new_replicaset(&d, &hash, replicas, rev)).expect("json");
     rs["metadata"]["uid"] = json!(format!("rs-{hash}"));
     rs["metadata"]["resourceVersion"] = json!("4");
     rs["status"] = json!({"replicas": replicas, "readyReplicas": available, "availableReplicas": available});
@@ -59,4 +61,9 @@ pub fn replaced_sets(out: &Outcome) -> BTreeMap<String, i64> {
 /// The name of an object.
 pub fn name(obj: &Value) -> String {
     obj["metadata"]["name"].as_str().unwrap_or_default().to_string()
+}
+
+/// Set one annotation of an object's JSON.
+pub fn annotate_json(obj: &mut Value, key: &str, value: &str) {
+    obj["metadata"]["annotations"][key] = json!(value);
 }

@@ -2,13 +2,13 @@
 //! Deployment's replicas: `maxSurge` and `maxUnavailable` resolved against
 //! the replica count, as every strategy sees them.
 
-use serde_json::Value;
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 
 /// An int-or-percent of `total` (surge rounds up, unavailable rounds down).
-pub fn resolve(v: Option<&Value>, total: i64, round_up: bool, default: i64) -> i64 {
+pub fn resolve(v: Option<&IntOrString>, total: i64, round_up: bool, default: i64) -> i64 {
     match v {
-        Some(Value::Number(n)) => n.as_i64().unwrap_or(default),
-        Some(Value::String(s)) if s.ends_with('%') => {
+        Some(IntOrString::Int(n)) => i64::from(*n),
+        Some(IntOrString::String(s)) if s.ends_with('%') => {
             let pct: i64 = s.trim_end_matches('%').parse().unwrap_or(0);
             if round_up {
                 (pct * total + 99) / 100
@@ -16,8 +16,8 @@ pub fn resolve(v: Option<&Value>, total: i64, round_up: bool, default: i64) -> i
                 pct * total / 100
             }
         }
-        Some(Value::String(s)) => s.parse().unwrap_or(default),
-        _ => default,
+        Some(IntOrString::String(s)) => s.parse().unwrap_or(default),
+        None => default,
     }
 }
 
@@ -35,7 +35,12 @@ impl Limits {
     /// The limits of a strategy: Recreate surges none and may lose all;
     /// RollingUpdate defaults to a surge of 1 and no unavailability. Both
     /// zero would never move, so one pod may then be unavailable.
-    pub fn of(recreate: bool, max_surge: Option<&Value>, max_unavailable: Option<&Value>, replicas: i64) -> Self {
+    pub fn of(
+        recreate: bool,
+        max_surge: Option<&IntOrString>,
+        max_unavailable: Option<&IntOrString>,
+        replicas: i64,
+    ) -> Self {
         let (surge, unavailable) = if recreate {
             (0, replicas)
         } else {

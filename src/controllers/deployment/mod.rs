@@ -24,23 +24,22 @@ mod sync;
 /// A new template: its ReplicaSet, sized by the strategy, and the
 /// Deployment's next revision.
 fn create_new(spec: &Spec, sets: &Sets, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-    let d = spec.d;
     let size = if spec.recreate {
-        let old_active = sets.items.iter().any(|(r, _)| replicas_of(r) > 0 || status_num(r, "replicas") > 0);
+        let old_active = sets.items.iter().any(|s| replicas_of(&s.rs) > 0 || counted(&s.rs).0 > 0);
         recreate::first_size(spec.replicas, old_active)
     } else {
         rolling::first_size(spec.replicas, spec.limits.surge, sets.total(), !sets.items.is_empty())
     };
     let rev = sets.max_rev + 1;
-    let rs = new_replicaset(d, &spec.hash, size, rev);
-    let rs_name = meta_str(&rs, "name").to_string();
+    let rs = new_replicaset(spec.d, &spec.hash, size, rev);
+    let rs_name = rs.metadata.name.clone().unwrap_or_default();
     let mut out = Outcome::default();
-    out.actions.push(scaled(d, true, &rs_name, size));
-    out.actions.push(Action::Create(rs));
-    let mut nd = d.clone();
-    annotate(&mut nd, REVISION, rev.to_string());
+    out.actions.push(scaled(spec, true, &rs_name, size));
+    out.actions.push(Action::Create(serde_json::to_value(&rs).expect("a ReplicaSet serializes")));
+    let mut nd = spec.d.clone();
+    annotate(&mut nd.metadata, REVISION, rev.to_string());
     progress::new_replicaset_created(&mut nd, &rs_name, now);
-    out.actions.push(Action::Replace(nd));
+    out.actions.push(Action::Replace(spec.obj.with(&nd)));
     out
 }
 
@@ -55,8 +54,7 @@ use serde_json::Value;
 
 use super::framework::{Action, Cache, Outcome, Reconciler};
 use crate::objects::kinds::{self, Kind};
-use crate::objects::meta_str;
-use sync::{annotate, replicas_of, scaled, status_num, Sets, Spec};
+use sync::{annotate, counted, replicas_of, scaled, Sets, Spec};
 
 /// Annotation: the revision of a ReplicaSet (and of its Deployment).
 pub const REVISION: &str = "deployment.kubernetes.io/revision";
@@ -81,12 +79,11 @@ impl Reconciler for Deployments {
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(d) = cache.get(&kinds::DEPLOYMENT, key) else { return Outcome::default() };
-        if d.pointer("/metadata/deletionTimestamp").is_some() {
+        let Some(spec) = cache.object(&kinds::DEPLOYMENT, key).and_then(Spec::of) else { return Outcome::default() };
+        if spec.d.metadata.deletion_timestamp.is_some() {
             return Outcome::default();
         }
-        let spec = sync::Spec::of(d);
-        let mut sets = sync::Sets::owned(&spec, cache);
+        let mut sets = Sets::owned(&spec, cache);
         if sets.new.is_none() && !spec.paused {
             return create_new(&spec, &sets, now);
         }

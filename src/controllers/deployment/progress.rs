@@ -7,13 +7,12 @@
 use std::time::Duration;
 
 use chrono::{DateTime, Utc};
-use serde_json::{json, Value};
+use k8s_openapi::api::apps::v1::{Deployment, DeploymentCondition, DeploymentStatus, ReplicaSet};
 
-use super::sync::{annotate, annotation, replicas_of, revision, status_num, Sets, Spec};
+use super::sync::{annotate, annotation, counted, replicas_of, revision, Sets, Spec};
 use super::REVISION;
 use crate::controllers::framework::{Action, Outcome};
-use crate::objects::conditions::set_condition;
-use crate::objects::meta_str;
+use crate::util::{chrono_of, time};
 
 /// What one ReplicaSet reports.
 #[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
@@ -28,12 +27,9 @@ pub(super) struct SetStatus {
 
 impl SetStatus {
     /// The status of a ReplicaSet.
-    pub fn of(rs: &Value) -> Self {
-        SetStatus {
-            replicas: status_num(rs, "replicas"),
-            ready: status_num(rs, "readyReplicas"),
-            available: status_num(rs, "availableReplicas"),
-        }
+    pub fn of(rs: &ReplicaSet) -> Self {
+        let (replicas, ready, available) = counted(rs);
+        SetStatus { replicas, ready, available }
     }
 }
 
@@ -74,14 +70,18 @@ impl Counts {
     }
 
     /// Write the counts over a previous `status`.
-    fn write(&self, mut status: Value, generation: Value) -> Value {
-        status["observedGeneration"] = generation;
-        status["replicas"] = json!(self.replicas);
-        status["updatedReplicas"] = json!(self.updated);
-        status["readyReplicas"] = json!(self.ready);
-        status["availableReplicas"] = json!(self.available);
-        status["unavailableReplicas"] = json!(self.unavailable);
-        status
+    fn write(&self, status: &mut DeploymentStatus, generation: i64) {
+        status.observed_generation = Some(generation);
+        status.replicas = Some(self.replicas as i32);
+        status.updated_replicas = Some(self.updated as i32);
+        status.ready_replicas = Some(self.ready as i32);
+        status.available_replicas = Some(self.available as i32);
+        status.unavailable_replicas = Some(self.unavailable as i32);
+    }
+
+    /// The counts a status shows, to tell whether the rollout moved.
+    fn shown(status: &DeploymentStatus) -> [Option<i32>; 4] {
+        [status.replicas, status.updated_replicas, status.ready_replicas, status.available_replicas]
     }
 }
 
@@ -148,9 +148,9 @@ pub(super) fn progress(o: &Observed, deadline: i64, now: DateTime<Utc>) -> Progr
 }
 
 /// Progressing after a new template's ReplicaSet was made.
-pub(super) fn new_replicaset_created(d: &mut Value, rs_name: &str, now: DateTime<Utc>) {
+pub(super) fn new_replicaset_created(d: &mut Deployment, rs_name: &str, now: DateTime<Utc>) {
     let message = format!("Created new replica set \"{rs_name}\"");
-    set_condition(d, "Progressing", "True", "NewReplicaSetCreated", &message, &crate::util::now());
+    set_condition(d, "Progressing", "True", "NewReplicaSetCreated", &message, now);
     stamp_progress(d, now);
 }
 
@@ -158,80 +158,76 @@ pub(super) fn new_replicaset_created(d: &mut Value, rs_name: &str, now: DateTime
 pub(super) fn update(spec: &Spec, sets: &Sets, now: DateTime<Utc>, out: &mut Outcome) {
     let d = spec.d;
     let new_rs = sets.new.map(|i| sets.rs(i));
-    let statuses: Vec<SetStatus> = sets.items.iter().map(|(r, _)| SetStatus::of(r)).collect();
+    let statuses: Vec<SetStatus> = sets.items.iter().map(|s| SetStatus::of(&s.rs)).collect();
     let counts = Counts::sum(&statuses, new_rs.map(SetStatus::of), spec.replicas);
     let mut nd = d.clone();
-    let old_status = d.get("status").cloned().unwrap_or(json!({}));
-    let generation = d.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
-    nd["status"] = counts.write(old_status.clone(), generation);
-    let stamp = crate::util::now();
-    set_available(&mut nd, counts.available >= spec.replicas - spec.limits.unavailable, &stamp);
+    let old_status = d.status.clone().unwrap_or_default();
+    let status = nd.status.get_or_insert_with(Default::default);
+    counts.write(status, d.metadata.generation.unwrap_or(1));
+    let moved = Counts::shown(&old_status) != Counts::shown(status);
+    set_available(&mut nd, counts.available >= spec.replicas - spec.limits.unavailable, now);
     let progressing = condition(d, "Progressing");
     let observed = Observed {
         paused: spec.paused,
         complete: counts.complete(spec.replicas, new_rs.map(replicas_of)),
-        progressed: ["replicas", "updatedReplicas", "readyReplicas", "availableReplicas"]
-            .iter()
-            .any(|f| old_status.get(*f) != nd["status"].get(*f))
-            || sets.changed(),
-        reason: progressing.and_then(|c| c.get("reason")?.as_str()).unwrap_or_default(),
-        last_update: progressing
-            .and_then(|c| c.get("lastUpdateTime")?.as_str())
-            .and_then(|t| DateTime::parse_from_rfc3339(t).ok())
-            .map(|t| t.with_timezone(&Utc)),
+        progressed: moved || sets.changed(),
+        reason: progressing.and_then(|c| c.reason.as_deref()).unwrap_or_default(),
+        last_update: progressing.and_then(|c| c.last_update_time.as_ref()).map(chrono_of),
     };
-    let deadline = d.pointer("/spec/progressDeadlineSeconds").and_then(Value::as_i64).unwrap_or(600);
-    let rs_name = new_rs.map(|r| meta_str(r, "name")).unwrap_or_default();
-    let step = progress(&observed, deadline, now);
-    set_progressing(&mut nd, step, rs_name, &stamp, now, out);
+    let rs_name = new_rs.and_then(|r| r.metadata.name.as_deref()).unwrap_or_default();
+    let step = progress(&observed, spec.deadline, now);
+    set_progressing(&mut nd, step, rs_name, now, out);
     if step == Progress::TimedOut {
         out.actions.push(Action::Event {
-            object: d.clone(),
+            object: spec.obj.raw().clone(),
             warning: true,
             reason: "ProgressDeadlineExceeded".into(),
-            message: format!("Deployment \"{}\" has timed out progressing", meta_str(d, "name")),
+            message: format!(
+                "Deployment \"{}\" has timed out progressing",
+                d.metadata.name.as_deref().unwrap_or_default()
+            ),
         });
     }
-    if let Some(rev) = new_rs.map(|r| revision(r).to_string()) {
-        if annotation(d, REVISION) != Some(rev.as_str()) {
-            annotate(&mut nd, REVISION, rev);
+    if let Some(rev) = new_rs.map(|r| revision(&r.metadata).to_string()) {
+        if annotation(&d.metadata, REVISION) != Some(rev.as_str()) {
+            annotate(&mut nd.metadata, REVISION, rev);
         }
     }
     if &nd != d {
-        out.actions.push(Action::Replace(nd));
+        out.actions.push(Action::Replace(spec.obj.with(&nd)));
     }
 }
 
 /// The Available condition.
-fn set_available(d: &mut Value, available: bool, stamp: &str) {
+fn set_available(d: &mut Deployment, available: bool, now: DateTime<Utc>) {
     let (status, reason, message) = if available {
         ("True", "MinimumReplicasAvailable", "Deployment has minimum availability.")
     } else {
         ("False", "MinimumReplicasUnavailable", "Deployment does not have minimum availability.")
     };
-    set_condition(d, "Available", status, reason, message, stamp);
+    set_condition(d, "Available", status, reason, message, now);
 }
 
 /// Carry out a Progressing decision on `d` (the new version of the Deployment).
-fn set_progressing(d: &mut Value, step: Progress, rs_name: &str, stamp: &str, now: DateTime<Utc>, out: &mut Outcome) {
+fn set_progressing(d: &mut Deployment, step: Progress, rs_name: &str, now: DateTime<Utc>, out: &mut Outcome) {
     match step {
         Progress::Paused => {
-            set_condition(d, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", stamp);
+            set_condition(d, "Progressing", "Unknown", "DeploymentPaused", "Deployment is paused", now);
         }
         Progress::Complete => {
             let message = format!("ReplicaSet \"{rs_name}\" has successfully progressed.");
-            set_condition(d, "Progressing", "True", "NewReplicaSetAvailable", &message, stamp);
+            set_condition(d, "Progressing", "True", "NewReplicaSetAvailable", &message, now);
             stamp_progress(d, now);
         }
         Progress::Moving { recheck } => {
             let message = format!("ReplicaSet \"{rs_name}\" is progressing.");
-            set_condition(d, "Progressing", "True", "ReplicaSetUpdated", &message, stamp);
+            set_condition(d, "Progressing", "True", "ReplicaSetUpdated", &message, now);
             stamp_progress(d, now);
             out.requeue_after = Some(Duration::from_secs(recheck as u64));
         }
         Progress::TimedOut => {
             let message = format!("ReplicaSet \"{rs_name}\" has timed out progressing.");
-            set_condition(d, "Progressing", "False", "ProgressDeadlineExceeded", &message, stamp);
+            set_condition(d, "Progressing", "False", "ProgressDeadlineExceeded", &message, now);
             stamp_progress(d, now);
         }
         Progress::Waiting { recheck } => out.requeue_after = Some(Duration::from_secs(recheck as u64)),
@@ -240,21 +236,46 @@ fn set_progressing(d: &mut Value, step: Progress, rs_name: &str, stamp: &str, no
 }
 
 /// A condition of a Deployment.
-fn condition<'a>(d: &'a Value, kind: &str) -> Option<&'a Value> {
-    d.pointer("/status/conditions")?.as_array()?.iter().find(|c| c["type"] == kind)
+fn condition<'a>(d: &'a Deployment, kind: &str) -> Option<&'a DeploymentCondition> {
+    d.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == kind)
+}
+
+/// Set a condition, keeping its transition time while its status stays
+/// (and its update time, which only [`stamp_progress`] moves).
+fn set_condition(d: &mut Deployment, kind: &str, status: &str, reason: &str, message: &str, now: DateTime<Utc>) {
+    let list = d.status.get_or_insert_with(Default::default).conditions.get_or_insert_with(Vec::new);
+    let mut cond = DeploymentCondition {
+        type_: kind.into(),
+        status: status.into(),
+        reason: (!reason.is_empty()).then(|| reason.into()),
+        message: (!message.is_empty()).then(|| message.into()),
+        last_transition_time: Some(time(now)),
+        last_update_time: None,
+    };
+    match list.iter_mut().find(|c| c.type_ == kind) {
+        Some(old) => {
+            if old.status == status {
+                cond.last_transition_time = old.last_transition_time.clone().or(cond.last_transition_time);
+            }
+            cond.last_update_time = old.last_update_time.take();
+            *old = cond;
+        }
+        None => list.push(cond),
+    }
 }
 
 /// Progressing's lastUpdateTime says when the rollout last moved.
-fn stamp_progress(d: &mut Value, now: DateTime<Utc>) {
-    if let Some(list) = d.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
-        if let Some(c) = list.iter_mut().find(|c| c["type"] == "Progressing") {
-            c["lastUpdateTime"] = json!(crate::util::rfc3339(now));
-        }
+fn stamp_progress(d: &mut Deployment, now: DateTime<Utc>) {
+    let conditions = d.status.as_mut().and_then(|s| s.conditions.as_mut());
+    if let Some(c) = conditions.into_iter().flatten().find(|c| c.type_ == "Progressing") {
+        c.last_update_time = Some(time(now));
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::json;
+
     use super::super::fixtures::{deploy, reconcile, rolling, rs_for};
     use super::*;
     use crate::controllers::framework::Cache;
@@ -277,7 +298,7 @@ mod tests {
         c.put(stuck.clone());
         c.put(rs_for(&v1, 2, 2, 1));
         let mut new = rs_for(&stuck, 1, 0, 2);
-        annotate(&mut new, super::super::DESIRED, "2".into());
+        super::super::fixtures::annotate_json(&mut new, super::super::DESIRED, "2");
         c.put(new);
         let out = reconcile(&c);
         let d = out

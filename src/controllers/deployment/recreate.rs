@@ -2,7 +2,7 @@
 //! none of their pods runs any more does the new one grow to full size, so
 //! that two versions never run side by side.
 
-use super::sync::{scaled, status_num, Sets, Spec};
+use super::sync::{counted, scaled, Sets, Spec};
 use crate::controllers::framework::Outcome;
 
 /// The size a new template's ReplicaSet starts at: nothing while old sets
@@ -21,13 +21,13 @@ pub(super) fn step(spec: &Spec, sets: &mut Sets, new: usize, out: &mut Outcome) 
     let mut old_running = false;
     for i in sets.olds() {
         if sets.replicas(i) > 0 {
-            out.actions.push(scaled(spec.d, false, sets.name(i), 0));
+            out.actions.push(scaled(spec, false, sets.name(i), 0));
             sets.set_replicas(i, 0, spec.replicas);
         }
-        old_running |= status_num(sets.rs(i), "replicas") > 0;
+        old_running |= counted(sets.rs(i)).0 > 0;
     }
     if !old_running && sets.replicas(new) != spec.replicas {
-        out.actions.push(scaled(spec.d, true, sets.name(new), spec.replicas));
+        out.actions.push(scaled(spec, true, sets.name(new), spec.replicas));
         sets.set_replicas(new, spec.replicas, spec.replicas);
     }
 }

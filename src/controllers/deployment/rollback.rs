@@ -5,23 +5,26 @@
 
 use std::collections::BTreeMap;
 
-use serde_json::{json, Value};
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
 
 use super::sync::{annotate, revision, Sets};
 use super::{HASH, REVISION};
-use crate::controllers::framework::controller_uid;
-use crate::objects::meta_str;
 
 /// The ReplicaSets of a Deployment by revision (for `rollout history` / `undo`).
-pub fn history(d: &Value, sets: &[Value]) -> BTreeMap<i64, Value> {
-    let uid = meta_str(d, "uid");
-    sets.iter().filter(|r| controller_uid(r).as_deref() == Some(uid)).map(|r| (revision(r), r.clone())).collect()
+pub fn history(d: &Deployment, sets: &[ReplicaSet]) -> BTreeMap<i64, ReplicaSet> {
+    let uid = d.metadata.uid.as_deref();
+    let controlled_by_d = |rs: &&ReplicaSet| {
+        let refs = rs.metadata.owner_references.iter().flatten();
+        refs.filter(|o| o.controller == Some(true)).any(|o| Some(o.uid.as_str()) == uid)
+    };
+    sets.iter().filter(controlled_by_d).map(|r| (revision(&r.metadata), r.clone())).collect()
 }
 
 /// The template to roll back to: the ReplicaSet's, without its hash label.
-pub fn rollback_template(rs: &Value) -> Value {
-    let mut t = rs.pointer("/spec/template").cloned().unwrap_or(json!({}));
-    if let Some(l) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+pub fn rollback_template(rs: &ReplicaSet) -> PodTemplateSpec {
+    let mut t = rs.spec.as_ref().and_then(|s| s.template.clone()).unwrap_or_default();
+    if let Some(l) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         l.remove(HASH);
     }
     t
@@ -30,27 +33,33 @@ pub fn rollback_template(rs: &Value) -> Value {
 /// Rolling back to an older template makes its ReplicaSet the newest revision.
 pub(super) fn promote(sets: &mut Sets) {
     let Some(i) = sets.new else { return };
-    let (rs, changed) = &mut sets.items[i];
-    if revision(rs) < sets.max_rev {
-        annotate(rs, REVISION, (sets.max_rev + 1).to_string());
-        *changed = true;
+    let set = &mut sets.items[i];
+    if revision(&set.rs.metadata) < sets.max_rev {
+        annotate(&mut set.rs.metadata, REVISION, (sets.max_rev + 1).to_string());
+        set.changed = true;
     }
 }
 
 #[cfg(test)]
 mod tests {
+    use serde_json::{json, Value};
+
     use super::super::fixtures::{deploy, name, reconcile, rolling, rs_for};
     use super::super::sync::template_hash;
     use super::*;
     use crate::controllers::framework::{Action, Cache};
 
+    fn typed<T: serde::de::DeserializeOwned>(v: &Value) -> T {
+        serde_json::from_value(v.clone()).unwrap()
+    }
+
     #[test]
     fn a_rollback_template_is_the_deployments_own_again() {
         let d = deploy(2, "v1", rolling(json!(1), json!(0)));
         let rs = rs_for(&d, 2, 2, 1);
-        let t = rollback_template(&rs);
-        assert_eq!(t, d["spec"]["template"]);
-        assert_eq!(template_hash(&t), template_hash(&d["spec"]["template"]));
+        let t = rollback_template(&typed(&rs));
+        assert_eq!(json!(t), d["spec"]["template"]);
+        assert_eq!(template_hash(&t), template_hash(&typed(&d["spec"]["template"])));
     }
 
     #[test]
@@ -59,9 +68,10 @@ mod tests {
         let mine = [rs_for(&deploy(1, "v1", json!({})), 0, 0, 1), rs_for(&d, 1, 1, 2)];
         let mut other = rs_for(&deploy(1, "v3", json!({})), 1, 1, 7);
         other["metadata"]["ownerReferences"][0]["uid"] = json!("someone-else");
-        let h = history(&d, &[mine[1].clone(), other, mine[0].clone()]);
+        let sets: Vec<ReplicaSet> = [&mine[1], &other, &mine[0]].into_iter().map(typed).collect();
+        let h = history(&typed(&d), &sets);
         assert_eq!(h.keys().copied().collect::<Vec<_>>(), vec![1, 2]);
-        assert_eq!(name(&h[&2]), name(&mine[1]));
+        assert_eq!(h[&2].metadata.name.as_deref(), Some(name(&mine[1]).as_str()));
     }
 
     #[test]

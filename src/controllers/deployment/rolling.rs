@@ -3,11 +3,11 @@
 //! `replicas - maxUnavailable` pods stay available. The arithmetic is pure
 //! functions of counts, so that each limit can be checked case by case.
 
-use serde_json::Value;
+use k8s_openapi::api::apps::v1::ReplicaSet;
 
 #[cfg(test)]
 use super::limits::{resolve, Limits};
-use super::sync::{replicas_of, scaled, status_num, Sets, Spec};
+use super::sync::{counted, replicas_of, scaled, Sets, Spec};
 use crate::controllers::framework::Outcome;
 
 /// The size a new template's ReplicaSet starts at: all `replicas` when it
@@ -84,15 +84,15 @@ pub(super) fn step(spec: &Spec, sets: &mut Sets, new: usize, out: &mut Outcome) 
     let current = sets.replicas(new);
     let size = new_set_size(current, replicas, spec.limits.surge, sets.total());
     if size > current {
-        out.actions.push(scaled(spec.d, true, sets.name(new), size));
+        out.actions.push(scaled(spec, true, sets.name(new), size));
     }
     sets.set_replicas(new, size, replicas);
 
     // A set being scaled down may still report pods it is stopping: no set
     // counts more available pods than it is meant to have.
-    let avail = |r: &Value| status_num(r, "availableReplicas").min(replicas_of(r));
-    let available: i64 = sets.items.iter().map(|(r, _)| avail(r)).sum();
-    let new_unavailable = (sets.replicas(new) - status_num(sets.rs(new), "availableReplicas")).max(0);
+    let avail = |r: &ReplicaSet| counted(r).2.min(replicas_of(r));
+    let available: i64 = sets.items.iter().map(|s| avail(&s.rs)).sum();
+    let new_unavailable = (sets.replicas(new) - counted(sets.rs(new)).2).max(0);
     let olds = sets.olds();
     let old: Vec<Old> =
         olds.iter().map(|&i| Old { replicas: sets.replicas(i), available: avail(sets.rs(i)) }).collect();
@@ -103,7 +103,7 @@ pub(super) fn step(spec: &Spec, sets: &mut Sets, new: usize, out: &mut Outcome) 
             sets.set_replicas(i, r, replicas);
         }
         if cut.available > 0 {
-            out.actions.push(scaled(spec.d, false, sets.name(i), r - cut.available));
+            out.actions.push(scaled(spec, false, sets.name(i), r - cut.available));
             sets.set_replicas(i, r - cut.available, replicas);
         } else if r > 0 {
             sets.set_replicas(i, r, replicas);
@@ -115,8 +115,13 @@ pub(super) fn step(spec: &Spec, sets: &mut Sets, new: usize, out: &mut Outcome) 
 mod tests {
     use serde_json::json;
 
+    use super::super::fixtures::annotate_json;
     use super::super::fixtures::{created, deploy, name, reconcile, replaced_sets, rolling, rs_for};
-    use super::super::sync::annotate;
+    use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
+
+    fn ios(v: serde_json::Value) -> IntOrString {
+        serde_json::from_value(v).unwrap()
+    }
     use super::super::{DESIRED, REVISION};
     use super::*;
     use crate::controllers::framework::Cache;
@@ -125,14 +130,14 @@ mod tests {
     fn percentages_round_like_kubernetes() {
         // (value, total, round up, default) -> count
         let cases = [
-            (Some(json!("25%")), 10, true, 0, 3),
-            (Some(json!("25%")), 10, false, 0, 2),
-            (Some(json!(2)), 10, false, 0, 2),
-            (Some(json!("0%")), 10, true, 1, 0),
-            (Some(json!("100%")), 7, false, 0, 7),
-            (Some(json!("3")), 10, true, 1, 3),
+            (Some(ios(json!("25%"))), 10, true, 0, 3),
+            (Some(ios(json!("25%"))), 10, false, 0, 2),
+            (Some(ios(json!(2))), 10, false, 0, 2),
+            (Some(ios(json!("0%"))), 10, true, 1, 0),
+            (Some(ios(json!("100%"))), 7, false, 0, 7),
+            (Some(ios(json!("3"))), 10, true, 1, 3),
             (None, 10, true, 1, 1),
-            (Some(json!("lots")), 10, false, 0, 0),
+            (Some(ios(json!("lots"))), 10, false, 0, 0),
         ];
         for (v, total, up, default, want) in cases {
             assert_eq!(resolve(v.as_ref(), total, up, default), want, "{v:?} of {total}");
@@ -144,11 +149,11 @@ mod tests {
         // (recreate, maxSurge, maxUnavailable, replicas) -> (surge, unavailable)
         let cases = [
             (false, None, None, 4, (1, 0)),
-            (false, Some(json!("25%")), Some(json!("25%")), 10, (3, 2)),
-            (false, Some(json!(0)), Some(json!(0)), 4, (0, 1)),
-            (false, Some(json!("0%")), Some(json!("10%")), 5, (0, 1)),
-            (false, Some(json!(0)), Some(json!(2)), 4, (0, 2)),
-            (true, Some(json!(5)), Some(json!(5)), 3, (0, 3)),
+            (false, Some(ios(json!("25%"))), Some(ios(json!("25%"))), 10, (3, 2)),
+            (false, Some(ios(json!(0))), Some(ios(json!(0))), 4, (0, 1)),
+            (false, Some(ios(json!("0%"))), Some(ios(json!("10%"))), 5, (0, 1)),
+            (false, Some(ios(json!(0))), Some(ios(json!(2))), 4, (0, 2)),
+            (true, Some(ios(json!(5))), Some(ios(json!(5))), 3, (0, 3)),
             (true, None, None, 0, (0, 1)),
         ];
         for (recreate, s, u, replicas, (surge, unavailable)) in cases {
@@ -242,9 +247,9 @@ mod tests {
         // Old: scaled to 2 but its status still shows the 3 it had; new: 2 wanted, 1 available.
         let mut old = rs_for(&v1, 2, 3, 1);
         old["status"]["replicas"] = json!(3);
-        annotate(&mut old, DESIRED, "3".into());
+        annotate_json(&mut old, DESIRED, "3");
         let mut new = rs_for(&v2, 2, 1, 2);
-        annotate(&mut new, DESIRED, "3".into());
+        annotate_json(&mut new, DESIRED, "3");
         c.put(old.clone());
         c.put(new);
         let out = reconcile(&c);

@@ -5,90 +5,104 @@
 //! beyond the history limit. The strategies only decide sizes; the working
 //! copies here remember what changed, so each set is written at most once.
 
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
+
+use k8s_openapi::api::apps::v1::{Deployment, ReplicaSet, ReplicaSetSpec};
+use k8s_openapi::api::core::v1::PodTemplateSpec;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 
 use super::limits::Limits;
 use super::{DESIRED, HASH, REVISION};
-use crate::controllers::framework::{controller_ref, Action, Cache, Outcome};
+use crate::controllers::framework::{Action, Cache, Outcome};
 use crate::objects::kinds;
-use crate::objects::meta_str;
+use crate::objects::owners::controller_ref_to;
+use crate::objects::typed::Object;
 use crate::objects::{key_of, resource_version};
 
 /// A stable, short hash of a pod template (Kubernetes' alphabet, 10 characters).
-pub fn template_hash(template: &Value) -> String {
+pub fn template_hash(template: &PodTemplateSpec) -> String {
     use sha2::Digest;
     let mut t = template.clone();
-    if let Some(labels) = t.pointer_mut("/metadata/labels").and_then(Value::as_object_mut) {
+    if let Some(labels) = t.metadata.as_mut().and_then(|m| m.labels.as_mut()) {
         labels.remove(HASH);
     }
-    let digest = sha2::Sha256::digest(serde_json::to_vec(&t).expect("json"));
+    let digest = sha2::Sha256::digest(serde_json::to_vec(&t).expect("a template serializes"));
     const ALPHABET: &[u8] = b"bcdfghjklmnpqrstvwxz2456789";
     digest.iter().take(10).map(|b| ALPHABET[*b as usize % ALPHABET.len()] as char).collect()
 }
 
 /// The revision annotation of a Deployment or ReplicaSet (0 when missing).
-pub fn revision(obj: &Value) -> i64 {
-    annotation(obj, REVISION).and_then(|s| s.parse().ok()).unwrap_or(0)
+pub fn revision(meta: &ObjectMeta) -> i64 {
+    annotation(meta, REVISION).and_then(|s| s.parse().ok()).unwrap_or(0)
 }
 
-/// `spec.replicas` (1 when missing, as the API defaults it).
-pub(super) fn replicas_of(obj: &Value) -> i64 {
-    obj.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1)
+/// A Deployment's `spec.replicas` (1 when missing, as the API defaults it).
+pub(super) fn wanted(d: &Deployment) -> i64 {
+    d.spec.as_ref().and_then(|s| s.replicas).map_or(1, i64::from)
 }
 
-/// A number in `status` (0 when missing).
-pub(super) fn status_num(obj: &Value, field: &str) -> i64 {
-    obj.pointer(&format!("/status/{field}")).and_then(Value::as_i64).unwrap_or(0)
+/// A ReplicaSet's `spec.replicas` (1 when missing, as the API defaults it).
+pub(super) fn replicas_of(rs: &ReplicaSet) -> i64 {
+    rs.spec.as_ref().and_then(|s| s.replicas).map_or(1, i64::from)
+}
+
+/// What a ReplicaSet's status counts: (replicas, ready, available), 0 when missing.
+pub(super) fn counted(rs: &ReplicaSet) -> (i64, i64, i64) {
+    let s = rs.status.as_ref();
+    (
+        s.map_or(0, |s| i64::from(s.replicas)),
+        s.and_then(|s| s.ready_replicas).map_or(0, i64::from),
+        s.and_then(|s| s.available_replicas).map_or(0, i64::from),
+    )
 }
 
 /// One annotation of an object.
-pub(super) fn annotation<'a>(obj: &'a Value, key: &str) -> Option<&'a str> {
-    obj.pointer("/metadata/annotations").and_then(|a| a.get(key)).and_then(Value::as_str)
+pub(super) fn annotation<'a>(meta: &'a ObjectMeta, key: &str) -> Option<&'a str> {
+    meta.annotations.as_ref()?.get(key).map(String::as_str)
 }
 
 /// Set one annotation of an object.
-pub(super) fn annotate(obj: &mut Value, key: &str, value: String) {
-    let meta = obj["metadata"].as_object_mut().expect("metadata");
-    let ann = meta.entry("annotations").or_insert(json!({}));
-    if !ann.is_object() {
-        *ann = json!({});
-    }
-    ann[key] = json!(value);
+pub(super) fn annotate(meta: &mut ObjectMeta, key: &str, value: String) {
+    meta.annotations.get_or_insert_with(BTreeMap::new).insert(key.into(), value);
 }
 
 /// The ReplicaSet a Deployment makes for its current template.
-pub fn new_replicaset(d: &Value, hash: &str, replicas: i64, revision: i64) -> Value {
-    let mut template = d.pointer("/spec/template").cloned().unwrap_or(json!({}));
-    template["metadata"]["labels"][HASH] = json!(hash);
-    let mut selector = d.pointer("/spec/selector").cloned().unwrap_or(json!({}));
-    selector["matchLabels"][HASH] = json!(hash);
-    let mut labels = template["metadata"]["labels"].clone();
-    labels[HASH] = json!(hash);
-    let mut rs = json!({
-        "apiVersion": "apps/v1",
-        "kind": "ReplicaSet",
-        "metadata": {
-            "name": format!("{}-{hash}", meta_str(d, "name")),
-            "namespace": meta_str(d, "namespace"),
-            "labels": labels,
-            "ownerReferences": [controller_ref(d)],
-        },
-        "spec": {
-            "replicas": replicas,
-            "minReadySeconds": d.pointer("/spec/minReadySeconds").cloned().unwrap_or(json!(0)),
-            "selector": selector,
-            "template": template,
-        },
-    });
-    annotate(&mut rs, REVISION, revision.to_string());
-    annotate(&mut rs, DESIRED, replicas_of(d).to_string());
-    rs
+pub fn new_replicaset(d: &Deployment, hash: &str, replicas: i64, revision: i64) -> ReplicaSet {
+    let spec = d.spec.clone().unwrap_or_default();
+    let mut template = spec.template;
+    let labels = template.metadata.get_or_insert_with(Default::default).labels.get_or_insert_with(BTreeMap::new);
+    labels.insert(HASH.into(), hash.into());
+    let labels = labels.clone();
+    let mut selector = spec.selector;
+    selector.match_labels.get_or_insert_with(BTreeMap::new).insert(HASH.into(), hash.into());
+    let mut meta = ObjectMeta {
+        name: Some(format!("{}-{hash}", d.metadata.name.as_deref().unwrap_or_default())),
+        namespace: d.metadata.namespace.clone(),
+        labels: Some(labels),
+        owner_references: Some(vec![controller_ref_to(d)]),
+        ..Default::default()
+    };
+    annotate(&mut meta, REVISION, revision.to_string());
+    annotate(&mut meta, DESIRED, wanted(d).to_string());
+    ReplicaSet {
+        metadata: meta,
+        spec: Some(ReplicaSetSpec {
+            replicas: Some(replicas as i32),
+            min_ready_seconds: Some(spec.min_ready_seconds.unwrap_or(0)),
+            selector,
+            template: Some(template),
+        }),
+        status: None,
+    }
 }
 
 /// What one reconcile reads from its Deployment, once.
 pub(super) struct Spec<'a> {
-    /// The Deployment as the cache has it.
-    pub d: &'a Value,
+    /// The Deployment as the cache has it (what Events are about, and what
+    /// a changed copy is written over).
+    pub obj: &'a Object,
+    /// Its typed form.
+    pub d: &'a Deployment,
     /// `spec.replicas`.
     pub replicas: i64,
     /// The hash of the current pod template.
@@ -99,56 +113,81 @@ pub(super) struct Spec<'a> {
     pub recreate: bool,
     /// How far the rollout may go above and below `replicas`.
     pub limits: Limits,
+    /// `spec.revisionHistoryLimit`.
+    pub history_limit: usize,
+    /// `spec.progressDeadlineSeconds`.
+    pub deadline: i64,
 }
 
 impl<'a> Spec<'a> {
-    /// Read a Deployment.
-    pub fn of(d: &'a Value) -> Self {
-        let replicas = replicas_of(d);
-        let recreate = d.pointer("/spec/strategy/type").and_then(Value::as_str) == Some("Recreate");
-        Spec {
+    /// Read a Deployment (None if the object is not one).
+    pub fn of(obj: &'a Object) -> Option<Self> {
+        let d = obj.deployment()?;
+        let replicas = wanted(d);
+        let spec = d.spec.as_ref();
+        let strategy = spec.and_then(|s| s.strategy.as_ref());
+        let recreate = strategy.and_then(|s| s.type_.as_deref()) == Some("Recreate");
+        let rolling = strategy.and_then(|s| s.rolling_update.as_ref());
+        Some(Spec {
+            obj,
             d,
             replicas,
-            hash: template_hash(d.pointer("/spec/template").unwrap_or(&Value::Null)),
-            paused: d.pointer("/spec/paused").and_then(Value::as_bool).unwrap_or(false),
+            hash: spec.map(|s| template_hash(&s.template)).unwrap_or_default(),
+            paused: spec.and_then(|s| s.paused).unwrap_or(false),
             recreate,
             limits: Limits::of(
                 recreate,
-                d.pointer("/spec/strategy/rollingUpdate/maxSurge"),
-                d.pointer("/spec/strategy/rollingUpdate/maxUnavailable"),
+                rolling.and_then(|r| r.max_surge.as_ref()),
+                rolling.and_then(|r| r.max_unavailable.as_ref()),
                 replicas,
             ),
-        }
+            history_limit: spec.and_then(|s| s.revision_history_limit).unwrap_or(10).max(0) as usize,
+            deadline: spec.and_then(|s| s.progress_deadline_seconds).map_or(600, i64::from),
+        })
     }
+}
+
+/// A working copy of one ReplicaSet.
+pub(super) struct Set<'a> {
+    /// The set as the cache has it.
+    pub obj: &'a Object,
+    /// The working copy.
+    pub rs: ReplicaSet,
+    /// Whether the copy changed.
+    pub changed: bool,
 }
 
 /// Working copies of a Deployment's ReplicaSets, oldest revision first; the
 /// changed ones are written at the end.
-pub(super) struct Sets {
-    /// Each set and whether it changed.
-    pub items: Vec<(Value, bool)>,
+pub(super) struct Sets<'a> {
+    /// Each set.
+    pub items: Vec<Set<'a>>,
     /// The set of the current template, if there is one.
     pub new: Option<usize>,
     /// The highest revision among the sets.
     pub max_rev: i64,
 }
 
-impl Sets {
+impl<'a> Sets<'a> {
     /// The ReplicaSets the Deployment controls.
-    pub fn owned(spec: &Spec, cache: &Cache) -> Self {
-        let (ns, uid) = (meta_str(spec.d, "namespace"), meta_str(spec.d, "uid"));
-        let mut owned: Vec<Value> = cache.owned_by(&kinds::REPLICA_SET, ns, uid).cloned().collect();
-        owned.sort_by_key(|r| (revision(r), meta_str(r, "creationTimestamp").to_string()));
-        let max_rev = owned.iter().map(revision).max().unwrap_or(0);
-        let new = owned.iter().position(|r| {
-            r.pointer("/metadata/labels").and_then(|l| l.get(HASH)).and_then(Value::as_str) == Some(spec.hash.as_str())
+    pub fn owned(spec: &Spec, cache: &'a Cache) -> Self {
+        let meta = &spec.d.metadata;
+        let (ns, uid) = (meta.namespace.as_deref().unwrap_or(""), meta.uid.as_deref().unwrap_or(""));
+        let mut items: Vec<Set<'a>> = cache
+            .owned_by(&kinds::REPLICA_SET, ns, uid)
+            .filter_map(|obj| Some(Set { obj, rs: obj.replica_set()?.clone(), changed: false }))
+            .collect();
+        items.sort_by_key(|s| (revision(&s.rs.metadata), s.rs.metadata.creation_timestamp.as_ref().map(|t| t.0)));
+        let max_rev = items.iter().map(|s| revision(&s.rs.metadata)).max().unwrap_or(0);
+        let new = items.iter().position(|s| {
+            s.rs.metadata.labels.as_ref().and_then(|l| l.get(HASH)).map(String::as_str) == Some(spec.hash.as_str())
         });
-        Sets { items: owned.into_iter().map(|r| (r, false)).collect(), new, max_rev }
+        Sets { items, new, max_rev }
     }
 
     /// Set `i`.
-    pub fn rs(&self, i: usize) -> &Value {
-        &self.items[i].0
+    pub fn rs(&self, i: usize) -> &ReplicaSet {
+        &self.items[i].rs
     }
 
     /// The replicas set `i` asks for.
@@ -158,12 +197,12 @@ impl Sets {
 
     /// The name of set `i`.
     pub fn name(&self, i: usize) -> &str {
-        meta_str(self.rs(i), "name")
+        self.rs(i).metadata.name.as_deref().unwrap_or_default()
     }
 
     /// The replicas all sets ask for.
     pub fn total(&self) -> i64 {
-        self.items.iter().map(|(r, _)| replicas_of(r)).sum()
+        self.items.iter().map(|s| replicas_of(&s.rs)).sum()
     }
 
     /// Every set but the new one, oldest first.
@@ -178,37 +217,39 @@ impl Sets {
 
     /// Whether any set changed.
     pub fn changed(&self) -> bool {
-        self.items.iter().any(|(_, c)| *c)
+        self.items.iter().any(|s| s.changed)
     }
 
     /// Whether the Deployment was resized while more than one set runs: some
     /// running set was sized for other `desired` replicas.
     pub fn resized_mid_rollout(&self, desired: i64) -> bool {
         let desired = desired.to_string();
-        let resized =
-            self.items.iter().any(|(r, _)| replicas_of(r) > 0 && annotation(r, DESIRED) != Some(desired.as_str()));
+        let resized = self
+            .items
+            .iter()
+            .any(|s| replicas_of(&s.rs) > 0 && annotation(&s.rs.metadata, DESIRED) != Some(desired.as_str()));
         resized && self.active().len() > 1
     }
 
     /// Size set `i` to `n` pods, recording the Deployment's `desired` replicas.
     pub fn set_replicas(&mut self, i: usize, n: i64, desired: i64) {
-        let (rs, changed) = &mut self.items[i];
-        if replicas_of(rs) != n {
-            rs["spec"]["replicas"] = json!(n);
-            *changed = true;
+        let set = &mut self.items[i];
+        if replicas_of(&set.rs) != n {
+            set.rs.spec.get_or_insert_with(Default::default).replicas = Some(n as i32);
+            set.changed = true;
         }
         let d = desired.to_string();
-        if annotation(rs, DESIRED) != Some(d.as_str()) {
-            annotate(rs, DESIRED, d);
-            *changed = true;
+        if annotation(&set.rs.metadata, DESIRED) != Some(d.as_str()) {
+            annotate(&mut set.rs.metadata, DESIRED, d);
+            set.changed = true;
         }
     }
 }
 
 /// The Event that says a ReplicaSet was scaled.
-pub(super) fn scaled(d: &Value, up: bool, rs_name: &str, size: i64) -> Action {
+pub(super) fn scaled(spec: &Spec, up: bool, rs_name: &str, size: i64) -> Action {
     Action::Event {
-        object: d.clone(),
+        object: spec.obj.raw().clone(),
         warning: false,
         reason: "ScalingReplicaSet".into(),
         message: format!("Scaled {} replica set {rs_name} to {size}", if up { "up" } else { "down" }),
@@ -225,7 +266,7 @@ pub(super) fn scale_proportionally(spec: &Spec, sets: &mut Sets, out: &mut Outco
     for (&i, size) in active.iter().zip(targets) {
         let r = sets.replicas(i);
         if size != r {
-            out.actions.push(scaled(spec.d, size > r, sets.name(i), size));
+            out.actions.push(scaled(spec, size > r, sets.name(i), size));
         }
         sets.set_replicas(i, size, spec.replicas);
     }
@@ -253,17 +294,16 @@ pub(super) fn proportional(sizes: &[i64], current: i64, allowed: i64) -> Vec<i64
 /// History: sets scaled to zero beyond `revisionHistoryLimit` go, oldest
 /// first; then every other changed set is written.
 pub(super) fn clean_up_and_write(spec: &Spec, sets: &Sets, out: &mut Outcome) {
-    let limit = spec.d.pointer("/spec/revisionHistoryLimit").and_then(Value::as_i64).unwrap_or(10).max(0) as usize;
     let dead: Vec<usize> =
-        sets.olds().into_iter().filter(|&i| sets.replicas(i) == 0 && status_num(sets.rs(i), "replicas") == 0).collect();
-    let removed = &dead[..dead.len().saturating_sub(limit)];
+        sets.olds().into_iter().filter(|&i| sets.replicas(i) == 0 && counted(sets.rs(i)).0 == 0).collect();
+    let removed = &dead[..dead.len().saturating_sub(spec.history_limit)];
     for &i in removed {
-        let rs = sets.rs(i);
-        out.actions.push(Action::Delete { key: key_of(rs).unwrap_or_default(), rv: resource_version(rs) });
+        let obj = sets.items[i].obj;
+        out.actions.push(Action::Delete { key: key_of(obj).unwrap_or_default(), rv: resource_version(obj) });
     }
-    for (i, (rs, changed)) in sets.items.iter().enumerate() {
-        if *changed && !removed.contains(&i) {
-            out.actions.push(Action::Replace(rs.clone()));
+    for (i, set) in sets.items.iter().enumerate() {
+        if set.changed && !removed.contains(&i) {
+            out.actions.push(Action::Replace(set.obj.with(&set.rs)));
         }
     }
 }
@@ -272,8 +312,14 @@ pub(super) fn clean_up_and_write(spec: &Spec, sets: &Sets, out: &mut Outcome) {
 mod tests {
     use serde_json::json;
 
-    use super::super::fixtures::{created, deploy, name, reconcile, replaced_sets, rolling, rs_for};
+    use serde_json::Value;
+
+    use super::super::fixtures::{annotate_json, created, deploy, name, reconcile, replaced_sets, rolling, rs_for};
     use super::*;
+
+    fn template(d: &Value) -> PodTemplateSpec {
+        serde_json::from_value(d["spec"]["template"].clone()).unwrap()
+    }
 
     #[test]
     fn a_new_deployment_makes_a_full_replicaset_with_revision_one() {
@@ -291,12 +337,12 @@ mod tests {
     #[test]
     fn the_template_hash_ignores_its_own_label_and_follows_the_template() {
         let d = deploy(1, "v1", json!({}));
-        let t = &d["spec"]["template"];
-        let mut labelled = t.clone();
-        labelled["metadata"]["labels"][HASH] = json!("whatever");
-        assert_eq!(template_hash(t), template_hash(&labelled));
-        assert_ne!(template_hash(t), template_hash(&deploy(1, "v2", json!({}))["spec"]["template"]));
-        assert_eq!(template_hash(t).len(), 10);
+        let t = template(&d);
+        let mut labelled = d.clone();
+        labelled["spec"]["template"]["metadata"]["labels"][HASH] = json!("whatever");
+        assert_eq!(template_hash(&t), template_hash(&template(&labelled)));
+        assert_ne!(template_hash(&t), template_hash(&template(&deploy(1, "v2", json!({})))));
+        assert_eq!(template_hash(&t).len(), 10);
     }
 
     #[test]
@@ -306,9 +352,9 @@ mod tests {
         let mut c = Cache::default();
         c.put(v2.clone());
         let mut old = rs_for(&v1, 8, 8, 1);
-        annotate(&mut old, DESIRED, "10".into());
+        annotate_json(&mut old, DESIRED, "10");
         let mut new = rs_for(&v2, 5, 0, 2);
-        annotate(&mut new, DESIRED, "10".into());
+        annotate_json(&mut new, DESIRED, "10");
         c.put(old.clone());
         c.put(new.clone());
         let sizes = replaced_sets(&reconcile(&c));
@@ -346,7 +392,7 @@ mod tests {
         c.put(rs_for(&v1, 0, 0, 1));
         c.put(rs_for(&v2, 0, 0, 2));
         let mut new = rs_for(&v3, 1, 1, 3);
-        annotate(&mut new, DESIRED, "1".into());
+        annotate_json(&mut new, DESIRED, "1");
         c.put(new);
         let out = reconcile(&c);
         let deleted: Vec<&String> = out

@@ -1,0 +1,256 @@
+//! The columns `get` prints for each kind, as kubectl's printers choose
+//! them, read from the typed object (what arrives over the wire is parsed
+//! once, here).
+
+use chrono::{DateTime, Utc};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use serde_json::Value;
+
+use super::print::age;
+use crate::objects::typed::{Object, Typed};
+use crate::objects::Kind;
+
+/// The column headers for a kind.
+pub fn headers(kind: &Kind, wide: bool) -> Vec<&'static str> {
+    let mut h = match kind.kind {
+        "Pod" => vec!["NAME", "READY", "STATUS", "RESTARTS", "AGE"],
+        "Deployment" => vec!["NAME", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "ReplicaSet" => vec!["NAME", "DESIRED", "CURRENT", "READY", "AGE"],
+        "StatefulSet" => vec!["NAME", "READY", "AGE"],
+        "DaemonSet" => vec!["NAME", "DESIRED", "CURRENT", "READY", "UP-TO-DATE", "AVAILABLE", "AGE"],
+        "Job" => vec!["NAME", "STATUS", "COMPLETIONS", "AGE"],
+        "Service" => vec!["NAME", "TYPE", "CLUSTER-IP", "EXTERNAL-IP", "PORT(S)", "AGE"],
+        "Node" => vec!["NAME", "STATUS", "ROLES", "AGE", "VERSION"],
+        "Namespace" => vec!["NAME", "STATUS", "AGE"],
+        "ConfigMap" => vec!["NAME", "DATA", "AGE"],
+        "Secret" => vec!["NAME", "TYPE", "DATA", "AGE"],
+        "Endpoints" => vec!["NAME", "ENDPOINTS", "AGE"],
+        "Lease" => vec!["NAME", "HOLDER", "AGE"],
+        "Event" => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
+        _ => vec!["NAME", "AGE"],
+    };
+    if wide && kind.kind == "Pod" {
+        h.extend(["IP", "NODE"]);
+    }
+    h
+}
+
+fn or_none(x: Option<&str>) -> String {
+    match x {
+        Some(x) if !x.is_empty() => x.into(),
+        _ => "<none>".into(),
+    }
+}
+
+fn ago(t: Option<&Time>, now: DateTime<Utc>) -> String {
+    t.map_or_else(|| "<unknown>".into(), |t| age(&crate::util::rfc3339(crate::util::chrono_of(t)), now))
+}
+
+fn num(n: Option<i32>) -> String {
+    n.unwrap_or(0).to_string()
+}
+
+/// One table row for an object (the columns of [`headers`]; an object its
+/// type refuses shows its name and age, and the other columns empty).
+pub fn row(kind: &Kind, raw: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String> {
+    let obj = Object::new(raw.clone());
+    let Some(meta) = obj.metadata() else {
+        let name = crate::objects::meta_str(raw, "name").to_string();
+        let mut r = vec![name, age(crate::objects::meta_str(raw, "creationTimestamp"), now)];
+        r.resize(headers(kind, wide).len(), String::new());
+        return r;
+    };
+    let name = meta.name.clone().unwrap_or_default();
+    let a = ago(meta.creation_timestamp.as_ref(), now);
+    let mut r = match obj.typed() {
+        Typed::Pod(p) => {
+            let total = p.spec.as_ref().map_or(0, |s| s.containers.len());
+            let status = p.status.as_ref();
+            let statuses = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+            let ready = statuses.iter().filter(|c| c.ready).count();
+            let restarts: i32 = statuses.iter().map(|c| c.restart_count).sum();
+            let state = |c: &k8s_openapi::api::core::v1::ContainerStatus| c.state.clone().unwrap_or_default();
+            let waiting = statuses.iter().find_map(|c| state(c).waiting.and_then(|w| w.reason));
+            let terminated = statuses.iter().find_map(|c| state(c).terminated.and_then(|t| t.reason));
+            let shown = if meta.deletion_timestamp.is_some() {
+                "Terminating".to_string()
+            } else {
+                waiting.or(terminated).or_else(|| status.and_then(|s| s.phase.clone())).unwrap_or_default()
+            };
+            vec![name, format!("{ready}/{total}"), shown, restarts.to_string(), a]
+        }
+        Typed::Deployment(d) => {
+            let (spec, status) = (d.spec.as_ref(), d.status.clone().unwrap_or_default());
+            vec![
+                name,
+                format!("{}/{}", num(status.ready_replicas), num(spec.and_then(|s| s.replicas))),
+                num(status.updated_replicas),
+                num(status.available_replicas),
+                a,
+            ]
+        }
+        Typed::ReplicaSet(rs) => {
+            let status = rs.status.clone().unwrap_or_default();
+            let wanted = rs.spec.as_ref().and_then(|s| s.replicas);
+            vec![name, num(wanted), status.replicas.to_string(), num(status.ready_replicas), a]
+        }
+        Typed::StatefulSet(sts) => {
+            let ready = sts.status.as_ref().and_then(|s| s.ready_replicas);
+            vec![name, format!("{}/{}", num(ready), num(sts.spec.as_ref().and_then(|s| s.replicas))), a]
+        }
+        Typed::DaemonSet(ds) => {
+            let s = ds.status.clone().unwrap_or_default();
+            vec![
+                name,
+                s.desired_number_scheduled.to_string(),
+                s.current_number_scheduled.to_string(),
+                s.number_ready.to_string(),
+                num(s.updated_number_scheduled),
+                num(s.number_available),
+                a,
+            ]
+        }
+        Typed::Job(job) => {
+            let status = job.status.clone().unwrap_or_default();
+            let done = status
+                .conditions
+                .iter()
+                .flatten()
+                .find(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"));
+            let completions = job.spec.as_ref().and_then(|s| s.completions);
+            vec![
+                name,
+                done.map_or("Running".into(), |c| c.type_.clone()),
+                format!("{}/{}", num(status.succeeded), num(completions)),
+                a,
+            ]
+        }
+        Typed::Service(svc) => {
+            let spec = svc.spec.clone().unwrap_or_default();
+            let ports: Vec<String> = spec
+                .ports
+                .iter()
+                .flatten()
+                .map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP")))
+                .collect();
+            let ports = ports.join(",");
+            vec![
+                name,
+                spec.type_.unwrap_or_default(),
+                or_none(spec.cluster_ip.as_deref()),
+                "<none>".into(),
+                or_none(Some(&ports)),
+                a,
+            ]
+        }
+        Typed::Node(node) => {
+            let conditions = node.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+            let ready = conditions.iter().find(|c| c.type_ == "Ready").map_or("Unknown", |c| {
+                if c.status == "True" {
+                    "Ready"
+                } else {
+                    "NotReady"
+                }
+            });
+            let status = if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+                format!("{ready},SchedulingDisabled")
+            } else {
+                ready.to_string()
+            };
+            let roles: Vec<&str> =
+                meta.labels.iter().flatten().filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/")).collect();
+            let version = node.status.as_ref().and_then(|s| s.node_info.as_ref()).map(|i| i.kubelet_version.clone());
+            vec![name, status, or_none(Some(&roles.join(","))), a, version.unwrap_or_default()]
+        }
+        Typed::Namespace(ns) => {
+            vec![name, ns.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default(), a]
+        }
+        Typed::ConfigMap(cm) => {
+            let count = cm.data.as_ref().map_or(0, |m| m.len()) + cm.binary_data.as_ref().map_or(0, |m| m.len());
+            vec![name, count.to_string(), a]
+        }
+        Typed::Secret(secret) => {
+            let count = secret.data.as_ref().map_or(0, |m| m.len());
+            vec![name, secret.type_.clone().unwrap_or_default(), count.to_string(), a]
+        }
+        Typed::Endpoints(ep) => {
+            let eps: Vec<String> = ep
+                .subsets
+                .iter()
+                .flatten()
+                .flat_map(|sub| {
+                    let ports: Vec<i32> = sub.ports.iter().flatten().map(|p| p.port).collect();
+                    sub.addresses.iter().flatten().flat_map(move |addr| {
+                        let ip = addr.ip.clone();
+                        ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
+                    })
+                })
+                .collect();
+            vec![name, or_none(Some(&eps.join(","))), a]
+        }
+        Typed::Lease(lease) => {
+            vec![name, or_none(lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref())), a]
+        }
+        Typed::Event(e) => {
+            let involved = &e.involved_object;
+            vec![
+                ago(e.last_timestamp.as_ref(), now),
+                e.type_.clone().unwrap_or_default(),
+                e.reason.clone().unwrap_or_default(),
+                format!(
+                    "{}/{}",
+                    involved.kind.as_deref().unwrap_or_default().to_ascii_lowercase(),
+                    involved.name.as_deref().unwrap_or_default()
+                ),
+                e.message.clone().unwrap_or_default(),
+            ]
+        }
+        Typed::ServiceAccount(_) | Typed::Untyped => vec![name, a],
+    };
+    if wide && kind.kind == "Pod" {
+        let pod = obj.pod();
+        r.push(or_none(pod.and_then(|p| p.status.as_ref()?.pod_ip.as_deref())));
+        r.push(or_none(pod.and_then(|p| p.spec.as_ref()?.node_name.as_deref())));
+    }
+    r
+}
+
+#[cfg(test)]
+mod tests {
+    use serde_json::json;
+
+    use super::*;
+    use crate::objects::kinds;
+
+    #[test]
+    fn rows_show_what_kubectl_shows() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T00:10:00Z").unwrap().with_timezone(&Utc);
+        let created = "2026-01-01T00:00:00Z";
+        let pod = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": "web-1", "creationTimestamp": created},
+            "spec": {"nodeName": "n1", "containers": [{"name": "a", "image": "i"}, {"name": "b", "image": "i"}]},
+            "status": {"phase": "Running", "podIP": "10.0.0.5", "containerStatuses": [
+                {"name": "a", "image": "i", "imageID": "", "ready": true, "restartCount": 2, "state": {"running": {}}},
+                {"name": "b", "image": "i", "imageID": "", "ready": false, "restartCount": 1,
+                 "state": {"waiting": {"reason": "CrashLoopBackOff"}}}]}});
+        let node = json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "n1", "creationTimestamp": created, "labels": {"node-role.kubernetes.io/control-plane": ""}},
+            "spec": {"unschedulable": true},
+            "status": {"conditions": [{"type": "Ready", "status": "True"}], "nodeInfo": {"kubeletVersion": "v1.33.0",
+                "architecture": "", "bootID": "", "containerRuntimeVersion": "", "kernelVersion": "", "kubeProxyVersion": "",
+                "machineID": "", "operatingSystem": "", "osImage": "", "systemUUID": ""}}});
+        let deploy = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "creationTimestamp": created},
+            "spec": {"replicas": 3, "selector": {}, "template": {}},
+            "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
+        let cases = [
+            (&kinds::POD, pod, true, vec!["web-1", "1/2", "CrashLoopBackOff", "3", "10m", "10.0.0.5", "n1"]),
+            (&kinds::NODE, node, false, vec!["n1", "Ready,SchedulingDisabled", "control-plane", "10m", "v1.33.0"]),
+            (&kinds::DEPLOYMENT, deploy, false, vec!["web", "2/3", "3", "2", "10m"]),
+        ];
+        for (kind, obj, wide, want) in cases {
+            assert_eq!(row(kind, &obj, wide, now), want, "{}", kind.kind);
+            assert_eq!(headers(kind, wide).len(), want.len(), "{}", kind.kind);
+        }
+    }
+}

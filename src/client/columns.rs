@@ -53,7 +53,13 @@ fn num(n: Option<i32>) -> String {
 /// One table row for an object (the columns of [`headers`]; an object its
 /// type refuses shows its name and age, and the other columns empty).
 pub fn row(kind: &Kind, raw: &Value, wide: bool, now: DateTime<Utc>) -> Vec<String> {
-    let obj = Object::new(raw.clone());
+    let mut typed = raw.clone();
+    // Items of a list may leave out their kind: the list's kind says it.
+    if let Some(o) = typed.as_object_mut().filter(|o| !o.contains_key("kind")) {
+        o.insert("kind".into(), kind.kind.into());
+        o.insert("apiVersion".into(), kind.api_version.into());
+    }
+    let obj = Object::new(typed);
     let Some(meta) = obj.metadata() else {
         let name = crate::objects::meta_str(raw, "name").to_string();
         let mut r = vec![name, age(crate::objects::meta_str(raw, "creationTimestamp"), now)];

@@ -74,12 +74,18 @@ impl Cache {
     }
 
     /// Objects of a kind in a namespace, with their typed forms.
-    pub fn objects_in<'a>(&'a self, kind: &Kind, ns: &'a str) -> impl Iterator<Item = &'a Object> + 'a {
+    pub fn objects_in<'a, 'b>(&'a self, kind: &Kind, ns: &'b str) -> impl Iterator<Item = &'a Object> + 'b
+    where
+        'a: 'b,
+    {
         self.objects(kind).filter(move |o| meta_str(o, "namespace") == ns)
     }
 
     /// Objects of a kind whose controller owner has this uid.
-    pub fn owned_by<'a>(&'a self, kind: &Kind, ns: &'a str, uid: &'a str) -> impl Iterator<Item = &'a Object> + 'a {
+    pub fn owned_by<'a, 'b>(&'a self, kind: &Kind, ns: &'b str, uid: &'b str) -> impl Iterator<Item = &'a Object> + 'b
+    where
+        'a: 'b,
+    {
         self.objects_in(kind, ns).filter(move |o| controller_uid(o).as_deref() == Some(uid))
     }
 }

@@ -40,7 +40,7 @@ fn daemon_tolerations() -> Vec<Value> {
 
 /// The pod template of a daemon pod for `node`.
 pub fn daemon_pod(ds: &Value, node: &str, hash: &str) -> Value {
-    let mut pod = pod_from_template(ds, None, &[(REVISION_LABEL, hash)]);
+    let mut pod = pod_from_template(&crate::objects::typed::Object::new(ds.clone()), None, &[(REVISION_LABEL, hash)]);
     let spec = &mut pod["spec"];
     spec["nodeName"] = json!(node);
     let tolerations = spec.as_object_mut().expect("pod spec").entry("tolerations").or_insert(json!([]));
@@ -84,14 +84,18 @@ impl Reconciler for DaemonSets {
             return Outcome::default();
         }
         let ns = meta_str(ds, "namespace");
-        let hash = template_hash(ds.pointer("/spec/template").unwrap_or(&Value::Null));
+        let hash =
+            template_hash(&crate::objects::typed::Object::new(ds.clone()).pod_template().cloned().unwrap_or_default());
         let pods: Vec<&Value> = cache
             .owned_by(&kinds::POD, ns, meta_str(ds, "uid"))
+            .map(|o| o.raw())
             .filter(|p| !crate::objects::being_deleted(p))
             .collect();
         let mut out = Outcome::default();
         let max_unavailable = super::deployment::resolve(
-            ds.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable"),
+            ds.pointer("/spec/updateStrategy/rollingUpdate/maxUnavailable")
+                .and_then(|v| serde_json::from_value(v.clone()).ok())
+                .as_ref(),
             cache.all(&kinds::NODE).count() as i64,
             false,
             1,

@@ -33,7 +33,11 @@ fn finished(job: &Value) -> bool {
 /// A pod for the Job from its template, labelled as Kubernetes labels them.
 pub fn job_pod(job: &Value) -> Value {
     let (name, uid) = (meta_str(job, "name"), meta_str(job, "uid"));
-    pod_from_template(job, None, &[("job-name", name), ("batch.kubernetes.io/job-name", name), ("controller-uid", uid)])
+    pod_from_template(
+        &crate::objects::typed::Object::new(job.clone()),
+        None,
+        &[("job-name", name), ("batch.kubernetes.io/job-name", name), ("controller-uid", uid)],
+    )
 }
 
 impl Reconciler for Jobs {
@@ -54,7 +58,7 @@ impl Reconciler for Jobs {
             return Outcome::default();
         }
         let ns = meta_str(job, "namespace");
-        let pods: Vec<&Value> = cache.owned_by(&kinds::POD, ns, meta_str(job, "uid")).collect();
+        let pods: Vec<&Value> = cache.owned_by(&kinds::POD, ns, meta_str(job, "uid")).map(|o| o.raw()).collect();
         let on_failure = job.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str) == Some("OnFailure");
         let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
         let failed_pods = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;

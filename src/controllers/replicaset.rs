@@ -103,7 +103,7 @@ impl Reconciler for ReplicaSets {
                         cache
                             .objects_in(&kinds::REPLICA_SET, ns)
                             .filter(|rs| selector_of(rs).matches(obj) && !selector_of(rs).0.is_empty())
-                            .filter_map(crate::objects::key_of),
+                            .filter_map(|rs| crate::objects::key_of(rs)),
                     );
                 }
                 keys

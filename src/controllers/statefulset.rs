@@ -24,7 +24,7 @@ pub fn stateful_pod(sts: &Value, i: i64, hash: &str) -> Value {
         ("statefulset.kubernetes.io/pod-name", name.as_str()),
         ("apps.kubernetes.io/pod-index", index.as_str()),
     ];
-    let mut pod = pod_from_template(sts, Some(&name), &labels);
+    let mut pod = pod_from_template(&crate::objects::typed::Object::new(sts.clone()), Some(&name), &labels);
     pod["spec"]["hostname"] = json!(name);
     if let Some(svc) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
         pod["spec"]["subdomain"] = json!(svc);
@@ -68,10 +68,11 @@ impl Reconciler for StatefulSets {
         let partition =
             sts.pointer("/spec/updateStrategy/rollingUpdate/partition").and_then(Value::as_i64).unwrap_or(0);
         let on_delete = sts.pointer("/spec/updateStrategy/type").and_then(Value::as_str) == Some("OnDelete");
-        let hash = template_hash(sts.pointer("/spec/template").unwrap_or(&Value::Null));
+        let hash =
+            template_hash(&crate::objects::typed::Object::new(sts.clone()).pod_template().cloned().unwrap_or_default());
         let pod_kind = &crate::objects::kinds::POD;
         let mut by_ordinal: std::collections::BTreeMap<i64, &Value> = std::collections::BTreeMap::new();
-        for p in cache.owned_by(&kinds::POD, ns, meta_str(sts, "uid")) {
+        for p in cache.owned_by(&kinds::POD, ns, meta_str(sts, "uid")).map(|o| o.raw()) {
             if let Some(i) = ordinal(sts, p) {
                 by_ordinal.insert(i, p);
             }
@@ -166,7 +167,7 @@ mod tests {
     }
 
     fn pod(set: &Value, i: i64, ready: bool) -> Value {
-        let hash = template_hash(&set["spec"]["template"]);
+        let hash = template_hash(&serde_json::from_value(set["spec"]["template"].clone()).unwrap());
         let mut p = stateful_pod(set, i, &hash);
         p["metadata"]["uid"] = json!(format!("p{i}"));
         p["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]});

@@ -4,7 +4,6 @@
 //! [`RegistryError::http_code`].
 
 use crate::objects::admission::{AdmissionError, Invalid};
-use crate::objects::validate::FieldError;
 use crate::objects::Kind;
 
 /// Why a read or write of objects failed. Nothing was written.
@@ -146,6 +145,7 @@ impl From<serde_json::Error> for RegistryError {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::objects::validate::FieldError;
 
     #[test]
     fn invalid_lists_every_cause_as_kubernetes_does() {

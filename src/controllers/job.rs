@@ -6,38 +6,73 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use k8s_openapi::api::batch::v1::{Job, JobCondition};
+use k8s_openapi::api::core::v1::Pod;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
 
+use super::daemonset::owned_pods;
 use super::framework::{delete_pod, pod_from_template, Action, Cache, Outcome, Reconciler};
-use crate::objects::conditions::set_condition;
 use crate::objects::kinds::{self, Kind};
-use crate::objects::meta_str;
+use crate::objects::pod::PodFacts;
+use crate::objects::typed::Object;
 
 /// The Job reconciler.
 pub struct Jobs;
 
-fn num(obj: &Value, ptr: &str, default: i64) -> i64 {
-    obj.pointer(ptr).and_then(Value::as_i64).unwrap_or(default)
+/// `now` as the API writes times (whole seconds).
+fn api_time(now: chrono::DateTime<chrono::Utc>) -> Time {
+    Time(Timestamp::from_second(now.timestamp()).unwrap_or_default())
 }
 
-fn phase(p: &Value) -> &str {
-    p.pointer("/status/phase").and_then(Value::as_str).unwrap_or("Pending")
+/// An API time as a chrono time.
+fn chrono_time(t: &Time) -> chrono::DateTime<chrono::Utc> {
+    chrono::DateTime::from_timestamp(t.0.as_second(), t.0.subsec_nanosecond().max(0) as u32).unwrap_or_default()
 }
 
-fn finished(job: &Value) -> bool {
-    job.pointer("/status/conditions").and_then(Value::as_array).is_some_and(|cs| {
-        cs.iter().any(|c| (c["type"] == "Complete" || c["type"] == "Failed") && c["status"] == "True")
-    })
+/// Whether the Job has a Complete or Failed condition.
+fn finished(job: &Job) -> bool {
+    job.status
+        .as_ref()
+        .and_then(|s| s.conditions.as_ref())
+        .is_some_and(|cs| cs.iter().any(|c| (c.type_ == "Complete" || c.type_ == "Failed") && c.status == "True"))
+}
+
+/// Set a True condition, keeping its transition time if it was True already.
+fn set_true(job: &mut Job, kind: &str, reason: &str, message: &str, now: &Time) {
+    let conditions = job.status.get_or_insert_with(Default::default).conditions.get_or_insert_with(Vec::new);
+    let mut condition = JobCondition {
+        type_: kind.into(),
+        status: "True".into(),
+        reason: Some(reason.into()),
+        message: Some(message.into()),
+        last_transition_time: Some(now.clone()),
+        last_probe_time: None,
+    };
+    match conditions.iter_mut().find(|c| c.type_ == kind) {
+        Some(old) => {
+            if old.status == condition.status {
+                condition.last_transition_time = old.last_transition_time.clone().or(condition.last_transition_time);
+            }
+            *old = condition;
+        }
+        None => conditions.push(condition),
+    }
+}
+
+/// When a failed pod's first container finished.
+fn finished_at(pod: &Pod) -> Option<&Time> {
+    let statuses = pod.status.as_ref()?.container_statuses.as_ref()?;
+    statuses.first()?.state.as_ref()?.terminated.as_ref()?.finished_at.as_ref()
 }
 
 /// A pod for the Job from its template, labelled as Kubernetes labels them.
-pub fn job_pod(job: &Value) -> Value {
-    let (name, uid) = (meta_str(job, "name"), meta_str(job, "uid"));
-    pod_from_template(
-        &crate::objects::typed::Object::new(job.clone()),
-        None,
-        &[("job-name", name), ("batch.kubernetes.io/job-name", name), ("controller-uid", uid)],
-    )
+pub fn job_pod(job: &Object) -> Value {
+    let meta = job.metadata();
+    let name = meta.and_then(|m| m.name.as_deref()).unwrap_or("");
+    let uid = meta.and_then(|m| m.uid.as_deref()).unwrap_or("");
+    pod_from_template(job, None, &[("job-name", name), ("batch.kubernetes.io/job-name", name), ("controller-uid", uid)])
 }
 
 impl Reconciler for Jobs {
@@ -53,41 +88,41 @@ impl Reconciler for Jobs {
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(job) = cache.get(&kinds::JOB, key) else { return Outcome::default() };
-        if crate::objects::being_deleted(job) {
+        let Some(obj) = cache.object(&kinds::JOB, key) else { return Outcome::default() };
+        let Some(job) = obj.job() else { return Outcome::default() };
+        if job.metadata.deletion_timestamp.is_some() {
             return Outcome::default();
         }
-        let ns = meta_str(job, "namespace");
-        let pods: Vec<&Value> = cache.owned_by(&kinds::POD, ns, meta_str(job, "uid")).map(|o| o.raw()).collect();
-        let on_failure = job.pointer("/spec/template/spec/restartPolicy").and_then(Value::as_str) == Some("OnFailure");
-        let succeeded = pods.iter().filter(|p| phase(p) == "Succeeded").count() as i64;
-        let failed_pods = pods.iter().filter(|p| phase(p) == "Failed").count() as i64;
+        let ns = job.metadata.namespace.as_deref().unwrap_or("");
+        let pods: Vec<(&Object, &Pod)> = owned_pods(cache, ns, job.metadata.uid.as_deref().unwrap_or("")).collect();
+        let spec = job.spec.as_ref();
+        let pod_spec = spec.and_then(|s| s.template.spec.as_ref());
+        let on_failure = pod_spec.and_then(|t| t.restart_policy.as_deref()) == Some("OnFailure");
+        let succeeded = pods.iter().filter(|(_, p)| p.phase() == "Succeeded").count() as i64;
+        let failed_pods = pods.iter().filter(|(_, p)| p.phase() == "Failed").count() as i64;
         let restarts: i64 = if on_failure {
             pods.iter()
-                .flat_map(|p| {
-                    p.pointer("/status/containerStatuses").and_then(Value::as_array).cloned().unwrap_or_default()
-                })
-                .map(|c| c["restartCount"].as_i64().unwrap_or(0))
+                .filter_map(|(_, p)| p.status.as_ref()?.container_statuses.as_ref())
+                .flatten()
+                .map(|c| c.restart_count as i64)
                 .sum()
         } else {
             0
         };
         let failed = failed_pods + restarts;
-        let active: Vec<&Value> = pods.iter().copied().filter(|p| !crate::objects::pod::inactive(p)).collect();
-        let ready = active.iter().filter(|p| super::framework::pod_ready(p)).count();
-        let completions = num(job, "/spec/completions", 1);
-        let parallelism = num(job, "/spec/parallelism", 1);
-        let backoff_limit = num(job, "/spec/backoffLimit", 6);
-        let stamp = crate::util::rfc3339(now);
+        let active: Vec<&Object> = pods.iter().filter(|(_, p)| !p.inactive()).map(|(o, _)| *o).collect();
+        let ready = pods.iter().filter(|(_, p)| !p.inactive() && p.is_ready()).count();
+        let completions = spec.and_then(|s| s.completions).unwrap_or(1) as i64;
+        let parallelism = spec.and_then(|s| s.parallelism).unwrap_or(1) as i64;
+        let backoff_limit = spec.and_then(|s| s.backoff_limit).unwrap_or(6) as i64;
+        let stamp = api_time(now);
         let mut out = Outcome::default();
-        let mut nj = job.clone();
-        let start = job.pointer("/status/startTime").and_then(Value::as_str).map(String::from).unwrap_or(stamp.clone());
-        nj["status"]["startTime"] = json!(start);
-        let started =
-            chrono::DateTime::parse_from_rfc3339(&start).map(|t| t.with_timezone(&chrono::Utc)).unwrap_or(now);
+        let mut next = job.clone();
+        let start = next.status.get_or_insert_with(Default::default).start_time.get_or_insert(stamp.clone()).clone();
+        let started = chrono_time(&start);
 
         if !finished(job) {
-            let deadline = job.pointer("/spec/activeDeadlineSeconds").and_then(Value::as_i64);
+            let deadline = spec.and_then(|s| s.active_deadline_seconds);
             let over = deadline.is_some_and(|d| now.signed_duration_since(started).num_seconds() >= d);
             let failure = if failed > backoff_limit {
                 Some(("BackoffLimitExceeded", "Job has reached the specified backoff limit"))
@@ -100,34 +135,21 @@ impl Reconciler for Jobs {
                 for p in &active {
                     out.actions.push(delete_pod(p, now));
                 }
-                set_condition(&mut nj, "FailureTarget", "True", reason, message, &stamp);
-                set_condition(&mut nj, "Failed", "True", reason, message, &stamp);
+                set_true(&mut next, "FailureTarget", reason, message, &stamp);
+                set_true(&mut next, "Failed", reason, message, &stamp);
                 out.actions.push(Action::Event {
-                    object: job.clone(),
+                    object: obj.raw().clone(),
                     warning: true,
                     reason: reason.into(),
                     message: message.into(),
                 });
             } else if succeeded >= completions {
-                set_condition(
-                    &mut nj,
-                    "SuccessCriteriaMet",
-                    "True",
-                    "CompletionsReached",
-                    "Reached expected number of succeeded pods",
-                    &stamp,
-                );
-                set_condition(
-                    &mut nj,
-                    "Complete",
-                    "True",
-                    "CompletionsReached",
-                    "Reached expected number of succeeded pods",
-                    &stamp,
-                );
-                nj["status"]["completionTime"] = json!(stamp);
+                let (reason, message) = ("CompletionsReached", "Reached expected number of succeeded pods");
+                set_true(&mut next, "SuccessCriteriaMet", reason, message, &stamp);
+                set_true(&mut next, "Complete", reason, message, &stamp);
+                next.status.get_or_insert_with(Default::default).completion_time = Some(stamp.clone());
                 out.actions.push(Action::Event {
-                    object: job.clone(),
+                    object: obj.raw().clone(),
                     warning: false,
                     reason: "Completed".into(),
                     message: "Job completed".into(),
@@ -137,27 +159,19 @@ impl Reconciler for Jobs {
                 let have = active.len() as i64;
                 if have < want {
                     // Kubernetes' back-off after failures: 10 s doubling, capped at 6 minutes.
-                    let last_failure = pods
-                        .iter()
-                        .filter(|p| phase(p) == "Failed")
-                        .filter_map(|p| {
-                            p.pointer("/status/containerStatuses/0/state/terminated/finishedAt")?
-                                .as_str()
-                                .map(String::from)
-                        })
-                        .max();
+                    let last_failure =
+                        pods.iter().filter(|(_, p)| p.phase() == "Failed").filter_map(|(_, p)| finished_at(p)).max();
                     let wait = if failed_pods == 0 {
                         Duration::ZERO
                     } else {
                         Duration::from_secs((10u64 << (failed_pods - 1).min(6)).min(360))
                     };
                     let since = last_failure
-                        .and_then(|t| chrono::DateTime::parse_from_rfc3339(&t).ok())
-                        .map(|t| now.signed_duration_since(t.with_timezone(&chrono::Utc)).to_std().unwrap_or_default())
+                        .map(|t| now.signed_duration_since(chrono_time(t)).to_std().unwrap_or_default())
                         .unwrap_or(wait);
                     if since >= wait {
                         for _ in have..want {
-                            out.actions.push(Action::Create(job_pod(job)));
+                            out.actions.push(Action::Create(job_pod(obj)));
                         }
                     } else {
                         out.requeue_after = Some(wait - since);
@@ -174,12 +188,14 @@ impl Reconciler for Jobs {
                 }
             }
         }
-        nj["status"]["active"] = json!(if finished(&nj) { 0 } else { active.len() });
-        nj["status"]["ready"] = json!(ready);
-        nj["status"]["succeeded"] = json!(succeeded);
-        nj["status"]["failed"] = json!(failed);
-        if &nj != job {
-            out.actions.push(Action::Replace(nj));
+        let done = finished(&next);
+        let status = next.status.get_or_insert_with(Default::default);
+        status.active = Some(if done { 0 } else { active.len() as i32 });
+        status.ready = Some(ready as i32);
+        status.succeeded = Some(succeeded as i32);
+        status.failed = Some(failed as i32);
+        if next != *job {
+            out.actions.push(Action::Replace(obj.with(&next)));
         }
         out
     }
@@ -188,6 +204,7 @@ impl Reconciler for Jobs {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn job(completions: i64, parallelism: i64, backoff: i64) -> Value {
         json!({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "d", "uid": "j1", "resourceVersion": "3"},
@@ -197,8 +214,9 @@ mod tests {
 
     fn pod(name: &str, phase: &str) -> Value {
         json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "d", "uid": name,
-               "ownerReferences": [{"kind": "Job", "name": "j", "uid": "j1", "controller": true}]},
-               "status": {"phase": phase, "containerStatuses": [{"state": {"terminated": {"finishedAt": "2020-01-01T00:00:00Z"}}}]}})
+               "ownerReferences": [{"apiVersion": "batch/v1", "kind": "Job", "name": "j", "uid": "j1", "controller": true}]},
+               "status": {"phase": phase, "containerStatuses": [{"name": "c", "image": "i", "imageID": "", "ready": false, "restartCount": 0,
+                   "state": {"terminated": {"exitCode": 0, "finishedAt": "2020-01-01T00:00:00Z"}}}]}})
     }
 
     fn creates(out: &Outcome) -> usize {
@@ -218,7 +236,7 @@ mod tests {
         c.put(job(3, 2, 6));
         let out = Jobs.reconcile("/registry/jobs/d/j", &c, chrono::Utc::now());
         assert_eq!(creates(&out), 2);
-        let p = job_pod(&job(3, 2, 6));
+        let p = job_pod(&Object::new(job(3, 2, 6)));
         assert_eq!(p["metadata"]["labels"]["job-name"], "j");
         c.put(pod("a", "Succeeded"));
         c.put(pod("b", "Succeeded"));

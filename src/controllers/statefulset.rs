@@ -4,45 +4,59 @@
 //! both at once; a rolling update replaces pods from the highest ordinal down,
 //! one at a time, above the partition.
 
-use serde_json::{json, Value};
+use std::collections::BTreeMap;
 
-use super::daemonset::REVISION_LABEL;
-use super::deployment::template_hash;
-use super::framework::{delete_pod, pod_from_template, pod_ready, Action, Cache, Outcome, Reconciler};
+use k8s_openapi::api::apps::v1::StatefulSet;
+use k8s_openapi::api::core::v1::Pod;
+use serde_json::Value;
+
+use super::daemonset::{owned_pods, pod_revision, template_revision, REVISION_LABEL};
+use super::framework::{delete_pod, pod_from_template, Action, Cache, Outcome, Reconciler};
 use crate::objects::kinds::{self, Kind};
-use crate::objects::meta_str;
+use crate::objects::pod::PodFacts;
+use crate::objects::typed::Object;
 
 /// The StatefulSet reconciler.
 pub struct StatefulSets;
 
+fn name_of(sts: &StatefulSet) -> &str {
+    sts.metadata.name.as_deref().unwrap_or("")
+}
+
 /// The pod of ordinal `i`.
-pub fn stateful_pod(sts: &Value, i: i64, hash: &str) -> Value {
-    let name = format!("{}-{i}", meta_str(sts, "name"));
+pub fn stateful_pod(obj: &Object, i: i64, hash: &str) -> Value {
+    let name = format!("{}-{i}", obj.metadata().and_then(|m| m.name.as_deref()).unwrap_or(""));
     let index = i.to_string();
     let labels = [
         (REVISION_LABEL, hash),
         ("statefulset.kubernetes.io/pod-name", name.as_str()),
         ("apps.kubernetes.io/pod-index", index.as_str()),
     ];
-    let mut pod = pod_from_template(&crate::objects::typed::Object::new(sts.clone()), Some(&name), &labels);
-    pod["spec"]["hostname"] = json!(name);
-    if let Some(svc) = sts.pointer("/spec/serviceName").and_then(Value::as_str) {
-        pod["spec"]["subdomain"] = json!(svc);
+    let pod = Object::new(pod_from_template(obj, Some(&name), &labels));
+    let Some(mut typed) = pod.pod().cloned() else { return pod.into_raw() };
+    let spec = typed.spec.get_or_insert_with(Default::default);
+    spec.hostname = Some(name);
+    if let Some(svc) = obj.stateful_set().and_then(|s| s.spec.as_ref()?.service_name.as_ref()) {
+        spec.subdomain = Some(svc.clone());
     }
-    pod
+    pod.with(&typed)
 }
 
-fn ordinal(sts: &Value, pod: &Value) -> Option<i64> {
-    meta_str(pod, "name").strip_prefix(&format!("{}-", meta_str(sts, "name")))?.parse().ok()
+fn ordinal(sts: &StatefulSet, pod: &Pod) -> Option<i64> {
+    pod.metadata.name.as_deref()?.strip_prefix(&format!("{}-", name_of(sts)))?.parse().ok()
+}
+
+fn deleting(p: &Pod) -> bool {
+    p.metadata.deletion_timestamp.is_some()
 }
 
 /// Running, Ready and not on its way out.
-fn settled(p: &Value) -> bool {
-    running_ready(p) && !crate::objects::being_deleted(p)
+fn settled(p: &Pod) -> bool {
+    running_ready(p) && !deleting(p)
 }
 
-fn running_ready(p: &Value) -> bool {
-    p.pointer("/status/phase").and_then(Value::as_str) == Some("Running") && pod_ready(p)
+fn running_ready(p: &Pod) -> bool {
+    p.phase() == "Running" && p.is_ready()
 }
 
 impl Reconciler for StatefulSets {
@@ -58,99 +72,95 @@ impl Reconciler for StatefulSets {
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(sts) = cache.get(&kinds::STATEFUL_SET, key) else { return Outcome::default() };
-        if crate::objects::being_deleted(sts) {
+        let Some(obj) = cache.object(&kinds::STATEFUL_SET, key) else { return Outcome::default() };
+        let Some(sts) = obj.stateful_set() else { return Outcome::default() };
+        if sts.metadata.deletion_timestamp.is_some() {
             return Outcome::default();
         }
-        let ns = meta_str(sts, "namespace");
-        let replicas = sts.pointer("/spec/replicas").and_then(Value::as_i64).unwrap_or(1);
-        let parallel = sts.pointer("/spec/podManagementPolicy").and_then(Value::as_str) == Some("Parallel");
-        let partition =
-            sts.pointer("/spec/updateStrategy/rollingUpdate/partition").and_then(Value::as_i64).unwrap_or(0);
-        let on_delete = sts.pointer("/spec/updateStrategy/type").and_then(Value::as_str) == Some("OnDelete");
-        let hash =
-            template_hash(&crate::objects::typed::Object::new(sts.clone()).pod_template().cloned().unwrap_or_default());
-        let pod_kind = &crate::objects::kinds::POD;
-        let mut by_ordinal: std::collections::BTreeMap<i64, &Value> = std::collections::BTreeMap::new();
-        for p in cache.owned_by(&kinds::POD, ns, meta_str(sts, "uid")).map(|o| o.raw()) {
+        let ns = sts.metadata.namespace.as_deref().unwrap_or("");
+        let spec = sts.spec.as_ref();
+        let replicas = spec.and_then(|s| s.replicas).unwrap_or(1) as i64;
+        let parallel = spec.and_then(|s| s.pod_management_policy.as_deref()) == Some("Parallel");
+        let strategy = spec.and_then(|s| s.update_strategy.as_ref());
+        let partition = strategy.and_then(|s| s.rolling_update.as_ref()?.partition).unwrap_or(0) as i64;
+        let on_delete = strategy.and_then(|s| s.type_.as_deref()) == Some("OnDelete");
+        let hash = template_revision(obj.pod_template());
+        let mut by_ordinal: BTreeMap<i64, (&Object, &Pod)> = BTreeMap::new();
+        for (o, p) in owned_pods(cache, ns, sts.metadata.uid.as_deref().unwrap_or("")) {
             if let Some(i) = ordinal(sts, p) {
-                by_ordinal.insert(i, p);
+                by_ordinal.insert(i, (o, p));
             }
         }
         let mut out = Outcome::default();
-        let terminating = by_ordinal.values().any(|p| crate::objects::being_deleted(p));
+        let terminating = by_ordinal.values().any(|(_, p)| deleting(p));
         // Failed pods are replaced (deleted, then made again with the same name).
-        for p in by_ordinal.values() {
-            if p.pointer("/status/phase").and_then(Value::as_str) == Some("Failed") && !crate::objects::being_deleted(p)
-            {
-                out.actions.push(delete_pod(p, now));
+        for (o, p) in by_ordinal.values() {
+            if p.phase() == "Failed" && !deleting(p) {
+                out.actions.push(delete_pod(o, now));
             }
         }
         // Scale up: lowest missing ordinals, in order unless Parallel.
         for i in 0..replicas {
             match by_ordinal.get(&i) {
                 None => {
-                    if cache.get(&kinds::POD, &pod_kind.key(ns, &format!("{}-{i}", meta_str(sts, "name")))).is_some() {
+                    if cache.object(&kinds::POD, &kinds::POD.key(ns, &format!("{}-{i}", name_of(sts)))).is_some() {
                         // A pod of that name exists but is not ours (yet): wait.
                         break;
                     }
-                    out.actions.push(Action::Create(stateful_pod(sts, i, &hash)));
+                    out.actions.push(Action::Create(stateful_pod(obj, i, &hash)));
                     if !parallel {
                         break;
                     }
                 }
-                Some(p) if !parallel && !settled(p) => break,
+                Some((_, p)) if !parallel && !settled(p) => break,
                 Some(_) => {}
             }
         }
         // Scale down: highest ordinals first, one at a time unless Parallel.
-        let extra: Vec<&Value> = by_ordinal.range(replicas..).rev().map(|(_, p)| *p).collect();
+        let extra: Vec<(&Object, &Pod)> = by_ordinal.range(replicas..).rev().map(|(_, p)| *p).collect();
         if !extra.is_empty() && (parallel || !terminating) {
-            let all_ready = by_ordinal.range(..replicas).all(|(_, p)| running_ready(p));
-            for p in extra.iter().filter(|p| !crate::objects::being_deleted(p)) {
+            let all_ready = by_ordinal.range(..replicas).all(|(_, (_, p))| running_ready(p));
+            for (o, _) in extra.iter().filter(|(_, p)| !deleting(p)) {
                 if !parallel && !all_ready {
                     break;
                 }
-                out.actions.push(delete_pod(p, now));
+                out.actions.push(delete_pod(o, now));
                 if !parallel {
                     break;
                 }
             }
         }
         // Rolling update from the highest ordinal, one at a time, above the partition.
-        let ready_all = (0..replicas).all(|i| by_ordinal.get(&i).is_some_and(|p| running_ready(p)));
+        let ready_all = (0..replicas).all(|i| by_ordinal.get(&i).is_some_and(|(_, p)| running_ready(p)));
         if !on_delete && !terminating && ready_all && extra.is_empty() {
-            if let Some((_, p)) = by_ordinal.range(partition.max(0)..replicas).rev().find(|(_, p)| {
-                p.pointer(&format!("/metadata/labels/{REVISION_LABEL}")).and_then(Value::as_str) != Some(hash.as_str())
-            }) {
-                out.actions.push(delete_pod(p, now));
+            if let Some((_, (o, _))) = by_ordinal
+                .range(partition.max(0)..replicas)
+                .rev()
+                .find(|(_, (_, p))| pod_revision(p) != Some(hash.as_str()))
+            {
+                out.actions.push(delete_pod(o, now));
             }
         }
-        let live: Vec<&Value> =
-            by_ordinal.range(..replicas).map(|(_, p)| *p).filter(|p| !crate::objects::being_deleted(p)).collect();
-        let updated = live
-            .iter()
-            .filter(|p| {
-                p.pointer(&format!("/metadata/labels/{REVISION_LABEL}")).and_then(Value::as_str) == Some(hash.as_str())
-            })
-            .count();
-        let ready = live.iter().filter(|p| pod_ready(p)).count();
-        let mut status = sts.get("status").cloned().unwrap_or(json!({}));
-        status["observedGeneration"] = sts.pointer("/metadata/generation").cloned().unwrap_or(json!(1));
-        status["replicas"] = json!(live.len());
-        status["readyReplicas"] = json!(ready);
-        status["availableReplicas"] = json!(ready);
-        status["currentReplicas"] = json!(live.len() - updated);
-        status["updatedReplicas"] = json!(updated);
-        status["updateRevision"] = json!(format!("{}-{hash}", meta_str(sts, "name")));
-        if updated == live.len() {
-            status["currentRevision"] = status["updateRevision"].clone();
-            status["currentReplicas"] = json!(updated);
+        let live: Vec<&Pod> = by_ordinal.range(..replicas).map(|(_, (_, p))| *p).filter(|p| !deleting(p)).collect();
+        let updated = live.iter().filter(|p| pod_revision(p) == Some(hash.as_str())).count() as i32;
+        let ready = live.iter().filter(|p| p.is_ready()).count() as i32;
+        let live = live.len() as i32;
+        let mut status = sts.status.clone().unwrap_or_default();
+        status.observed_generation = Some(sts.metadata.generation.unwrap_or(1));
+        status.replicas = live;
+        status.ready_replicas = Some(ready);
+        status.available_replicas = Some(ready);
+        status.current_replicas = Some(live - updated);
+        status.updated_replicas = Some(updated);
+        status.update_revision = Some(format!("{}-{hash}", name_of(sts)));
+        if updated == live {
+            status.current_revision = status.update_revision.clone();
+            status.current_replicas = Some(updated);
         }
-        if sts.get("status") != Some(&status) {
-            let mut n = sts.clone();
-            n["status"] = status;
-            out.actions.push(Action::Replace(n));
+        if sts.status.as_ref() != Some(&status) {
+            let mut next = sts.clone();
+            next.status = Some(status);
+            out.actions.push(Action::Replace(obj.with(&next)));
         }
         out
     }
@@ -159,6 +169,7 @@ impl Reconciler for StatefulSets {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn sts(replicas: i64, policy: &str) -> Value {
         json!({"apiVersion": "apps/v1", "kind": "StatefulSet", "metadata": {"name": "db", "namespace": "d", "uid": "s1"},
@@ -167,8 +178,9 @@ mod tests {
     }
 
     fn pod(set: &Value, i: i64, ready: bool) -> Value {
-        let hash = template_hash(&serde_json::from_value(set["spec"]["template"].clone()).unwrap());
-        let mut p = stateful_pod(set, i, &hash);
+        let set = Object::new(set.clone());
+        let hash = template_revision(set.pod_template());
+        let mut p = stateful_pod(&set, i, &hash);
         p["metadata"]["uid"] = json!(format!("p{i}"));
         p["status"] = json!({"phase": "Running", "conditions": [{"type": "Ready", "status": if ready { "True" } else { "False" }}]});
         p
@@ -199,7 +211,7 @@ mod tests {
             created(&StatefulSets.reconcile("/registry/statefulsets/d/db", &c, chrono::Utc::now())),
             vec!["db-1"]
         );
-        let p = stateful_pod(&s, 1, "h");
+        let p = stateful_pod(&Object::new(s.clone()), 1, "h");
         assert_eq!(p["spec"]["hostname"], "db-1");
         assert_eq!(p["spec"]["subdomain"], "db");
     }
@@ -220,15 +232,34 @@ mod tests {
             c.put(pod(&s1, i, true));
         }
         let out = StatefulSets.reconcile("/registry/statefulsets/d/db", &c, chrono::Utc::now());
-        let gone: Vec<String> = out
-            .actions
+        assert_eq!(gone(&out), vec!["/registry/pods/d/db-2"], "one at a time, the highest ordinal first");
+    }
+
+    #[test]
+    fn a_template_change_replaces_pods_from_the_highest_ordinal() {
+        let s = sts(3, "OrderedReady");
+        let mut c = Cache::default();
+        c.put(s.clone());
+        for i in 0..3 {
+            c.put(pod(&s, i, true));
+        }
+        let out = StatefulSets.reconcile("/registry/statefulsets/d/db", &c, chrono::Utc::now());
+        assert!(gone(&out).is_empty(), "pods of the current template stay");
+        let mut changed = s.clone();
+        changed["spec"]["template"]["spec"]["containers"][0]["image"] = json!("i2");
+        c.put(changed);
+        let out = StatefulSets.reconcile("/registry/statefulsets/d/db", &c, chrono::Utc::now());
+        assert_eq!(gone(&out), vec!["/registry/pods/d/db-2"]);
+    }
+
+    fn gone(out: &Outcome) -> Vec<String> {
+        out.actions
             .iter()
             .filter_map(|a| match a {
                 Action::Delete { key, .. } => Some(key.clone()),
                 Action::Replace(p) if p["kind"] == "Pod" => p["metadata"]["name"].as_str().map(String::from),
                 _ => None,
             })
-            .collect();
-        assert_eq!(gone, vec!["/registry/pods/d/db-2"], "one at a time, the highest ordinal first");
+            .collect()
     }
 }

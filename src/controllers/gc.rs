@@ -177,13 +177,19 @@ mod tests {
         let mut rs = json!({"apiVersion": "apps/v1", "kind": "ReplicaSet", "metadata": {"name": "web", "namespace": "d", "uid": "rs1",
             "deletionTimestamp": "2026-01-01T00:00:00Z", "finalizers": ["orphan"], "resourceVersion": "9"}});
         let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "web-x", "namespace": "d", "uid": "p1", "resourceVersion": "4",
-            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "rs1", "controller": true}]}});
+            "annotations": {"team": "blue"},
+            "ownerReferences": [{"apiVersion": "apps/v1", "kind": "ReplicaSet", "name": "web", "uid": "rs1", "controller": true}]},
+            "spec": {"containers": [{"name": "c", "image": "i"}], "futureField": 1}});
         c.put(rs.clone());
         c.put(pod.clone());
         let key = "/registry/replicasets/d/web";
         let out = GarbageCollector.reconcile(key, &c, chrono::Utc::now());
         let Action::Replace(freed) = &out.actions[0] else { panic!("{:?}", out.actions) };
         assert_eq!(freed["metadata"]["ownerReferences"], json!([]));
+        assert_eq!(
+            (&freed["metadata"]["annotations"], &freed["spec"]),
+            (&pod["metadata"]["annotations"], &pod["spec"])
+        );
         rs["metadata"]["finalizers"] = json!(["foregroundDeletion"]);
         c.put(rs.clone());
         let out = GarbageCollector.reconcile(key, &c, chrono::Utc::now());

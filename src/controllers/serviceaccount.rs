@@ -93,8 +93,10 @@ pub fn token_secret(sa: &ServiceAccount, key: &[u8], ca_pem: &str) -> Secret {
     }
 }
 
-/// The annotations that tie a token Secret to its ServiceAccount.
+/// The annotation that names a token Secret's ServiceAccount.
 const SA_NAME: &str = "kubernetes.io/service-account.name";
+/// The annotation with the uid of a token Secret's ServiceAccount (a Secret
+/// of an earlier ServiceAccount of the same name is replaced).
 const SA_UID: &str = "kubernetes.io/service-account.uid";
 
 fn to_json<T: serde::Serialize>(obj: &T) -> Value {

@@ -1,7 +1,9 @@
 //! How a delete is carried out: at once, or by marking the object with a
 //! deletionTimestamp for someone to finish — the kubelet (a pod on a node),
 //! the namespace controller (a namespace), the garbage collector (Orphan and
-//! Foreground propagation) or whoever owns a finalizer.
+//! Foreground propagation) or whoever owns a finalizer. The decisions read
+//! typed fields (`Pod`, `Namespace`, `ObjectMeta`); the JSON the registry
+//! stores is changed only where they changed it, so unknown fields survive.
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};

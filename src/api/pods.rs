@@ -4,13 +4,14 @@
 
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::Pod;
 use serde_json::Value;
 use tonic::Status;
 
 use super::keys;
 use super::pb;
 use crate::kubelet::service::{decode, encode, NodeAnswer, NodeCall};
-use crate::objects::meta_str;
+use crate::objects::pod::PodFacts;
 use crate::registry::Registry;
 
 /// How long a call to a node may take (an exec runs the command to its end).
@@ -35,15 +36,15 @@ async fn call(api: &Registry, addr: &str, c: &NodeCall) -> Result<NodeAnswer, St
 }
 
 /// The pod and the transport address of its node.
-fn pod_node(api: &Registry, ns: &str, pod: &str) -> Result<(Value, String), Status> {
+fn pod_node(api: &Registry, ns: &str, pod: &str) -> Result<(Pod, String), Status> {
     let key = crate::objects::kinds::POD.key(ns, pod);
     let kv = api
         .reader()
         .get(&key)
         .map_err(|e| Status::internal(e.to_string()))?
         .ok_or_else(|| Status::not_found(format!("pods \"{pod}\" not found")))?;
-    let obj: Value = serde_json::from_slice(&kv.value).map_err(|e| Status::internal(e.to_string()))?;
-    let node = obj.pointer("/spec/nodeName").and_then(Value::as_str).unwrap_or("");
+    let obj: Pod = serde_json::from_slice(&kv.value).map_err(|e| Status::internal(e.to_string()))?;
+    let node = PodFacts::node_name(&obj);
     if node.is_empty() {
         return Err(Status::failed_precondition(format!("pod {pod} is not scheduled to a node yet")));
     }
@@ -57,24 +58,27 @@ fn pod_node(api: &Registry, ns: &str, pod: &str) -> Result<(Value, String), Stat
 
 /// The container a request means: the named one, or the pod's first (as
 /// kubectl's default container when the pod has one).
-fn container_name(pod: &Value, asked: &str) -> Result<String, Status> {
-    let names: Vec<String> = pod
-        .pointer("/spec/containers")
-        .and_then(Value::as_array)
+fn container_name(pod: &Pod, asked: &str) -> Result<String, Status> {
+    let spec = pod.spec.as_ref();
+    let names: Vec<&str> = spec
+        .map(|s| s.containers.iter())
         .into_iter()
         .flatten()
-        .chain(pod.pointer("/spec/initContainers").and_then(Value::as_array).into_iter().flatten())
-        .filter_map(|c| c.get("name")?.as_str().map(String::from))
+        .chain(spec.and_then(|s| s.init_containers.as_ref()).into_iter().flatten())
+        .map(|c| c.name.as_str())
         .collect();
     if asked.is_empty() {
-        return names.first().cloned().ok_or_else(|| Status::invalid_argument("the pod has no containers"));
+        return names
+            .first()
+            .map(|n| n.to_string())
+            .ok_or_else(|| Status::invalid_argument("the pod has no containers"));
     }
-    if names.iter().any(|n| n == asked) {
+    if names.contains(&asked) {
         Ok(asked.to_string())
     } else {
         Err(Status::invalid_argument(format!(
             "container {asked} is not valid for pod {}; choose one of: [{}]",
-            meta_str(pod, "name"),
+            pod.metadata.name.as_deref().unwrap_or(""),
             names.join(" ")
         )))
     }

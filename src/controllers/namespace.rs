@@ -7,7 +7,8 @@ use serde_json::Value;
 
 use super::framework::{delete_pod, Action, Cache, Outcome, Reconciler};
 use crate::objects::kinds::{self, Kind};
-use crate::objects::{being_deleted, key_of, meta_str, resource_version};
+use crate::objects::typed::Object;
+use crate::objects::{key_of, meta_str, resource_version};
 
 /// The namespace reconciler.
 pub struct Namespaces;
@@ -37,37 +38,38 @@ impl Reconciler for Namespaces {
             return key_of(obj).into_iter().collect();
         }
         let key = kinds::NAMESPACE.key("", meta_str(obj, "namespace"));
-        match cache.get(&kinds::NAMESPACE, &key) {
-            Some(ns) if being_deleted(ns) => vec![key],
+        match cache.object(&kinds::NAMESPACE, &key).and_then(Object::namespace) {
+            Some(ns) if ns.metadata.deletion_timestamp.is_some() => vec![key],
             _ => vec![],
         }
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(ns) = cache.get(&kinds::NAMESPACE, key) else { return Outcome::default() };
-        if !being_deleted(ns) {
+        let Some(obj) = cache.object(&kinds::NAMESPACE, key) else { return Outcome::default() };
+        let Some(ns) = obj.namespace() else { return Outcome::default() };
+        if ns.metadata.deletion_timestamp.is_none() {
             return Outcome::default();
         }
-        let name = meta_str(ns, "name");
+        let name = ns.metadata.name.as_deref().unwrap_or("");
         let mut out = Outcome { actions: vec![], requeue_after: Some(Duration::from_secs(1)) };
         let mut left = 0;
         for kind in namespaced_kinds() {
-            for obj in cache.in_namespace(kind, name) {
+            for o in cache.objects_in(kind, name) {
                 left += 1;
                 let pod = *kind == kinds::POD;
-                if pod && being_deleted(obj) {
+                if pod && o.metadata().is_some_and(|m| m.deletion_timestamp.is_some()) {
                     continue;
                 }
                 out.actions.push(if pod {
-                    delete_pod(obj, now)
+                    delete_pod(o, now)
                 } else {
-                    Action::Delete { key: key_of(obj).unwrap_or_default(), rv: resource_version(obj) }
+                    Action::Delete { key: key_of(o).unwrap_or_default(), rv: resource_version(o) }
                 });
             }
         }
         if left == 0 {
             out.actions.push(Action::DeletePrefix(kinds::EVENT.prefix(Some(name))));
-            out.actions.push(Action::Delete { key: key.to_string(), rv: resource_version(ns) });
+            out.actions.push(Action::Delete { key: key.to_string(), rv: resource_version(obj) });
             out.requeue_after = None;
         }
         out
@@ -82,12 +84,32 @@ mod tests {
     #[test]
     fn a_terminating_namespace_is_emptied_then_removed() {
         let mut c = Cache::default();
-        c.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t", "deletionTimestamp": "x", "resourceVersion": "2"}}));
+        c.put(json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "t", "deletionTimestamp": "2026-01-01T00:00:00Z", "resourceVersion": "2"}}));
         let cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "t", "resourceVersion": "3"}});
         c.put(cm.clone());
         let out = Namespaces.reconcile("/registry/namespaces/t", &c, chrono::Utc::now());
         assert_eq!(out.actions, vec![Action::Delete { key: "/registry/configmaps/t/c".into(), rv: 3 }]);
         c.remove(&cm);
+        let pod = |name: &str, deleting: bool| {
+            let mut p = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": name, "namespace": "t", "resourceVersion": "4"},
+                "spec": {"nodeName": "n1", "containers": [{"name": "c", "image": "i"}]}});
+            if deleting {
+                p["metadata"]["deletionTimestamp"] = json!("2026-01-01T00:00:30Z");
+            }
+            p
+        };
+        c.put(pod("going", true));
+        c.put(pod("bound", false));
+        let out = Namespaces.reconcile("/registry/namespaces/t", &c, chrono::Utc::now());
+        let Some(Action::Replace(marked)) = out.actions.first() else { panic!("{:?}", out.actions) };
+        assert_eq!(
+            (marked["metadata"]["name"].as_str(), out.actions.len()),
+            (Some("bound"), 1),
+            "bound pods go gracefully"
+        );
+        assert!(marked["metadata"]["deletionTimestamp"].is_string());
+        c.remove(&pod("going", true));
+        c.remove(&pod("bound", false));
         let out = Namespaces.reconcile("/registry/namespaces/t", &c, chrono::Utc::now());
         assert_eq!(
             out.actions,

@@ -7,11 +7,11 @@ use std::net::Ipv4Addr;
 use std::sync::Arc;
 
 use actix::prelude::*;
-use serde_json::{json, Value};
+use k8s_openapi::api::core::v1::Node;
+use serde_json::Value;
 
 use crate::objects::conventions::CLUSTER_CONFIG_KEY;
 use crate::objects::kinds::NODE;
-use crate::objects::meta_str;
 use crate::objects::typed::Object;
 use crate::registry::informer::{self, Change};
 use crate::registry::{Origin, Registry};
@@ -78,30 +78,33 @@ impl NodeIpam {
         let nodes: Vec<(String, Option<String>)> = self
             .nodes
             .values()
-            .map(|n| {
-                let cidr = n.pointer("/spec/podCIDR").and_then(Value::as_str).map(String::from);
-                (meta_str(n, "name").to_string(), cidr)
-            })
+            .filter_map(|n| n.node())
+            .map(|n| (n.metadata.name.clone().unwrap_or_default(), pod_cidr(n).map(String::from)))
             .collect();
         for (name, cidr) in allocate(self.cluster_cidr(), &nodes) {
             let store = self.store.clone();
             let key = NODE.key("", &name);
             // Claim it in the cache at once so the next round does not hand it out again.
             if let Some(n) = self.nodes.get_mut(&key) {
-                let mut claimed = n.raw().clone();
-                claimed["spec"]["podCIDR"] = json!(cidr);
-                *n = Arc::new(Object::new(claimed));
+                if let Some(claimed) = with_pod_cidr(n, &cidr) {
+                    *n = Arc::new(Object::new(claimed));
+                }
             }
             ctx.spawn(
                 async move {
                     let r = store
-                        .modify(&NODE, "", &name, Origin::ControlPlane, |n| {
-                            if n.pointer("/spec/podCIDR").is_some() {
+                        .modify(&NODE, "", &name, Origin::ControlPlane, |raw| {
+                            let current = Object::new(raw.clone());
+                            if current.node().and_then(pod_cidr).is_some() {
                                 return false;
                             }
-                            n["spec"]["podCIDR"] = json!(cidr);
-                            n["spec"]["podCIDRs"] = json!([cidr]);
-                            true
+                            match with_pod_cidr(&current, &cidr) {
+                                Some(assigned) => {
+                                    *raw = assigned;
+                                    true
+                                }
+                                None => false,
+                            }
                         })
                         .await;
                     if let Err(e) = r {
@@ -112,6 +115,20 @@ impl NodeIpam {
             );
         }
     }
+}
+
+/// A node's `spec.podCIDR`.
+fn pod_cidr(node: &Node) -> Option<&str> {
+    node.spec.as_ref()?.pod_cidr.as_deref()
+}
+
+/// The node's JSON with `cidr` as its pod CIDR (`podCIDR` and `podCIDRs`).
+fn with_pod_cidr(obj: &Object, cidr: &str) -> Option<Value> {
+    let mut node = obj.node()?.clone();
+    let spec = node.spec.get_or_insert_with(Default::default);
+    spec.pod_cidr = Some(cidr.to_string());
+    spec.pod_cidrs = Some(vec![cidr.to_string()]);
+    Some(obj.with(&node))
 }
 
 #[derive(Message)]
@@ -158,5 +175,19 @@ mod tests {
             vec![("b".into(), "10.244.1.0/24".into()), ("c".into(), "10.244.2.0/24".into())]
         );
         assert!(parse_cluster_cidr("10.244.1.0/24").is_err());
+    }
+
+    #[test]
+    fn a_pod_cidr_is_written_over_the_node_as_stored() {
+        let node = Object::new(serde_json::json!({"apiVersion": "v1", "kind": "Node",
+            "metadata": {"name": "a", "annotations": {"team": "blue"}}, "spec": {"futureField": 1}}));
+        assert_eq!(node.node().and_then(pod_cidr), None);
+        let written = Object::new(with_pod_cidr(&node, "10.244.3.0/24").unwrap());
+        assert_eq!(written.node().and_then(pod_cidr), Some("10.244.3.0/24"));
+        assert_eq!(written["spec"]["podCIDRs"], serde_json::json!(["10.244.3.0/24"]));
+        assert_eq!(
+            (&written["spec"]["futureField"], &written["metadata"]["annotations"]["team"]),
+            (&serde_json::json!(1), &serde_json::json!("blue"))
+        );
     }
 }

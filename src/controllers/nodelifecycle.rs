@@ -8,13 +8,16 @@
 
 use std::time::Duration;
 
-use serde_json::{json, Value};
+use k8s_openapi::api::core::v1::{Node, Pod, Taint};
+use k8s_openapi::jiff::Timestamp;
+use serde_json::Value;
 
 use super::framework::{Action, Cache, Outcome, Reconciler};
 use crate::objects::conventions::NODE_LEASE_NAMESPACE;
-use crate::objects::key_of;
 use crate::objects::kinds::{self, Kind};
-use crate::objects::meta_str;
+use crate::objects::pod::PodFacts;
+use crate::objects::{key_of, meta_str, resource_version};
+use crate::registry::deletion::meta_time;
 
 /// The taint of a node that stopped renewing its Lease.
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -32,26 +35,27 @@ pub struct NodeLifecycle {
     pub toleration: Duration,
 }
 
-fn parse_time(s: &str) -> Option<chrono::DateTime<chrono::Utc>> {
-    chrono::DateTime::parse_from_rfc3339(s).ok().map(|t| t.with_timezone(&chrono::Utc))
+fn to_chrono(t: &Timestamp) -> Option<chrono::DateTime<chrono::Utc>> {
+    chrono::DateTime::from_timestamp(t.as_second(), t.subsec_nanosecond().max(0) as u32)
 }
 
-fn has_taint(node: &Value, effect: &str) -> Option<Value> {
-    node.pointer("/spec/taints")?.as_array()?.iter().find(|t| t["key"] == UNREACHABLE && t["effect"] == effect).cloned()
+fn unreachable_taint<'a>(node: &'a Node, effect: &str) -> Option<&'a Taint> {
+    node.spec.as_ref()?.taints.as_ref()?.iter().find(|t| t.key == UNREACHABLE && t.effect == effect)
 }
 
 /// How long a pod tolerates the unreachable taint: None = forever.
-pub fn toleration_of(pod: &Value, default: Duration) -> Option<Duration> {
-    let tols = pod.pointer("/spec/tolerations").and_then(Value::as_array);
+pub fn toleration_of(pod: &Pod, default: Duration) -> Option<Duration> {
+    let tols = pod.spec.as_ref().and_then(|s| s.tolerations.as_ref());
     let matching = tols.into_iter().flatten().find(|t| {
-        let key_ok = t.get("key").and_then(Value::as_str).is_none_or(|k| k.is_empty() || k == UNREACHABLE);
-        let effect_ok = t.get("effect").and_then(Value::as_str).is_none_or(|e| e.is_empty() || e == "NoExecute");
-        let op = t.get("operator").and_then(Value::as_str).unwrap_or("Equal");
-        key_ok && effect_ok && (op == "Exists" || t.get("key").and_then(Value::as_str) == Some(UNREACHABLE))
+        let key = t.key.as_deref();
+        let key_ok = key.is_none_or(|k| k.is_empty() || k == UNREACHABLE);
+        let effect_ok = t.effect.as_deref().is_none_or(|e| e.is_empty() || e == "NoExecute");
+        let op = t.operator.as_deref().unwrap_or("Equal");
+        key_ok && effect_ok && (op == "Exists" || key == Some(UNREACHABLE))
     });
     match matching {
         None => Some(default),
-        Some(t) => t.get("tolerationSeconds").and_then(Value::as_i64).map(|s| Duration::from_secs(s.max(0) as u64)),
+        Some(t) => t.toleration_seconds.map(|s| Duration::from_secs(s.max(0) as u64)),
     }
 }
 
@@ -64,66 +68,67 @@ impl Reconciler for NodeLifecycle {
     }
 
     fn affected(&self, obj: &Value, _cache: &Cache) -> Vec<String> {
-        let node = &crate::objects::kinds::NODE;
-        match obj["kind"].as_str() {
-            Some("Node") => key_of(obj).into_iter().collect(),
-            Some("Lease") if meta_str(obj, "namespace") == NODE_LEASE_NAMESPACE => {
-                vec![node.key("", meta_str(obj, "name"))]
+        match Kind::of(obj) {
+            Some(k) if *k == kinds::NODE => key_of(obj).into_iter().collect(),
+            Some(k) if *k == kinds::LEASE && meta_str(obj, "namespace") == NODE_LEASE_NAMESPACE => {
+                vec![kinds::NODE.key("", meta_str(obj, "name"))]
             }
             _ => vec![],
         }
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(node) = cache.get(&kinds::NODE, key) else { return Outcome::default() };
-        let name = meta_str(node, "name");
-        let lease_key = crate::objects::kinds::LEASE.key(NODE_LEASE_NAMESPACE, name);
+        let Some(obj) = cache.object(&kinds::NODE, key) else { return Outcome::default() };
+        let Some(node) = obj.node() else { return Outcome::default() };
+        let name = node.metadata.name.as_deref().unwrap_or("");
+        let lease_key = kinds::LEASE.key(NODE_LEASE_NAMESPACE, name);
         let renewed = cache
-            .get(&kinds::LEASE, &lease_key)
-            .and_then(|l| l.pointer("/spec/renewTime")?.as_str().and_then(parse_time))
-            .or_else(|| parse_time(meta_str(node, "creationTimestamp")))
+            .object(&kinds::LEASE, &lease_key)
+            .and_then(|l| to_chrono(&l.lease()?.spec.as_ref()?.renew_time.as_ref()?.0))
+            .or_else(|| to_chrono(&node.metadata.creation_timestamp.as_ref()?.0))
             .unwrap_or(now);
         let age = now.signed_duration_since(renewed).to_std().unwrap_or_default();
         let mut out = Outcome::default();
-        let stamp = crate::util::rfc3339(now);
         if age < self.grace {
             // Healthy: no unreachable taints; look again when the lease would expire.
-            if has_taint(node, "NoExecute").is_some() || has_taint(node, "NoSchedule").is_some() {
+            if unreachable_taint(node, "NoExecute").is_some() || unreachable_taint(node, "NoSchedule").is_some() {
                 let mut n = node.clone();
-                if let Some(t) = n.pointer_mut("/spec/taints").and_then(Value::as_array_mut) {
-                    t.retain(|t| t["key"] != UNREACHABLE);
+                if let Some(t) = n.spec.as_mut().and_then(|s| s.taints.as_mut()) {
+                    t.retain(|t| t.key != UNREACHABLE);
                 }
-                out.actions.push(Action::Replace(n));
+                out.actions.push(Action::Replace(obj.with(&n)));
             }
             out.requeue_after = Some(self.grace - age + Duration::from_millis(10));
             return out;
         }
         // Unreachable: conditions Unknown, both taints.
+        let stamp = meta_time(now);
         let mut n = node.clone();
         let mut changed = false;
-        if let Some(conds) = n.pointer_mut("/status/conditions").and_then(Value::as_array_mut) {
-            for c in conds.iter_mut() {
-                if c["status"] != "Unknown" {
-                    c["status"] = json!("Unknown");
-                    c["reason"] = json!("NodeStatusUnknown");
-                    c["message"] = json!("Kubelet stopped posting node status.");
-                    c["lastTransitionTime"] = json!(stamp);
-                    changed = true;
-                }
+        if let Some(conds) = n.status.as_mut().and_then(|s| s.conditions.as_mut()) {
+            for c in conds.iter_mut().filter(|c| c.status != "Unknown") {
+                c.status = "Unknown".into();
+                c.reason = Some("NodeStatusUnknown".into());
+                c.message = Some("Kubelet stopped posting node status.".into());
+                c.last_transition_time = Some(stamp.clone());
+                changed = true;
             }
         }
-        let no_execute_added = match has_taint(node, "NoExecute") {
-            Some(t) => t.get("timeAdded").and_then(Value::as_str).and_then(parse_time).unwrap_or(now),
+        let no_execute_added = match unreachable_taint(node, "NoExecute") {
+            Some(t) => t.time_added.as_ref().and_then(|t| to_chrono(&t.0)).unwrap_or(now),
             None => {
-                let spec = n["spec"].as_object_mut().expect("node spec");
-                let taints = spec.entry("taints").or_insert(json!([]));
-                if let Some(t) = taints.as_array_mut() {
-                    t.push(json!({"key": UNREACHABLE, "effect": "NoSchedule", "timeAdded": stamp}));
-                    t.push(json!({"key": UNREACHABLE, "effect": "NoExecute", "timeAdded": stamp}));
+                let taints = n.spec.get_or_insert_with(Default::default).taints.get_or_insert_with(Vec::new);
+                for effect in ["NoSchedule", "NoExecute"] {
+                    taints.push(Taint {
+                        key: UNREACHABLE.into(),
+                        effect: effect.into(),
+                        time_added: Some(stamp.clone()),
+                        value: None,
+                    });
                 }
                 changed = true;
                 out.actions.push(Action::Event {
-                    object: node.clone(),
+                    object: obj.raw().clone(),
                     warning: false,
                     reason: "NodeNotReady".into(),
                     message: format!("Node {name} status is now: NodeNotReady"),
@@ -132,29 +137,27 @@ impl Reconciler for NodeLifecycle {
             }
         };
         if changed {
-            out.actions.push(Action::Replace(n));
+            out.actions.push(Action::Replace(obj.with(&n)));
         }
         // Evict the pods whose toleration ran out; the kubelet is gone, so they go at once.
         let tainted_for = now.signed_duration_since(no_execute_added).to_std().unwrap_or_default();
         let mut next: Option<Duration> = None;
-        for pod in cache.all(&kinds::POD).filter(|p| p.pointer("/spec/nodeName").and_then(Value::as_str) == Some(name))
-        {
+        let pods = cache.objects(&kinds::POD).filter_map(|o| Some((o, o.pod()?)));
+        for (p, pod) in pods.filter(|(_, pod)| PodFacts::node_name(*pod) == name) {
             let Some(tol) = toleration_of(pod, self.toleration) else { continue };
             if tainted_for >= tol {
+                let meta = &pod.metadata;
                 out.actions.push(Action::Event {
-                    object: pod.clone(),
+                    object: p.raw().clone(),
                     warning: false,
                     reason: "TaintManagerEviction".into(),
                     message: format!(
                         "Marking for deletion Pod {}/{}",
-                        meta_str(pod, "namespace"),
-                        meta_str(pod, "name")
+                        meta.namespace.as_deref().unwrap_or(""),
+                        meta.name.as_deref().unwrap_or("")
                     ),
                 });
-                out.actions.push(Action::Delete {
-                    key: key_of(pod).unwrap_or_default(),
-                    rv: crate::objects::resource_version(pod),
-                });
+                out.actions.push(Action::Delete { key: key_of(p).unwrap_or_default(), rv: resource_version(p) });
             } else {
                 let left = tol - tainted_for;
                 next = Some(next.map_or(left, |n| n.min(left)));
@@ -168,9 +171,10 @@ impl Reconciler for NodeLifecycle {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::json;
 
     fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
-        parse_time(s).unwrap()
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
     }
 
     fn cache(renew: &str) -> Cache {
@@ -182,9 +186,9 @@ mod tests {
         c.put(json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                      "metadata": {"name": "w1", "namespace": "kube-node-lease"}, "spec": {"renewTime": renew}}));
         c.put(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "d", "resourceVersion": "4"},
-                     "spec": {"nodeName": "w1"}}));
+                     "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": "i"}]}}));
         c.put(json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "forever", "namespace": "d", "resourceVersion": "5"},
-                     "spec": {"nodeName": "w1", "tolerations": [{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}]}}));
+                     "spec": {"nodeName": "w1", "containers": [{"name": "c", "image": "i"}], "tolerations": [{"key": UNREACHABLE, "operator": "Exists", "effect": "NoExecute"}]}}));
         c
     }
 

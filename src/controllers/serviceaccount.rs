@@ -4,13 +4,19 @@
 //! whose token is a JWT signed (HS256) with the cluster's signing key. The
 //! kubelet mounts it into pods at the usual path.
 
+use std::collections::BTreeMap;
+
 use base64::Engine;
+use k8s_openapi::api::core::v1::{Secret, ServiceAccount};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, OwnerReference};
+use k8s_openapi::ByteString;
 use serde_json::{json, Value};
 
 use super::framework::{Action, Cache, Outcome, Reconciler};
 use crate::objects::conventions::token_secret_name;
 use crate::objects::kinds::{self, Kind};
-use crate::objects::{key_of, meta_str};
+use crate::objects::typed::Object;
+use crate::objects::{key_of, meta_str, resource_version};
 
 /// Where the cluster's token signing key lives in the store.
 pub const SIGNING_KEY: &str = "/clusterd/sa-signing-key";
@@ -46,37 +52,55 @@ pub fn verify_token(key: &[u8], token: &str) -> Option<Value> {
 }
 
 /// The token Secret of a ServiceAccount.
-pub fn token_secret(sa: &Value, key: &[u8], ca_pem: &str) -> Value {
-    let (ns, name) = (meta_str(sa, "namespace"), meta_str(sa, "name"));
-    let secret_name = token_secret_name(name);
+pub fn token_secret(sa: &ServiceAccount, key: &[u8], ca_pem: &str) -> Secret {
+    let meta = &sa.metadata;
+    let (ns, name, uid) = (
+        meta.namespace.clone().unwrap_or_default(),
+        meta.name.clone().unwrap_or_default(),
+        meta.uid.clone().unwrap_or_default(),
+    );
+    let secret_name = token_secret_name(&name);
     let claims = json!({
         "iss": "kubernetes/serviceaccount",
         "sub": format!("system:serviceaccount:{ns}:{name}"),
         "kubernetes.io/serviceaccount/namespace": ns,
         "kubernetes.io/serviceaccount/secret.name": secret_name,
         "kubernetes.io/serviceaccount/service-account.name": name,
-        "kubernetes.io/serviceaccount/service-account.uid": meta_str(sa, "uid"),
+        "kubernetes.io/serviceaccount/service-account.uid": uid,
     });
-    let b64 = base64::engine::general_purpose::STANDARD;
-    json!({
-        "apiVersion": "v1",
-        "kind": "Secret",
-        "type": "kubernetes.io/service-account-token",
-        "metadata": {
-            "name": secret_name,
-            "namespace": ns,
-            "annotations": {
-                "kubernetes.io/service-account.name": name,
-                "kubernetes.io/service-account.uid": meta_str(sa, "uid"),
-            },
-            "ownerReferences": [{"apiVersion": "v1", "kind": "ServiceAccount", "name": name, "uid": meta_str(sa, "uid")}],
+    let data = [
+        ("token", sign_token(key, &claims).into_bytes()),
+        ("ca.crt", ca_pem.as_bytes().to_vec()),
+        ("namespace", ns.as_bytes().to_vec()),
+    ];
+    Secret {
+        metadata: ObjectMeta {
+            name: Some(secret_name),
+            namespace: Some(ns.clone()),
+            annotations: Some(BTreeMap::from([(SA_NAME.to_string(), name.clone()), (SA_UID.to_string(), uid.clone())])),
+            owner_references: Some(vec![OwnerReference {
+                api_version: "v1".into(),
+                kind: "ServiceAccount".into(),
+                name,
+                uid,
+                ..Default::default()
+            }]),
+            ..Default::default()
         },
-        "data": {
-            "token": b64.encode(sign_token(key, &claims)),
-            "ca.crt": b64.encode(ca_pem),
-            "namespace": b64.encode(ns),
-        },
-    })
+        type_: Some("kubernetes.io/service-account-token".into()),
+        data: Some(data.into_iter().map(|(k, v)| (k.to_string(), ByteString(v))).collect()),
+        ..Default::default()
+    }
+}
+
+/// The annotation that names a token Secret's ServiceAccount.
+const SA_NAME: &str = "kubernetes.io/service-account.name";
+/// The annotation with the uid of a token Secret's ServiceAccount (a Secret
+/// of an earlier ServiceAccount of the same name is replaced).
+const SA_UID: &str = "kubernetes.io/service-account.uid";
+
+fn to_json<T: serde::Serialize>(obj: &T) -> Value {
+    serde_json::to_value(obj).expect("typed objects serialize")
 }
 
 /// The ServiceAccount and token controller.
@@ -103,48 +127,52 @@ impl Reconciler for ServiceAccounts {
     }
 
     fn affected(&self, obj: &Value, _cache: &Cache) -> Vec<String> {
-        let ns = match obj["kind"].as_str() {
-            Some("Namespace") => meta_str(obj, "name"),
-            Some("ServiceAccount" | "Secret") => meta_str(obj, "namespace"),
+        let ns = match Kind::of(obj) {
+            Some(k) if *k == kinds::NAMESPACE => meta_str(obj, "name"),
+            Some(k) if *k == kinds::SERVICE_ACCOUNT || *k == kinds::SECRET => meta_str(obj, "namespace"),
             _ => return vec![],
         };
-        vec![crate::objects::kinds::NAMESPACE.key("", ns)]
+        vec![kinds::NAMESPACE.key("", ns)]
     }
 
     fn reconcile(&self, key: &str, cache: &Cache, _now: chrono::DateTime<chrono::Utc>) -> Outcome {
-        let Some(ns) = cache.get(&kinds::NAMESPACE, key) else { return Outcome::default() };
-        if crate::objects::being_deleted(ns) {
+        let Some(ns) = cache.object(&kinds::NAMESPACE, key).and_then(Object::namespace) else {
+            return Outcome::default();
+        };
+        if ns.metadata.deletion_timestamp.is_some() {
             return Outcome::default();
         }
-        let name = meta_str(ns, "name");
+        let name = ns.metadata.name.as_deref().unwrap_or("");
         let mut out = Outcome::default();
-        let sa_kind = &crate::objects::kinds::SERVICE_ACCOUNT;
-        if cache.get(&kinds::SERVICE_ACCOUNT, &sa_kind.key(name, "default")).is_none() {
-            out.actions.push(Action::Create(json!({
-                "apiVersion": "v1", "kind": "ServiceAccount",
-                "metadata": {"name": "default", "namespace": name},
-            })));
+        if cache.object(&kinds::SERVICE_ACCOUNT, &kinds::SERVICE_ACCOUNT.key(name, "default")).is_none() {
+            let sa = ServiceAccount {
+                metadata: ObjectMeta {
+                    name: Some("default".into()),
+                    namespace: Some(name.to_string()),
+                    ..Default::default()
+                },
+                ..Default::default()
+            };
+            out.actions.push(Action::Create(to_json(&sa)));
         }
-        let secret_kind = &crate::objects::kinds::SECRET;
         let Some((key, ca)) = self.key_and_ca() else {
             out.requeue_after = Some(std::time::Duration::from_secs(1));
             return out;
         };
-        for sa in cache.in_namespace(&kinds::SERVICE_ACCOUNT, name) {
-            let secret_key = secret_kind.key(name, &token_secret_name(meta_str(sa, "name")));
-            let current = cache.get(&kinds::SECRET, &secret_key);
-            let uid_ok = current.is_some_and(|s| {
-                s.pointer("/metadata/annotations/kubernetes.io~1service-account.uid").and_then(Value::as_str)
-                    == Some(meta_str(sa, "uid"))
+        for sa in cache.objects_in(&kinds::SERVICE_ACCOUNT, name).filter_map(Object::service_account) {
+            let sa_name = sa.metadata.name.as_deref().unwrap_or("");
+            let secret_key = kinds::SECRET.key(name, &token_secret_name(sa_name));
+            let current = cache.object(&kinds::SECRET, &secret_key);
+            let sa_uid = sa.metadata.uid.as_deref().unwrap_or("");
+            let uid_ok = current.and_then(Object::secret).is_some_and(|s| {
+                s.metadata.annotations.as_ref().and_then(|a| a.get(SA_UID)).map(String::as_str) == Some(sa_uid)
             });
             if !uid_ok {
                 if let Some(old) = current {
-                    out.actions.push(Action::Delete {
-                        key: key_of(old).unwrap_or_default(),
-                        rv: crate::objects::resource_version(old),
-                    });
+                    out.actions
+                        .push(Action::Delete { key: key_of(old).unwrap_or_default(), rv: resource_version(old) });
                 }
-                out.actions.push(Action::Create(token_secret(sa, &key, &ca)));
+                out.actions.push(Action::Create(to_json(&token_secret(sa, &key, &ca))));
             }
         }
         out
@@ -157,8 +185,14 @@ mod tests {
 
     #[test]
     fn tokens_verify_with_the_key_and_not_without() {
-        let sa = json!({"metadata": {"name": "default", "namespace": "team", "uid": "u1"}});
-        let s = token_secret(&sa, b"k3y", "CA");
+        let sa: ServiceAccount =
+            serde_json::from_value(json!({"metadata": {"name": "default", "namespace": "team", "uid": "u1"}})).unwrap();
+        let s = to_json(&token_secret(&sa, b"k3y", "CA"));
+        assert_eq!(
+            (&s["metadata"]["name"], &s["type"], &s["metadata"]["annotations"][SA_UID]),
+            (&json!(token_secret_name("default")), &json!("kubernetes.io/service-account-token"), &json!("u1"))
+        );
+        assert_eq!(s["data"]["namespace"], json!(base64::engine::general_purpose::STANDARD.encode("team")));
         let token = String::from_utf8(
             base64::engine::general_purpose::STANDARD.decode(s["data"]["token"].as_str().unwrap()).unwrap(),
         )

@@ -1,14 +1,22 @@
 //! How a delete is carried out: at once, or by marking the object with a
 //! deletionTimestamp for someone to finish — the kubelet (a pod on a node),
 //! the namespace controller (a namespace), the garbage collector (Orphan and
-//! Foreground propagation) or whoever owns a finalizer.
+//! Foreground propagation) or whoever owns a finalizer. The decisions read
+//! typed fields (`Pod`, `Namespace`, `ObjectMeta`); the JSON the registry
+//! stores is changed only where they changed it, so unknown fields survive.
 
+use k8s_openapi::api::core::v1::{Namespace, Pod};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
+use k8s_openapi::jiff::Timestamp;
+use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
 use clusterd_raft::{Compare, Op, Txn};
 
 use super::{Registry, RegistryError};
-use crate::objects::{being_deleted, key_of, kinds, meta_str, with_resource_version, Kind};
+use crate::objects::merge::{diff, merge};
+use crate::objects::pod::PodFacts;
+use crate::objects::{key_of, kinds, meta_str, with_resource_version, Kind};
 
 /// The finalizer of Foreground propagation.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -54,36 +62,85 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
 }
 
-fn add_finalizer(obj: &mut Value, f: &str) {
-    let meta = obj["metadata"].as_object_mut().expect("metadata");
-    let list = meta.entry("finalizers").or_insert(json!([]));
-    if let Some(a) = list.as_array_mut() {
-        if !a.iter().any(|x| x == f) {
-            a.push(json!(f));
-        }
+/// `t` as Kubernetes writes a time (`metav1.Time`: whole seconds, UTC).
+pub fn meta_time(t: chrono::DateTime<chrono::Utc>) -> Time {
+    Time(Timestamp::from_second(t.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// `raw` with the change from `before` to `after` (typed values parsed from
+/// it) written over it: only what changed is replaced, so fields the type does
+/// not know survive.
+fn overlay<T: Serialize>(raw: &Value, before: &T, after: &T) -> Value {
+    let (Ok(b), Ok(a)) = (serde_json::to_value(before), serde_json::to_value(after)) else { return raw.clone() };
+    let mut out = raw.clone();
+    merge(&mut out, &diff(&b, &a));
+    out
+}
+
+/// The metadata of any object, typed (default when it has none that parses).
+pub fn metadata_of(obj: &Value) -> ObjectMeta {
+    obj.get("metadata").and_then(|m| ObjectMeta::deserialize(m).ok()).unwrap_or_default()
+}
+
+/// `obj` with its metadata changed from `before` to `after` — for changes a
+/// controller or the registry makes to objects of any kind (finalizers,
+/// owner references, deletion marks); the rest of the object is kept as is.
+pub fn with_metadata(obj: &Value, before: &ObjectMeta, after: &ObjectMeta) -> Value {
+    let mut out = obj.clone();
+    if let Some(map) = out.as_object_mut() {
+        let meta = map.entry("metadata").or_insert(Value::Null);
+        *meta = overlay(meta, before, after);
+    }
+    out
+}
+
+/// Mark `meta` as being deleted now, unless it already is.
+fn mark(meta: &mut ObjectMeta, now: chrono::DateTime<chrono::Utc>) {
+    if meta.deletion_timestamp.is_none() {
+        meta.deletion_timestamp = Some(meta_time(now));
+        meta.deletion_grace_period_seconds = Some(0);
     }
 }
 
-/// For a pod on a node: the object marked for graceful deletion (the kubelet
-/// finishes the job), or None when it should go at once.
-pub fn graceful_delete(obj: &Value, grace: Option<i64>, now: chrono::DateTime<chrono::Utc>) -> Option<Value> {
-    let bound = !crate::objects::pod::node_name(obj).is_empty();
-    let terminal = crate::objects::pod::finished(obj);
-    let spec_grace = obj.pointer("/spec/terminationGracePeriodSeconds").and_then(Value::as_i64).unwrap_or(30);
+fn add_finalizer(meta: &mut ObjectMeta, f: &str) {
+    let list = meta.finalizers.get_or_insert_with(Vec::new);
+    if !list.iter().any(|x| x == f) {
+        list.push(f.to_string());
+    }
+}
+
+/// For a pod on a node: the pod marked for graceful deletion (the kubelet
+/// finishes the job), or None when it should go at once. `grace` overrides
+/// the pod's `terminationGracePeriodSeconds`; a grace already shorter stays.
+pub fn mark_graceful(pod: &Pod, grace: Option<i64>, now: chrono::DateTime<chrono::Utc>) -> Option<Pod> {
+    let spec_grace = pod.spec.as_ref().and_then(|s| s.termination_grace_period_seconds).unwrap_or(30);
     let grace = grace.unwrap_or(spec_grace).max(0);
-    if !bound || grace == 0 {
+    if PodFacts::node_name(pod).is_empty() || grace == 0 {
         return None;
     }
-    let mut obj = obj.clone();
-    let current = obj.pointer("/metadata/deletionGracePeriodSeconds").and_then(Value::as_i64);
     // Terminal pods have nothing left to stop: a short grace lets the kubelet clean up.
-    let grace = if terminal { grace.min(1) } else { grace };
-    if current.is_some_and(|c| c <= grace) {
-        return Some(obj);
+    let grace = if pod.finished() { grace.min(1) } else { grace };
+    let mut marked = pod.clone();
+    if pod.metadata.deletion_grace_period_seconds.is_some_and(|c| c <= grace) {
+        return Some(marked);
     }
-    obj["metadata"]["deletionTimestamp"] = json!(crate::util::rfc3339(now + chrono::Duration::seconds(grace)));
-    obj["metadata"]["deletionGracePeriodSeconds"] = json!(grace);
-    Some(obj)
+    marked.metadata.deletion_timestamp = Some(meta_time(now + chrono::Duration::seconds(grace)));
+    marked.metadata.deletion_grace_period_seconds = Some(grace);
+    Some(marked)
+}
+
+/// [`mark_graceful`] on a pod's JSON: the object to write, or None when it
+/// should go at once (also when it is not a pod at all).
+pub fn graceful_delete(obj: &Value, grace: Option<i64>, now: chrono::DateTime<chrono::Utc>) -> Option<Value> {
+    let pod = match Pod::deserialize(obj) {
+        Ok(pod) => pod,
+        Err(e) => {
+            tracing::warn!(error = %e, name = meta_str(obj, "name"), "not a pod: deleting it at once");
+            return None;
+        }
+    };
+    let marked = mark_graceful(&pod, grace, now)?;
+    Some(overlay(obj, &pod, &marked))
 }
 
 /// The object to write instead of removing it, or None to remove it now.
@@ -94,40 +151,33 @@ pub fn plan(
     policy: Propagation,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Option<Value> {
-    let stamp = crate::util::rfc3339(now);
-    let already = being_deleted(obj);
-    let mut marked = obj.clone();
-    let mark = |m: &mut Value| {
-        if !already {
-            m["metadata"]["deletionTimestamp"] = json!(stamp);
-            m["metadata"]["deletionGracePeriodSeconds"] = json!(0);
-        }
-    };
-    if *kind == kinds::NAMESPACE {
-        mark(&mut marked);
-        marked["spec"]["finalizers"] = json!(["kubernetes"]);
-        marked["status"]["phase"] = json!("Terminating");
-        return Some(marked);
-    }
     if *kind == kinds::POD && policy == Propagation::Background {
         return graceful_delete(obj, grace, now);
     }
+    if *kind == kinds::NAMESPACE {
+        if let Ok(ns) = Namespace::deserialize(obj) {
+            let mut marked = ns.clone();
+            mark(&mut marked.metadata, now);
+            marked.spec.get_or_insert_with(Default::default).finalizers = Some(vec!["kubernetes".into()]);
+            marked.status.get_or_insert_with(Default::default).phase = Some("Terminating".into());
+            return Some(overlay(obj, &ns, &marked));
+        }
+    }
+    // Every other kind is decided on its metadata alone.
+    let meta = metadata_of(obj);
+    let mut marked = meta.clone();
     let finalizer = match policy {
         Propagation::Orphan => Some(ORPHAN),
         Propagation::Foreground => Some(FOREGROUND),
         Propagation::Background => None,
     };
     if let Some(f) = finalizer {
-        mark(&mut marked);
         add_finalizer(&mut marked, f);
-        return Some(marked);
+    } else if meta.finalizers.as_ref().is_none_or(Vec::is_empty) {
+        return None;
     }
-    let has_finalizers = obj.pointer("/metadata/finalizers").and_then(Value::as_array).is_some_and(|f| !f.is_empty());
-    if has_finalizers {
-        mark(&mut marked);
-        return Some(marked);
-    }
-    None
+    mark(&mut marked, now);
+    Some(with_metadata(obj, &meta, &marked))
 }
 
 impl Registry {
@@ -221,18 +271,31 @@ mod tests {
             plan(d, &obj, None, Propagation::Foreground, now).unwrap()["metadata"]["finalizers"],
             json!(["foregroundDeletion"])
         );
+        let held = json!({"metadata": {"name": "web", "finalizers": ["example.com/hold"]}, "spec": {"replicas": 2}});
+        let marked = plan(d, &held, None, Propagation::Background, now).unwrap();
+        assert_eq!(
+            (marked["metadata"]["deletionGracePeriodSeconds"].as_i64(), &marked["spec"]),
+            (Some(0), &held["spec"])
+        );
+        assert_eq!(plan(d, &marked, None, Propagation::Background, now).as_ref(), Some(&marked), "marked once");
         assert!(Propagation::parse("Sideways").is_err());
     }
 
     #[test]
     fn bound_pods_are_marked_and_unbound_ones_go() {
         let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
-        let unbound = json!({"metadata": {"name": "p"}, "spec": {}});
+        let unbound = json!({"metadata": {"name": "p"}, "spec": {"containers": []}});
         assert!(graceful_delete(&unbound, None, now).is_none());
-        let bound = json!({"metadata": {"name": "p"}, "spec": {"nodeName": "n1", "terminationGracePeriodSeconds": 5}});
+        let bound = json!({"metadata": {"name": "p", "annotations": {"team": "blue"}},
+            "spec": {"containers": [], "nodeName": "n1", "terminationGracePeriodSeconds": 5, "futureField": 1}});
         let marked = graceful_delete(&bound, None, now).unwrap();
         assert_eq!(marked["metadata"]["deletionTimestamp"], "2026-01-01T00:00:05Z");
         assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], 5);
+        assert_eq!(
+            (&marked["metadata"]["annotations"]["team"], &marked["spec"]["futureField"]),
+            (&json!("blue"), &json!(1))
+        );
+        assert_eq!(graceful_delete(&marked, None, now).as_ref(), Some(&marked), "marked once");
         assert!(graceful_delete(&bound, Some(0), now).is_none());
         let shorter = graceful_delete(&marked, Some(2), now).unwrap();
         assert_eq!(shorter["metadata"]["deletionGracePeriodSeconds"], 2);

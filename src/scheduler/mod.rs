@@ -10,13 +10,15 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde_json::{json, Value};
+use k8s_openapi::api::core::v1::{Pod, PodCondition};
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
-use crate::objects::conditions::set_condition;
 use crate::objects::kinds::{NODE, POD};
+use crate::objects::pod::PodFacts;
 use crate::objects::typed::Object;
-use crate::objects::{key_of, meta_str, resource_version};
+use crate::objects::{key_of, resource_version};
 use crate::registry::bind::{Binding, Bound};
+use crate::registry::deletion::meta_time;
 use crate::registry::events::{event_object, EventType};
 use crate::registry::informer::{self, apply_change, Change};
 use crate::registry::Registry;
@@ -51,11 +53,10 @@ enum Input {
 }
 
 /// Whether a pod waits for this scheduler.
-pub fn is_pending(pod: &Value) -> bool {
-    let spec = pod.get("spec");
-    let node = spec.and_then(|s| s.get("nodeName")).and_then(Value::as_str).unwrap_or("");
-    let scheduler = spec.and_then(|s| s.get("schedulerName")).and_then(Value::as_str).unwrap_or("default-scheduler");
-    node.is_empty() && scheduler == "default-scheduler" && !crate::objects::being_deleted(pod)
+pub fn is_pending(pod: &Pod) -> bool {
+    let spec = pod.spec.as_ref();
+    let scheduler = spec.and_then(|s| s.scheduler_name.as_deref()).unwrap_or("default-scheduler");
+    PodFacts::node_name(pod).is_empty() && scheduler == "default-scheduler" && pod.metadata.deletion_timestamp.is_none()
 }
 
 /// Which decisions to write this round: every binding; an unschedulable pod's
@@ -77,7 +78,7 @@ pub fn keep_writes(
             true
         }
         Decision::Unschedulable { pod, .. } => {
-            let already = pods.get(pod).is_some_and(|p| condition_message(p, "PodScheduled").is_some());
+            let already = pods.get(pod).and_then(|p| p.pod()).is_some_and(|p| scheduled_message(p).is_some());
             let recent = reported.get(pod).is_some_and(|t| now.duration_since(*t) < UNSCHEDULABLE_REWRITE);
             if already && (recent || binding) {
                 held = true;
@@ -89,47 +90,77 @@ pub fn keep_writes(
     held
 }
 
-fn condition_message(pod: &Value, kind: &str) -> Option<String> {
-    pod.pointer("/status/conditions")?
-        .as_array()?
-        .iter()
-        .find(|c| c.get("type").and_then(Value::as_str) == Some(kind))
-        .map(|c| c.get("message").and_then(Value::as_str).unwrap_or("").to_string())
+/// The message of a pod's PodScheduled condition ("" when it has none), if
+/// it has that condition.
+fn scheduled_message(pod: &Pod) -> Option<&str> {
+    pod.condition("PodScheduled").map(|c| c.message.as_deref().unwrap_or(""))
+}
+
+/// Set one of a pod's conditions, keeping its transition time when its status
+/// is unchanged (as Kubernetes writes conditions).
+fn set_pod_condition(pod: &mut Pod, kind: &str, status: &str, reason: &str, message: &str, now: &Time) {
+    let conditions = pod.status.get_or_insert_with(Default::default).conditions.get_or_insert_with(Vec::new);
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let mut condition = PodCondition {
+        type_: kind.to_string(),
+        status: status.to_string(),
+        reason: text(reason),
+        message: text(message),
+        last_transition_time: Some(now.clone()),
+        ..Default::default()
+    };
+    match conditions.iter_mut().find(|c| c.type_ == kind) {
+        Some(old) => {
+            if old.status == status {
+                condition.last_transition_time = old.last_transition_time.clone().or(condition.last_transition_time);
+            }
+            *old = condition;
+        }
+        None => conditions.push(condition),
+    }
 }
 
 /// The writes for one round of decisions: bound pods (with their Scheduled
 /// events) and unschedulable pods whose message changed. Each pod write
 /// is written only if the pod is still the version decided on.
-pub fn plan_writes(decisions: &[Decision], pods: &HashMap<String, Arc<Object>>, now: &str) -> Vec<Binding> {
+pub fn plan_writes(
+    decisions: &[Decision],
+    pods: &HashMap<String, Arc<Object>>,
+    now: chrono::DateTime<chrono::Utc>,
+) -> Vec<Binding> {
+    let (at, stamp) = (meta_time(now), util::rfc3339(now));
     let mut out = Vec::new();
     for d in decisions {
         let (key, node, message) = match d {
             Decision::Bind { pod, node } => (pod, Some(node), None),
             Decision::Unschedulable { pod, message } => (pod, None, Some(message)),
         };
-        let Some(pod) = pods.get(key) else { continue };
-        let mut new = Value::clone(pod);
+        let Some((obj, pod)) = pods.get(key).and_then(|o| Some((o, o.pod()?))) else { continue };
+        let mut new = pod.clone();
         let event = match (node, message) {
             (Some(node), _) => {
-                new["spec"]["nodeName"] = json!(node);
-                set_condition(&mut new, "PodScheduled", "True", "", "", now);
-                let msg =
-                    format!("Successfully assigned {}/{} to {node}", meta_str(pod, "namespace"), meta_str(pod, "name"));
-                event_object(pod, EventType::Normal, "Scheduled", &msg, "default-scheduler", now)
+                new.spec.get_or_insert_with(Default::default).node_name = Some(node.clone());
+                set_pod_condition(&mut new, "PodScheduled", "True", "", "", &at);
+                let meta = &pod.metadata;
+                let msg = format!(
+                    "Successfully assigned {}/{} to {node}",
+                    meta.namespace.as_deref().unwrap_or(""),
+                    meta.name.as_deref().unwrap_or("")
+                );
+                event_object(obj, EventType::Normal, "Scheduled", &msg, "default-scheduler", &stamp)
             }
             (None, Some(message)) => {
-                if condition_message(pod, "PodScheduled").as_deref() == Some(message.as_str()) {
+                if scheduled_message(pod) == Some(message.as_str()) {
                     continue;
                 }
-                set_condition(&mut new, "PodScheduled", "False", "Unschedulable", message, now);
-                if new.pointer("/status/phase").is_none() {
-                    new["status"]["phase"] = json!("Pending");
-                }
-                event_object(pod, EventType::Warning, "FailedScheduling", message, "default-scheduler", now)
+                set_pod_condition(&mut new, "PodScheduled", "False", "Unschedulable", message, &at);
+                let status = new.status.get_or_insert_with(Default::default);
+                status.phase.get_or_insert_with(|| "Pending".to_string());
+                event_object(obj, EventType::Warning, "FailedScheduling", message, "default-scheduler", &stamp)
             }
             _ => continue,
         };
-        out.push(Binding { key: key.clone(), expected: resource_version(pod), pod: new, event });
+        out.push(Binding { key: key.clone(), expected: resource_version(obj), pod: obj.with(&new), event });
     }
     out
 }
@@ -163,29 +194,26 @@ impl Scheduler {
         let mut pending = Vec::new();
         for (key, obj) in &self.pods {
             let Some(pod) = obj.pod() else { continue };
-            let bound = pod.spec.as_ref().and_then(|s| s.node_name.as_deref()).filter(|n| !n.is_empty());
+            let bound = Some(PodFacts::node_name(pod)).filter(|n| !n.is_empty());
             let node = bound.or_else(|| self.assumed.get(key).map(String::as_str));
             match node {
-                Some(n) if !crate::objects::pod::finished(obj) => {
+                Some(n) if !pod.finished() => {
                     if let Some(info) = nodes.get_mut(n) {
                         let p = PodInfo::from_pod(key.clone(), pod);
                         info.add_pod(&p.requests, p.owner.as_deref());
                     }
                 }
                 Some(_) => {}
-                None if is_pending(obj) => pending.push((key, obj)),
+                None if is_pending(pod) => pending.push((key, pod)),
                 None => {}
             }
         }
-        pending.sort_by(|(_, a), (_, b)| {
-            meta_str(a, "creationTimestamp").cmp(meta_str(b, "creationTimestamp")).then_with(|| {
-                meta_str(a, "namespace")
-                    .cmp(meta_str(b, "namespace"))
-                    .then(meta_str(a, "name").cmp(meta_str(b, "name")))
-            })
+        // Oldest first; ties in namespace and name order.
+        pending.sort_by_key(|(_, p)| {
+            let m = &p.metadata;
+            (m.creation_timestamp.clone(), m.namespace.clone(), m.name.clone())
         });
-        let infos: Vec<PodInfo> =
-            pending.iter().filter_map(|(key, p)| Some(PodInfo::from_pod(key.to_string(), p.pod()?))).collect();
+        let infos: Vec<PodInfo> = pending.iter().map(|(key, p)| PodInfo::from_pod(key.to_string(), p)).collect();
         let mut nodes: Vec<NodeInfo> = nodes.into_values().collect();
         nodes.sort_by(|a, b| a.name.cmp(&b.name));
         algorithm::schedule(&infos, &mut nodes)
@@ -218,7 +246,7 @@ impl Scheduler {
                 act.kick(ctx);
             });
         }
-        let writes = plan_writes(&decisions, &self.pods, &util::now());
+        let writes = plan_writes(&decisions, &self.pods, chrono::Utc::now());
         if writes.is_empty() {
             self.busy = false;
             if self.dirty {
@@ -236,14 +264,22 @@ impl Scheduler {
         if writes.len() < before {
             self.dirty = true;
         }
+        let bind_to: HashMap<&str, &str> = decisions
+            .iter()
+            .filter_map(|d| match d {
+                Decision::Bind { pod, node } => Some((pod.as_str(), node.as_str())),
+                Decision::Unschedulable { .. } => None,
+            })
+            .collect();
+        let mut binds = 0;
         for b in &writes {
-            if let Some(n) = b.pod.pointer("/spec/nodeName").and_then(Value::as_str) {
+            if let Some(n) = bind_to.get(b.key.as_str()) {
                 self.assumed.insert(b.key.clone(), n.to_string());
+                binds += 1;
             } else {
                 self.reported.insert(b.key.clone(), now);
             }
         }
-        let binds = writes.iter().filter(|b| b.pod.pointer("/spec/nodeName").is_some()).count();
         tracing::debug!(decisions = decisions.len(), binds, writes = writes.len(), ?decided, "scheduler: round");
         let store = self.store.clone();
         let fut = async move {
@@ -287,8 +323,8 @@ impl StreamHandler<Input> for Scheduler {
         match item {
             Input::Pods(change) => {
                 if let Change::Put(p) = &change {
-                    if let Some(k) = key_of(p) {
-                        if p.pointer("/spec/nodeName").and_then(Value::as_str).is_some_and(|n| !n.is_empty()) {
+                    if p.pod().is_some_and(|pod| !PodFacts::node_name(pod).is_empty()) {
+                        if let Some(k) = key_of(p) {
                             self.assumed.remove(&k);
                         }
                     }
@@ -317,26 +353,52 @@ impl StreamHandler<Input> for Scheduler {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::{json, Value};
+
+    fn at(s: &str) -> chrono::DateTime<chrono::Utc> {
+        chrono::DateTime::parse_from_rfc3339(s).unwrap().with_timezone(&chrono::Utc)
+    }
+
+    /// A pod named `name` with `extra` merged over it.
+    fn pod(name: &str, extra: Value) -> Value {
+        let mut p = json!({"apiVersion": "v1", "kind": "Pod",
+            "metadata": {"name": name, "namespace": "default", "resourceVersion": "7", "annotations": {"team": "blue"}},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        crate::objects::merge::merge(&mut p, &extra);
+        p
+    }
+
+    fn scheduled(written: &Value) -> PodCondition {
+        let obj = Object::new(written.clone());
+        obj.pod().and_then(|p| p.condition("PodScheduled")).cloned().expect("a PodScheduled condition")
+    }
 
     #[test]
     fn unschedulable_status_is_written_once_per_message() {
         let key = "/registry/pods/default/p".to_string();
-        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "namespace": "default", "resourceVersion": "7"}, "spec": {}});
-        let mut pods = HashMap::from([(key.clone(), Arc::new(Object::new(pod)))]);
+        let mut pods = HashMap::from([(key.clone(), Arc::new(Object::new(pod("p", json!({})))))]);
         let d = vec![Decision::Unschedulable {
             pod: key.clone(),
             message: "0/1 nodes are available: 1 Too many pods.".into(),
         }];
-        let w = plan_writes(&d, &pods, "2026-01-01T00:00:00Z");
+        let w = plan_writes(&d, &pods, at("2026-01-01T00:00:00Z"));
         assert_eq!(w.len(), 1);
-        assert_eq!(w[0].pod.pointer("/status/conditions/0/reason"), Some(&json!("Unschedulable")));
+        assert_eq!(scheduled(&w[0].pod).reason.as_deref(), Some("Unschedulable"));
+        assert_eq!(
+            (&w[0].pod["status"]["phase"], &w[0].pod["metadata"]["annotations"]),
+            (&json!("Pending"), &json!({"team": "blue"}))
+        );
         assert_eq!((w[0].expected, w[0].event["reason"].as_str()), (7, Some("FailedScheduling")));
         pods.insert(key.clone(), Arc::new(Object::new(w[0].pod.clone())));
-        assert!(plan_writes(&d, &pods, "2026-01-01T00:00:01Z").is_empty());
+        assert!(plan_writes(&d, &pods, at("2026-01-01T00:00:01Z")).is_empty());
         let b = vec![Decision::Bind { pod: key.clone(), node: "n1".into() }];
-        let w = plan_writes(&b, &pods, "2026-01-01T00:00:02Z");
-        assert_eq!(w[0].pod.pointer("/spec/nodeName"), Some(&json!("n1")));
-        assert_eq!(w[0].pod.pointer("/status/conditions/0/status"), Some(&json!("True")));
+        let w = plan_writes(&b, &pods, at("2026-01-01T00:00:02Z"));
+        let bound = Object::new(w[0].pod.clone());
+        assert_eq!(bound.pod().map(PodFacts::node_name), Some("n1"));
+        let cond = scheduled(&w[0].pod);
+        assert_eq!((cond.status.as_str(), cond.reason), ("True", None));
+        assert_eq!(cond.last_transition_time, Some(meta_time(at("2026-01-01T00:00:02Z"))), "the status changed");
+        assert_eq!(w[0].event["reason"], "Scheduled");
     }
 
     #[test]
@@ -344,9 +406,9 @@ mod tests {
         let reported_pod =
             json!({"status": {"conditions": [{"type": "PodScheduled", "status": "False", "message": "0/1 nodes"}]}});
         let pods = HashMap::from([
-            ("a".to_string(), Arc::new(Object::new(json!({})))),
-            ("b".to_string(), Arc::new(Object::new(reported_pod.clone()))),
-            ("c".to_string(), Arc::new(Object::new(json!({})))),
+            ("a".to_string(), Arc::new(Object::new(pod("a", json!({}))))),
+            ("b".to_string(), Arc::new(Object::new(pod("b", reported_pod)))),
+            ("c".to_string(), Arc::new(Object::new(pod("c", json!({}))))),
         ]);
         let unsched = |p: &str| Decision::Unschedulable { pod: p.into(), message: "0/2 nodes".into() };
         let now = std::time::Instant::now();
@@ -370,9 +432,10 @@ mod tests {
 
     #[test]
     fn pending_means_unbound_for_the_default_scheduler() {
-        assert!(is_pending(&json!({"spec": {}})));
-        assert!(!is_pending(&json!({"spec": {"nodeName": "n1"}})));
-        assert!(!is_pending(&json!({"spec": {"schedulerName": "other"}})));
-        assert!(!is_pending(&json!({"metadata": {"deletionTimestamp": "x"}, "spec": {}})));
+        let typed = |extra: Value| -> Pod { serde_json::from_value(pod("p", extra)).unwrap() };
+        assert!(is_pending(&typed(json!({}))));
+        assert!(!is_pending(&typed(json!({"spec": {"nodeName": "n1"}}))));
+        assert!(!is_pending(&typed(json!({"spec": {"schedulerName": "other"}}))));
+        assert!(!is_pending(&typed(json!({"metadata": {"deletionTimestamp": "2026-01-01T00:00:00Z"}}))));
     }
 }

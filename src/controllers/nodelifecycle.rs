@@ -17,7 +17,7 @@ use crate::objects::conventions::NODE_LEASE_NAMESPACE;
 use crate::objects::kinds::{self, Kind};
 use crate::objects::pod::PodFacts;
 use crate::objects::{key_of, meta_str, resource_version};
-use crate::registry::deletion::meta_time;
+use crate::util::time;
 
 /// The taint of a node that stopped renewing its Lease.
 pub const UNREACHABLE: &str = "node.kubernetes.io/unreachable";
@@ -102,7 +102,7 @@ impl Reconciler for NodeLifecycle {
             return out;
         }
         // Unreachable: conditions Unknown, both taints.
-        let stamp = meta_time(now);
+        let stamp = time(now);
         let mut n = node.clone();
         let mut changed = false;
         if let Some(conds) = n.status.as_mut().and_then(|s| s.conditions.as_mut()) {

@@ -6,8 +6,7 @@
 //! stores is changed only where they changed it, so unknown fields survive.
 
 use k8s_openapi::api::core::v1::{Namespace, Pod};
-use k8s_openapi::apimachinery::pkg::apis::meta::v1::{ObjectMeta, Time};
-use k8s_openapi::jiff::Timestamp;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta;
 use serde::{Deserialize, Serialize};
 use serde_json::{json, Value};
 
@@ -62,11 +61,6 @@ pub struct DeleteOptions {
     pub uid: Option<String>,
 }
 
-/// `t` as Kubernetes writes a time (`metav1.Time`: whole seconds, UTC).
-pub fn meta_time(t: chrono::DateTime<chrono::Utc>) -> Time {
-    Time(Timestamp::from_second(t.timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
-}
-
 /// `raw` with the change from `before` to `after` (typed values parsed from
 /// it) written over it: only what changed is replaced, so fields the type does
 /// not know survive.
@@ -97,7 +91,7 @@ pub fn with_metadata(obj: &Value, before: &ObjectMeta, after: &ObjectMeta) -> Va
 /// Mark `meta` as being deleted now, unless it already is.
 fn mark(meta: &mut ObjectMeta, now: chrono::DateTime<chrono::Utc>) {
     if meta.deletion_timestamp.is_none() {
-        meta.deletion_timestamp = Some(meta_time(now));
+        meta.deletion_timestamp = Some(crate::util::time(now));
         meta.deletion_grace_period_seconds = Some(0);
     }
 }
@@ -124,7 +118,7 @@ pub fn mark_graceful(pod: &Pod, grace: Option<i64>, now: chrono::DateTime<chrono
     if pod.metadata.deletion_grace_period_seconds.is_some_and(|c| c <= grace) {
         return Some(marked);
     }
-    marked.metadata.deletion_timestamp = Some(meta_time(now + chrono::Duration::seconds(grace)));
+    marked.metadata.deletion_timestamp = Some(crate::util::time(now + chrono::Duration::seconds(grace)));
     marked.metadata.deletion_grace_period_seconds = Some(grace);
     Some(marked)
 }

@@ -18,11 +18,11 @@ use crate::objects::pod::PodFacts;
 use crate::objects::typed::Object;
 use crate::objects::{key_of, resource_version};
 use crate::registry::bind::{Binding, Bound};
-use crate::registry::deletion::meta_time;
 use crate::registry::events::{event_object, EventType};
 use crate::registry::informer::{self, apply_change, Change};
 use crate::registry::Registry;
 use crate::util;
+use crate::util::time;
 use algorithm::{Decision, NodeInfo, PodInfo};
 
 /// An unschedulable pod's message is rewritten at most this often (it is
@@ -128,7 +128,7 @@ pub fn plan_writes(
     pods: &HashMap<String, Arc<Object>>,
     now: chrono::DateTime<chrono::Utc>,
 ) -> Vec<Binding> {
-    let (at, stamp) = (meta_time(now), util::rfc3339(now));
+    let (at, stamp) = (time(now), util::rfc3339(now));
     let mut out = Vec::new();
     for d in decisions {
         let (key, node, message) = match d {
@@ -397,7 +397,7 @@ mod tests {
         assert_eq!(bound.pod().map(PodFacts::node_name), Some("n1"));
         let cond = scheduled(&w[0].pod);
         assert_eq!((cond.status.as_str(), cond.reason), ("True", None));
-        assert_eq!(cond.last_transition_time, Some(meta_time(at("2026-01-01T00:00:02Z"))), "the status changed");
+        assert_eq!(cond.last_transition_time, Some(time(at("2026-01-01T00:00:02Z"))), "the status changed");
         assert_eq!(w[0].event["reason"], "Scheduled");
     }
 

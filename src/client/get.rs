@@ -215,7 +215,7 @@ mod tests {
         let deploy = kinds::resolve("deploy").unwrap();
         let d = json!({"metadata": {"name": "web"}, "spec": {"replicas": 1}});
         let how = Listing { header: true, with_kind: true, ..Default::default() };
-        let text = print::objects(deploy, &[d.clone()], how, now);
+        let text = print::objects(deploy, std::slice::from_ref(&d), how, now);
         assert!(text.lines().nth(1).unwrap().starts_with("deployment.apps/web "), "{text}");
         let text = print::objects(deploy, &[d], Listing { header: true, ..Default::default() }, now);
         assert!(text.lines().nth(1).unwrap().starts_with("web "), "{text}");

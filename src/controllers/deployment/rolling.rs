@@ -192,7 +192,8 @@ mod tests {
         let old = |replicas, available| Old { replicas, available };
         let cut = |unhealthy, available| Cut { unhealthy, available };
         // (olds, total, available, min available, new unavailable) -> cuts
-        let cases: Vec<(Vec<Old>, i64, i64, i64, i64, Vec<Cut>)> = vec![
+        type Case = (Vec<Old>, i64, i64, i64, i64, Vec<Cut>);
+        let cases: Vec<Case> = vec![
             // 4 old + 1 new not yet available, maxUnavailable 0: nothing goes.
             (vec![old(4, 4)], 5, 4, 4, 1, vec![cut(0, 0)]),
             // The new pod is available: one old one goes.

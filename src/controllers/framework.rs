@@ -15,7 +15,7 @@ pub use crate::objects::pod::{available as pod_available, inactive as pod_inacti
 use crate::objects::selector::LabelSelector;
 use crate::objects::typed::Object;
 use crate::objects::{key_of, meta_str, resource_version, Kind};
-use crate::registry::deletion::graceful_delete;
+use crate::registry::deletion::mark_graceful;
 
 /// A pod of a workload from its `spec.template`: owned by it (as controller),
 /// in its namespace, named `name` or generated from the workload's name, with
@@ -90,10 +90,10 @@ pub enum Action {
 
 /// Delete a pod as the API does: a pod bound to a node is marked with a
 /// deletionTimestamp (its kubelet stops it and removes it); others go at once.
-pub fn delete_pod(pod: &Value, now: chrono::DateTime<chrono::Utc>) -> Action {
-    match graceful_delete(pod, None, now) {
-        Some(marked) => Action::Replace(marked),
-        None => Action::Delete { key: key_of(pod).unwrap_or_default(), rv: resource_version(pod) },
+pub fn delete_pod(obj: &Object, now: chrono::DateTime<chrono::Utc>) -> Action {
+    match obj.pod().and_then(|pod| mark_graceful(pod, None, now)) {
+        Some(marked) => Action::Replace(obj.with(&marked)),
+        None => Action::Delete { key: key_of(obj).unwrap_or_default(), rv: resource_version(obj) },
     }
 }
 

@@ -292,7 +292,7 @@ impl Clusterd for Api {
             .get(&kinds::SECRET.key("kube-system", &token.secret_name()))
             .map_err(internal)?
             .ok_or_else(|| Status::unauthenticated("invalid join token"))?;
-        let secret: Value = serde_json::from_slice(&secret.value).map_err(internal)?;
+        let secret: k8s_openapi::api::core::v1::Secret = serde_json::from_slice(&secret.value).map_err(internal)?;
         token.check(&secret, &util::now()).map_err(Status::unauthenticated)?;
         if !crate::objects::validate::is_dns1123_subdomain(&r.name) {
             return Err(Status::invalid_argument(format!(

@@ -3,6 +3,7 @@
 //! Secret in `kube-system`, as kubeadm does, with its expiration.
 
 use base64::Engine;
+use k8s_openapi::api::core::v1::Secret;
 use serde_json::{json, Value};
 
 /// A parsed join token.
@@ -69,14 +70,10 @@ impl JoinToken {
     }
 
     /// Check the token against its stored Secret at time `now` (RFC 3339).
-    pub fn check(&self, secret: &Value, now: &str) -> Result<(), &'static str> {
+    pub fn check(&self, secret: &Secret, now: &str) -> Result<(), &'static str> {
         let field = |k: &str| {
-            secret
-                .pointer(&format!("/data/{k}"))
-                .and_then(Value::as_str)
-                .and_then(|v| base64::engine::general_purpose::STANDARD.decode(v).ok())
-                .map(|b| String::from_utf8_lossy(&b).into_owned())
-                .unwrap_or_default()
+            let value = secret.data.as_ref().and_then(|d| d.get(k));
+            value.map(|b| String::from_utf8_lossy(&b.0).into_owned()).unwrap_or_default()
         };
         if !super::auth::constant_time_eq(&field("token-secret"), &self.secret) {
             return Err("invalid join token");
@@ -104,7 +101,7 @@ mod tests {
         let t = JoinToken::generate(&"a".repeat(64));
         let parsed = JoinToken::parse(&t.to_string()).unwrap();
         assert_eq!(parsed, t);
-        let secret = t.secret_object("2030-01-01T00:00:00Z");
+        let secret: Secret = serde_json::from_value(t.secret_object("2030-01-01T00:00:00Z")).unwrap();
         assert!(t.check(&secret, "2026-01-01T00:00:00Z").is_ok());
         assert_eq!(t.check(&secret, "2031-01-01T00:00:00Z"), Err("the join token has expired"));
         let mut forged = t.clone();

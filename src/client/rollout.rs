@@ -14,6 +14,7 @@ use super::error::CliError;
 use super::kinds::{self, display};
 use crate::api::pb;
 use crate::controllers::deployment::{history, rollback_template};
+use crate::objects::typed::Object;
 use crate::objects::{meta_str, Kind};
 
 /// What a `rollout` verb acts on.
@@ -202,9 +203,10 @@ pub async fn undo(c: &mut ApiClient, ns: &str, name: &str, to: Option<i64>) -> R
         })
         .into());
     };
-    let template = serde_json::to_value(rollback_template(rs)).map_err(|e| tonic::Status::internal(e.to_string()))?;
+    let template = rollback_template(rs);
     modify(c, kind, ns, name, |obj| {
-        obj["spec"]["template"] = template.clone();
+        let current = Object::new(obj.clone());
+        *obj = current.with_pod_template(template.clone()).ok_or_else(no_template)?;
         Ok(())
     })
     .await?;
@@ -267,21 +269,36 @@ pub async fn status(c: &mut ApiClient, ns: &str, name: &str, timeout: Duration) 
 
 /// `kubectl.kubernetes.io/restartedAt` in the template: a new rollout of the same spec.
 pub fn restart(obj: &mut Value) -> Result<(), CliError> {
-    let t =
-        obj.pointer_mut("/spec/template").ok_or_else(|| CliError::Usage("the object has no pod template".into()))?;
-    if !t.get("metadata").is_some_and(Value::is_object) {
-        t["metadata"] = json!({});
-    }
-    if !t["metadata"].get("annotations").is_some_and(Value::is_object) {
-        t["metadata"]["annotations"] = json!({});
-    }
-    t["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"] = json!(crate::util::now());
+    let current = Object::new(obj.clone());
+    let mut template = current.pod_template().cloned().ok_or_else(no_template)?;
+    let annotations =
+        template.metadata.get_or_insert_with(Default::default).annotations.get_or_insert_with(Default::default);
+    annotations.insert("kubectl.kubernetes.io/restartedAt".into(), crate::util::now());
+    *obj = current.with_pod_template(template).ok_or_else(no_template)?;
     Ok(())
+}
+
+fn no_template() -> CliError {
+    CliError::Usage("the object has no pod template".into())
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn restart_stamps_the_template_and_keeps_the_rest() {
+        let mut d = json!({"apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "resourceVersion": "7"},
+            "spec": {"replicas": 2, "selector": {"matchLabels": {"app": "web"}},
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "i"}]}}}});
+        restart(&mut d).unwrap();
+        let stamped = &d["spec"]["template"]["metadata"]["annotations"]["kubectl.kubernetes.io/restartedAt"];
+        assert!(stamped.as_str().is_some_and(|t| t.ends_with('Z')), "{d}");
+        assert_eq!((d["metadata"]["resourceVersion"].as_str(), d["spec"]["replicas"].as_i64()), (Some("7"), Some(2)));
+        let mut cm = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}});
+        assert!(restart(&mut cm).unwrap_err().to_string().contains("no pod template"));
+    }
 
     #[test]
     fn status_lines_follow_kubectl() {

@@ -181,6 +181,39 @@ impl Object {
         }
     }
 
+    /// The stored JSON with the workload's pod template replaced by
+    /// `template` (only what differs is written); None if this is no workload.
+    pub fn with_pod_template(&self, template: core::PodTemplateSpec) -> Option<Value> {
+        Some(match &self.typed {
+            Typed::ReplicaSet(o) => {
+                let mut o = o.clone();
+                o.spec.get_or_insert_with(Default::default).template = Some(template);
+                self.with(&o)
+            }
+            Typed::Deployment(o) => {
+                let mut o = o.clone();
+                o.spec.get_or_insert_with(Default::default).template = template;
+                self.with(&o)
+            }
+            Typed::DaemonSet(o) => {
+                let mut o = o.clone();
+                o.spec.get_or_insert_with(Default::default).template = template;
+                self.with(&o)
+            }
+            Typed::StatefulSet(o) => {
+                let mut o = o.clone();
+                o.spec.get_or_insert_with(Default::default).template = template;
+                self.with(&o)
+            }
+            Typed::Job(o) => {
+                let mut o = o.clone();
+                o.spec.get_or_insert_with(Default::default).template = template;
+                self.with(&o)
+            }
+            _ => return None,
+        })
+    }
+
     /// The label selector of a workload.
     pub fn selector(&self) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> {
         match &self.typed {
@@ -259,6 +292,22 @@ mod tests {
             (Some("Running"), Some("n1"))
         );
         assert_eq!(written["spec"]["containers"], json!([{"name": "c", "image": "i"}]));
+    }
+
+    #[test]
+    fn a_new_pod_template_keeps_what_the_types_do_not_know() {
+        let raw = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"app": "web"}}, "futureField": 1,
+                     "template": {"metadata": {"labels": {"app": "web"}}, "spec": {"containers": [{"name": "c", "image": "v1"}]}}}});
+        let obj = Object::new(raw);
+        let mut t = obj.pod_template().unwrap().clone();
+        t.spec.as_mut().unwrap().containers[0].image = Some("v2".into());
+        let written = obj.with_pod_template(t).unwrap();
+        assert_eq!(written["spec"]["template"]["spec"]["containers"][0]["image"], "v2");
+        assert_eq!(written["spec"]["futureField"], 1);
+        assert!(Object::new(json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}}))
+            .with_pod_template(Default::default())
+            .is_none());
     }
 
     #[test]

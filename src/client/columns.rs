@@ -3,6 +3,7 @@
 //! once, here).
 
 use chrono::{DateTime, Utc};
+use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
@@ -69,148 +70,20 @@ pub fn row(kind: &Kind, raw: &Value, wide: bool, now: DateTime<Utc>) -> Vec<Stri
     let name = meta.name.clone().unwrap_or_default();
     let a = ago(meta.creation_timestamp.as_ref(), now);
     let mut r = match obj.typed() {
-        Typed::Pod(p) => {
-            let total = p.spec.as_ref().map_or(0, |s| s.containers.len());
-            let status = p.status.as_ref();
-            let statuses = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
-            let ready = statuses.iter().filter(|c| c.ready).count();
-            let restarts: i32 = statuses.iter().map(|c| c.restart_count).sum();
-            let state = |c: &k8s_openapi::api::core::v1::ContainerStatus| c.state.clone().unwrap_or_default();
-            let waiting = statuses.iter().find_map(|c| state(c).waiting.and_then(|w| w.reason));
-            let terminated = statuses.iter().find_map(|c| state(c).terminated.and_then(|t| t.reason));
-            let shown = if meta.deletion_timestamp.is_some() {
-                "Terminating".to_string()
-            } else {
-                waiting.or(terminated).or_else(|| status.and_then(|s| s.phase.clone())).unwrap_or_default()
-            };
-            vec![name, format!("{ready}/{total}"), shown, restarts.to_string(), a]
-        }
-        Typed::Deployment(d) => {
-            let (spec, status) = (d.spec.as_ref(), d.status.clone().unwrap_or_default());
-            vec![
-                name,
-                format!("{}/{}", num(status.ready_replicas), num(spec.and_then(|s| s.replicas))),
-                num(status.updated_replicas),
-                num(status.available_replicas),
-                a,
-            ]
-        }
-        Typed::ReplicaSet(rs) => {
-            let status = rs.status.clone().unwrap_or_default();
-            let wanted = rs.spec.as_ref().and_then(|s| s.replicas);
-            vec![name, num(wanted), status.replicas.to_string(), num(status.ready_replicas), a]
-        }
-        Typed::StatefulSet(sts) => {
-            let ready = sts.status.as_ref().and_then(|s| s.ready_replicas);
-            vec![name, format!("{}/{}", num(ready), num(sts.spec.as_ref().and_then(|s| s.replicas))), a]
-        }
-        Typed::DaemonSet(ds) => {
-            let s = ds.status.clone().unwrap_or_default();
-            vec![
-                name,
-                s.desired_number_scheduled.to_string(),
-                s.current_number_scheduled.to_string(),
-                s.number_ready.to_string(),
-                num(s.updated_number_scheduled),
-                num(s.number_available),
-                a,
-            ]
-        }
-        Typed::Job(job) => {
-            let status = job.status.clone().unwrap_or_default();
-            let done = status
-                .conditions
-                .iter()
-                .flatten()
-                .find(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"));
-            let completions = job.spec.as_ref().and_then(|s| s.completions);
-            vec![
-                name,
-                done.map_or("Running".into(), |c| c.type_.clone()),
-                format!("{}/{}", num(status.succeeded), num(completions)),
-                a,
-            ]
-        }
-        Typed::Service(svc) => {
-            let spec = svc.spec.clone().unwrap_or_default();
-            let ports: Vec<String> = spec
-                .ports
-                .iter()
-                .flatten()
-                .map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP")))
-                .collect();
-            let ports = ports.join(",");
-            vec![
-                name,
-                spec.type_.unwrap_or_default(),
-                or_none(spec.cluster_ip.as_deref()),
-                "<none>".into(),
-                or_none(Some(&ports)),
-                a,
-            ]
-        }
-        Typed::Node(node) => {
-            let conditions = node.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
-            let ready = conditions.iter().find(|c| c.type_ == "Ready").map_or("Unknown", |c| {
-                if c.status == "True" {
-                    "Ready"
-                } else {
-                    "NotReady"
-                }
-            });
-            let status = if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
-                format!("{ready},SchedulingDisabled")
-            } else {
-                ready.to_string()
-            };
-            let roles: Vec<&str> =
-                meta.labels.iter().flatten().filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/")).collect();
-            let version = node.status.as_ref().and_then(|s| s.node_info.as_ref()).map(|i| i.kubelet_version.clone());
-            vec![name, status, or_none(Some(&roles.join(","))), a, version.unwrap_or_default()]
-        }
-        Typed::Namespace(ns) => {
-            vec![name, ns.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default(), a]
-        }
-        Typed::ConfigMap(cm) => {
-            let count = cm.data.as_ref().map_or(0, |m| m.len()) + cm.binary_data.as_ref().map_or(0, |m| m.len());
-            vec![name, count.to_string(), a]
-        }
-        Typed::Secret(secret) => {
-            let count = secret.data.as_ref().map_or(0, |m| m.len());
-            vec![name, secret.type_.clone().unwrap_or_default(), count.to_string(), a]
-        }
-        Typed::Endpoints(ep) => {
-            let eps: Vec<String> = ep
-                .subsets
-                .iter()
-                .flatten()
-                .flat_map(|sub| {
-                    let ports: Vec<i32> = sub.ports.iter().flatten().map(|p| p.port).collect();
-                    sub.addresses.iter().flatten().flat_map(move |addr| {
-                        let ip = addr.ip.clone();
-                        ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
-                    })
-                })
-                .collect();
-            vec![name, or_none(Some(&eps.join(","))), a]
-        }
-        Typed::Lease(lease) => {
-            vec![name, or_none(lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref())), a]
-        }
-        Typed::Event(e) => {
-            let involved = &e.involved_object;
-            vec![
-                ago(e.last_timestamp.as_ref(), now),
-                e.type_.clone().unwrap_or_default(),
-                e.reason.clone().unwrap_or_default(),
-                format!(
-                    "{}/{}",
-                    involved.kind.as_deref().unwrap_or_default().to_ascii_lowercase(),
-                    involved.name.as_deref().unwrap_or_default()
-                ),
-                e.message.clone().unwrap_or_default(),
-            ]
-        }
+        Typed::Pod(p) => pod_row(p, name, a),
+        Typed::Deployment(d) => deployment_row(d, name, a),
+        Typed::ReplicaSet(rs) => replica_set_row(rs, name, a),
+        Typed::StatefulSet(sts) => stateful_set_row(sts, name, a),
+        Typed::DaemonSet(ds) => daemon_set_row(ds, name, a),
+        Typed::Job(job) => job_row(job, name, a),
+        Typed::Service(svc) => service_row(svc, name, a),
+        Typed::Node(node) => node_row(node, name, a),
+        Typed::Namespace(ns) => namespace_row(ns, name, a),
+        Typed::ConfigMap(cm) => config_map_row(cm, name, a),
+        Typed::Secret(secret) => secret_row(secret, name, a),
+        Typed::Endpoints(ep) => endpoints_row(ep, name, a),
+        Typed::Lease(lease) => lease_row(lease, name, a),
+        Typed::Event(e) => event_row(e, now),
         Typed::ServiceAccount(_) | Typed::Untyped => vec![name, a],
     };
     if wide && kind.kind == "Pod" {
@@ -219,6 +92,158 @@ pub fn row(kind: &Kind, raw: &Value, wide: bool, now: DateTime<Utc>) -> Vec<Stri
         r.push(or_none(pod.and_then(|p| p.spec.as_ref()?.node_name.as_deref())));
     }
     r
+}
+
+fn pod_row(p: &core::Pod, name: String, a: String) -> Vec<String> {
+    let total = p.spec.as_ref().map_or(0, |s| s.containers.len());
+    let status = p.status.as_ref();
+    let statuses = status.and_then(|s| s.container_statuses.as_deref()).unwrap_or_default();
+    let ready = statuses.iter().filter(|c| c.ready).count();
+    let restarts: i32 = statuses.iter().map(|c| c.restart_count).sum();
+    let state = |c: &k8s_openapi::api::core::v1::ContainerStatus| c.state.clone().unwrap_or_default();
+    let waiting = statuses.iter().find_map(|c| state(c).waiting.and_then(|w| w.reason));
+    let terminated = statuses.iter().find_map(|c| state(c).terminated.and_then(|t| t.reason));
+    let shown = if p.metadata.deletion_timestamp.is_some() {
+        "Terminating".to_string()
+    } else {
+        waiting.or(terminated).or_else(|| status.and_then(|s| s.phase.clone())).unwrap_or_default()
+    };
+    vec![name, format!("{ready}/{total}"), shown, restarts.to_string(), a]
+}
+
+fn deployment_row(d: &apps::Deployment, name: String, a: String) -> Vec<String> {
+    let (spec, status) = (d.spec.as_ref(), d.status.clone().unwrap_or_default());
+    vec![
+        name,
+        format!("{}/{}", num(status.ready_replicas), num(spec.and_then(|s| s.replicas))),
+        num(status.updated_replicas),
+        num(status.available_replicas),
+        a,
+    ]
+}
+
+fn replica_set_row(rs: &apps::ReplicaSet, name: String, a: String) -> Vec<String> {
+    let status = rs.status.clone().unwrap_or_default();
+    let wanted = rs.spec.as_ref().and_then(|s| s.replicas);
+    vec![name, num(wanted), status.replicas.to_string(), num(status.ready_replicas), a]
+}
+
+fn stateful_set_row(sts: &apps::StatefulSet, name: String, a: String) -> Vec<String> {
+    let ready = sts.status.as_ref().and_then(|s| s.ready_replicas);
+    vec![name, format!("{}/{}", num(ready), num(sts.spec.as_ref().and_then(|s| s.replicas))), a]
+}
+
+fn daemon_set_row(ds: &apps::DaemonSet, name: String, a: String) -> Vec<String> {
+    let s = ds.status.clone().unwrap_or_default();
+    vec![
+        name,
+        s.desired_number_scheduled.to_string(),
+        s.current_number_scheduled.to_string(),
+        s.number_ready.to_string(),
+        num(s.updated_number_scheduled),
+        num(s.number_available),
+        a,
+    ]
+}
+
+fn job_row(job: &batch::Job, name: String, a: String) -> Vec<String> {
+    let status = job.status.clone().unwrap_or_default();
+    let done = status
+        .conditions
+        .iter()
+        .flatten()
+        .find(|c| c.status == "True" && (c.type_ == "Complete" || c.type_ == "Failed"));
+    let completions = job.spec.as_ref().and_then(|s| s.completions);
+    vec![
+        name,
+        done.map_or("Running".into(), |c| c.type_.clone()),
+        format!("{}/{}", num(status.succeeded), num(completions)),
+        a,
+    ]
+}
+
+fn service_row(svc: &core::Service, name: String, a: String) -> Vec<String> {
+    let spec = svc.spec.clone().unwrap_or_default();
+    let ports: Vec<String> =
+        spec.ports.iter().flatten().map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP"))).collect();
+    let ports = ports.join(",");
+    vec![
+        name,
+        spec.type_.unwrap_or_default(),
+        or_none(spec.cluster_ip.as_deref()),
+        "<none>".into(),
+        or_none(Some(&ports)),
+        a,
+    ]
+}
+
+fn node_row(node: &core::Node, name: String, a: String) -> Vec<String> {
+    let conditions = node.status.as_ref().and_then(|s| s.conditions.as_deref()).unwrap_or_default();
+    let ready = conditions.iter().find(|c| c.type_ == "Ready").map_or("Unknown", |c| {
+        if c.status == "True" {
+            "Ready"
+        } else {
+            "NotReady"
+        }
+    });
+    let status = if node.spec.as_ref().and_then(|s| s.unschedulable) == Some(true) {
+        format!("{ready},SchedulingDisabled")
+    } else {
+        ready.to_string()
+    };
+    let roles: Vec<&str> =
+        node.metadata.labels.iter().flatten().filter_map(|(k, _)| k.strip_prefix("node-role.kubernetes.io/")).collect();
+    let version = node.status.as_ref().and_then(|s| s.node_info.as_ref()).map(|i| i.kubelet_version.clone());
+    vec![name, status, or_none(Some(&roles.join(","))), a, version.unwrap_or_default()]
+}
+
+fn namespace_row(ns: &core::Namespace, name: String, a: String) -> Vec<String> {
+    vec![name, ns.status.as_ref().and_then(|s| s.phase.clone()).unwrap_or_default(), a]
+}
+
+fn config_map_row(cm: &core::ConfigMap, name: String, a: String) -> Vec<String> {
+    let count = cm.data.as_ref().map_or(0, |m| m.len()) + cm.binary_data.as_ref().map_or(0, |m| m.len());
+    vec![name, count.to_string(), a]
+}
+
+fn secret_row(secret: &core::Secret, name: String, a: String) -> Vec<String> {
+    let count = secret.data.as_ref().map_or(0, |m| m.len());
+    vec![name, secret.type_.clone().unwrap_or_default(), count.to_string(), a]
+}
+
+fn endpoints_row(ep: &core::Endpoints, name: String, a: String) -> Vec<String> {
+    let eps: Vec<String> = ep
+        .subsets
+        .iter()
+        .flatten()
+        .flat_map(|sub| {
+            let ports: Vec<i32> = sub.ports.iter().flatten().map(|p| p.port).collect();
+            sub.addresses.iter().flatten().flat_map(move |addr| {
+                let ip = addr.ip.clone();
+                ports.clone().into_iter().map(move |p| format!("{ip}:{p}"))
+            })
+        })
+        .collect();
+    vec![name, or_none(Some(&eps.join(","))), a]
+}
+
+fn lease_row(lease: &coord::Lease, name: String, a: String) -> Vec<String> {
+    vec![name, or_none(lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref())), a]
+}
+
+fn event_row(e: &core::Event, now: DateTime<Utc>) -> Vec<String> {
+    let involved = &e.involved_object;
+    vec![
+        ago(e.last_timestamp.as_ref(), now),
+        e.type_.clone().unwrap_or_default(),
+        e.reason.clone().unwrap_or_default(),
+        format!(
+            "{}/{}",
+            involved.kind.as_deref().unwrap_or_default().to_ascii_lowercase(),
+            involved.name.as_deref().unwrap_or_default()
+        ),
+        e.message.clone().unwrap_or_default(),
+    ]
 }
 
 #[cfg(test)]

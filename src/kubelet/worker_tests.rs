@@ -12,6 +12,7 @@ use super::executor::{Clock, Executor};
 use super::fake::{Call, FakeControl, FakeRuntime, Script};
 use super::plan::{ProbeKind, ProbeOutcome};
 use super::worker::Worker;
+use crate::objects::typed::Object;
 
 struct Rig {
     worker: Worker<FakeRuntime, FakeControl>,
@@ -49,7 +50,7 @@ impl Rig {
     /// A pass at `at`; the pod carries the last written status, as the store would.
     async fn step(&mut self, pod: &mut Value, at: Instant) -> Option<Instant> {
         self.exec.clock.set(at);
-        let next = self.worker.step(Some(pod)).await;
+        let next = self.worker.step(Some(&Object::new(pod.clone()))).await;
         let st = self.control().status();
         if !st.is_null() {
             pod["status"] = st;

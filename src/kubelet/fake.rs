@@ -307,16 +307,27 @@ impl PodRuntime for FakeRuntime {
 /// A control plane that records what the worker tells it.
 #[derive(Default)]
 pub struct FakeControl {
-    /// Secrets by (namespace, name).
-    pub secrets: HashMap<(String, String), Secret>,
-    /// ConfigMaps by (namespace, name).
-    pub config_maps: HashMap<(String, String), ConfigMap>,
+    secrets: Mutex<HashMap<(String, String), Secret>>,
+    config_maps: Mutex<HashMap<(String, String), ConfigMap>>,
     events: Mutex<Vec<Event>>,
     statuses: Mutex<Vec<Value>>,
     removed: Mutex<bool>,
 }
 
 impl FakeControl {
+    /// Store a Secret or ConfigMap (written as JSON, as a user would) for the pod to find.
+    pub fn put(&self, object: Value) {
+        let meta = &object["metadata"];
+        let key = |f: &str| meta[f].as_str().unwrap_or("").to_string();
+        let at = (key("namespace"), key("name"));
+        match object["kind"].as_str() {
+            Some("Secret") => {
+                self.secrets.lock().unwrap().insert(at, serde_json::from_value(object).unwrap()).is_some()
+            }
+            _ => self.config_maps.lock().unwrap().insert(at, serde_json::from_value(object).unwrap()).is_some(),
+        };
+    }
+
     /// Every event so far, as "Reason: message", and forget them.
     pub fn take_events(&self) -> Vec<String> {
         std::mem::take(&mut *self.events.lock().unwrap())
@@ -338,11 +349,11 @@ impl FakeControl {
 
 impl Lookup for FakeControl {
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
-        self.secrets.get(&(namespace.into(), name.into())).cloned()
+        self.secrets.lock().unwrap().get(&(namespace.into(), name.into())).cloned()
     }
 
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
-        self.config_maps.get(&(namespace.into(), name.into())).cloned()
+        self.config_maps.lock().unwrap().get(&(namespace.into(), name.into())).cloned()
     }
 }
 

@@ -334,3 +334,43 @@ async fn a_pod_that_never_restarts_fails_when_its_container_does() {
     assert_eq!(r.runtime().take_calls(), vec![]);
     assert_eq!(r.control().status()["phase"], "Failed");
 }
+
+#[tokio::test]
+async fn volumes_wait_for_their_sources_then_hold_the_keys_and_the_token() {
+    let mut r = rig(FakeRuntime::with_images(&["busybox:1"]));
+    let token = crate::objects::conventions::token_secret_name("default");
+    let control = r.control();
+    control
+        .put(json!({"kind": "Secret", "metadata": {"name": token, "namespace": "default"}, "data": {"token": "dG9r"}}));
+    control.put(
+        json!({"kind": "Secret", "metadata": {"name": "db", "namespace": "default"}, "data": {"password": "czNjcjN0"}}),
+    );
+    let mut p = pod(json!({
+        "volumes": [{"name": "creds", "secret": {"secretName": "db"}}, {"name": "conf", "configMap": {"name": "cfg"}}],
+        "containers": [{"name": "app", "image": "busybox:1",
+            "volumeMounts": [{"name": "creds", "mountPath": "/creds"}, {"name": "conf", "mountPath": "/conf"}]}],
+    }));
+    p["spec"].as_object_mut().unwrap().remove("automountServiceAccountToken");
+    let t0 = Instant::now();
+    r.step(&mut p, t0).await;
+    let st = r.control().status();
+    assert_eq!(st["phase"], "Pending");
+    assert_eq!(container(&st, "app")["state"]["waiting"]["reason"], "ContainerCreating");
+    assert_eq!(
+        r.control().take_events(),
+        vec!["FailedMount: MountVolume.SetUp failed for volume \"conf\" : configmap \"cfg\" not found"]
+    );
+    let calls = r.runtime().take_calls();
+    assert_eq!(calls, vec![Call::RunSandbox("web".into())], "no container starts before its volumes are in place");
+
+    r.control().put(
+        json!({"kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "default"}, "data": {"mode": "fast"}}),
+    );
+    r.step(&mut p, t0 + Duration::from_secs(1)).await;
+    assert_eq!(r.control().status()["phase"], "Running");
+    let volumes = r.dir.path().join("u1").join("volumes");
+    let read = |p: &str| std::fs::read_to_string(volumes.join(p)).unwrap();
+    assert_eq!(read("creds/password"), "s3cr3t", "secret data decoded");
+    assert_eq!(read("conf/mode"), "fast");
+    assert_eq!(read("kube-api-access/token"), "tok", "the service account token");
+}

@@ -320,12 +320,11 @@ impl FakeControl {
         let meta = &object["metadata"];
         let key = |f: &str| meta[f].as_str().unwrap_or("").to_string();
         let at = (key("namespace"), key("name"));
-        match object["kind"].as_str() {
-            Some("Secret") => {
-                self.secrets.lock().unwrap().insert(at, serde_json::from_value(object).unwrap()).is_some()
-            }
-            _ => self.config_maps.lock().unwrap().insert(at, serde_json::from_value(object).unwrap()).is_some(),
-        };
+        if object["kind"] == "Secret" {
+            self.secrets.lock().unwrap().insert(at, serde_json::from_value(object).expect("a Secret"));
+        } else {
+            self.config_maps.lock().unwrap().insert(at, serde_json::from_value(object).expect("a ConfigMap"));
+        }
     }
 
     /// Every event so far, as "Reason: message", and forget them.

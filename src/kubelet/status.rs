@@ -347,7 +347,15 @@ mod tests {
 
     #[test]
     fn transition_time_is_kept_while_a_condition_holds() {
-        let o = obs(vec![app(Some(rt(ContainerState::Running, None)))]);
+        let mut restarted = app(Some(rt(ContainerState::Running, None)));
+        restarted.previous = Some(rt(ContainerState::Exited, Some(1)));
+        restarted.restart_count = 1;
+        let mut o = obs(vec![restarted]);
+        o.init = vec![Observed {
+            name: "init".into(),
+            current: Some(rt(ContainerState::Exited, Some(0))),
+            ..Default::default()
+        }];
         let first = pod_status(&core::Pod::default(), &o, &at("2026-01-01T00:00:01Z"));
         let stored = core::Pod { status: Some(first.clone()), ..Default::default() };
         let second = pod_status(&stored, &o, &at("2026-01-01T00:00:02Z"));

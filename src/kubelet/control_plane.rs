@@ -6,7 +6,7 @@
 
 use std::future::Future;
 
-use serde_json::Value;
+use crate::objects::typed::Object;
 
 use super::plan::Event;
 use super::spec::Lookup;
@@ -15,9 +15,9 @@ use super::status::PodObserved;
 /// The control plane as a pod worker sees it.
 pub trait ControlPlane: Lookup + Send + Sync + 'static {
     /// Record an event on the pod (fire and forget).
-    fn event(&self, pod: &Value, event: &Event);
+    fn event(&self, pod: &Object, event: &Event);
     /// Write the status computed from `observed`, unless it is unchanged.
-    fn write_status(&self, pod: &Value, observed: &PodObserved) -> impl Future<Output = ()> + Send;
+    fn write_status(&self, pod: &Object, observed: &PodObserved) -> impl Future<Output = ()> + Send;
     /// Remove the pod object (its containers are gone).
-    fn remove_pod(&self, pod: &Value) -> impl Future<Output = ()> + Send;
+    fn remove_pod(&self, pod: &Object) -> impl Future<Output = ()> + Send;
 }

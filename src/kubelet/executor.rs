@@ -10,7 +10,7 @@ use std::path::PathBuf;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use serde_json::Value;
+use k8s_openapi::api::core::v1::Pod;
 use tokio::time::Instant;
 
 use clusterd_runtime::SandboxConfig;
@@ -21,6 +21,7 @@ use super::plan::{
 };
 use super::runtime::PodRuntime;
 use super::spec;
+use crate::objects::typed::Object;
 
 /// Where workers read the time: the real clock on a node; a hand-set one in
 /// tests, so back-off and probe periods are exact.
@@ -88,13 +89,13 @@ pub struct Outcome {
 }
 
 impl<R: PodRuntime, A: ControlPlane> Executor<R, A> {
-    fn tell(&self, pod: &Value, kind: EventKind, reason: &'static str, message: String) {
+    fn tell(&self, pod: &Object, kind: EventKind, reason: &'static str, message: String) {
         self.control.event(pod, &Event { kind, reason, message });
     }
 
     /// Write the pod's volumes (each pass, so secret and configMap changes reach
     /// the files); returns the mount error, if any.
-    pub fn prepare_volumes(&self, pod: &Value, at: &mut Placement) -> Option<String> {
+    pub fn prepare_volumes(&self, pod: &Pod, at: &mut Placement) -> Option<String> {
         match spec::prepare_volumes(pod, &self.control, &self.pods_root) {
             Ok(v) => {
                 at.volumes = v;
@@ -134,7 +135,7 @@ impl<R: PodRuntime, A: ControlPlane> Executor<R, A> {
     /// Perform the plan in order; outcomes (a start, a probe) are timed when they happen.
     pub async fn execute(
         &self,
-        pod: &Value,
+        pod: &Object,
         spec: &PodSpec,
         actions: Vec<Action>,
         mem: &mut Memory,
@@ -224,13 +225,14 @@ impl<R: PodRuntime, A: ControlPlane> Executor<R, A> {
     }
 
     /// Pull the image as its policy says, then create and start the container.
-    async fn start(&self, pod: &Value, c: &ContainerSpec, at: &Placement) -> Result<String, StartError> {
+    async fn start(&self, pod: &Object, c: &ContainerSpec, at: &Placement) -> Result<String, StartError> {
         let Some(sandbox) = &at.sandbox else { return Err(StartError::Create("the pod has no sandbox".into())) };
+        let Some(typed) = pod.pod() else { return Err(StartError::Config("the object is not a pod".into())) };
         let ip = sandbox.ip.as_deref().unwrap_or("");
         self.ensure_image(pod, c).await?;
         let config_error = |e: spec::ConfigError| StartError::Config(e.0);
-        let env = spec::environment(pod, &c.raw, &self.control, ip, &self.host_ip).map_err(config_error)?;
-        let cfg = spec::container_config(pod, &c.raw, &at.volumes, env).map_err(config_error)?;
+        let env = spec::environment(typed, &c.raw, &self.control, ip, &self.host_ip).map_err(config_error)?;
+        let cfg = spec::container_config(&c.raw, &at.volumes, env).map_err(config_error)?;
         let name = cfg.name.clone();
         let id =
             self.runtime.create_container(&sandbox.id, cfg).await.map_err(|e| StartError::Create(e.to_string()))?;
@@ -244,7 +246,7 @@ impl<R: PodRuntime, A: ControlPlane> Executor<R, A> {
         Ok(id)
     }
 
-    async fn ensure_image(&self, pod: &Value, c: &ContainerSpec) -> Result<(), StartError> {
+    async fn ensure_image(&self, pod: &Object, c: &ContainerSpec) -> Result<(), StartError> {
         let image = &c.image;
         let present = self.runtime.image_present(image);
         if !plan::should_pull(c, present)? {

@@ -9,6 +9,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret};
 use serde_json::Value;
 
 use clusterd_runtime::runtime::SandboxStatus;
@@ -20,6 +21,7 @@ use super::probe::Probe;
 use super::runtime::PodRuntime;
 use super::spec::Lookup;
 use super::status::{self, PodObserved};
+use crate::objects::typed::Object;
 
 /// What a started container does.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -291,11 +293,11 @@ impl PodRuntime for FakeRuntime {
         &self,
         kind: ProbeKind,
         _probe: &Probe,
-        container: &Value,
+        container: &Container,
         _pod_ip: &str,
         _id: &str,
     ) -> ProbeOutcome {
-        let name = container.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let name = container.name.clone();
         let mut s = self.state.lock().unwrap();
         s.calls.push(Call::Probe(name.clone(), kind));
         s.probes.get_mut(&(name, kind)).and_then(VecDeque::pop_front).unwrap_or(ProbeOutcome::Success)
@@ -305,14 +307,26 @@ impl PodRuntime for FakeRuntime {
 /// A control plane that records what the worker tells it.
 #[derive(Default)]
 pub struct FakeControl {
-    /// Secrets and configMaps by (kind, namespace, name).
-    pub objects: HashMap<(String, String, String), Value>,
+    secrets: Mutex<HashMap<(String, String), Secret>>,
+    config_maps: Mutex<HashMap<(String, String), ConfigMap>>,
     events: Mutex<Vec<Event>>,
     statuses: Mutex<Vec<Value>>,
     removed: Mutex<bool>,
 }
 
 impl FakeControl {
+    /// Store a Secret or ConfigMap (written as JSON, as a user would) for the pod to find.
+    pub fn put(&self, object: Value) {
+        let meta = &object["metadata"];
+        let key = |f: &str| meta[f].as_str().unwrap_or("").to_string();
+        let at = (key("namespace"), key("name"));
+        if object["kind"] == "Secret" {
+            self.secrets.lock().unwrap().insert(at, serde_json::from_value(object).expect("a Secret"));
+        } else {
+            self.config_maps.lock().unwrap().insert(at, serde_json::from_value(object).expect("a ConfigMap"));
+        }
+    }
+
     /// Every event so far, as "Reason: message", and forget them.
     pub fn take_events(&self) -> Vec<String> {
         std::mem::take(&mut *self.events.lock().unwrap())
@@ -333,22 +347,27 @@ impl FakeControl {
 }
 
 impl Lookup for FakeControl {
-    fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value> {
-        self.objects.get(&(kind.into(), namespace.into(), name.into())).cloned()
+    fn secret(&self, namespace: &str, name: &str) -> Option<Secret> {
+        self.secrets.lock().unwrap().get(&(namespace.into(), name.into())).cloned()
+    }
+
+    fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
+        self.config_maps.lock().unwrap().get(&(namespace.into(), name.into())).cloned()
     }
 }
 
 impl ControlPlane for FakeControl {
-    fn event(&self, _pod: &Value, event: &Event) {
+    fn event(&self, _pod: &Object, event: &Event) {
         self.events.lock().unwrap().push(event.clone());
     }
 
-    async fn write_status(&self, pod: &Value, observed: &PodObserved) {
-        let s = status::pod_status(pod, observed, "2026-01-01T00:00:00Z");
-        self.statuses.lock().unwrap().push(s);
+    async fn write_status(&self, pod: &Object, observed: &PodObserved) {
+        let now = status::whole_seconds("2026-01-01T00:00:00Z".parse().expect("a time"));
+        let s = status::pod_status(pod.pod().expect("a pod"), observed, &now);
+        self.statuses.lock().unwrap().push(serde_json::to_value(s).expect("a status"));
     }
 
-    async fn remove_pod(&self, _pod: &Value) {
+    async fn remove_pod(&self, _pod: &Object) {
         *self.removed.lock().unwrap() = true;
     }
 }

@@ -14,6 +14,7 @@ pub mod executor;
 #[cfg(test)]
 mod fake;
 pub mod host_usage;
+pub mod modify;
 pub mod node;
 pub mod plan;
 pub mod probe;
@@ -31,7 +32,8 @@ use std::sync::{Arc, OnceLock};
 use std::time::Duration;
 
 use actix::prelude::*;
-use serde_json::{json, Value};
+use k8s_openapi::api::core::v1::Node;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::MicroTime;
 use tokio::sync::watch;
 
 use clusterd_runtime::image::ImageStore;
@@ -39,10 +41,10 @@ use clusterd_runtime::{Runtime, RuntimeConfig};
 
 use crate::objects::conventions::NODE_LEASE_NAMESPACE;
 use crate::objects::kinds::{LEASE, NODE, POD};
-use crate::objects::meta_str;
+use crate::objects::typed::Object;
 use crate::registry::informer::Change;
-use crate::registry::{Origin, Registry, RegistryError};
-use crate::util;
+use crate::registry::{Registry, RegistryError};
+use modify::{modify, typed};
 use worker::NodeEnv;
 
 /// How a node's kubelet is set up.
@@ -147,8 +149,8 @@ async fn run_until(cfg: KubeletConfig, store: Registry, stop: watch::Receiver<bo
         .get(crate::objects::conventions::CLUSTER_CONFIG_KEY)
         .ok()
         .flatten()
-        .and_then(|kv| serde_json::from_slice::<Value>(&kv.value).ok())
-        .and_then(|v| v.get("nodeGracePeriodSeconds")?.as_u64())
+        .and_then(|kv| serde_json::from_slice::<ClusterConfig>(&kv.value).ok())
+        .and_then(|c| c.node_grace_period_seconds)
         .unwrap_or(cfg.lease_seconds);
     let renew = cfg.renew_every.min(Duration::from_millis(grace * 250)).max(Duration::from_millis(500));
     let beat = heartbeat(store.clone(), reg, node_uid, grace, renew);
@@ -187,27 +189,36 @@ async fn run_until(cfg: KubeletConfig, store: Registry, stop: watch::Receiver<bo
     Kubelet { env, node_name: cfg.name.clone(), workers: HashMap::new(), synced: false, stop }.start();
 }
 
+/// What the kubelet reads of the cluster's settings (written at `init`).
+#[derive(serde::Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct ClusterConfig {
+    node_grace_period_seconds: Option<u64>,
+}
+
 /// Create the Node object or refresh its status; returns its uid.
 async fn register(store: &Registry, reg: &node::Registration) -> Result<String, RegistryError> {
     let cap = node::host_capacity();
     if store.get(&NODE, "", &reg.name)?.is_none() {
-        match store.create(node::node_object(reg, &cap, &util::now())).await {
+        let object =
+            serde_json::to_value(node::node_object(reg, &cap, &status::now())).map_err(RegistryError::internal)?;
+        match store.create(object).await {
             Ok(_) | Err(RegistryError::AlreadyExists { .. }) => {}
             Err(e) => return Err(e),
         }
     }
-    let fresh = node::node_status(reg, &cap, &util::now());
+    let fresh = node::node_status(reg, &cap, &status::now());
     let control_plane = reg.control_plane;
-    let updated = store
-        .modify(&NODE, "", &reg.name, Origin::ControlPlane, |n| {
-            node::refresh(n, fresh.clone());
-            if control_plane {
-                n["metadata"]["labels"]["node-role.kubernetes.io/control-plane"] = json!("");
-            }
-            true
-        })
-        .await?;
-    Ok(updated.map(|n| meta_str(&n, "uid").to_string()).unwrap_or_default())
+    let updated = modify(store, &NODE, "", &reg.name, Object::node, |n| {
+        node::refresh(n, fresh.clone());
+        if control_plane {
+            let labels = n.metadata.labels.get_or_insert_with(Default::default);
+            labels.insert(node::CONTROL_PLANE_LABEL.into(), String::new());
+        }
+        true
+    })
+    .await?;
+    Ok(updated.and_then(typed::<Node>).and_then(|n| n.metadata.uid).unwrap_or_default())
 }
 
 /// Renew the Lease every `every`; refresh the Node's status every minute.
@@ -216,28 +227,31 @@ async fn heartbeat(store: Registry, reg: node::Registration, node_uid: String, l
     let mut tick = tokio::time::interval(every);
     loop {
         tick.tick().await;
-        let now = node::micro_time(chrono::Utc::now());
+        let micros = chrono::Utc::now().timestamp_micros();
+        let now = MicroTime(k8s_openapi::jiff::Timestamp::from_microsecond(micros).unwrap_or_default());
         let r = match store.get(&LEASE, NODE_LEASE_NAMESPACE, &reg.name) {
-            Ok(None) => store.create(node::lease_object(&reg.name, &node_uid, lease_secs, &now)).await.map(|_| ()),
-            Ok(Some(_)) => store
-                .modify(&LEASE, NODE_LEASE_NAMESPACE, &reg.name, Origin::ControlPlane, |l| {
-                    l["spec"]["renewTime"] = json!(now);
-                    l["spec"]["holderIdentity"] = json!(reg.name);
-                    true
-                })
-                .await
-                .map(|_| ()),
+            Ok(None) => match serde_json::to_value(node::lease_object(&reg.name, &node_uid, lease_secs, &now)) {
+                Ok(lease) => store.create(lease).await.map(|_| ()),
+                Err(e) => Err(RegistryError::internal(e)),
+            },
+            Ok(Some(_)) => modify(&store, &LEASE, NODE_LEASE_NAMESPACE, &reg.name, Object::lease, |l| {
+                node::renew(l, &reg.name, &now);
+                true
+            })
+            .await
+            .map(|_| ()),
             Err(e) => Err(e),
         };
         if let Err(e) = r {
             tracing::debug!(error = %e, "kubelet: lease renewal failed");
         }
         // After the control plane marked the node unreachable, report at once that it is back.
-        let not_ready = store.get(&NODE, "", &reg.name).ok().flatten().is_some_and(|n| !crate::objects::pod::ready(&n));
+        let stored = store.get(&NODE, "", &reg.name).ok().flatten().and_then(typed::<Node>);
+        let not_ready = stored.is_some_and(|n| !node::ready(&n));
         if not_ready || last_status.elapsed() >= Duration::from_secs(60) {
             last_status = tokio::time::Instant::now();
-            let fresh = node::node_status(&reg, &node::host_capacity(), &util::now());
-            let r = store.modify(&NODE, "", &reg.name, Origin::ControlPlane, |n| {
+            let fresh = node::node_status(&reg, &node::host_capacity(), &status::now());
+            let r = modify(&store, &NODE, "", &reg.name, Object::node, |n| {
                 node::refresh(n, fresh.clone());
                 true
             });
@@ -252,8 +266,9 @@ async fn heartbeat(store: Registry, reg: node::Registration, node_uid: String, l
 async fn wait_pod_cidr(store: &Registry, name: &str) -> String {
     use futures::StreamExt;
     let mut changes = store.watch(&NODE);
-    let cidr_of = |n: &Value| {
-        (meta_str(n, "name") == name).then(|| n.pointer("/spec/podCIDR").and_then(Value::as_str).map(String::from))?
+    let cidr_of = |n: &Object| {
+        let node = n.node().filter(|node| node.metadata.name.as_deref() == Some(name))?;
+        node.spec.as_ref()?.pod_cidr.clone()
     };
     while let Some(change) = changes.next().await {
         let found = match change {
@@ -272,7 +287,7 @@ async fn wait_pod_cidr(store: &Registry, name: &str) -> String {
 pub struct Kubelet {
     env: Arc<NodeEnv>,
     node_name: String,
-    workers: HashMap<String, watch::Sender<Option<Value>>>,
+    workers: HashMap<String, watch::Sender<Option<Arc<Object>>>>,
     synced: bool,
     /// When it turns true the actor stops; dropping the workers' channels ends them.
     stop: watch::Receiver<bool>,
@@ -285,13 +300,18 @@ const HOUSEKEEPING: Duration = Duration::from_secs(10);
 #[rtype(result = "()")]
 struct Pods(Change);
 
-fn on_node(pod: &Value, node: &str) -> bool {
-    pod.pointer("/spec/nodeName").and_then(Value::as_str) == Some(node)
+fn on_node(pod: &Object, node: &str) -> bool {
+    pod.pod().and_then(|p| p.spec.as_ref()?.node_name.as_deref()) == Some(node)
+}
+
+/// A pod's uid ("" if it has none).
+fn uid_of(pod: &Object) -> String {
+    pod.metadata().and_then(|m| m.uid.clone()).unwrap_or_default()
 }
 
 impl Kubelet {
-    fn upsert(&mut self, pod: Value) {
-        let uid = meta_str(&pod, "uid").to_string();
+    fn upsert(&mut self, pod: Arc<Object>) {
+        let uid = uid_of(&pod);
         match self.workers.get(&uid) {
             Some(tx) => {
                 tx.send_replace(Some(pod));
@@ -351,12 +371,8 @@ impl StreamHandler<Pods> for Kubelet {
         let me = self.node_name.clone();
         match change {
             Change::Reset(list) => {
-                let mine: Vec<Value> = list
-                    .into_iter()
-                    .filter(|p| on_node(p, &me))
-                    .map(|p| std::sync::Arc::unwrap_or_clone(p).into_raw())
-                    .collect();
-                let keep: HashSet<String> = mine.iter().map(|p| meta_str(p, "uid").to_string()).collect();
+                let mine: Vec<Arc<Object>> = list.into_iter().filter(|p| on_node(p, &me)).collect();
+                let keep: HashSet<String> = mine.iter().map(|p| uid_of(p)).collect();
                 let gone: Vec<String> = self.workers.keys().filter(|u| !keep.contains(*u)).cloned().collect();
                 for uid in gone {
                     self.remove(&uid);
@@ -369,10 +385,10 @@ impl StreamHandler<Pods> for Kubelet {
             }
             Change::Put(p) => {
                 if on_node(&p, &me) {
-                    self.upsert(std::sync::Arc::unwrap_or_clone(p).into_raw());
+                    self.upsert(p);
                 }
             }
-            Change::Delete(p) => self.remove(meta_str(&p, "uid")),
+            Change::Delete(p) => self.remove(&uid_of(&p)),
         }
     }
 }

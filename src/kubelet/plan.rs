@@ -10,7 +10,7 @@
 use std::collections::HashMap;
 use std::time::Duration;
 
-use serde_json::Value;
+use k8s_openapi::api::core::v1::{Container, Pod, Probe as ProbeSpec};
 use tokio::time::Instant;
 
 use clusterd_runtime::{ContainerState, ContainerStatus};
@@ -18,7 +18,7 @@ use clusterd_runtime::{ContainerState, ContainerStatus};
 use super::backoff::Backoff;
 use super::probe::{Probe, Tally};
 use super::status::{Observed, PodObserved};
-use crate::objects::meta_str;
+use crate::objects::pod::PodFacts;
 
 /// The pod's `restartPolicy`.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -72,11 +72,12 @@ impl ProbeKind {
         }
     }
 
-    fn field(self) -> &'static str {
+    /// The container's probe of this kind, as written.
+    fn of(self, c: &Container) -> Option<&ProbeSpec> {
         match self {
-            ProbeKind::Startup => "startupProbe",
-            ProbeKind::Liveness => "livenessProbe",
-            ProbeKind::Readiness => "readinessProbe",
+            ProbeKind::Startup => c.startup_probe.as_ref(),
+            ProbeKind::Liveness => c.liveness_probe.as_ref(),
+            ProbeKind::Readiness => c.readiness_probe.as_ref(),
         }
     }
 
@@ -95,23 +96,22 @@ pub struct ContainerSpec {
     /// Startup, liveness and readiness probes, when set.
     pub probes: HashMap<ProbeKind, Probe>,
     /// The container as in the pod (for the runtime config and probe handlers).
-    pub raw: Value,
+    pub raw: Container,
 }
 
 impl ContainerSpec {
     /// Read one entry of `containers` / `initContainers`.
-    pub fn of(raw: &Value) -> ContainerSpec {
-        let image = raw.get("image").and_then(Value::as_str).unwrap_or("").to_string();
-        let pull_policy = raw
-            .get("imagePullPolicy")
-            .and_then(Value::as_str)
-            .unwrap_or_else(|| crate::objects::defaults::pull_policy(&image))
-            .to_string();
+    pub fn of(raw: &Container) -> ContainerSpec {
+        let image = raw.image.clone().unwrap_or_default();
+        let pull_policy = match &raw.image_pull_policy {
+            Some(p) => p.clone(),
+            None => crate::objects::defaults::pull_policy(&image).to_string(),
+        };
         ContainerSpec {
-            name: raw.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
+            name: raw.name.clone(),
             image,
             pull_policy,
-            probes: ProbeKind::ALL.iter().filter_map(|k| Some((*k, Probe::of(raw, k.field())?))).collect(),
+            probes: ProbeKind::ALL.iter().filter_map(|k| Some((*k, Probe::of(k.of(raw)?)))).collect(),
             raw: raw.clone(),
         }
     }
@@ -150,36 +150,27 @@ pub struct PodSpec {
 
 impl PodSpec {
     /// Read the parts of a pod object a worker acts on.
-    pub fn of(pod: &Value) -> PodSpec {
-        let list = |field: &str| -> Vec<ContainerSpec> {
-            pod.get("spec")
-                .and_then(|s| s.get(field))
-                .and_then(Value::as_array)
-                .map(|a| a.iter().map(ContainerSpec::of).collect())
-                .unwrap_or_default()
-        };
-        let spec = pod.get("spec");
-        let meta = pod.get("metadata");
+    pub fn of(pod: &Pod) -> PodSpec {
+        let spec = pod.spec.as_ref();
+        let meta = &pod.metadata;
+        let list = |l: Option<&Vec<Container>>| l.into_iter().flatten().map(ContainerSpec::of).collect();
         let grace = meta
-            .and_then(|m| m.get("deletionGracePeriodSeconds"))
-            .or_else(|| spec.and_then(|s| s.get("terminationGracePeriodSeconds")))
-            .and_then(Value::as_u64)
+            .deletion_grace_period_seconds
+            .or_else(|| spec?.termination_grace_period_seconds)
+            .and_then(|s| u64::try_from(s).ok())
             .unwrap_or(30);
-        let name = meta_str(pod, "name").to_string();
+        let name = meta.name.clone().unwrap_or_default();
         PodSpec {
-            hostname: spec.and_then(|s| s.get("hostname")).and_then(Value::as_str).unwrap_or(&name).to_string(),
+            hostname: spec.and_then(|s| s.hostname.clone()).unwrap_or_else(|| name.clone()),
             name,
-            namespace: meta_str(pod, "namespace").to_string(),
-            uid: meta_str(pod, "uid").to_string(),
-            policy: RestartPolicy::parse(spec.and_then(|s| s.get("restartPolicy")).and_then(Value::as_str)),
-            init: list("initContainers"),
-            containers: list("containers"),
+            namespace: meta.namespace.clone().unwrap_or_default(),
+            uid: meta.uid.clone().unwrap_or_default(),
+            policy: RestartPolicy::parse(spec.and_then(|s| s.restart_policy.as_deref())),
+            init: list(spec.and_then(|s| s.init_containers.as_ref())),
+            containers: list(spec.map(|s| &s.containers)),
             grace: Duration::from_secs(grace),
-            deleting: meta.and_then(|m| m.get("deletionTimestamp")).is_some_and(|t| !t.is_null()),
-            finished: matches!(
-                pod.get("status").and_then(|s| s.get("phase")).and_then(Value::as_str),
-                Some("Succeeded" | "Failed")
-            ),
+            deleting: meta.deletion_timestamp.is_some(),
+            finished: pod.finished(),
         }
     }
 
@@ -625,18 +616,16 @@ fn probes(c: &ContainerSpec, cur: &ContainerStatus, track: &mut Track, now: Inst
 
 impl Memory {
     /// Restart counts and readiness survive a kubelet restart through the stored status.
-    pub fn seed(&mut self, pod: &Value) {
-        let status = pod.get("status");
-        for field in ["containerStatuses", "initContainerStatuses"] {
-            for s in status.and_then(|st| st.get(field)).and_then(Value::as_array).into_iter().flatten() {
-                let name = s.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-                let t = self.tracks.entry(name).or_default();
-                t.restart_count = s.get("restartCount").and_then(Value::as_u64).unwrap_or(0) as u32;
-                t.ready = s.get("ready").and_then(Value::as_bool).unwrap_or(false);
-                t.started = s.get("started").and_then(Value::as_bool).unwrap_or(false);
-                if let Some(id) = s.get("containerID").and_then(Value::as_str) {
-                    t.instance = id.strip_prefix("clusterd://").map(String::from);
-                }
+    pub fn seed(&mut self, pod: &Pod) {
+        let status = pod.status.as_ref();
+        let lists = status.into_iter().flat_map(|s| [&s.container_statuses, &s.init_container_statuses]);
+        for s in lists.flatten().flatten() {
+            let t = self.tracks.entry(s.name.clone()).or_default();
+            t.restart_count = u32::try_from(s.restart_count).unwrap_or(0);
+            t.ready = s.ready;
+            t.started = s.started.unwrap_or(false);
+            if let Some(id) = &s.container_id {
+                t.instance = id.strip_prefix("clusterd://").map(String::from);
             }
         }
     }
@@ -796,7 +785,18 @@ pub fn report(spec: &PodSpec, seen: &Observation, mem: &Memory, host_ip: &str) -
 mod tests {
     use super::*;
     use crate::kubelet::status;
-    use serde_json::json;
+    use serde_json::{json, Value};
+
+    /// A pod spec from a pod written as JSON, as the store holds it.
+    fn spec_of(pod: &Value) -> PodSpec {
+        PodSpec::of(&serde_json::from_value(pod.clone()).expect("a pod"))
+    }
+
+    /// The status the kubelet would write, as JSON.
+    fn status_of(obs: &PodObserved) -> Value {
+        let now = k8s_openapi::apimachinery::pkg::apis::meta::v1::Time(k8s_openapi::jiff::Timestamp::UNIX_EPOCH);
+        serde_json::to_value(status::pod_status(&Pod::default(), obs, &now)).expect("a status")
+    }
 
     fn pod(spec: Value) -> Value {
         json!({"metadata": {"name": "web", "namespace": "default", "uid": "u1"}, "spec": spec})
@@ -884,7 +884,7 @@ mod tests {
             ("Never", 1, false, "Failed"),
         ];
         for (policy, code, restarted, phase) in table {
-            let spec = PodSpec::of(&app_pod(policy));
+            let spec = spec_of(&app_pod(policy));
             let seen = seen(vec![exited("app", 1, code)]);
             let mut mem = Memory::default();
             let actions = plan(&spec, &seen, &mut mem, now);
@@ -900,7 +900,7 @@ mod tests {
             "initContainers": [{"name": "a", "image": "busybox"}, {"name": "b", "image": "busybox"}],
             "containers": [{"name": "app", "image": "busybox"}],
         }));
-        let spec = PodSpec::of(&p);
+        let spec = spec_of(&p);
         let actions = plan(&spec, &Observation::default(), &mut Memory::default(), Instant::now());
         assert_eq!(
             actions,
@@ -945,7 +945,7 @@ mod tests {
             ),
         ];
         for (i, (policy, list, want, phase, initialized)) in table.into_iter().enumerate() {
-            let spec = PodSpec::of(&p(policy));
+            let spec = spec_of(&p(policy));
             let seen = seen(list);
             let mut mem = Memory::default();
             let actions = plan(&spec, &seen, &mut mem, Instant::now());
@@ -958,7 +958,7 @@ mod tests {
 
     #[test]
     fn restart_back_off_doubles_and_shows_crash_loop_back_off() {
-        let spec = PodSpec::of(&app_pod("Always"));
+        let spec = spec_of(&app_pod("Always"));
         let t0 = Instant::now();
         let mut mem = Memory::default();
         let mut seq = 1;
@@ -990,7 +990,7 @@ mod tests {
         let again = plan(&spec, &obs, &mut mem, crash_at + Duration::from_secs(5));
         assert_eq!(events(&first), vec!["BackOff: Back-off restarting failed container app in pod web".to_string()]);
         assert!(events(&again).is_empty());
-        let st = status::pod_status(&json!({}), &report(&spec, &obs, &mem, "192.0.2.1"), "T");
+        let st = status_of(&report(&spec, &obs, &mem, "192.0.2.1"));
         let c = &st["containerStatuses"][0];
         assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
         assert_eq!(
@@ -1004,7 +1004,7 @@ mod tests {
 
     #[test]
     fn back_off_is_forgotten_after_ten_minutes_of_running() {
-        let spec = PodSpec::of(&app_pod("Always"));
+        let spec = spec_of(&app_pod("Always"));
         let now = Instant::now();
         // ran, back-off before: restarted at once?
         for (ran_secs, at_once) in [(5, false), (599, false), (601, true), (3600, true)] {
@@ -1021,7 +1021,7 @@ mod tests {
 
     #[test]
     fn a_restart_keeps_the_instance_that_exited_and_prunes_older_ones() {
-        let spec = PodSpec::of(&app_pod("Always"));
+        let spec = spec_of(&app_pod("Always"));
         let actions =
             plan(&spec, &seen(vec![exited("app", 1, 1), exited("app", 2, 1)]), &mut Memory::default(), Instant::now());
         assert!(actions.contains(&Action::Start { name: "app".into(), restart: true, prune: Some("app-1".into()) }));
@@ -1032,7 +1032,7 @@ mod tests {
         for (k, v) in probes.as_object().unwrap() {
             c[k] = v.clone();
         }
-        PodSpec::of(&pod(json!({"containers": [c], "terminationGracePeriodSeconds": 7})))
+        spec_of(&pod(json!({"containers": [c], "terminationGracePeriodSeconds": 7})))
     }
 
     fn probe_kinds(actions: &[Action]) -> Vec<ProbeKind> {
@@ -1105,7 +1105,7 @@ mod tests {
             let then = mem.on_probe(c, ProbeKind::Readiness, "app-1", &outcome, spec.grace, t);
             assert!(!then.iter().any(|a| matches!(a, Action::Kill { .. })), "step {i}");
             assert_eq!(mem.tracks["app"].ready, ready, "step {i}");
-            let st = status::pod_status(&json!({}), &report(&spec, &obs, &mem, "192.0.2.1"), "T");
+            let st = status_of(&report(&spec, &obs, &mem, "192.0.2.1"));
             let cond = st["conditions"].as_array().unwrap().iter().find(|c| c["type"] == "Ready").unwrap().clone();
             assert_eq!(cond["status"], if ready { "True" } else { "False" }, "step {i}");
             assert_eq!(st["phase"], "Running");
@@ -1163,9 +1163,12 @@ mod tests {
     fn probes_resume_on_instances_found_after_a_kubelet_restart() {
         let spec = probed(json!({"livenessProbe": {"exec": {"command": ["true"]}}}));
         let mut mem = Memory::default();
-        mem.seed(&json!({"status": {"containerStatuses": [
-            {"name": "app", "containerID": "clusterd://app-1", "restartCount": 3, "ready": true, "started": true}
-        ]}}));
+        mem.seed(
+            &serde_json::from_value(json!({"status": {"containerStatuses": [
+                {"name": "app", "containerID": "clusterd://app-1", "restartCount": 3, "ready": true, "started": true}
+            ]}}))
+            .expect("a pod"),
+        );
         let actions = plan(&spec, &seen(vec![running("app", 1)]), &mut mem, Instant::now());
         assert_eq!(probe_kinds(&actions), vec![ProbeKind::Liveness]);
         assert_eq!(mem.tracks["app"].restart_count, 3);
@@ -1185,8 +1188,7 @@ mod tests {
             if let Some(t) = termination {
                 p["spec"]["terminationGracePeriodSeconds"] = json!(t);
             }
-            let actions =
-                plan(&PodSpec::of(&p), &seen(vec![running("app", 1)]), &mut Memory::default(), Instant::now());
+            let actions = plan(&spec_of(&p), &seen(vec![running("app", 1)]), &mut Memory::default(), Instant::now());
             assert_eq!(
                 actions,
                 vec![
@@ -1202,7 +1204,7 @@ mod tests {
     fn a_finished_pod_is_left_alone() {
         let mut p = app_pod("Never");
         p["status"] = json!({"phase": "Succeeded"});
-        let spec = PodSpec::of(&p);
+        let spec = spec_of(&p);
         let mut mem = Memory::default();
         assert_eq!(plan(&spec, &seen(vec![exited("app", 1, 0)]), &mut mem, Instant::now()), vec![Action::Report]);
         // Nothing to report from: the stored status stays.
@@ -1210,13 +1212,13 @@ mod tests {
         // A pod that restarts always is never finished.
         let mut p = app_pod("Always");
         p["status"] = json!({"phase": "Succeeded"});
-        let actions = plan(&PodSpec::of(&p), &seen(vec![exited("app", 1, 0)]), &mut mem, Instant::now());
+        let actions = plan(&spec_of(&p), &seen(vec![exited("app", 1, 0)]), &mut mem, Instant::now());
         assert_eq!(starts(&actions), vec![("app".to_string(), true)]);
     }
 
     #[test]
     fn leftovers_and_dead_sandboxes_are_cleaned_up() {
-        let spec = PodSpec::of(&app_pod("Always"));
+        let spec = spec_of(&app_pod("Always"));
         let now = Instant::now();
         let left = seen(vec![inst("app", 1, ContainerState::Created, None)]);
         let actions = plan(&spec, &left, &mut Memory::default(), now);
@@ -1242,7 +1244,7 @@ mod tests {
 
     #[test]
     fn a_mount_error_holds_the_containers_and_is_told_once() {
-        let spec = PodSpec::of(&app_pod("Always"));
+        let spec = spec_of(&app_pod("Always"));
         let mut obs = seen(vec![]);
         obs.mount_error = Some("secret \"db\" not found".into());
         let mut mem = Memory::default();
@@ -1252,7 +1254,7 @@ mod tests {
             vec![Action::event(EventKind::Warning, "FailedMount", "secret \"db\" not found".into()), Action::Report]
         );
         assert_eq!(plan(&spec, &obs, &mut mem, Instant::now()), vec![Action::Report]);
-        let st = status::pod_status(&json!({}), &report(&spec, &obs, &mem, "192.0.2.1"), "T");
+        let st = status_of(&report(&spec, &obs, &mem, "192.0.2.1"));
         assert_eq!(st["containerStatuses"][0]["state"]["waiting"]["reason"], "ContainerCreating");
         obs.mount_error = None;
         assert_eq!(starts(&plan(&spec, &obs, &mut mem, Instant::now())), vec![("app".to_string(), false)]);
@@ -1265,7 +1267,7 @@ mod tests {
             if let Some(p) = policy {
                 raw["imagePullPolicy"] = json!(p);
             }
-            ContainerSpec::of(&raw)
+            ContainerSpec::of(&serde_json::from_value(raw).expect("a container"))
         };
         // image, policy, present → pull?
         let table = [
@@ -1285,7 +1287,7 @@ mod tests {
 
     #[test]
     fn a_failed_pull_backs_off_as_image_pull_back_off() {
-        let spec = PodSpec::of(&app_pod("Always"));
+        let spec = spec_of(&app_pod("Always"));
         let t0 = Instant::now();
         let mut mem = Memory::default();
         let obs = seen(vec![]);

@@ -4,7 +4,8 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use serde_json::Value;
+use k8s_openapi::api::core::v1::{Container, Probe as ProbeSpec};
+use k8s_openapi::apimachinery::pkg::util::intstr::IntOrString;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::time::Instant;
 
@@ -13,8 +14,8 @@ use clusterd_runtime::Runtime;
 /// A probe's settings, with Kubernetes' defaults.
 #[derive(Clone, Debug)]
 pub struct Probe {
-    /// The handler, as in the spec.
-    pub handler: Value,
+    /// The probe as in the spec (its handler: exec, httpGet or tcpSocket).
+    pub handler: ProbeSpec,
     /// Delay after the container starts.
     pub initial_delay: Duration,
     /// Between probes.
@@ -28,18 +29,17 @@ pub struct Probe {
 }
 
 impl Probe {
-    /// The probe `field` (`livenessProbe`…) of a container, if set.
-    pub fn of(container: &Value, field: &str) -> Option<Probe> {
-        let p = container.get(field)?;
-        let n = |f: &str, d: u64| p.get(f).and_then(Value::as_u64).unwrap_or(d);
-        Some(Probe {
+    /// A container's probe (`livenessProbe`…), with the defaults filled in.
+    pub fn of(p: &ProbeSpec) -> Probe {
+        let n = |v: Option<i32>, d: u64| v.and_then(|v| u64::try_from(v).ok()).unwrap_or(d);
+        Probe {
             handler: p.clone(),
-            initial_delay: Duration::from_secs(n("initialDelaySeconds", 0)),
-            period: Duration::from_secs(n("periodSeconds", 10).max(1)),
-            timeout: Duration::from_secs(n("timeoutSeconds", 1).max(1)),
-            failure_threshold: n("failureThreshold", 3).max(1) as u32,
-            success_threshold: n("successThreshold", 1).max(1) as u32,
-        })
+            initial_delay: Duration::from_secs(n(p.initial_delay_seconds, 0)),
+            period: Duration::from_secs(n(p.period_seconds, 10).max(1)),
+            timeout: Duration::from_secs(n(p.timeout_seconds, 1).max(1)),
+            failure_threshold: n(p.failure_threshold, 3).max(1) as u32,
+            success_threshold: n(p.success_threshold, 1).max(1) as u32,
+        }
     }
 }
 
@@ -76,13 +76,14 @@ impl Tally {
     }
 }
 
-fn port_of(handler: &Value, container: &Value) -> Option<u16> {
-    match handler.get("port")? {
-        Value::Number(n) => n.as_u64().map(|p| p as u16),
-        Value::String(name) => container.get("ports")?.as_array()?.iter().find_map(|p| {
-            (p.get("name")?.as_str()? == name).then(|| p.get("containerPort")?.as_u64().map(|n| n as u16))?
-        }),
-        _ => None,
+fn port_of(port: &IntOrString, container: &Container) -> Option<u16> {
+    match port {
+        IntOrString::Int(n) => u16::try_from(*n).ok(),
+        IntOrString::String(name) => {
+            container.ports.iter().flatten().find_map(|p| {
+                (p.name.as_deref() == Some(name.as_str())).then(|| u16::try_from(p.container_port).ok())?
+            })
+        }
     }
 }
 
@@ -107,18 +108,14 @@ impl From<&str> for ProbeFailure {
 /// Ok on success; Err with the message Kubernetes would show.
 pub async fn run(
     probe: &Probe,
-    container: &Value,
+    container: &Container,
     pod_ip: &str,
     id: &str,
     runtime: &Arc<Runtime>,
 ) -> Result<(), ProbeFailure> {
     let h = &probe.handler;
-    if let Some(exec) = h.get("exec") {
-        let cmd: Vec<String> = exec
-            .get("command")
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
-            .unwrap_or_default();
+    if let Some(exec) = &h.exec {
+        let cmd: Vec<String> = exec.command.clone().unwrap_or_default();
         let rt = runtime.clone();
         let id = id.to_string();
         let out = tokio::task::spawn_blocking(move || rt.exec(&id, &cmd)).await.map_err(|e| e.to_string())?;
@@ -135,18 +132,17 @@ pub async fn run(
             Err(e) => Err(e.to_string().into()),
         };
     }
-    if let Some(http) = h.get("httpGet") {
-        let port = port_of(http, container).ok_or("httpGet: no port")?;
-        let host = http.get("host").and_then(Value::as_str).unwrap_or(pod_ip);
-        let path = http.get("path").and_then(Value::as_str).unwrap_or("/");
+    if let Some(http) = &h.http_get {
+        let port = port_of(&http.port, container).ok_or("httpGet: no port")?;
+        let host = http.host.as_deref().unwrap_or(pod_ip);
+        let path = http.path.as_deref().unwrap_or("/");
         let addr = format!("{host}:{port}");
         let get = async {
             let mut s =
                 tokio::net::TcpStream::connect(&addr).await.map_err(|e| format!("Get \"http://{addr}{path}\": {e}"))?;
             let mut req = format!("GET {path} HTTP/1.1\r\nHost: {addr}\r\nUser-Agent: kube-probe/1.33\r\nAccept: */*\r\nConnection: close\r\n");
-            for hdr in http.get("httpHeaders").and_then(Value::as_array).into_iter().flatten() {
-                let f = |n: &str| hdr.get(n).and_then(Value::as_str).unwrap_or("");
-                req.push_str(&format!("{}: {}\r\n", f("name"), f("value")));
+            for hdr in http.http_headers.iter().flatten() {
+                req.push_str(&format!("{}: {}\r\n", hdr.name, hdr.value));
             }
             req.push_str("\r\n");
             s.write_all(req.as_bytes()).await.map_err(|e| e.to_string())?;
@@ -173,9 +169,9 @@ pub async fn run(
             .unwrap_or_else(|_| Err(format!("Get \"http://{addr}{path}\": context deadline exceeded")))
             .map_err(ProbeFailure);
     }
-    if let Some(tcp) = h.get("tcpSocket") {
-        let port = port_of(tcp, container).ok_or("tcpSocket: no port")?;
-        let host = tcp.get("host").and_then(Value::as_str).unwrap_or(pod_ip);
+    if let Some(tcp) = &h.tcp_socket {
+        let port = port_of(&tcp.port, container).ok_or("tcpSocket: no port")?;
+        let host = tcp.host.as_deref().unwrap_or(pod_ip);
         let addr = format!("{host}:{port}");
         return match tokio::time::timeout(probe.timeout, tokio::net::TcpStream::connect(&addr)).await {
             Ok(Ok(_)) => Ok(()),
@@ -193,11 +189,8 @@ mod tests {
 
     #[test]
     fn thresholds_count_in_a_row() {
-        let p = Probe::of(
-            &json!({"livenessProbe": {"exec": {}, "failureThreshold": 2, "periodSeconds": 5}}),
-            "livenessProbe",
-        )
-        .unwrap();
+        let spec = serde_json::from_value(json!({"exec": {}, "failureThreshold": 2, "periodSeconds": 5})).unwrap();
+        let p = Probe::of(&spec);
         let t0 = Instant::now();
         let mut t = Tally::new(&p, t0);
         assert_eq!(t.record(&p, false, t0), None);
@@ -208,9 +201,18 @@ mod tests {
     }
 
     #[test]
+    fn defaults_and_out_of_range_settings() {
+        let p = Probe::of(&serde_json::from_value(json!({"tcpSocket": {"port": 80}, "periodSeconds": -4})).unwrap());
+        let got = (p.initial_delay, p.period, p.timeout, p.failure_threshold, p.success_threshold);
+        assert_eq!(got, (Duration::ZERO, Duration::from_secs(10), Duration::from_secs(1), 3, 1));
+    }
+
+    #[test]
     fn named_ports_resolve_from_the_container() {
-        let c = json!({"ports": [{"name": "http", "containerPort": 8080}]});
-        assert_eq!(port_of(&json!({"port": "http"}), &c), Some(8080));
-        assert_eq!(port_of(&json!({"port": 81}), &c), Some(81));
+        let c: Container =
+            serde_json::from_value(json!({"name": "c", "ports": [{"name": "http", "containerPort": 8080}]})).unwrap();
+        assert_eq!(port_of(&IntOrString::String("http".into()), &c), Some(8080));
+        assert_eq!(port_of(&IntOrString::Int(81), &c), Some(81));
+        assert_eq!(port_of(&IntOrString::String("grpc".into()), &c), None);
     }
 }

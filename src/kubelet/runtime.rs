@@ -50,7 +50,7 @@ pub trait PodRuntime: Send + Sync + 'static {
         &self,
         kind: ProbeKind,
         probe: &Probe,
-        container: &serde_json::Value,
+        container: &k8s_openapi::api::core::v1::Container,
         pod_ip: &str,
         id: &str,
     ) -> impl Future<Output = ProbeOutcome> + Send;
@@ -148,7 +148,7 @@ impl PodRuntime for HostRuntime {
         &self,
         kind: ProbeKind,
         p: &Probe,
-        container: &serde_json::Value,
+        container: &k8s_openapi::api::core::v1::Container,
         pod_ip: &str,
         id: &str,
     ) -> ProbeOutcome {

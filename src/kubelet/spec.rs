@@ -5,77 +5,94 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use base64::Engine;
-use serde_json::Value;
+use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret};
 
 use clusterd_runtime::{ContainerConfig, Mount, Resources};
 
-use crate::objects::{meta_str, quantity};
+use crate::objects::quantity;
 
 /// Why a container cannot be configured (Kubernetes: `CreateContainerConfigError`).
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Reads a namespaced object from the local replica.
+/// Reads the secrets and configMaps a pod refers to from the local replica.
 pub trait Lookup {
-    /// The object, if it exists.
-    fn object(&self, kind: &str, namespace: &str, name: &str) -> Option<Value>;
+    /// The Secret, if it exists.
+    fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
+    /// The ConfigMap, if it exists.
+    fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap>;
 }
 
-/// A key of a Secret (base64-decoded) or ConfigMap.
+/// Where a key, an environment or a volume's files come from.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Source {
+    Secret,
+    ConfigMap,
+}
+
+impl Source {
+    /// As Kubernetes names it in messages.
+    fn label(self) -> &'static str {
+        match self {
+            Source::Secret => "secret",
+            Source::ConfigMap => "configmap",
+        }
+    }
+
+    /// Every key of the named source, or `None` when it does not exist.
+    fn data(self, lookup: &dyn Lookup, ns: &str, name: &str) -> Option<BTreeMap<String, Vec<u8>>> {
+        match self {
+            Source::Secret => lookup.secret(ns, name).map(|s| secret_data(&s)),
+            Source::ConfigMap => lookup.config_map(ns, name).map(|c| config_map_data(&c)),
+        }
+    }
+}
+
+/// A key of a Secret or ConfigMap.
 fn key_of_source(
     lookup: &dyn Lookup,
-    kind: &str,
+    source: Source,
     ns: &str,
     name: &str,
     key: &str,
 ) -> Result<Option<String>, ConfigError> {
-    let Some(obj) = lookup.object(kind, ns, name) else {
-        return Err(ConfigError(format!("{kind} \"{name}\" not found")));
+    let Some(mut data) = source.data(lookup, ns, name) else {
+        return Err(ConfigError(format!("{} \"{name}\" not found", source.label())));
     };
-    Ok(source_data(&obj, kind).remove(key).map(|b| String::from_utf8_lossy(&b).into_owned()))
+    Ok(data.remove(key).map(|b| String::from_utf8_lossy(&b).into_owned()))
 }
 
-/// Every key of a Secret (decoded) or ConfigMap (data and binaryData).
-pub fn source_data(obj: &Value, kind: &str) -> BTreeMap<String, Vec<u8>> {
-    let b64 = base64::engine::general_purpose::STANDARD;
-    let mut out = BTreeMap::new();
-    let decode = |v: &Value| v.as_str().and_then(|s| b64.decode(s).ok());
-    if let Some(data) = obj.get("data").and_then(Value::as_object) {
-        for (k, v) in data {
-            let bytes = if kind == "secret" { decode(v) } else { v.as_str().map(|s| s.as_bytes().to_vec()) };
-            if let Some(b) = bytes {
-                out.insert(k.clone(), b);
-            }
-        }
-    }
-    if let Some(data) = obj.get("binaryData").and_then(Value::as_object) {
-        for (k, v) in data {
-            if let Some(b) = decode(v) {
-                out.insert(k.clone(), b);
-            }
-        }
-    }
-    out
+/// Every key of a Secret (its `data`, decoded from base64 when it was read).
+pub fn secret_data(secret: &Secret) -> BTreeMap<String, Vec<u8>> {
+    secret.data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone())).collect()
+}
+
+/// Every key of a ConfigMap (`data` and `binaryData`).
+pub fn config_map_data(cm: &ConfigMap) -> BTreeMap<String, Vec<u8>> {
+    let text = cm.data.iter().flatten().map(|(k, v)| (k.clone(), v.as_bytes().to_vec()));
+    let binary = cm.binary_data.iter().flatten().map(|(k, v)| (k.clone(), v.0.clone()));
+    text.chain(binary).collect()
 }
 
 /// The value of a `fieldRef` path.
-pub fn field_ref(pod: &Value, path: &str, pod_ip: &str, host_ip: &str) -> Option<String> {
-    let s = |p: &str| pod.pointer(p).and_then(Value::as_str).map(String::from);
+pub fn field_ref(pod: &Pod, path: &str, pod_ip: &str, host_ip: &str) -> Option<String> {
+    let meta = &pod.metadata;
+    let spec = pod.spec.as_ref();
     match path {
-        "metadata.name" => s("/metadata/name"),
-        "metadata.namespace" => s("/metadata/namespace"),
-        "metadata.uid" => s("/metadata/uid"),
-        "spec.nodeName" => s("/spec/nodeName"),
-        "spec.serviceAccountName" => s("/spec/serviceAccountName"),
+        "metadata.name" => meta.name.clone(),
+        "metadata.namespace" => meta.namespace.clone(),
+        "metadata.uid" => meta.uid.clone(),
+        "spec.nodeName" => spec?.node_name.clone(),
+        "spec.serviceAccountName" => spec?.service_account_name.clone(),
         "status.podIP" => Some(pod_ip.to_string()),
         "status.hostIP" => Some(host_ip.to_string()),
         p => {
-            let rest = p.strip_prefix("metadata.labels['").or_else(|| p.strip_prefix("metadata.annotations['"))?;
-            let key = rest.strip_suffix("']")?;
-            let map = if p.starts_with("metadata.labels") { "labels" } else { "annotations" };
-            pod.pointer(&format!("/metadata/{map}")).and_then(|m| m.get(key)).and_then(Value::as_str).map(String::from)
+            let (map, rest) = match p.strip_prefix("metadata.labels['") {
+                Some(rest) => (meta.labels.as_ref(), rest),
+                None => (meta.annotations.as_ref(), p.strip_prefix("metadata.annotations['")?),
+            };
+            map?.get(rest.strip_suffix("']")?).cloned()
         }
     }
 }
@@ -104,13 +121,13 @@ fn expand(s: &str, vars: &BTreeMap<String, String>) -> String {
 
 /// The environment of a container, in order: `envFrom`, then `env`.
 pub fn environment(
-    pod: &Value,
-    container: &Value,
+    pod: &Pod,
+    container: &Container,
     lookup: &dyn Lookup,
     pod_ip: &str,
     host_ip: &str,
 ) -> Result<Vec<(String, String)>, ConfigError> {
-    let ns = meta_str(pod, "namespace");
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
     let mut vars: BTreeMap<String, String> = BTreeMap::new();
     let mut order: Vec<String> = Vec::new();
     let mut set = |vars: &mut BTreeMap<String, String>, k: String, v: String| {
@@ -119,46 +136,48 @@ pub fn environment(
         }
         vars.insert(k, v);
     };
-    for from in container.get("envFrom").and_then(Value::as_array).into_iter().flatten() {
-        let prefix = from.get("prefix").and_then(Value::as_str).unwrap_or("");
-        for (field, kind) in [("configMapRef", "configmap"), ("secretRef", "secret")] {
-            let Some(r) = from.get(field) else { continue };
-            let name = r.get("name").and_then(Value::as_str).unwrap_or("");
-            let optional = r.get("optional").and_then(Value::as_bool).unwrap_or(false);
-            match lookup.object(kind, ns, name) {
-                Some(obj) => {
-                    for (k, v) in source_data(&obj, kind) {
+    for from in container.env_from.iter().flatten() {
+        let prefix = from.prefix.as_deref().unwrap_or("");
+        let refs = [
+            from.config_map_ref.as_ref().map(|r| (Source::ConfigMap, &r.name, r.optional)),
+            from.secret_ref.as_ref().map(|r| (Source::Secret, &r.name, r.optional)),
+        ];
+        for (source, name, optional) in refs.into_iter().flatten() {
+            match source.data(lookup, ns, name) {
+                Some(data) => {
+                    for (k, v) in data {
                         set(&mut vars, format!("{prefix}{k}"), String::from_utf8_lossy(&v).into_owned());
                     }
                 }
-                None if optional => {}
-                None => return Err(ConfigError(format!("{kind} \"{name}\" not found"))),
+                None if optional.unwrap_or(false) => {}
+                None => return Err(ConfigError(format!("{} \"{name}\" not found", source.label()))),
             }
         }
     }
-    for e in container.get("env").and_then(Value::as_array).into_iter().flatten() {
-        let name = e.get("name").and_then(Value::as_str).unwrap_or("").to_string();
-        let value = if let Some(v) = e.get("value").and_then(Value::as_str) {
+    for e in container.env.iter().flatten() {
+        let value = if let Some(v) = &e.value {
             expand(v, &vars)
-        } else if let Some(from) = e.get("valueFrom") {
+        } else if let Some(from) = &e.value_from {
             let mut resolved = None;
-            for (field, kind) in [("secretKeyRef", "secret"), ("configMapKeyRef", "configmap")] {
-                let Some(r) = from.get(field) else { continue };
-                let src = r.get("name").and_then(Value::as_str).unwrap_or("");
-                let key = r.get("key").and_then(Value::as_str).unwrap_or("");
-                let optional = r.get("optional").and_then(Value::as_bool).unwrap_or(false);
-                match key_of_source(lookup, kind, ns, src, key) {
+            let refs = [
+                from.secret_key_ref.as_ref().map(|r| (Source::Secret, &r.name, &r.key, r.optional)),
+                from.config_map_key_ref.as_ref().map(|r| (Source::ConfigMap, &r.name, &r.key, r.optional)),
+            ];
+            for (source, src, key, optional) in refs.into_iter().flatten() {
+                let optional = optional.unwrap_or(false);
+                match key_of_source(lookup, source, ns, src, key) {
                     Ok(Some(v)) => resolved = Some(v),
                     Ok(None) if optional => {}
                     Err(_) if optional => {}
                     Ok(None) => {
+                        let kind = source.label();
                         return Err(ConfigError(format!("couldn't find key {key} in {kind} {ns}/{src}")));
                     }
                     Err(e) => return Err(e),
                 }
             }
-            if let Some(path) = from.pointer("/fieldRef/fieldPath").and_then(Value::as_str) {
-                resolved = field_ref(pod, path, pod_ip, host_ip);
+            if let Some(f) = &from.field_ref {
+                resolved = field_ref(pod, &f.field_path, pod_ip, host_ip);
             }
             match resolved {
                 Some(v) => v,
@@ -167,20 +186,19 @@ pub fn environment(
         } else {
             String::new()
         };
-        set(&mut vars, name, value);
+        set(&mut vars, e.name.clone(), value);
     }
     Ok(order.into_iter().map(|k| (k.clone(), vars[&k].clone())).collect())
 }
 
 /// The CPU/memory settings of a container's `resources`.
-pub fn resources(container: &Value) -> Resources {
-    let res = container.get("resources");
-    let q = |section: &str, name: &str| {
-        res.and_then(|r| r.get(section)).and_then(|r| r.get(name)).and_then(quantity::from_json)
-    };
-    let cpu_limit = q("limits", "cpu").and_then(|s| quantity::cpu_millis(&s).ok());
-    let cpu_request = q("requests", "cpu").and_then(|s| quantity::cpu_millis(&s).ok()).or(cpu_limit);
-    let memory = q("limits", "memory").and_then(|s| quantity::units(&s).ok()).map(|b| b as i64);
+pub fn resources(container: &Container) -> Resources {
+    let res = container.resources.as_ref();
+    let limit = |name: &str| res.and_then(|r| r.limits.as_ref()?.get(name)).map(|q| q.0.as_str());
+    let request = |name: &str| res.and_then(|r| r.requests.as_ref()?.get(name)).map(|q| q.0.as_str());
+    let cpu_limit = limit("cpu").and_then(|s| quantity::cpu_millis(s).ok());
+    let cpu_request = request("cpu").and_then(|s| quantity::cpu_millis(s).ok()).or(cpu_limit);
+    let memory = limit("memory").and_then(|s| quantity::units(s).ok()).map(|b| b as i64);
     Resources::from_millis(cpu_request, cpu_limit, memory)
 }
 
@@ -202,23 +220,76 @@ fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<boo
     Ok(true)
 }
 
+/// A secret or configMap volume: where its keys come from and how they are laid out.
+struct Projected<'a> {
+    source: Source,
+    name: &'a str,
+    optional: bool,
+    mode: u32,
+    items: Option<&'a [KeyToPath]>,
+}
+
+/// Write the keys of a secret or configMap volume into `dir` (rewritten when
+/// the source changed; keys removed from the source disappear).
+fn project(v: &Projected, volume: &str, dir: &Path, lookup: &dyn Lookup, ns: &str) -> Result<(), ConfigError> {
+    let io = |e: std::io::Error| ConfigError(format!("volume \"{volume}\": {e}"));
+    let data = match v.source.data(lookup, ns, v.name) {
+        Some(data) => data,
+        None if v.optional => BTreeMap::new(),
+        None => {
+            return Err(ConfigError(format!(
+                "MountVolume.SetUp failed for volume \"{volume}\" : {} \"{}\" not found",
+                v.source.label(),
+                v.name
+            )));
+        }
+    };
+    let items: Vec<(String, String)> = match v.items {
+        Some(items) => items.iter().map(|i| (i.key.clone(), i.path.clone())).collect(),
+        None => data.keys().map(|k| (k.clone(), k.clone())).collect(),
+    };
+    let mut keep = std::collections::BTreeSet::new();
+    for (key, path) in items {
+        let Some(bytes) = data.get(&key) else { continue };
+        if path.contains("..") || path.starts_with('/') {
+            continue;
+        }
+        let target = dir.join(&path);
+        if let Some(parent) = target.parent() {
+            std::fs::create_dir_all(parent).map_err(io)?;
+        }
+        write_if_changed(&target, bytes, v.mode).map_err(io)?;
+        keep.insert(path.split('/').next().unwrap_or("").to_string());
+    }
+    if let Ok(rd) = std::fs::read_dir(dir) {
+        for e in rd.flatten() {
+            let n = e.file_name().to_string_lossy().into_owned();
+            if !keep.contains(&n) {
+                let _ = std::fs::remove_file(e.path()).or_else(|_| std::fs::remove_dir_all(e.path()));
+            }
+        }
+    }
+    Ok(())
+}
+
 /// Prepare every volume of the pod on the node: emptyDir directories, hostPath
 /// checks, and the files of secret and configMap volumes (rewritten when the
 /// source changed). Returns volume name → host path.
 pub fn prepare_volumes(
-    pod: &Value,
+    pod: &Pod,
     lookup: &dyn Lookup,
     pods_root: &Path,
 ) -> Result<BTreeMap<String, PathBuf>, ConfigError> {
-    let ns = meta_str(pod, "namespace");
-    let uid = meta_str(pod, "uid");
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("");
+    let uid = pod.metadata.uid.as_deref().unwrap_or("");
+    let spec = pod.spec.as_ref();
     let mut out = BTreeMap::new();
-    for v in pod.pointer("/spec/volumes").and_then(Value::as_array).into_iter().flatten() {
-        let name = v.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+    for v in spec.and_then(|s| s.volumes.as_ref()).into_iter().flatten() {
+        let name = v.name.clone();
         let io = |e: std::io::Error| ConfigError(format!("volume \"{name}\": {e}"));
-        if let Some(hp) = v.get("hostPath") {
-            let path = PathBuf::from(hp.get("path").and_then(Value::as_str).unwrap_or(""));
-            match hp.get("type").and_then(Value::as_str).unwrap_or("") {
+        if let Some(hp) = &v.host_path {
+            let path = PathBuf::from(&hp.path);
+            match hp.type_.as_deref().unwrap_or("") {
                 "DirectoryOrCreate" => std::fs::create_dir_all(&path).map_err(io)?,
                 "Directory" if !path.is_dir() => {
                     return Err(ConfigError(format!(
@@ -236,61 +307,34 @@ pub fn prepare_volumes(
         }
         let dir = volume_dir(pods_root, uid, &name);
         std::fs::create_dir_all(&dir).map_err(io)?;
-        let source = if let Some(s) = v.get("secret") {
-            Some(("secret", s.get("secretName").and_then(Value::as_str).unwrap_or(""), s))
+        let mode = |m: Option<i32>| m.and_then(|m| u32::try_from(m).ok()).unwrap_or(0o644);
+        let projected = if let Some(s) = &v.secret {
+            Some(Projected {
+                source: Source::Secret,
+                name: s.secret_name.as_deref().unwrap_or(""),
+                optional: s.optional.unwrap_or(false),
+                mode: mode(s.default_mode),
+                items: s.items.as_deref(),
+            })
         } else {
-            v.get("configMap").map(|c| ("configmap", c.get("name").and_then(Value::as_str).unwrap_or(""), c))
+            v.config_map.as_ref().map(|c| Projected {
+                source: Source::ConfigMap,
+                name: &c.name,
+                optional: c.optional.unwrap_or(false),
+                mode: mode(c.default_mode),
+                items: c.items.as_deref(),
+            })
         };
-        if let Some((kind, src, spec)) = source {
-            let optional = spec.get("optional").and_then(Value::as_bool).unwrap_or(false);
-            let mode = spec.get("defaultMode").and_then(Value::as_u64).unwrap_or(0o644) as u32;
-            let data = match lookup.object(kind, ns, src) {
-                Some(obj) => source_data(&obj, kind),
-                None if optional => BTreeMap::new(),
-                None => {
-                    let what = if kind == "secret" { "secret" } else { "configmap" };
-                    return Err(ConfigError(format!(
-                        "MountVolume.SetUp failed for volume \"{name}\" : {what} \"{src}\" not found"
-                    )));
-                }
-            };
-            let items: Vec<(String, String)> = match spec.get("items").and_then(Value::as_array) {
-                Some(items) => items
-                    .iter()
-                    .filter_map(|i| Some((i.get("key")?.as_str()?.to_string(), i.get("path")?.as_str()?.to_string())))
-                    .collect(),
-                None => data.keys().map(|k| (k.clone(), k.clone())).collect(),
-            };
-            let mut keep = std::collections::BTreeSet::new();
-            for (key, path) in items {
-                let Some(bytes) = data.get(&key) else { continue };
-                if path.contains("..") || path.starts_with('/') {
-                    continue;
-                }
-                let target = dir.join(&path);
-                if let Some(parent) = target.parent() {
-                    std::fs::create_dir_all(parent).map_err(io)?;
-                }
-                write_if_changed(&target, bytes, mode).map_err(io)?;
-                keep.insert(path.split('/').next().unwrap_or("").to_string());
-            }
-            // Keys removed from the source disappear from the volume.
-            if let Ok(rd) = std::fs::read_dir(&dir) {
-                for e in rd.flatten() {
-                    let n = e.file_name().to_string_lossy().into_owned();
-                    if !keep.contains(&n) {
-                        let _ = std::fs::remove_file(e.path()).or_else(|_| std::fs::remove_dir_all(e.path()));
-                    }
-                }
-            }
+        if let Some(p) = projected {
+            project(&p, &name, &dir, lookup, ns)?;
         }
         out.insert(name, dir);
     }
     // The service account token, unless the pod opts out.
-    if pod.pointer("/spec/automountServiceAccountToken").and_then(Value::as_bool) != Some(false) {
-        let sa = pod.pointer("/spec/serviceAccountName").and_then(Value::as_str).unwrap_or("default");
+    if spec.and_then(|s| s.automount_service_account_token) != Some(false) {
+        let sa = spec.and_then(|s| s.service_account_name.as_deref()).unwrap_or("default");
         let secret_name = crate::objects::conventions::token_secret_name(sa);
-        let secret = lookup.object("secret", ns, &secret_name).ok_or_else(|| {
+        let secret = lookup.secret(ns, &secret_name).ok_or_else(|| {
             ConfigError(format!(
                 "MountVolume.SetUp failed for volume \"{SA_VOLUME}\" : secret \"{secret_name}\" not found"
             ))
@@ -298,7 +342,7 @@ pub fn prepare_volumes(
         let dir = volume_dir(pods_root, uid, SA_VOLUME);
         let io = |e: std::io::Error| ConfigError(format!("volume \"{SA_VOLUME}\": {e}"));
         std::fs::create_dir_all(&dir).map_err(io)?;
-        for (k, v) in source_data(&secret, "secret") {
+        for (k, v) in secret_data(&secret) {
             write_if_changed(&dir.join(&k), &v, 0o644).map_err(io)?;
         }
         out.insert(SA_VOLUME.to_string(), dir);
@@ -309,27 +353,21 @@ pub fn prepare_volumes(
 /// The volume holding the service account token.
 pub const SA_VOLUME: &str = "kube-api-access";
 
-/// The runtime's container config for `container` of `pod`.
+/// The runtime's container config for `container`, with its prepared volumes
+/// and resolved environment.
 pub fn container_config(
-    pod: &Value,
-    container: &Value,
+    container: &Container,
     volumes: &BTreeMap<String, PathBuf>,
     env: Vec<(String, String)>,
 ) -> Result<ContainerConfig, ConfigError> {
-    let strings = |f: &str| -> Vec<String> {
-        container
-            .get(f)
-            .and_then(Value::as_array)
-            .map(|a| a.iter().filter_map(|s| s.as_str().map(String::from)).collect())
-            .unwrap_or_default()
-    };
     let vars: BTreeMap<String, String> = env.iter().cloned().collect();
+    let expanded = |list: &Option<Vec<String>>| list.iter().flatten().map(|s| expand(s, &vars)).collect();
     let mut mounts = Vec::new();
-    for m in container.get("volumeMounts").and_then(Value::as_array).into_iter().flatten() {
-        let name = m.get("name").and_then(Value::as_str).unwrap_or("");
+    for m in container.volume_mounts.iter().flatten() {
+        let name = &m.name;
         let host = volumes.get(name).ok_or_else(|| ConfigError(format!("volume \"{name}\" is not defined")))?;
         let mut host = host.clone();
-        if let Some(sub) = m.get("subPath").and_then(Value::as_str).filter(|s| !s.is_empty()) {
+        if let Some(sub) = m.sub_path.as_deref().filter(|s| !s.is_empty()) {
             if sub.contains("..") || sub.starts_with('/') {
                 return Err(ConfigError(format!("subPath \"{sub}\" must be a relative path without '..'")));
             }
@@ -340,11 +378,10 @@ pub fn container_config(
         }
         mounts.push(Mount {
             host_path: host.to_string_lossy().into_owned(),
-            container_path: m.get("mountPath").and_then(Value::as_str).unwrap_or("").to_string(),
-            read_only: m.get("readOnly").and_then(Value::as_bool).unwrap_or(false),
+            container_path: m.mount_path.clone(),
+            read_only: m.read_only.unwrap_or(false),
         });
     }
-    let _ = pod;
     let token_path = crate::objects::conventions::SERVICE_ACCOUNT_MOUNT_PATH;
     if let Some(dir) = volumes.get(SA_VOLUME) {
         if !mounts.iter().any(|m| m.container_path == token_path) {
@@ -356,12 +393,12 @@ pub fn container_config(
         }
     }
     Ok(ContainerConfig {
-        name: container.get("name").and_then(Value::as_str).unwrap_or("").to_string(),
-        image: container.get("image").and_then(Value::as_str).unwrap_or("").to_string(),
-        command: strings("command").iter().map(|s| expand(s, &vars)).collect(),
-        args: strings("args").iter().map(|s| expand(s, &vars)).collect(),
+        name: container.name.clone(),
+        image: container.image.clone().unwrap_or_default(),
+        command: expanded(&container.command),
+        args: expanded(&container.args),
         env,
-        working_dir: container.get("workingDir").and_then(Value::as_str).unwrap_or("").to_string(),
+        working_dir: container.working_dir.clone().unwrap_or_default(),
         mounts,
         resources: resources(container),
     })
@@ -370,31 +407,59 @@ pub fn container_config(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use serde_json::json;
+    use serde_json::{json, Value};
 
-    struct Objects(Vec<(String, Value)>);
+    fn typed<T: serde::de::DeserializeOwned>(v: Value) -> T {
+        serde_json::from_value(v).expect("a valid object")
+    }
+
+    #[derive(Default)]
+    struct Objects {
+        secrets: Vec<Secret>,
+        config_maps: Vec<ConfigMap>,
+    }
+
+    impl Objects {
+        fn with(mut self, kind: &str, obj: Value) -> Self {
+            match kind {
+                "secret" => self.secrets.push(typed(obj)),
+                _ => self.config_maps.push(typed(obj)),
+            }
+            self
+        }
+    }
+
     impl Lookup for Objects {
-        fn object(&self, kind: &str, _ns: &str, name: &str) -> Option<Value> {
-            self.0.iter().find(|(k, o)| k == kind && meta_str(o, "name") == name).map(|(_, o)| o.clone())
+        fn secret(&self, _ns: &str, name: &str) -> Option<Secret> {
+            self.secrets.iter().find(|s| s.metadata.name.as_deref() == Some(name)).cloned()
+        }
+        fn config_map(&self, _ns: &str, name: &str) -> Option<ConfigMap> {
+            self.config_maps.iter().find(|c| c.metadata.name.as_deref() == Some(name)).cloned()
         }
     }
 
     fn objects() -> Objects {
-        Objects(vec![
-            ("secret".into(), json!({"metadata": {"name": "db"}, "data": {"password": "czNjcjN0"}})),
-            ("configmap".into(), json!({"metadata": {"name": "cfg"}, "data": {"mode": "fast", "level": "3"}})),
-            (
-                "secret".into(),
+        Objects::default()
+            .with("secret", json!({"metadata": {"name": "db"}, "data": {"password": "czNjcjN0"}}))
+            .with("configmap", json!({"metadata": {"name": "cfg"}, "data": {"mode": "fast", "level": "3"}}))
+            .with(
+                "secret",
                 json!({"metadata": {"name": "default-token"}, "data": {"token": "dG9r", "namespace": "bnM="}}),
-            ),
-        ])
+            )
+    }
+
+    fn container(c: Value) -> Container {
+        let mut c = c;
+        c["name"] = json!("c");
+        typed(c)
     }
 
     #[test]
     fn env_from_values_secrets_configmaps_and_fields() {
-        let pod =
-            json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"}}, "spec": {"nodeName": "n1"}});
-        let c = json!({"env": [
+        let pod = typed(
+            json!({"metadata": {"name": "p", "namespace": "ns", "labels": {"app": "web"}}, "spec": {"containers": [], "nodeName": "n1"}}),
+        );
+        let c = container(json!({"env": [
             {"name": "A", "value": "x"},
             {"name": "B", "value": "$(A)-y"},
             {"name": "PW", "valueFrom": {"secretKeyRef": {"name": "db", "key": "password"}}},
@@ -403,7 +468,7 @@ mod tests {
             {"name": "IP", "valueFrom": {"fieldRef": {"fieldPath": "status.podIP"}}},
             {"name": "NODE", "valueFrom": {"fieldRef": {"fieldPath": "spec.nodeName"}}},
             {"name": "APP", "valueFrom": {"fieldRef": {"fieldPath": "metadata.labels['app']"}}}
-        ], "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}]});
+        ], "envFrom": [{"configMapRef": {"name": "cfg"}, "prefix": "CFG_"}]}));
         let env = environment(&pod, &c, &objects(), "10.0.0.5", "127.0.0.1").unwrap();
         let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
         assert_eq!(get("B"), Some("x-y"));
@@ -418,32 +483,33 @@ mod tests {
 
     #[test]
     fn a_missing_secret_is_a_config_error_naming_it() {
-        let pod = json!({"metadata": {"name": "p", "namespace": "ns"}});
-        let c = json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k"}}}]});
+        let pod = typed(json!({"metadata": {"name": "p", "namespace": "ns"}}));
+        let c = container(json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "nope", "key": "k"}}}]}));
         let e = environment(&pod, &c, &objects(), "", "").unwrap_err();
         assert_eq!(e.0, "secret \"nope\" not found");
-        let c = json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "db", "key": "k"}}}]});
+        let c = container(json!({"env": [{"name": "X", "valueFrom": {"secretKeyRef": {"name": "db", "key": "k"}}}]}));
         assert_eq!(environment(&pod, &c, &objects(), "", "").unwrap_err().0, "couldn't find key k in secret ns/db");
     }
 
     #[test]
     fn secret_and_configmap_volumes_become_files_and_follow_changes() {
         let dir = tempfile::tempdir().unwrap();
-        let pod = json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}, "spec": {"volumes": [
-            {"name": "s", "secret": {"secretName": "db"}},
-            {"name": "c", "configMap": {"name": "cfg", "items": [{"key": "mode", "path": "conf/mode"}]}},
-            {"name": "scratch", "emptyDir": {}}
-        ]}});
+        let pod = typed(
+            json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}, "spec": {"containers": [], "volumes": [
+                {"name": "s", "secret": {"secretName": "db"}},
+                {"name": "c", "configMap": {"name": "cfg", "items": [{"key": "mode", "path": "conf/mode"}]}},
+                {"name": "scratch", "emptyDir": {}}
+            ]}}),
+        );
         let vols = prepare_volumes(&pod, &objects(), dir.path()).unwrap();
         assert_eq!(std::fs::read_to_string(vols["s"].join("password")).unwrap(), "s3cr3t");
         assert_eq!(std::fs::read_to_string(vols["c"].join("conf/mode")).unwrap(), "fast");
         assert!(vols["scratch"].is_dir());
         assert_eq!(std::fs::read_to_string(vols[SA_VOLUME].join("token")).unwrap(), "tok", "the service account token");
-        let changed = Objects(vec![
-            ("secret".into(), json!({"metadata": {"name": "default-token"}, "data": {"token": "dG9r"}})),
-            ("secret".into(), json!({"metadata": {"name": "db"}, "data": {"token": "dA=="}})),
-            ("configmap".into(), json!({"metadata": {"name": "cfg"}, "data": {"mode": "slow"}})),
-        ]);
+        let changed = Objects::default()
+            .with("secret", json!({"metadata": {"name": "default-token"}, "data": {"token": "dG9r"}}))
+            .with("secret", json!({"metadata": {"name": "db"}, "data": {"token": "dA=="}}))
+            .with("configmap", json!({"metadata": {"name": "cfg"}, "data": {"mode": "slow"}}));
         let vols = prepare_volumes(&pod, &changed, dir.path()).unwrap();
         assert!(!vols["s"].join("password").exists());
         assert_eq!(std::fs::read_to_string(vols["s"].join("token")).unwrap(), "t");
@@ -451,8 +517,50 @@ mod tests {
     }
 
     #[test]
+    fn a_missing_volume_source_names_the_volume_unless_optional() {
+        let dir = tempfile::tempdir().unwrap();
+        let pod = |optional: bool| -> Pod {
+            typed(json!({"metadata": {"name": "p", "namespace": "ns", "uid": "u1"}, "spec": {"containers": [],
+                "automountServiceAccountToken": false,
+                "volumes": [{"name": "conf", "configMap": {"name": "gone", "optional": optional, "defaultMode": 0o600}}]}}))
+        };
+        let e = prepare_volumes(&pod(false), &objects(), dir.path()).unwrap_err();
+        assert_eq!(e.0, "MountVolume.SetUp failed for volume \"conf\" : configmap \"gone\" not found");
+        let vols = prepare_volumes(&pod(true), &objects(), dir.path()).unwrap();
+        assert!(vols["conf"].is_dir(), "an optional source that is missing gives an empty volume");
+        assert!(!vols.contains_key(SA_VOLUME), "no token for a pod that opts out");
+    }
+
+    #[test]
+    fn mounts_sub_paths_and_the_token_reach_the_container_config() {
+        let dir = tempfile::tempdir().unwrap();
+        let volumes: BTreeMap<String, PathBuf> =
+            [("data".to_string(), dir.path().join("data")), (SA_VOLUME.to_string(), dir.path().join("sa"))].into();
+        let c = container(json!({"image": "busybox:1", "command": ["sh", "-c"], "args": ["echo $(GREETING)"],
+            "workingDir": "/w", "volumeMounts": [{"name": "data", "mountPath": "/data", "subPath": "a/b", "readOnly": true}]}));
+        let cfg = container_config(&c, &volumes, vec![("GREETING".into(), "hi".into())]).unwrap();
+        assert_eq!((cfg.name.as_str(), cfg.image.as_str(), cfg.working_dir.as_str()), ("c", "busybox:1", "/w"));
+        assert_eq!(cfg.args, vec!["echo hi"]);
+        let paths: Vec<(&str, &str, bool)> =
+            cfg.mounts.iter().map(|m| (m.host_path.as_str(), m.container_path.as_str(), m.read_only)).collect();
+        let sub = dir.path().join("data/a/b");
+        let sa = dir.path().join("sa");
+        assert_eq!(
+            paths,
+            vec![
+                (sub.to_str().unwrap(), "/data", true),
+                (sa.to_str().unwrap(), crate::objects::conventions::SERVICE_ACCOUNT_MOUNT_PATH, true)
+            ]
+        );
+        assert!(sub.is_dir(), "the subPath is made");
+        let bad = container(json!({"volumeMounts": [{"name": "nope", "mountPath": "/x"}]}));
+        assert_eq!(container_config(&bad, &volumes, vec![]).unwrap_err().0, "volume \"nope\" is not defined");
+    }
+
+    #[test]
     fn limits_become_cgroup_settings() {
-        let c = json!({"resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "500m", "memory": "64Mi"}}});
+        let c =
+            container(json!({"resources": {"requests": {"cpu": "250m"}, "limits": {"cpu": "500m", "memory": "64Mi"}}}));
         let r = resources(&c);
         assert_eq!(r.memory_limit, Some(64 << 20));
         assert_eq!(r.cpu_quota, Some(50_000));

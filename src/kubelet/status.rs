@@ -1,11 +1,11 @@
 //! A pod's status from what the kubelet observed of its containers — a pure
 //! function, so phases, conditions and container states are unit-tested.
 
-use serde_json::{json, Value};
+use k8s_openapi::api::core::v1 as core;
+use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
+use k8s_openapi::jiff::Timestamp;
 
 use clusterd_runtime::{ContainerState, ContainerStatus};
-
-use crate::objects::conditions::set_condition;
 
 /// What the kubelet knows of one container of the pod.
 #[derive(Clone, Debug, Default)]
@@ -47,60 +47,79 @@ pub struct PodObserved {
     pub init_failed: bool,
 }
 
-fn secs(t: &str) -> String {
-    chrono::DateTime::parse_from_rfc3339(t)
-        .map(|d| d.with_timezone(&chrono::Utc).to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
-        .unwrap_or_else(|_| t.to_string())
+/// A runtime time stamp (RFC 3339, nanoseconds) as Kubernetes writes it:
+/// whole seconds, so a status read back from the store compares equal.
+fn secs(t: &str) -> Option<Time> {
+    t.parse::<Timestamp>().ok().map(whole_seconds)
 }
 
-fn terminated(c: &ContainerStatus) -> Value {
+/// Now, in whole seconds (as status times are written).
+pub fn now() -> Time {
+    Time(Timestamp::from_second(chrono::Utc::now().timestamp()).unwrap_or(Timestamp::UNIX_EPOCH))
+}
+
+/// `t` without its fraction of a second.
+pub fn whole_seconds(t: Timestamp) -> Time {
+    Time(Timestamp::from_second(t.as_second()).unwrap_or(t))
+}
+
+fn terminated(c: &ContainerStatus) -> core::ContainerState {
     let code = c.exit_code.unwrap_or(0);
     let reason = c.reason.clone().unwrap_or_else(|| if code == 0 { "Completed".into() } else { "Error".into() });
-    json!({"terminated": {
-        "exitCode": code,
-        "reason": reason,
-        "startedAt": c.started_at.as_deref().map(secs),
-        "finishedAt": c.finished_at.as_deref().map(secs),
-        "containerID": format!("clusterd://{}", c.id),
-    }})
+    core::ContainerState {
+        terminated: Some(core::ContainerStateTerminated {
+            exit_code: code,
+            reason: Some(reason),
+            started_at: c.started_at.as_deref().and_then(secs),
+            finished_at: c.finished_at.as_deref().and_then(secs),
+            container_id: Some(format!("clusterd://{}", c.id)),
+            ..Default::default()
+        }),
+        ..Default::default()
+    }
+}
+
+fn waiting(reason: &str, message: &str) -> core::ContainerState {
+    let message = (!message.is_empty()).then(|| message.to_string());
+    core::ContainerState {
+        waiting: Some(core::ContainerStateWaiting { reason: Some(reason.to_string()), message }),
+        ..Default::default()
+    }
 }
 
 /// One entry of `containerStatuses`.
-pub fn container_status(o: &Observed, default_waiting: &str) -> Value {
+pub fn container_status(o: &Observed, default_waiting: &str) -> core::ContainerStatus {
     let (state, last) = match (&o.waiting, &o.current) {
         (Some((reason, message)), cur) => {
-            let mut w = json!({"reason": reason});
-            if !message.is_empty() {
-                w["message"] = json!(message);
-            }
             let last = cur.as_ref().filter(|c| c.state == ContainerState::Exited).or(o.previous.as_ref());
-            (json!({"waiting": w}), last.map(terminated))
+            (waiting(reason, message), last.map(terminated))
         }
         (None, Some(c)) => match c.state {
-            ContainerState::Running => (
-                json!({"running": {"startedAt": c.started_at.as_deref().map(secs)}}),
-                o.previous.as_ref().map(terminated),
-            ),
+            ContainerState::Running => {
+                let running = core::ContainerStateRunning { started_at: c.started_at.as_deref().and_then(secs) };
+                (
+                    core::ContainerState { running: Some(running), ..Default::default() },
+                    o.previous.as_ref().map(terminated),
+                )
+            }
             ContainerState::Exited => (terminated(c), o.previous.as_ref().map(terminated)),
-            ContainerState::Created => (json!({"waiting": {"reason": default_waiting}}), None),
+            ContainerState::Created => (waiting(default_waiting, ""), None),
         },
-        (None, None) => (json!({"waiting": {"reason": default_waiting}}), o.previous.as_ref().map(terminated)),
+        (None, None) => (waiting(default_waiting, ""), o.previous.as_ref().map(terminated)),
     };
     let running = o.current.as_ref().is_some_and(|c| c.state == ContainerState::Running) && o.waiting.is_none();
-    let mut s = json!({
-        "name": o.name,
-        "image": o.image,
-        "imageID": o.current.as_ref().map(|c| c.image_id.clone()).unwrap_or_default(),
-        "ready": o.ready && running,
-        "restartCount": o.restart_count,
-        "started": running && o.started,
-        "state": state,
-        "lastState": last.unwrap_or(json!({})),
-    });
-    if let Some(c) = &o.current {
-        s["containerID"] = json!(format!("clusterd://{}", c.id));
+    core::ContainerStatus {
+        name: o.name.clone(),
+        image: o.image.clone(),
+        image_id: o.current.as_ref().map(|c| c.image_id.clone()).unwrap_or_default(),
+        ready: o.ready && running,
+        restart_count: i32::try_from(o.restart_count).unwrap_or(i32::MAX),
+        started: Some(running && o.started),
+        state: Some(state),
+        last_state: Some(last.unwrap_or_default()),
+        container_id: o.current.as_ref().map(|c| format!("clusterd://{}", c.id)),
+        ..Default::default()
     }
-    s
 }
 
 /// The pod phase, as Kubernetes decides it.
@@ -140,9 +159,39 @@ pub fn phase(obs: &PodObserved) -> &'static str {
     }
 }
 
+/// Set one of the pod's conditions; its transition time moves only when its
+/// status does.
+fn set_condition(
+    list: &mut Vec<core::PodCondition>,
+    kind: &str,
+    status: &str,
+    reason: &str,
+    message: &str,
+    now: &Time,
+) {
+    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
+    let mut cond = core::PodCondition {
+        type_: kind.to_string(),
+        status: status.to_string(),
+        reason: text(reason),
+        message: text(message),
+        last_transition_time: Some(now.clone()),
+        ..Default::default()
+    };
+    match list.iter_mut().find(|c| c.type_ == kind) {
+        Some(old) => {
+            if old.status == status {
+                cond.last_transition_time = old.last_transition_time.clone().or(cond.last_transition_time);
+            }
+            *old = cond;
+        }
+        None => list.push(cond),
+    }
+}
+
 /// The pod's new `status` (conditions keep their transition times when unchanged).
-pub fn pod_status(pod: &Value, obs: &PodObserved, now: &str) -> Value {
-    let mut p = json!({"status": pod.get("status").cloned().unwrap_or(json!({}))});
+pub fn pod_status(pod: &core::Pod, obs: &PodObserved, now: &Time) -> core::PodStatus {
+    let mut status = pod.status.clone().unwrap_or_default();
     let phase = phase(obs);
     let names = |list: &[Observed], f: &dyn Fn(&Observed) -> bool| {
         list.iter().filter(|o| f(o)).map(|o| o.name.clone()).collect::<Vec<_>>()
@@ -150,68 +199,71 @@ pub fn pod_status(pod: &Value, obs: &PodObserved, now: &str) -> Value {
     let incomplete = names(&obs.init, &|o| {
         !o.current.as_ref().is_some_and(|c| c.state == ContainerState::Exited && c.exit_code == Some(0))
     });
+    let conds = status.conditions.get_or_insert_with(Vec::new);
     if obs.initialized {
-        set_condition(&mut p, "Initialized", "True", "", "", now);
+        set_condition(conds, "Initialized", "True", "", "", now);
     } else {
         let msg = format!("containers with incomplete status: [{}]", incomplete.join(" "));
-        set_condition(&mut p, "Initialized", "False", "ContainersNotInitialized", &msg, now);
+        set_condition(conds, "Initialized", "False", "ContainersNotInitialized", &msg, now);
     }
     let terminal = phase == "Succeeded" || phase == "Failed";
     let unready = names(&obs.containers, &|o| {
         !(o.ready && o.waiting.is_none() && o.current.as_ref().is_some_and(|c| c.state == ContainerState::Running))
     });
     if unready.is_empty() && !obs.containers.is_empty() {
-        set_condition(&mut p, "ContainersReady", "True", "", "", now);
-        set_condition(&mut p, "Ready", "True", "", "", now);
+        set_condition(conds, "ContainersReady", "True", "", "", now);
+        set_condition(conds, "Ready", "True", "", "", now);
     } else {
         let (reason, msg) = if terminal {
             ("PodCompleted", String::new())
         } else {
             ("ContainersNotReady", format!("containers with unready status: [{}]", unready.join(" ")))
         };
-        set_condition(&mut p, "ContainersReady", "False", reason, &msg, now);
-        set_condition(&mut p, "Ready", "False", reason, &msg, now);
-    }
-    let status = &mut p["status"];
-    status["phase"] = json!(phase);
-    status["hostIP"] = json!(obs.host_ip);
-    status["hostIPs"] = json!([{"ip": obs.host_ip}]);
-    if let Some(ip) = &obs.pod_ip {
-        status["podIP"] = json!(ip);
-        status["podIPs"] = json!([{"ip": ip}]);
-    }
-    if status.get("startTime").is_none() {
-        status["startTime"] = json!(now);
-    }
-    let init_waiting = "PodInitializing";
-    status["containerStatuses"] = json!(obs
-        .containers
-        .iter()
-        .map(|o| container_status(o, if obs.initialized { "ContainerCreating" } else { init_waiting }))
-        .collect::<Vec<_>>());
-    if !obs.init.is_empty() {
-        status["initContainerStatuses"] =
-            json!(obs.init.iter().map(|o| container_status(o, "PodInitializing")).collect::<Vec<_>>());
+        set_condition(conds, "ContainersReady", "False", reason, &msg, now);
+        set_condition(conds, "Ready", "False", reason, &msg, now);
     }
     // Kubernetes orders conditions this way.
-    if let Some(list) = status.get_mut("conditions").and_then(Value::as_array_mut) {
-        let rank = |c: &Value| match c.get("type").and_then(Value::as_str) {
-            Some("PodReadyToStartContainers") => 0,
-            Some("Initialized") => 1,
-            Some("Ready") => 2,
-            Some("ContainersReady") => 3,
-            Some("PodScheduled") => 4,
-            _ => 5,
-        };
-        list.sort_by_key(rank);
+    conds.sort_by_key(|c| match c.type_.as_str() {
+        "PodReadyToStartContainers" => 0,
+        "Initialized" => 1,
+        "Ready" => 2,
+        "ContainersReady" => 3,
+        "PodScheduled" => 4,
+        _ => 5,
+    });
+    status.phase = Some(phase.to_string());
+    status.host_ip = Some(obs.host_ip.clone());
+    status.host_ips = Some(vec![core::HostIP { ip: obs.host_ip.clone() }]);
+    if let Some(ip) = &obs.pod_ip {
+        status.pod_ip = Some(ip.clone());
+        status.pod_ips = Some(vec![core::PodIP { ip: ip.clone() }]);
     }
-    p["status"].take()
+    if status.start_time.is_none() {
+        status.start_time = Some(now.clone());
+    }
+    let app_waiting = if obs.initialized { "ContainerCreating" } else { "PodInitializing" };
+    status.container_statuses = Some(obs.containers.iter().map(|o| container_status(o, app_waiting)).collect());
+    if !obs.init.is_empty() {
+        status.init_container_statuses =
+            Some(obs.init.iter().map(|o| container_status(o, "PodInitializing")).collect());
+    }
+    status
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use serde_json::Value;
     use std::path::PathBuf;
+
+    fn at(t: &str) -> Time {
+        Time(t.parse().unwrap())
+    }
+
+    /// The status written for a pod without one, as JSON.
+    fn written(obs: &PodObserved) -> Value {
+        serde_json::to_value(pod_status(&core::Pod::default(), obs, &at("2026-01-01T00:00:00Z"))).unwrap()
+    }
 
     fn rt(state: ContainerState, exit: Option<i32>) -> ContainerStatus {
         ContainerStatus {
@@ -254,7 +306,7 @@ mod tests {
 
     #[test]
     fn running_and_ready() {
-        let s = pod_status(&json!({}), &obs(vec![app(Some(rt(ContainerState::Running, None)))]), "T");
+        let s = written(&obs(vec![app(Some(rt(ContainerState::Running, None)))]));
         assert_eq!(s["phase"], "Running");
         assert_eq!(s["podIP"], "10.1.0.2");
         assert_eq!(s["containerStatuses"][0]["state"]["running"]["startedAt"], "2026-01-01T00:00:01Z");
@@ -269,7 +321,7 @@ mod tests {
         o.waiting = Some(("CrashLoopBackOff".into(), "back-off 10s".into()));
         o.will_restart = true;
         o.restart_count = 2;
-        let s = pod_status(&json!({}), &obs(vec![o]), "T");
+        let s = written(&obs(vec![o]));
         assert_eq!(s["phase"], "Running");
         let c = &s["containerStatuses"][0];
         assert_eq!(c["state"]["waiting"]["reason"], "CrashLoopBackOff");
@@ -288,16 +340,29 @@ mod tests {
         assert_eq!(phase(&obs(vec![app(None)])), "Pending");
         let mut o = obs(vec![app(None)]);
         o.initialized = false;
-        let s = pod_status(&json!({}), &o, "T");
+        let s = written(&o);
         assert_eq!(s["phase"], "Pending");
         assert_eq!(s["containerStatuses"][0]["state"]["waiting"]["reason"], "PodInitializing");
     }
 
     #[test]
     fn transition_time_is_kept_while_a_condition_holds() {
-        let o = obs(vec![app(Some(rt(ContainerState::Running, None)))]);
-        let first = pod_status(&json!({}), &o, "T1");
-        let second = pod_status(&json!({"status": first.clone()}), &o, "T2");
-        assert_eq!(first["conditions"], second["conditions"]);
+        let mut restarted = app(Some(rt(ContainerState::Running, None)));
+        restarted.previous = Some(rt(ContainerState::Exited, Some(1)));
+        restarted.restart_count = 1;
+        let mut o = obs(vec![restarted]);
+        o.init = vec![Observed {
+            name: "init".into(),
+            current: Some(rt(ContainerState::Exited, Some(0))),
+            ..Default::default()
+        }];
+        let first = pod_status(&core::Pod::default(), &o, &at("2026-01-01T00:00:01Z"));
+        let stored = core::Pod { status: Some(first.clone()), ..Default::default() };
+        let second = pod_status(&stored, &o, &at("2026-01-01T00:00:02Z"));
+        assert_eq!(first.conditions, second.conditions);
+        assert_eq!(first, second, "nothing to write when nothing changed");
+        let was = serde_json::to_value(&first).unwrap();
+        let read_back: core::PodStatus = serde_json::from_value(was).unwrap();
+        assert_eq!(read_back, first, "a status read back from the store compares equal (whole seconds)");
     }
 }

@@ -12,6 +12,7 @@ use super::executor::{Clock, Executor};
 use super::fake::{Call, FakeControl, FakeRuntime, Script};
 use super::plan::{ProbeKind, ProbeOutcome};
 use super::worker::Worker;
+use crate::objects::typed::Object;
 
 struct Rig {
     worker: Worker<FakeRuntime, FakeControl>,
@@ -49,7 +50,7 @@ impl Rig {
     /// A pass at `at`; the pod carries the last written status, as the store would.
     async fn step(&mut self, pod: &mut Value, at: Instant) -> Option<Instant> {
         self.exec.clock.set(at);
-        let next = self.worker.step(Some(pod)).await;
+        let next = self.worker.step(Some(&Object::new(pod.clone()))).await;
         let st = self.control().status();
         if !st.is_null() {
             pod["status"] = st;
@@ -332,4 +333,44 @@ async fn a_pod_that_never_restarts_fails_when_its_container_does() {
     r.step(&mut p, t0 + Duration::from_secs(60)).await;
     assert_eq!(r.runtime().take_calls(), vec![]);
     assert_eq!(r.control().status()["phase"], "Failed");
+}
+
+#[tokio::test]
+async fn volumes_wait_for_their_sources_then_hold_the_keys_and_the_token() {
+    let mut r = rig(FakeRuntime::with_images(&["busybox:1"]));
+    let token = crate::objects::conventions::token_secret_name("default");
+    let control = r.control();
+    control
+        .put(json!({"kind": "Secret", "metadata": {"name": token, "namespace": "default"}, "data": {"token": "dG9r"}}));
+    control.put(
+        json!({"kind": "Secret", "metadata": {"name": "db", "namespace": "default"}, "data": {"password": "czNjcjN0"}}),
+    );
+    let mut p = pod(json!({
+        "volumes": [{"name": "creds", "secret": {"secretName": "db"}}, {"name": "conf", "configMap": {"name": "cfg"}}],
+        "containers": [{"name": "app", "image": "busybox:1",
+            "volumeMounts": [{"name": "creds", "mountPath": "/creds"}, {"name": "conf", "mountPath": "/conf"}]}],
+    }));
+    p["spec"].as_object_mut().unwrap().remove("automountServiceAccountToken");
+    let t0 = Instant::now();
+    r.step(&mut p, t0).await;
+    let st = r.control().status();
+    assert_eq!(st["phase"], "Pending");
+    assert_eq!(container(&st, "app")["state"]["waiting"]["reason"], "ContainerCreating");
+    assert_eq!(
+        r.control().take_events(),
+        vec!["FailedMount: MountVolume.SetUp failed for volume \"conf\" : configmap \"cfg\" not found"]
+    );
+    let calls = r.runtime().take_calls();
+    assert_eq!(calls, vec![Call::RunSandbox("web".into())], "no container starts before its volumes are in place");
+
+    r.control().put(
+        json!({"kind": "ConfigMap", "metadata": {"name": "cfg", "namespace": "default"}, "data": {"mode": "fast"}}),
+    );
+    r.step(&mut p, t0 + Duration::from_secs(1)).await;
+    assert_eq!(r.control().status()["phase"], "Running");
+    let volumes = r.dir.path().join("u1").join("volumes");
+    let read = |p: &str| std::fs::read_to_string(volumes.join(p)).unwrap();
+    assert_eq!(read("creds/password"), "s3cr3t", "secret data decoded");
+    assert_eq!(read("conf/mode"), "fast");
+    assert_eq!(read("kube-api-access/token"), "tok", "the service account token");
 }

@@ -6,7 +6,7 @@
 
 use std::time::Duration;
 
-use k8s_openapi::api::batch::v1::{Job, JobCondition};
+use k8s_openapi::api::batch::v1::Job;
 use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -42,23 +42,7 @@ fn finished(job: &Job) -> bool {
 /// Set a True condition, keeping its transition time if it was True already.
 fn set_true(job: &mut Job, kind: &str, reason: &str, message: &str, now: &Time) {
     let conditions = job.status.get_or_insert_with(Default::default).conditions.get_or_insert_with(Vec::new);
-    let mut condition = JobCondition {
-        type_: kind.into(),
-        status: "True".into(),
-        reason: Some(reason.into()),
-        message: Some(message.into()),
-        last_transition_time: Some(now.clone()),
-        last_probe_time: None,
-    };
-    match conditions.iter_mut().find(|c| c.type_ == kind) {
-        Some(old) => {
-            if old.status == condition.status {
-                condition.last_transition_time = old.last_transition_time.clone().or(condition.last_transition_time);
-            }
-            *old = condition;
-        }
-        None => conditions.push(condition),
-    }
+    crate::objects::conditions::set(conditions, kind, "True", reason, message, now);
 }
 
 /// When a failed pod's first container finished.

@@ -1,6 +1,7 @@
 //! A pod's status from what the kubelet observed of its containers — a pure
 //! function, so phases, conditions and container states are unit-tested.
 
+use crate::objects::conditions::set as set_condition;
 use k8s_openapi::api::core::v1 as core;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use k8s_openapi::jiff::Timestamp;
@@ -156,36 +157,6 @@ pub fn phase(obs: &PodObserved) -> &'static str {
         "Failed"
     } else {
         "Succeeded"
-    }
-}
-
-/// Set one of the pod's conditions; its transition time moves only when its
-/// status does.
-fn set_condition(
-    list: &mut Vec<core::PodCondition>,
-    kind: &str,
-    status: &str,
-    reason: &str,
-    message: &str,
-    now: &Time,
-) {
-    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    let mut cond = core::PodCondition {
-        type_: kind.to_string(),
-        status: status.to_string(),
-        reason: text(reason),
-        message: text(message),
-        last_transition_time: Some(now.clone()),
-        ..Default::default()
-    };
-    match list.iter_mut().find(|c| c.type_ == kind) {
-        Some(old) => {
-            if old.status == status {
-                cond.last_transition_time = old.last_transition_time.clone().or(cond.last_transition_time);
-            }
-            *old = cond;
-        }
-        None => list.push(cond),
     }
 }
 

@@ -10,7 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use actix::prelude::*;
-use k8s_openapi::api::core::v1::{Pod, PodCondition};
+use k8s_openapi::api::core::v1::Pod;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 
 use crate::objects::kinds::{NODE, POD};
@@ -100,24 +100,7 @@ fn scheduled_message(pod: &Pod) -> Option<&str> {
 /// is unchanged (as Kubernetes writes conditions).
 fn set_pod_condition(pod: &mut Pod, kind: &str, status: &str, reason: &str, message: &str, now: &Time) {
     let conditions = pod.status.get_or_insert_with(Default::default).conditions.get_or_insert_with(Vec::new);
-    let text = |s: &str| (!s.is_empty()).then(|| s.to_string());
-    let mut condition = PodCondition {
-        type_: kind.to_string(),
-        status: status.to_string(),
-        reason: text(reason),
-        message: text(message),
-        last_transition_time: Some(now.clone()),
-        ..Default::default()
-    };
-    match conditions.iter_mut().find(|c| c.type_ == kind) {
-        Some(old) => {
-            if old.status == status {
-                condition.last_transition_time = old.last_transition_time.clone().or(condition.last_transition_time);
-            }
-            *old = condition;
-        }
-        None => conditions.push(condition),
-    }
+    crate::objects::conditions::set(conditions, kind, status, reason, message, now);
 }
 
 /// The writes for one round of decisions: bound pods (with their Scheduled
@@ -368,7 +351,7 @@ mod tests {
         p
     }
 
-    fn scheduled(written: &Value) -> PodCondition {
+    fn scheduled(written: &Value) -> k8s_openapi::api::core::v1::PodCondition {
         let obj = Object::new(written.clone());
         obj.pod().and_then(|p| p.condition("PodScheduled")).cloned().expect("a PodScheduled condition")
     }

@@ -240,28 +240,11 @@ fn condition<'a>(d: &'a Deployment, kind: &str) -> Option<&'a DeploymentConditio
     d.status.as_ref()?.conditions.as_ref()?.iter().find(|c| c.type_ == kind)
 }
 
-/// Set a condition, keeping its transition time while its status stays
-/// (and its update time, which only [`stamp_progress`] moves).
+/// Set a condition (its transition time moves with its status only; its
+/// update time only with [`stamp_progress`]).
 fn set_condition(d: &mut Deployment, kind: &str, status: &str, reason: &str, message: &str, now: DateTime<Utc>) {
     let list = d.status.get_or_insert_with(Default::default).conditions.get_or_insert_with(Vec::new);
-    let mut cond = DeploymentCondition {
-        type_: kind.into(),
-        status: status.into(),
-        reason: (!reason.is_empty()).then(|| reason.into()),
-        message: (!message.is_empty()).then(|| message.into()),
-        last_transition_time: Some(time(now)),
-        last_update_time: None,
-    };
-    match list.iter_mut().find(|c| c.type_ == kind) {
-        Some(old) => {
-            if old.status == status {
-                cond.last_transition_time = old.last_transition_time.clone().or(cond.last_transition_time);
-            }
-            cond.last_update_time = old.last_update_time.take();
-            *old = cond;
-        }
-        None => list.push(cond),
-    }
+    crate::objects::conditions::set(list, kind, status, reason, message, &time(now));
 }
 
 /// Progressing's lastUpdateTime says when the rollout last moved.

@@ -242,7 +242,7 @@ async fn scheduler_throughput(c: &Cluster, nodes: usize, pods: usize) -> String 
         .to_string()
     })
     .await;
-    let now = clusterd::kubelet::node::micro_time(chrono::Utc::now());
+    let now = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Micros, true);
     run_parallel(&api, 64, nodes, |i| {
         json!({"apiVersion": "coordination.k8s.io/v1", "kind": "Lease",
                "metadata": {"name": format!("sim-{i:04}"), "namespace": "kube-node-lease"},

@@ -88,7 +88,7 @@ pub async fn run(opts: &ConnectOpts, a: &DeleteArgs) -> Result<(), CliError> {
     for (k, o_ns, name) in targets {
         let res = apply::delete(&mut c, k.kind, &o_ns, &name, grace, policy).await;
         if let Ok(obj) = &res {
-            if crate::objects::being_deleted(&obj) {
+            if crate::objects::being_deleted(obj) {
                 pending.push((k, o_ns.clone(), name.clone(), meta_str(obj, "uid").to_string()));
             }
         }

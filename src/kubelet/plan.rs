@@ -461,10 +461,8 @@ pub fn plan(spec: &PodSpec, seen: &Observation, mem: &mut Memory, now: Instant) 
         }
     }
     mem.mount_error = seen.mount_error.clone();
-    if mem.mount_error.is_none() {
-        if init_containers(spec, seen_in, mem, now, &mut out) {
-            app_containers(spec, seen_in, mem, now, &mut out);
-        }
+    if mem.mount_error.is_none() && init_containers(spec, seen_in, mem, now, &mut out) {
+        app_containers(spec, seen_in, mem, now, &mut out);
     }
     out.push(Action::Report);
     out
@@ -923,7 +921,8 @@ mod tests {
         };
         let s = |n: &str| n.to_string();
         // policy, what runs, what starts, phase, initialized
-        let table: Vec<(&str, Vec<ContainerStatus>, Vec<(String, bool)>, &str, bool)> = vec![
+        type Row<'a> = (&'a str, Vec<ContainerStatus>, Vec<(String, bool)>, &'a str, bool);
+        let table: Vec<Row> = vec![
             ("Always", vec![running("a", 1)], vec![], "Pending", false),
             ("Always", vec![exited("a", 1, 0)], vec![(s("b"), false)], "Pending", false),
             (

@@ -7,7 +7,6 @@ use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
-use super::print::age;
 use crate::objects::typed::{Object, Typed};
 use crate::objects::Kind;
 
@@ -34,6 +33,20 @@ pub fn headers(kind: &Kind, wide: bool) -> Vec<&'static str> {
         h.extend(["IP", "NODE"]);
     }
     h
+}
+
+/// Time since `created`, as kubectl prints ages: `45s`, `12m`, `3h`, `5d`.
+pub fn age(created: &str, now: DateTime<Utc>) -> String {
+    let Ok(t) = DateTime::parse_from_rfc3339(created) else {
+        return "<unknown>".into();
+    };
+    let secs = (now - t.with_timezone(&Utc)).num_seconds().max(0);
+    match secs {
+        s if s < 120 => format!("{s}s"),
+        s if s < 3600 * 2 => format!("{}m", s / 60),
+        s if s < 86400 * 2 => format!("{}h", s / 3600),
+        s => format!("{}d", s / 86400),
+    }
 }
 
 fn or_none(x: Option<&str>) -> String {

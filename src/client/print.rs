@@ -4,7 +4,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::columns::{headers, row};
+use super::columns::{age, headers, row};
 use super::kinds;
 use crate::objects::{meta_str, Kind};
 
@@ -81,7 +81,6 @@ pub fn objects(kind: &Kind, items: &[Value], how: Listing, now: DateTime<Utc>) -
     out
 }
 
-/// kubectl's age: `45s`, `12m`, `3h`, `5d`.
 /// An Event's age as kubectl shows it: since it was last seen, and for a
 /// repeated one how often over how long (`3s (x5 over 40s)`).
 pub fn event_age(e: &Value, now: DateTime<Utc>) -> String {
@@ -89,20 +88,6 @@ pub fn event_age(e: &Value, now: DateTime<Utc>) -> String {
     match e.get("count").and_then(Value::as_i64) {
         Some(n) if n > 1 => format!("{last} (x{n} over {})", age(s(e, "/firstTimestamp"), now)),
         _ => last,
-    }
-}
-
-/// Time since `created`, as kubectl prints ages.
-pub fn age(created: &str, now: DateTime<Utc>) -> String {
-    let Ok(t) = DateTime::parse_from_rfc3339(created) else {
-        return "<unknown>".into();
-    };
-    let secs = (now - t.with_timezone(&Utc)).num_seconds().max(0);
-    match secs {
-        s if s < 120 => format!("{s}s"),
-        s if s < 3600 * 2 => format!("{}m", s / 60),
-        s if s < 86400 * 2 => format!("{}h", s / 3600),
-        s => format!("{}d", s / 86400),
     }
 }
 

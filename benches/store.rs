@@ -1,11 +1,15 @@
 //! Write throughput and latency of a 3-node clusterd cluster through its gRPC
 //! API, against a 3-node etcd (Debian's etcd-server) in the same run, with the
-//! same number of writes of the same size. Also: time from a leader `kill -9`
-//! to the first accepted write. Prints figures; asserts nothing.
+//! same number of writes of the same size: each system written through its
+//! leader and through a follower, with 1 and 64 clients. Then: each leader's
+//! RSS; a node holding 100,000 objects (its RSS, and how long a new node takes
+//! to catch up through a snapshot); the time from a leader `kill -9` to the
+//! first accepted write. Prints figures; asserts nothing.
 //!
 //! `make bench` (or `cargo bench --bench store`); `BENCH_WRITES` sets the
 //! number of writes per round (default 2000), `BENCH_REPS` how many times each
-//! round runs (default 3; the rounds of both systems alternate).
+//! round runs (default 3; the rounds of both systems alternate),
+//! `BENCH_OBJECTS` the objects of the large-state part (default 100,000).
 
 #[path = "../tests/fixtures/mod.rs"]
 mod fixtures;
@@ -30,6 +34,14 @@ struct Round {
     /// CPU time the servers (nodes or etcd members) and this client used.
     server_cpu: Duration,
     client_cpu: Duration,
+}
+
+/// A process's resident memory, in MiB.
+fn rss_mib(pid: &str) -> f64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).unwrap_or_default();
+    let kib =
+        status.lines().find_map(|l| l.strip_prefix("VmRSS:")).and_then(|v| v.split_whitespace().next()?.parse().ok());
+    kib.unwrap_or(0.0) / 1024.0
 }
 
 /// CPU time (user + system) the processes have used so far; "self" is this one.
@@ -98,11 +110,13 @@ fn value(i: usize) -> String {
         .to_string()
 }
 
-async fn clusterd_round(c: &Cluster, leader: usize, writes: usize, clients: usize, tag: &str) -> Round {
+/// A round of creates through node `via` (the leader, or a follower that
+/// forwards to it).
+async fn clusterd_round(c: &Cluster, via: usize, writes: usize, clients: usize, tag: &str) -> Round {
     let cfg = AdminConfig::load(&c.config).unwrap();
     let mut conns = Vec::new();
     for _ in 0..clients.min(16) {
-        conns.push(clusterd::client::connect(&cfg, &[c.nodes[leader].api_addr.clone()]).await.unwrap().0);
+        conns.push(clusterd::client::connect(&cfg, &[c.nodes[via].api_addr.clone()]).await.unwrap().0);
     }
     let conns = Arc::new(conns);
     let tag = tag.to_string();
@@ -121,7 +135,25 @@ struct Etcd {
     children: Vec<Child>,
     client_urls: Vec<String>,
     tls: Arc<rustls::ClientConfig>,
+    /// etcdctl's TLS flags.
+    ctl_tls: Vec<String>,
     _dir: tempfile::TempDir,
+}
+
+impl Etcd {
+    /// The index of the member that leads, as `etcdctl endpoint status` says.
+    fn leader(&self) -> Option<usize> {
+        let out = Command::new("etcdctl")
+            .args(["--endpoints", &self.client_urls.join(","), "endpoint", "status", "-w", "json"])
+            .args(&self.ctl_tls)
+            .output()
+            .ok()?;
+        let statuses: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        statuses.as_array()?.iter().position(|s| {
+            let member = &s["Status"]["header"]["member_id"];
+            !member.is_null() && *member == s["Status"]["leader"]
+        })
+    }
 }
 
 impl Drop for Etcd {
@@ -150,6 +182,11 @@ fn start_etcd() -> Option<Etcd> {
     };
     let (ca_f, cert_f, key_f) =
         (file("ca.crt", ca.cert_pem()), file("etcd.crt", &server.cert_pem), file("etcd.key", &server.key_pem));
+    let ctl_tls = vec![
+        format!("--cacert={ca_f}"),
+        format!("--cert={}", file("bench.crt", &client.cert_pem)),
+        format!("--key={}", file("bench.key", &client.key_pem)),
+    ];
     let peers: Vec<String> = (0..3).map(|_| format!("https://{}", free_tcp())).collect();
     let clients: Vec<String> = (0..3).map(|_| format!("https://{}", free_tcp())).collect();
     let initial: Vec<String> = peers.iter().enumerate().map(|(i, p)| format!("e{i}={p}")).collect();
@@ -171,18 +208,18 @@ fn start_etcd() -> Option<Etcd> {
         children.push(child);
     }
     let tls = clusterd_raft::pki::client_config(ca.cert_pem(), Some(&client), &[b"h2"]).unwrap();
-    Some(Etcd { children, client_urls: clients, tls: Arc::new(tls), _dir: dir })
+    Some(Etcd { children, client_urls: clients, tls: Arc::new(tls), ctl_tls, _dir: dir })
 }
 
-async fn etcd_client(e: &Etcd) -> Option<KvClient<tonic::transport::Channel>> {
-    let addr = e.client_urls[0].trim_start_matches("https://").to_string();
+async fn etcd_client(e: &Etcd, via: usize) -> Option<KvClient<tonic::transport::Channel>> {
+    let addr = e.client_urls[via].trim_start_matches("https://").to_string();
     clusterd::client::connect::channel(&addr, e.tls.clone()).await.ok().map(KvClient::new)
 }
 
-async fn etcd_round(etcd: &Etcd, writes: usize, clients: usize, tag: &str) -> Round {
+async fn etcd_round(etcd: &Etcd, via: usize, writes: usize, clients: usize, tag: &str) -> Round {
     let mut conns = Vec::new();
     for _ in 0..clients.min(16) {
-        conns.push(etcd_client(etcd).await.expect("connect to etcd"));
+        conns.push(etcd_client(etcd, via).await.expect("connect to etcd"));
     }
     let conns = Arc::new(conns);
     let tag = tag.to_string();
@@ -198,6 +235,10 @@ async fn etcd_round(etcd: &Etcd, writes: usize, clients: usize, tag: &str) -> Ro
         }
     })
     .await
+}
+
+fn clusterd_pid(c: &Cluster, i: usize) -> String {
+    c.nodes[i].child.as_ref().map(|ch| ch.id().to_string()).unwrap_or_default()
 }
 
 fn main() {
@@ -220,51 +261,89 @@ fn main() {
     // Both systems run for the whole comparison and their rounds alternate, so a
     // slow spell of this (shared, virtual) machine does not fall on one side only.
     let etcd = start_etcd();
+    let mut etcd_leader = 0;
     if let Some(e) = &etcd {
         wait_for("etcd to serve", Duration::from_secs(30), || {
             rt.block_on(async {
-                let mut c = etcd_client(e).await?;
+                let mut c = etcd_client(e, 0).await?;
                 c.put(PutRequest { key: b"warmup".to_vec(), value: b"x".to_vec() }).await.ok()
             })
         });
+        etcd_leader = wait_for("etcd's leader", Duration::from_secs(30), || e.leader());
     }
     let reps: usize = std::env::var("BENCH_REPS").ok().and_then(|v| v.parse().ok()).unwrap_or(3).max(1);
-    let mut rounds: [Vec<Round>; 4] = Default::default();
+    // (clients, through the leader?) for each pair of series: clusterd, etcd.
+    let kinds = [(1, true), (64, true), (1, false), (64, false)];
+    let mut rounds: Vec<Vec<Round>> = (0..kinds.len() * 2).map(|_| Vec::new()).collect();
     for rep in 0..reps {
-        for (slot, clients) in [(0, 1), (2, 64)] {
-            let tag = format!("c{clients}r{rep}");
-            rounds[slot].push(rt.block_on(clusterd_round(&c, leader, writes, clients, &tag)));
+        for (k, &(clients, to_leader)) in kinds.iter().enumerate() {
+            let via = |leader: usize| if to_leader { leader } else { (leader + 1) % 3 };
+            let tag = format!("c{clients}{to_leader}r{rep}");
+            rounds[2 * k].push(rt.block_on(clusterd_round(&c, via(leader), writes, clients, &tag)));
             if let Some(e) = &etcd {
-                rounds[slot + 1].push(rt.block_on(etcd_round(e, writes, clients, &format!("e{clients}r{rep}"))));
+                let tag = format!("e{tag}");
+                rounds[2 * k + 1].push(rt.block_on(etcd_round(e, via(etcd_leader), writes, clients, &tag)));
             }
         }
     }
     println!("{reps} alternating rounds each; the line is the round with the median throughput:");
-    let names =
-        ["clusterd, 1 client", "etcd 3-node mTLS, 1 client", "clusterd, 64 clients", "etcd 3-node mTLS, 64 clients"];
     for rs in rounds.iter_mut() {
         rs.sort_by(|a, b| a.per_sec().total_cmp(&b.per_sec()));
     }
-    let medians: Vec<Option<&Round>> = rounds.iter().map(|rs| rs.get(rs.len() / 2)).collect();
-    for (i, name) in names.iter().enumerate() {
-        if let Some(r) = medians[i] {
-            let all: Vec<String> = rounds[i].iter().map(|r| format!("{:.0}", r.per_sec())).collect();
-            println!("{}   (rounds: {} writes/s)", r.line(name), all.join(" / "));
+    let median = |i: usize| rounds[i].get(rounds[i].len() / 2);
+    for (k, &(clients, to_leader)) in kinds.iter().enumerate() {
+        let via = if to_leader { "leader" } else { "follower" };
+        for (i, system) in [(2 * k, "clusterd"), (2 * k + 1, "etcd 3-node mTLS")] {
+            if let Some(r) = median(i) {
+                let all: Vec<String> = rounds[i].iter().map(|r| format!("{:.0}", r.per_sec())).collect();
+                let name = format!("{system}, {clients} client(s) via {via}");
+                println!("{}   (rounds: {} writes/s)", r.line(&name), all.join(" / "));
+            }
         }
-    }
-    match (medians[0], medians[1], medians[2], medians[3]) {
-        (Some(cd1), Some(e1), Some(cd64), Some(e64)) => {
+        if let (Some(cd), Some(e)) = (median(2 * k), median(2 * k + 1)) {
             println!(
-                "ratio clusterd/etcd: 1 client {:.2}x throughput (p99 {:.2} vs {:.2} ms); 64 clients {:.2}x throughput",
-                cd1.per_sec() / e1.per_sec(),
-                cd1.pct(0.99).as_secs_f64() * 1e3,
-                e1.pct(0.99).as_secs_f64() * 1e3,
-                cd64.per_sec() / e64.per_sec()
+                "  ratio clusterd/etcd, {clients} client(s) via {via}: {:.2}x throughput; p99 {:.2} vs {:.2} ms",
+                cd.per_sec() / e.per_sec(),
+                cd.pct(0.99).as_secs_f64() * 1e3,
+                e.pct(0.99).as_secs_f64() * 1e3
             );
         }
-        _ => println!("etcd: not installed (apt-get install etcd-server); no comparison"),
+    }
+    match &etcd {
+        Some(e) => println!(
+            "leader RSS after the rounds: clusterd {:.0} MiB, etcd {:.0} MiB",
+            rss_mib(&clusterd_pid(&c, leader)),
+            rss_mib(&e.children[etcd_leader].id().to_string())
+        ),
+        None => println!("etcd: not installed (apt-get install etcd-server); no comparison"),
     }
     drop(etcd);
+
+    // A large state: its memory, and a new node catching up through a snapshot.
+    let objects: usize = std::env::var("BENCH_OBJECTS").ok().and_then(|v| v.parse().ok()).unwrap_or(100_000);
+    let bulk = rt.block_on(clusterd_round(&c, leader, objects, 64, "bulk"));
+    let rss: Vec<String> = (0..3).map(|i| format!("{:.0}", rss_mib(&clusterd_pid(&c, i)))).collect();
+    println!(
+        "{objects} objects of {VALUE_BYTES} B written at {:.0} writes/s; RSS of the 3 nodes: {} MiB (leader first: {:.0} MiB)",
+        bulk.per_sec(),
+        rss.join(" / "),
+        rss_mib(&clusterd_pid(&c, leader))
+    );
+    let applied = |st: &serde_json::Value, name: &str| {
+        st["members"].as_array()?.iter().find(|m| m["name"] == name)?["lastApplied"].as_u64()
+    };
+    let target = applied(&c.status(), &leader_name).unwrap_or(0);
+    let joined = Instant::now();
+    c.join("n4", false);
+    let caught_up = wait_for("the new node to catch up", Duration::from_secs(300), || {
+        (applied(&c.status(), "n4")? >= target).then(|| joined.elapsed())
+    });
+    let n4 = c.nodes.len() - 1;
+    println!(
+        "new node n4: joined and caught up with {objects}+ objects in {:.1} s (snapshot install); its RSS {:.0} MiB",
+        caught_up.as_secs_f64(),
+        rss_mib(&clusterd_pid(&c, n4))
+    );
 
     // Failover: kill -9 the leader, then write through another node until accepted.
     let other = (leader + 1) % 3;

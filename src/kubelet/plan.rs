@@ -493,13 +493,13 @@ fn init_containers(spec: &PodSpec, seen: &Observation, mem: &mut Memory, now: In
         let track = mem.tracks.entry(c.name.clone()).or_default();
         let (cur, _) = seen.newest(&c.name);
         match cur.map(|i| (i.state, exited(i))) {
-            None => bring_up(spec, c, track, false, None, None, now, out),
+            None => bring_up(spec, c, track, Attempt::first(), now, out),
             Some((_, Some(0))) => {
                 track.waiting = None;
                 continue;
             }
             Some((_, Some(code))) if spec.policy.restarts(code) => {
-                bring_up(spec, c, track, true, cur.map(ran), None, now, out)
+                bring_up(spec, c, track, Attempt::again(cur.map(ran), None), now, out)
             }
             // Failed for good (the pod fails), or still running.
             _ => {}
@@ -514,11 +514,11 @@ fn app_containers(spec: &PodSpec, seen: &Observation, mem: &mut Memory, now: Ins
         let track = mem.tracks.entry(c.name.clone()).or_default();
         let (cur, prev) = seen.newest(&c.name);
         match cur.map(|i| (i.state, exited(i))) {
-            None => bring_up(spec, c, track, false, None, None, now, out),
+            None => bring_up(spec, c, track, Attempt::first(), now, out),
             Some((_, Some(code))) if spec.policy.restarts(code) => {
                 // Keep the instance that just exited for `logs --previous`; older ones go.
                 let prune = prev.map(|p| p.id.clone());
-                bring_up(spec, c, track, true, cur.map(ran), prune, now, out)
+                bring_up(spec, c, track, Attempt::again(cur.map(ran), prune), now, out)
             }
             Some((ContainerState::Running, _)) => {
                 track.waiting = None;
@@ -529,18 +529,36 @@ fn app_containers(spec: &PodSpec, seen: &Observation, mem: &mut Memory, now: Ins
     }
 }
 
+/// One attempt to bring a container up.
+struct Attempt {
+    /// A restart (an instance ran before).
+    restart: bool,
+    /// How long the last instance ran, if it ran and exited.
+    previous_run: Option<Duration>,
+    /// An older instance to remove once the new one starts.
+    prune: Option<String>,
+}
+
+impl Attempt {
+    fn first() -> Self {
+        Attempt { restart: false, previous_run: None, prune: None }
+    }
+
+    fn again(previous_run: Option<Duration>, prune: Option<String>) -> Self {
+        Attempt { restart: true, previous_run, prune }
+    }
+}
+
 /// Start (or restart, honouring the back-off) a container that does not run.
-#[allow(clippy::too_many_arguments)]
 fn bring_up(
     spec: &PodSpec,
     c: &ContainerSpec,
     track: &mut Track,
-    restart: bool,
-    previous_run: Option<Duration>,
-    prune: Option<String>,
+    attempt: Attempt,
     now: Instant,
     out: &mut Vec<Action>,
 ) {
+    let Attempt { restart, previous_run, prune } = attempt;
     if let Some(ran) = previous_run {
         if track.retry_at.is_none() {
             track.retry_at = Some(now + track.backoff.failed(ran));

@@ -27,5 +27,5 @@ pub mod rpc;
 pub mod transport;
 
 pub use leadership::LeaderWatch;
-pub use node::{NodeError, NodeOptions, NodeService, RaftNode};
+pub use node::{NodeError, NodeOptions, NodeService, RaftNode, ServiceError};
 pub use storage::reader::WatchItem;

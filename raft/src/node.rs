@@ -83,11 +83,16 @@ pub enum NodeError {
     Remote(#[from] RemoteError),
 }
 
+/// A node service's refusal; its message travels to the calling node.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+#[error("{0}")]
+pub struct ServiceError(pub String);
+
 /// What the application serves to other nodes over the transport (the kubelet's
 /// logs, exec, image load and stats). Requests and answers are opaque bytes.
 pub trait NodeService: Send + Sync + 'static {
     /// Answer one call.
-    fn call(&self, body: Vec<u8>) -> futures::future::BoxFuture<'static, Result<Vec<u8>, String>>;
+    fn call(&self, body: Vec<u8>) -> futures::future::BoxFuture<'static, Result<Vec<u8>, ServiceError>>;
 }
 
 /// A running member.
@@ -472,7 +477,7 @@ impl Handler for RaftNode {
             Request::ClusterStatus => Response::ClusterStatus(self.local_status().await),
             Request::Applied => Response::Applied(self.store.revision()),
             Request::App(body) => Response::App(match self.service.get() {
-                Some(svc) => svc.call(body).await.map_err(RemoteError::Failed),
+                Some(svc) => svc.call(body).await.map_err(|e| RemoteError::Failed(e.0)),
                 None => Err(RemoteError::Failed("this node serves no node calls yet".into())),
             }),
         }

@@ -151,6 +151,9 @@ impl<R: PodRuntime, A: ControlPlane> Executor<R, A> {
             }
         };
         while let Some(action) = queue.pop_front() {
+            // How long each action takes, for `CLUSTERD_LOG=clusterd::kubelet=debug`.
+            let began = std::time::Instant::now();
+            let what = tracing::enabled!(tracing::Level::DEBUG).then(|| format!("{action:?}"));
             match action {
                 Action::Event(e) => self.control.event(pod, &e),
                 Action::Report => out.report = true,
@@ -206,6 +209,9 @@ impl<R: PodRuntime, A: ControlPlane> Executor<R, A> {
                     out.changed = true;
                     self.stop_pod(&uid, grace, at).await;
                 }
+            }
+            if let Some(what) = what {
+                tracing::debug!(action = %what, took = ?began.elapsed(), "kubelet: action");
             }
         }
         out

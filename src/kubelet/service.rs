@@ -8,6 +8,7 @@ use std::time::Duration;
 use futures::future::BoxFuture;
 use serde::{Deserialize, Serialize};
 
+use clusterd_raft::ServiceError;
 use clusterd_runtime::image::ImageStore;
 use clusterd_runtime::{ContainerStatus, Runtime};
 
@@ -258,12 +259,13 @@ impl KubeletService {
 }
 
 impl clusterd_raft::NodeService for KubeletService {
-    fn call(&self, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, String>> {
+    fn call(&self, body: Vec<u8>) -> BoxFuture<'static, Result<Vec<u8>, ServiceError>> {
         let this = KubeletService { runtime: self.runtime.clone(), images: self.images.clone() };
         Box::pin(async move {
             // The answer's error travels to the calling node as its message.
-            let call: NodeCall = decode(&body).map_err(|e| e.to_string())?;
-            this.answer(call).await.map(|a| encode(&a)).map_err(|e| e.to_string())
+            let refused = |e: &dyn std::fmt::Display| ServiceError(e.to_string());
+            let call: NodeCall = decode(&body).map_err(|e| refused(&e))?;
+            this.answer(call).await.map(|a| encode(&a)).map_err(|e| refused(&e))
         })
     }
 }

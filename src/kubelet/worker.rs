@@ -168,11 +168,15 @@ impl<R: PodRuntime, A: ControlPlane> Worker<R, A> {
             self.memory.seed(pod);
             self.seeded = true;
         }
+        let started = std::time::Instant::now();
         let mount_error =
             if spec.deleting || spec.terminal() { None } else { self.exec.prepare_volumes(pod, &mut self.placement) };
         let seen = self.exec.observe(&spec, &mut self.placement, mount_error.clone()).await;
+        let observed_in = started.elapsed();
         let actions = plan::plan(&spec, &seen, &mut self.memory, self.exec.clock.now());
+        let planned = actions.len();
         let done = self.exec.execute(obj, &spec, actions, &mut self.memory, &mut self.placement).await;
+        let executed_in = started.elapsed();
         if spec.deleting {
             return None;
         }
@@ -182,6 +186,10 @@ impl<R: PodRuntime, A: ControlPlane> Worker<R, A> {
             let observed = plan::report(&spec, &seen, &self.memory, &self.exec.host_ip);
             self.exec.control.write_status(obj, &observed).await;
         }
+        tracing::debug!(
+            pod = %spec.name, actions = planned, observe = ?observed_in, execute = ?executed_in - observed_in,
+            total = ?started.elapsed(), "kubelet: pod pass"
+        );
         Some(self.memory.next_wakeup(self.exec.clock.now()))
     }
 }

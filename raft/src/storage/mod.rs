@@ -84,6 +84,9 @@ pub enum OpenError {
     },
 }
 
+/// Bytes all memtables together may hold before RocksDB flushes them.
+const MEMTABLE_BUDGET: usize = 64 << 20;
+
 /// Open (or create) the store at `path` and return its log store, state machine
 /// and a read handle for the application.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenError> {
@@ -91,6 +94,10 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenEr
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
+    // One budget for the memtables of every column family (RocksDB's default
+    // is 64 MiB per family, two of them each): writes are flushed to SST
+    // sooner, and a node's memory does not grow with its write rate.
+    opts.set_db_write_buffer_size(MEMTABLE_BUDGET);
     let cfs = [CF_LOGS, CF_RAFT_META, CF_KV, CF_KV_META, CF_HISTORY]
         .into_iter()
         .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));

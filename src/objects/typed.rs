@@ -9,6 +9,7 @@
 //! still reads paths.
 
 use std::ops::Deref;
+use std::sync::OnceLock;
 
 use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core};
 use serde::Serialize;
@@ -91,11 +92,13 @@ impl Typed {
     }
 }
 
-/// A stored object: its JSON and its typed form.
+/// A stored object: its JSON and its typed form, parsed the first time a
+/// reader asks for it (objects a node only holds — a namespace's ConfigMaps
+/// kept for its deletion — never pay for a typed copy) and then shared.
 #[derive(Clone, Debug)]
 pub struct Object {
     raw: Value,
-    typed: Typed,
+    typed: OnceLock<Typed>,
 }
 
 impl Deref for Object {
@@ -122,7 +125,7 @@ macro_rules! accessor {
     ($name:ident, $variant:ident, $ty:ty) => {
         #[doc = concat!("The object as a `", stringify!($variant), "`, if it is one.")]
         pub fn $name(&self) -> Option<&$ty> {
-            match &self.typed {
+            match self.typed() {
                 Typed::$variant(o) => Some(o),
                 _ => None,
             }
@@ -131,10 +134,9 @@ macro_rules! accessor {
 }
 
 impl Object {
-    /// Parse the typed form of `raw` (once; share the result).
+    /// The object of `raw`; its typed form is parsed on first use, once.
     pub fn new(raw: Value) -> Self {
-        let typed = Typed::parse(&raw);
-        Object { raw, typed }
+        Object { raw, typed: OnceLock::new() }
     }
 
     /// The JSON as stored (with its resourceVersion).
@@ -149,7 +151,7 @@ impl Object {
 
     /// The typed form.
     pub fn typed(&self) -> &Typed {
-        &self.typed
+        self.typed.get_or_init(|| Typed::parse(&self.raw))
     }
 
     accessor!(pod, Pod, core::Pod);
@@ -171,7 +173,7 @@ impl Object {
     /// The pod template of a workload (ReplicaSet, Deployment, DaemonSet,
     /// StatefulSet, Job).
     pub fn pod_template(&self) -> Option<&core::PodTemplateSpec> {
-        match &self.typed {
+        match self.typed() {
             Typed::ReplicaSet(o) => o.spec.as_ref()?.template.as_ref(),
             Typed::Deployment(o) => Some(&o.spec.as_ref()?.template),
             Typed::DaemonSet(o) => Some(&o.spec.as_ref()?.template),
@@ -184,7 +186,7 @@ impl Object {
     /// The stored JSON with the workload's pod template replaced by
     /// `template` (only what differs is written); None if this is no workload.
     pub fn with_pod_template(&self, template: core::PodTemplateSpec) -> Option<Value> {
-        Some(match &self.typed {
+        Some(match self.typed() {
             Typed::ReplicaSet(o) => {
                 let mut o = o.clone();
                 o.spec.get_or_insert_with(Default::default).template = Some(template);
@@ -216,7 +218,7 @@ impl Object {
 
     /// The label selector of a workload.
     pub fn selector(&self) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector> {
-        match &self.typed {
+        match self.typed() {
             Typed::ReplicaSet(o) => Some(&o.spec.as_ref()?.selector),
             Typed::Deployment(o) => Some(&o.spec.as_ref()?.selector),
             Typed::DaemonSet(o) => Some(&o.spec.as_ref()?.selector),
@@ -228,7 +230,7 @@ impl Object {
 
     /// The object's metadata, whatever its kind.
     pub fn metadata(&self) -> Option<&k8s_openapi::apimachinery::pkg::apis::meta::v1::ObjectMeta> {
-        Some(match &self.typed {
+        Some(match self.typed() {
             Typed::Namespace(o) => &o.metadata,
             Typed::ConfigMap(o) => &o.metadata,
             Typed::Secret(o) => &o.metadata,
@@ -253,7 +255,7 @@ impl Object {
     /// replaced or removed, so fields the type does not know are kept.
     pub fn with<T: Serialize>(&self, changed: &T) -> Value {
         let after = serde_json::to_value(changed).unwrap_or(Value::Null);
-        let Some(before) = self.typed.to_json() else { return after };
+        let Some(before) = self.typed().to_json() else { return after };
         let mut out = self.raw.clone();
         super::merge::merge(&mut out, &super::merge::diff(&before, &after));
         out

@@ -6,8 +6,8 @@
 //! A node has one [`Informers`]: one list + watch per prefix, each object
 //! parsed once and shared (`Arc`) by every actor that subscribes, as
 //! client-go's shared informers do. The scheduler and a dozen controllers all
-//! following pods thus cost one parse per change, not one each — and that
-//! parse gives both the JSON and the typed object ([`Object`]).
+//! following pods thus cost one parse per change, not one each; the typed
+//! form of an [`Object`] is parsed by its first reader, once, and shared too.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};

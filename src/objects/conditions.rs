@@ -40,7 +40,7 @@ pub fn set<C: Condition>(list: &mut Vec<C>, kind: &str, status: &str, reason: &s
 }
 
 macro_rules! condition {
-    ($ty:ty { $($extra:ident),* }) => {
+    ($ty:ty { $($extra:ident),* } $(, keeps $kept:ident)?) => {
         impl Condition for $ty {
             fn new(kind: &str, status: &str, reason: Option<String>, message: Option<String>, now: Time) -> Self {
                 Self {
@@ -64,41 +64,18 @@ macro_rules! condition {
             fn transition(&mut self) -> &mut Option<Time> {
                 &mut self.last_transition_time
             }
+
+            $(fn keep_from(&mut self, old: &mut Self) {
+                self.$kept = old.$kept.take();
+            })?
         }
     };
 }
 
 condition!(PodCondition { last_probe_time, observed_generation });
 condition!(JobCondition { last_probe_time });
-
-impl Condition for DeploymentCondition {
-    fn new(kind: &str, status: &str, reason: Option<String>, message: Option<String>, now: Time) -> Self {
-        DeploymentCondition {
-            type_: kind.into(),
-            status: status.into(),
-            reason,
-            message,
-            last_transition_time: Some(now),
-            last_update_time: None,
-        }
-    }
-
-    fn kind(&self) -> &str {
-        &self.type_
-    }
-
-    fn status(&self) -> &str {
-        &self.status
-    }
-
-    fn transition(&mut self) -> &mut Option<Time> {
-        &mut self.last_transition_time
-    }
-
-    fn keep_from(&mut self, old: &mut Self) {
-        self.last_update_time = old.last_update_time.take();
-    }
-}
+// A Deployment's lastUpdateTime moves only with its progress, not with every set.
+condition!(DeploymentCondition { last_update_time }, keeps last_update_time);
 
 #[cfg(test)]
 mod tests {

@@ -48,13 +48,23 @@ pub(crate) fn writer(format: u32) -> &'static str {
     }
 }
 
+/// The format record could not be read.
+#[derive(Debug, thiserror::Error)]
+pub(crate) enum RecordError {
+    /// RocksDB failed the read.
+    #[error(transparent)]
+    Db(#[from] rocksdb::Error),
+    /// The record is not a 4-byte format number.
+    #[error("a format record of {0} bytes")]
+    Size(usize),
+}
+
 /// The format recorded in `db`, if any; an unreadable record is reported as is.
-pub(crate) fn recorded(db: &DB) -> Result<Option<u32>, String> {
-    match db.get_cf(cf(db, CF_RAFT_META), KEY_FORMAT).map_err(|e| e.to_string())? {
+pub(crate) fn recorded(db: &DB) -> Result<Option<u32>, RecordError> {
+    match db.get_cf(cf(db, CF_RAFT_META), KEY_FORMAT)? {
         None => Ok(None),
         Some(raw) => {
-            let bytes: [u8; 4] =
-                raw.as_slice().try_into().map_err(|_| format!("a format record of {} bytes", raw.len()))?;
+            let bytes: [u8; 4] = raw.as_slice().try_into().map_err(|_| RecordError::Size(raw.len()))?;
             Ok(Some(u32::from_be_bytes(bytes)))
         }
     }

@@ -115,7 +115,7 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenEr
 /// Open only a store of this build's format; record it in a new one.
 fn check_format(db: &DB, path: &Path) -> Result<(), OpenError> {
     let record_err = |reason: String| OpenError::FormatRecord { path: path.display().to_string(), reason };
-    let recorded = format::recorded(db).map_err(record_err)?;
+    let recorded = format::recorded(db).map_err(|e| record_err(e.to_string()))?;
     let empty = recorded.is_none() && is_empty(db).map_err(|e| record_err(e.to_string()))?;
     match format::verdict(recorded, empty) {
         format::Verdict::Open => Ok(()),

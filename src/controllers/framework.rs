@@ -10,8 +10,7 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::Value;
 
 pub use super::cache::Cache;
-pub use crate::objects::owners::{controller_ref, controller_uid};
-pub use crate::objects::pod::{available as pod_available, inactive as pod_inactive, ready as pod_ready};
+pub use crate::objects::owners::controller_uid;
 use crate::objects::selector::LabelSelector;
 use crate::objects::typed::Object;
 use crate::objects::{key_of, meta_str, resource_version, Kind};

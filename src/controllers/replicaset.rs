@@ -11,12 +11,11 @@ use k8s_openapi::apimachinery::pkg::apis::meta::v1::OwnerReference;
 use serde_json::Value;
 
 use super::framework::{
-    controller_uid, delete_pod, owner_keys, pod_available, pod_from_template, pod_inactive, pod_ready, selector_of,
-    Action, Cache, Outcome, Reconciler,
+    controller_uid, delete_pod, owner_keys, pod_from_template, selector_of, Action, Cache, Outcome, Reconciler,
 };
 use crate::objects::kinds::{self, Kind};
 use crate::objects::meta_str;
-use crate::objects::owners::remove_owner;
+use crate::objects::pod::PodFacts;
 use crate::objects::typed::Object;
 
 /// The ReplicaSet reconciler.
@@ -39,6 +38,11 @@ pub fn deletion_rank(pod: &Pod) -> (u8, u8, u8, std::cmp::Reverse<Option<k8s_ope
         .is_some_and(|cs| cs.iter().any(|c| c.type_ == "Ready" && c.status == "True"));
     let created = pod.metadata.creation_timestamp.as_ref().map(|t| t.0);
     (scheduled as u8, phase, ready as u8, std::cmp::Reverse(created))
+}
+
+/// A pod being deleted or finished (or not readable as a pod).
+fn inactive(pod: &Object) -> bool {
+    pod.pod().is_none_or(PodFacts::inactive)
 }
 
 /// A pod that now names `owner` as its controller.
@@ -67,8 +71,8 @@ fn status(rs: &ReplicaSet, active: &[&Object], now: chrono::DateTime<chrono::Utc
         })
         .count();
     let min_ready = Duration::from_secs(rs.spec.as_ref().and_then(|s| s.min_ready_seconds).unwrap_or(0).max(0) as u64);
-    let ready = active.iter().filter(|p| pod_ready(p)).count();
-    let available = active.iter().filter(|p| pod_available(p, min_ready, now)).count();
+    let ready = active.iter().filter_map(|p| p.pod()).filter(|p| p.is_ready()).count();
+    let available = active.iter().filter_map(|p| p.pod()).filter(|p| p.is_available(min_ready, now)).count();
     let status = ReplicaSetStatus {
         replicas: active.len() as i32,
         fully_labeled_replicas: Some(fully as i32),
@@ -129,11 +133,12 @@ impl Reconciler for ReplicaSets {
                 Some(o) if o == uid && matches => mine.push(pod),
                 Some(o) if o == uid => {
                     // Release: the pod no longer matches the selector.
-                    let mut p = pod.raw().clone();
-                    remove_owner(&mut p, uid);
-                    out.actions.push(Action::Replace(p));
+                    if let Some(mut p) = pod.pod().cloned() {
+                        p.metadata.owner_references.get_or_insert_with(Vec::new).retain(|o| o.uid != uid);
+                        out.actions.push(Action::Replace(pod.with(&p)));
+                    }
                 }
-                None if matches && !pod_inactive(pod) => {
+                None if matches && !inactive(pod) => {
                     // Adopt a matching orphan.
                     if let Some(p) = adopted(pod, rs) {
                         out.actions.push(Action::Replace(p));
@@ -143,7 +148,7 @@ impl Reconciler for ReplicaSets {
                 _ => {}
             }
         }
-        let active: Vec<&Object> = mine.iter().copied().filter(|p| !pod_inactive(p)).collect();
+        let active: Vec<&Object> = mine.iter().copied().filter(|p| !inactive(p)).collect();
         let want = rs.spec.as_ref().and_then(|s| s.replicas).unwrap_or(1).max(0) as usize;
         if active.len() < want {
             for _ in active.len()..want {

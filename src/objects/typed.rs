@@ -186,32 +186,20 @@ impl Object {
     /// The stored JSON with the workload's pod template replaced by
     /// `template` (only what differs is written); None if this is no workload.
     pub fn with_pod_template(&self, template: core::PodTemplateSpec) -> Option<Value> {
+        // The workload with its template replaced: `$wrap` makes the field's value.
+        macro_rules! replaced {
+            ($o:expr, $wrap:expr) => {{
+                let mut o = $o.clone();
+                o.spec.get_or_insert_with(Default::default).template = $wrap(template);
+                self.with(&o)
+            }};
+        }
         Some(match self.typed() {
-            Typed::ReplicaSet(o) => {
-                let mut o = o.clone();
-                o.spec.get_or_insert_with(Default::default).template = Some(template);
-                self.with(&o)
-            }
-            Typed::Deployment(o) => {
-                let mut o = o.clone();
-                o.spec.get_or_insert_with(Default::default).template = template;
-                self.with(&o)
-            }
-            Typed::DaemonSet(o) => {
-                let mut o = o.clone();
-                o.spec.get_or_insert_with(Default::default).template = template;
-                self.with(&o)
-            }
-            Typed::StatefulSet(o) => {
-                let mut o = o.clone();
-                o.spec.get_or_insert_with(Default::default).template = template;
-                self.with(&o)
-            }
-            Typed::Job(o) => {
-                let mut o = o.clone();
-                o.spec.get_or_insert_with(Default::default).template = template;
-                self.with(&o)
-            }
+            Typed::ReplicaSet(o) => replaced!(o, Some),
+            Typed::Deployment(o) => replaced!(o, std::convert::identity),
+            Typed::DaemonSet(o) => replaced!(o, std::convert::identity),
+            Typed::StatefulSet(o) => replaced!(o, std::convert::identity),
+            Typed::Job(o) => replaced!(o, std::convert::identity),
             _ => return None,
         })
     }

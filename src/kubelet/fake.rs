@@ -217,18 +217,11 @@ impl PodRuntime for FakeRuntime {
         let created_at = format!("2026-01-01T00:00:00.{:09}Z", s.seq);
         let status = ContainerStatus {
             id: id.clone(),
-            name: config.name,
             sandbox_id: sandbox.into(),
             image: config.image,
             image_id: "sha256:fake".into(),
-            state: ContainerState::Created,
-            pid: None,
-            exit_code: None,
-            reason: None,
             created_at,
-            started_at: None,
-            finished_at: None,
-            log_path: PathBuf::new(),
+            ..instance(&config.name, ContainerState::Created, None)
         };
         s.containers.insert(id.clone(), status);
         Ok(id)
@@ -369,5 +362,25 @@ impl ControlPlane for FakeControl {
 
     async fn remove_pod(&self, _pod: &Object) {
         *self.removed.lock().unwrap() = true;
+    }
+}
+
+/// A container as the runtime reports it, for tests: in sandbox `s1`, made at
+/// 00:00:00, started then unless only created, finished at 00:00:01 if it exited.
+pub fn instance(name: &str, state: ContainerState, exit: Option<i32>) -> ContainerStatus {
+    ContainerStatus {
+        id: name.into(),
+        name: name.into(),
+        sandbox_id: "s1".into(),
+        image: "busybox".into(),
+        image_id: "sha256:x".into(),
+        state,
+        pid: None,
+        exit_code: exit,
+        reason: None,
+        created_at: "2026-01-01T00:00:00Z".into(),
+        started_at: (state != ContainerState::Created).then(|| "2026-01-01T00:00:00Z".into()),
+        finished_at: exit.map(|_| "2026-01-01T00:00:01Z".into()),
+        log_path: PathBuf::new(),
     }
 }

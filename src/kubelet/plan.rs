@@ -825,18 +825,8 @@ mod tests {
     fn inst(name: &str, seq: u32, state: ContainerState, exit: Option<i32>) -> ContainerStatus {
         ContainerStatus {
             id: format!("{name}-{seq}"),
-            name: name.into(),
-            sandbox_id: "s1".into(),
-            image: "busybox".into(),
-            image_id: "sha256:x".into(),
-            state,
-            pid: None,
-            exit_code: exit,
-            reason: None,
             created_at: format!("2026-01-01T00:00:{seq:02}Z"),
-            started_at: (state != ContainerState::Created).then(|| "2026-01-01T00:00:00Z".into()),
-            finished_at: exit.map(|_| "2026-01-01T00:00:01Z".into()),
-            log_path: Default::default(),
+            ..super::super::fake::instance(name, state, exit)
         }
     }
 

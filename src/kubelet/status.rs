@@ -225,7 +225,6 @@ pub fn pod_status(pod: &core::Pod, obs: &PodObserved, now: &Time) -> core::PodSt
 mod tests {
     use super::*;
     use serde_json::Value;
-    use std::path::PathBuf;
 
     fn at(t: &str) -> Time {
         Time(t.parse().unwrap())
@@ -236,21 +235,14 @@ mod tests {
         serde_json::to_value(pod_status(&core::Pod::default(), obs, &at("2026-01-01T00:00:00Z"))).unwrap()
     }
 
+    /// A runtime instance with sub-second times (the status cuts them to seconds).
     fn rt(state: ContainerState, exit: Option<i32>) -> ContainerStatus {
         ContainerStatus {
             id: "c1".into(),
-            name: "app".into(),
-            sandbox_id: "s".into(),
-            image: "busybox".into(),
-            image_id: "sha256:x".into(),
-            state,
-            pid: None,
-            exit_code: exit,
-            reason: None,
             created_at: "2026-01-01T00:00:00.000000001Z".into(),
             started_at: Some("2026-01-01T00:00:01.5Z".into()),
             finished_at: exit.map(|_| "2026-01-01T00:00:02Z".into()),
-            log_path: PathBuf::new(),
+            ..super::super::fake::instance("app", state, exit)
         }
     }
 

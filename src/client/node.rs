@@ -43,6 +43,19 @@ pub struct NodeFlags {
     /// Registries this node pulls from over plain HTTP (host:port, repeatable).
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
+    /// ClusterIP range of Services (`init` only).
+    #[arg(long, default_value = crate::objects::network::DEFAULT_SERVICE_CIDR)]
+    pub service_cidr: String,
+    /// NodePort range of Services, lo-hi (`init` only).
+    #[arg(long, default_value = crate::objects::network::DEFAULT_NODE_PORT_RANGE)]
+    pub service_node_port_range: String,
+    /// The cluster's DNS domain (`init` only).
+    #[arg(long, default_value = crate::objects::network::DEFAULT_CLUSTER_DOMAIN)]
+    pub cluster_domain: String,
+    /// The address other hosts reach this node (and its pods' network) at
+    /// (default: the Raft address's IP).
+    #[arg(long)]
+    pub node_ip: Option<std::net::IpAddr>,
 }
 
 impl NodeFlags {
@@ -59,6 +72,10 @@ impl NodeFlags {
             node_grace_period: self.node_grace_period,
             pod_eviction_timeout: self.pod_eviction_timeout,
             insecure_registries: self.insecure_registries.clone(),
+            service_cidr: self.service_cidr.clone(),
+            service_node_port_range: self.service_node_port_range.clone(),
+            cluster_domain: self.cluster_domain.clone(),
+            node_ip: self.node_ip,
         }
     }
 }

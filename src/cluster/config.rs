@@ -38,6 +38,10 @@ pub struct NodeState {
     /// Registries the kubelet pulls from over plain HTTP.
     #[serde(default)]
     pub insecure_registries: Vec<String>,
+    /// The address other hosts reach this node at (`--node-ip`); default:
+    /// the Raft address's IP.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node_ip: Option<String>,
 }
 
 /// The data directory layout.

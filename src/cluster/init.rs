@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use serde_json::json;
+use serde_json::{json, Value};
 
 use clusterd_raft::pki::Ca;
 use clusterd_raft::{Command, Member, Op, Txn};
@@ -14,6 +14,7 @@ use crate::api::auth::hash_token;
 use crate::api::keys;
 use crate::api::tokens::JoinToken;
 use crate::objects::admission;
+use crate::objects::network::ServiceNetwork;
 use crate::objects::Kind;
 use crate::util;
 
@@ -71,6 +72,8 @@ fn bootstrap_txn(
 pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     crate::controllers::nodeipam::parse_cluster_cidr(&args.cluster_cidr)
         .map_err(|e| ClusterError::Config(e.to_string()))?;
+    let services = ServiceNetwork::parse(&args.service_cidr, &args.service_node_port_range, &args.cluster_domain)
+        .map_err(|e| ClusterError::Config(e.to_string()))?;
     let (dir, listener, api_addr, raft_addr) = prepare(&args).await?;
 
     let ca = Ca::generate(&args.name)?;
@@ -87,6 +90,7 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
         snapshot_every: args.snapshot_every,
         keep_logs: args.keep_logs,
         insecure_registries: args.insecure_registries.clone(),
+        node_ip: args.node_ip.map(|ip| ip.to_string()),
     };
     let node = start_raft(&dir, &state, ca.cert_pem(), &node_id).await?;
     let member =
@@ -101,11 +105,14 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     let admin_token = hex::encode(rand::random::<[u8; 24]>());
     let join = JoinToken::generate(&ca.fingerprint()?);
     let expiration = util::rfc3339(chrono::Utc::now() + chrono::Duration::hours(24));
-    let settings = json!({
+    let mut settings = json!({
         "clusterCIDR": args.cluster_cidr,
         "nodeGracePeriodSeconds": args.node_grace_period,
         "podEvictionTimeoutSeconds": args.pod_eviction_timeout,
     });
+    if let (Some(all), Value::Object(net)) = (settings.as_object_mut(), services.settings()) {
+        all.extend(net);
+    }
     let txn = bootstrap_txn(&ca, &admin_token, &state, &join, &expiration, &settings)?;
     node.propose(Command::Txn(txn), Duration::from_secs(30)).await?;
 

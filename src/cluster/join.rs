@@ -42,6 +42,7 @@ pub async fn join(server: &str, token: &str, control_plane: bool, args: NodeArgs
         snapshot_every: args.snapshot_every,
         keep_logs: args.keep_logs,
         insecure_registries: args.insecure_registries.clone(),
+        node_ip: args.node_ip.map(|ip| ip.to_string()),
     };
     let node = start_raft(&dir, &state, &resp.ca_cert, &id).await?;
     let member =

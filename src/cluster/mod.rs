@@ -79,4 +79,13 @@ pub struct NodeArgs {
     pub pod_eviction_timeout: u64,
     /// Registries pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// The ClusterIP range (`init` only).
+    pub service_cidr: String,
+    /// The NodePort range, `lo-hi` (`init` only).
+    pub service_node_port_range: String,
+    /// The cluster's DNS domain (`init` only).
+    pub cluster_domain: String,
+    /// The address other hosts reach this node's pods through (default: the
+    /// Raft address's IP).
+    pub node_ip: Option<std::net::IpAddr>,
 }

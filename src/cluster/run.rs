@@ -107,7 +107,9 @@ async fn compact_history(node: Arc<RaftNode>, mut stopped: watch::Receiver<bool>
 
 /// The kubelet's settings for this node.
 pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> KubeletConfig {
-    let ip = state.raft_addr.parse::<SocketAddr>().map(|a| a.ip().to_string()).unwrap_or_else(|_| "127.0.0.1".into());
+    let ip = state.node_ip.clone().unwrap_or_else(|| {
+        state.raft_addr.parse::<SocketAddr>().map(|a| a.ip().to_string()).unwrap_or_else(|_| "127.0.0.1".into())
+    });
     KubeletConfig {
         name: state.name.clone(),
         host_key: format!("{}-{}", state.name, cluster_tag(ca_pem)),

@@ -8,6 +8,7 @@ pub mod conventions;
 pub mod defaults;
 pub mod kinds;
 pub mod merge;
+pub mod network;
 pub mod owners;
 pub mod pod;
 pub mod quantity;

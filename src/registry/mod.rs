@@ -110,6 +110,22 @@ impl Registry {
         Ok((objs, rev))
     }
 
+    /// The cluster's settings (`init`'s flags), `{}` if unreadable.
+    pub fn settings(&self) -> Value {
+        self.node
+            .store
+            .get(crate::objects::conventions::CLUSTER_CONFIG_KEY)
+            .ok()
+            .flatten()
+            .and_then(|kv| serde_json::from_slice(&kv.value).ok())
+            .unwrap_or_else(|| Value::Object(Default::default()))
+    }
+
+    /// The cluster's service network (ClusterIPs, NodePorts, DNS domain).
+    pub fn service_network(&self) -> crate::objects::network::ServiceNetwork {
+        crate::objects::network::ServiceNetwork::from_settings(&self.settings())
+    }
+
     /// Whether a namespace is being deleted (nothing new may be created in it).
     pub fn terminating(&self, namespace: &str) -> bool {
         !namespace.is_empty()

@@ -93,6 +93,7 @@ fn main() {
         shim_binary: env!("CARGO_BIN_EXE_clusterd").into(),
         max_log_bytes: 1 << 20,
         pod_cidr: None,
+        cluster_cidr: None,
     })
     .unwrap();
     rt.images().import_archive(&images).unwrap();

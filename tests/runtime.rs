@@ -46,6 +46,7 @@ fn runtime_with(root: &Path, node: &str, max_log_bytes: u64, pod_cidr: Option<St
         shim_binary: env!("CARGO_BIN_EXE_clusterd").into(),
         max_log_bytes,
         pod_cidr,
+        cluster_cidr: None,
     })
     .unwrap()
 }

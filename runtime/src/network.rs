@@ -1,8 +1,10 @@
 //! Pod networking on one node: a bridge and a pod CIDR per node, a veth per pod
 //! with an address from host-local IPAM kept on disk, a default route via the
-//! bridge, and masquerade for traffic leaving the node (an nftables table named
-//! after the node). Names derive from the node name, so several nodes share one
-//! host. Uses `ip`, `nsenter` and `nft`.
+//! bridge, masquerade for traffic leaving the cluster's pod network (an
+//! nftables table named after the node), and host-gw routes to the other
+//! nodes' pod CIDRs via their addresses (pod to pod across hosts without NAT).
+//! Names derive from the node name, so several nodes share one host. Uses
+//! `ip`, `nsenter` and `nft`.
 
 use std::net::Ipv4Addr;
 use std::path::{Path, PathBuf};
@@ -19,7 +21,18 @@ pub struct PodNetwork {
     node: String,
     /// The pod CIDR's network address (a /24).
     base: Ipv4Addr,
+    /// The whole cluster's pod network (`a.b.0.0/16`): traffic to it is not masqueraded.
+    cluster_cidr: Option<String>,
     ipam_path: PathBuf,
+}
+
+/// A route to another node's pod CIDR via that node's address.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+pub struct PodRoute {
+    /// The other node's pod CIDR.
+    pub cidr: String,
+    /// The other node's address.
+    pub via: Ipv4Addr,
 }
 
 #[derive(Default, Serialize, Deserialize)]
@@ -67,6 +80,17 @@ fn run_with_input(cmd: &str, args: &[&str], input: Option<&str>) -> Result<Strin
 impl PodNetwork {
     /// The network of `node` with pod CIDR `cidr` (`a.b.c.0/24`), IPAM state under `root`.
     pub fn new(node: &str, cidr: &str, root: &Path) -> Result<PodNetwork, RuntimeError> {
+        Self::in_cluster(node, cidr, None, root)
+    }
+
+    /// The same, in a cluster whose pod network is `cluster_cidr`: pod-to-pod
+    /// traffic across nodes keeps its addresses (no masquerade).
+    pub fn in_cluster(
+        node: &str,
+        cidr: &str,
+        cluster_cidr: Option<&str>,
+        root: &Path,
+    ) -> Result<PodNetwork, RuntimeError> {
         let bad = || RuntimeError::Host {
             command: "pod CIDR".into(),
             reason: format!("\"{cidr}\" is not an a.b.c.0/24 network"),
@@ -77,7 +101,21 @@ impl PodNetwork {
             return Err(bad());
         }
         std::fs::create_dir_all(root).at(root)?;
-        Ok(PodNetwork { node: node.to_string(), base, ipam_path: root.join("ipam.json") })
+        if let Some(c) = cluster_cidr {
+            let ok = c.split_once('/').is_some_and(|(a, l)| a.parse::<Ipv4Addr>().is_ok() && l.parse::<u8>().is_ok());
+            if !ok {
+                return Err(RuntimeError::Host {
+                    command: "cluster CIDR".into(),
+                    reason: format!("\"{c}\" is not an a.b.c.d/len network"),
+                });
+            }
+        }
+        Ok(PodNetwork {
+            node: node.to_string(),
+            base,
+            cluster_cidr: cluster_cidr.map(String::from),
+            ipam_path: root.join("ipam.json"),
+        })
     }
 
     /// `cdbr-<hash of node>` (interface names have at most 15 characters).
@@ -111,9 +149,16 @@ impl PodNetwork {
         }
         run("ip", &["link", "set", &br, "up"])?;
         std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").at("/proc/sys/net/ipv4/ip_forward")?;
+        // Bridged replies between two pods of this node must pass conntrack,
+        // or a Service's DNAT to a pod on the same bridge is never undone.
+        let _ = std::fs::write("/proc/sys/net/bridge/bridge-nf-call-iptables", "1");
         let table = self.table();
+        let keep = match &self.cluster_cidr {
+            Some(c) => format!("ip daddr != {c} "),
+            None => String::new(),
+        };
         let rules = format!(
-            "table ip {table} {{\n chain postrouting {{\n  type nat hook postrouting priority 100; policy accept;\n  ip saddr {} oifname != \"{br}\" masquerade\n }}\n}}\n",
+            "table ip {table} {{\n chain postrouting {{\n  type nat hook postrouting priority 100; policy accept;\n  ip saddr {} {keep}oifname != \"{br}\" masquerade\n }}\n}}\n",
             self.cidr()
         );
         let _ = run("nft", &["delete", "table", "ip", &table]);
@@ -181,8 +226,42 @@ impl PodNetwork {
         self.save(&ipam)
     }
 
-    /// Remove the bridge and the node's nftables table.
+    fn routes_path(&self) -> PathBuf {
+        self.ipam_path.with_file_name("routes.json")
+    }
+
+    fn installed_routes(&self) -> Vec<PodRoute> {
+        std::fs::read(self.routes_path()).ok().and_then(|b| serde_json::from_slice(&b).ok()).unwrap_or_default()
+    }
+
+    /// Make the host's routes to other nodes' pod CIDRs exactly `routes`: the
+    /// ones this node installed before and no longer wants go, the others are
+    /// added or replaced (one `ip -batch`). The set installed is kept on disk,
+    /// so a restarted node removes what it no longer wants.
+    pub fn sync_routes(&self, routes: &[PodRoute]) -> Result<(), RuntimeError> {
+        let before = self.installed_routes();
+        let gone: String = before
+            .iter()
+            .filter(|r| !routes.iter().any(|n| n.cidr == r.cidr))
+            .map(|r| format!("route del {} via {}\n", r.cidr, r.via))
+            .collect();
+        if !gone.is_empty() {
+            // A route already gone (its link removed) is no reason to stop.
+            let _ = run_with_input("ip", &["-force", "-batch", "-"], Some(&gone));
+        }
+        let wanted: String = routes.iter().map(|r| format!("route replace {} via {}\n", r.cidr, r.via)).collect();
+        if !wanted.is_empty() {
+            run_with_input("ip", &["-batch", "-"], Some(&wanted))?;
+        }
+        let path = self.routes_path();
+        let tmp = path.with_extension("tmp");
+        std::fs::write(&tmp, serde_json::to_vec(routes).expect("json")).at(&tmp)?;
+        std::fs::rename(&tmp, &path).at(&path)
+    }
+
+    /// Remove the bridge, the routes to other nodes and the node's nftables table.
     pub fn teardown(&self) -> Result<(), RuntimeError> {
+        let _ = self.sync_routes(&[]);
         let _ = run("ip", &["link", "del", &self.bridge()]);
         let _ = run("nft", &["delete", "table", "ip", &self.table()]);
         Ok(())

@@ -37,6 +37,8 @@ pub struct RuntimeConfig {
     pub max_log_bytes: u64,
     /// The node's pod CIDR (`a.b.c.0/24`); without one, pods get only loopback.
     pub pod_cidr: Option<String>,
+    /// The cluster's pod network (`a.b.0.0/16`), not masqueraded.
+    pub cluster_cidr: Option<String>,
 }
 
 /// A pod sandbox to create.
@@ -317,7 +319,8 @@ impl Runtime {
         let images = ImageStore::open(&cfg.root.join("images"))?;
         let network = match &cfg.pod_cidr {
             Some(cidr) => {
-                let net = PodNetwork::new(&cfg.node, cidr, &cfg.root.join("network"))?;
+                let net =
+                    PodNetwork::in_cluster(&cfg.node, cidr, cfg.cluster_cidr.as_deref(), &cfg.root.join("network"))?;
                 net.ensure()?;
                 Some(net)
             }
@@ -334,6 +337,15 @@ impl Runtime {
         remove_cgroup(&self.cgroup_parent());
         match &self.network {
             Some(net) => net.teardown(),
+            None => Ok(()),
+        }
+    }
+
+    /// Route the other nodes' pod CIDRs via their addresses (host-gw); see
+    /// [`PodNetwork::sync_routes`]. Without a pod network there is nothing to route.
+    pub fn sync_routes(&self, routes: &[crate::network::PodRoute]) -> Result<(), RuntimeError> {
+        match &self.network {
+            Some(net) => net.sync_routes(routes),
             None => Ok(()),
         }
     }

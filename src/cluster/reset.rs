@@ -17,7 +17,7 @@ pub async fn reset(data_dir: &Path) -> Result<(), ClusterError> {
     let (ca_pem, _) = dir.load_pki()?;
     let cfg = kubelet_config(&ca_pem, &dir, &state);
     let cidr = std::fs::read_to_string(cfg.pod_cidr_file()).ok().map(|s| s.trim().to_string());
-    let rcfg = cfg.runtime_config(cidr);
+    let rcfg = cfg.runtime_config(cidr, None);
     let host_key = cfg.host_key.clone();
     tokio::task::spawn_blocking(move || -> Result<(), ClusterError> {
         let failed = |e: clusterd_runtime::RuntimeError| ClusterError::Config(e.to_string());

@@ -18,6 +18,7 @@ pub mod modify;
 pub mod node;
 pub mod plan;
 pub mod probe;
+pub mod routes;
 pub mod runtime;
 pub mod service;
 pub mod spec;
@@ -83,13 +84,14 @@ impl KubeletConfig {
     }
 
     /// The runtime's configuration.
-    pub fn runtime_config(&self, pod_cidr: Option<String>) -> RuntimeConfig {
+    pub fn runtime_config(&self, pod_cidr: Option<String>, cluster_cidr: Option<String>) -> RuntimeConfig {
         RuntimeConfig {
             node: self.host_key.clone(),
             root: self.runtime_root(),
             shim_binary: std::env::current_exe().unwrap_or_else(|_| PathBuf::from("clusterd")),
             max_log_bytes: 10 << 20,
             pod_cidr,
+            cluster_cidr,
         }
     }
 }
@@ -165,7 +167,8 @@ async fn run_until(cfg: KubeletConfig, store: Registry, stop: watch::Receiver<bo
     let cidr = wait_pod_cidr(&store, &cfg.name).await;
     let _ = std::fs::create_dir_all(cfg.data_dir.join("kubelet"));
     let _ = std::fs::write(cfg.pod_cidr_file(), &cidr);
-    let rcfg = cfg.runtime_config(Some(cidr.clone()));
+    let cluster_cidr = store.settings().get("clusterCIDR").and_then(serde_json::Value::as_str).map(String::from);
+    let rcfg = cfg.runtime_config(Some(cidr.clone()), cluster_cidr);
     let runtime = match tokio::task::spawn_blocking(move || Runtime::new(rcfg)).await {
         Ok(Ok(rt)) => Arc::new(rt),
         Ok(Err(e)) => {
@@ -179,6 +182,7 @@ async fn run_until(cfg: KubeletConfig, store: Registry, stop: watch::Receiver<bo
     };
     let _ = runtime_slot.set(runtime.clone());
     tracing::info!(node = %cfg.name, %cidr, "kubelet: runtime ready");
+    tokio::spawn(routes::follow(store.clone(), runtime.clone(), cfg.name.clone(), cfg.ip.clone(), stop.clone()));
     let env = Arc::new(NodeEnv {
         runtime: runtime::HostRuntime::new(runtime, cfg.insecure_registries.clone()),
         control: worker::StoreControl { store, component: format!("kubelet/{}", cfg.name) },

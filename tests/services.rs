@@ -123,3 +123,317 @@ fn pods_on_different_hosts_reach_each_other_and_a_removed_node_takes_its_route()
         (!routes_of(&c, 0).contains(&w1_cidr)).then_some(())
     });
 }
+
+/// An HTTP GET from the test process (a host outside the cluster's hosts).
+fn http_get(addr: &str, path: &str) -> Option<String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
+    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
+    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
+    let mut body = String::new();
+    s.read_to_string(&mut body).ok()?;
+    body.split("\r\n\r\n").nth(1).map(String::from)
+}
+
+/// The whole nftables ruleset of test host `host` (only its node's tables live there).
+fn rules_of(c: &Cluster, host: usize) -> String {
+    String::from_utf8_lossy(&c.hosts().exec(host, &["nft", "list", "ruleset"]).stdout).into_owned()
+}
+
+fn json(c: &Cluster, args: &[&str]) -> Value {
+    let mut a = args.to_vec();
+    a.extend(["-o", "json"]);
+    serde_json::from_str(&c.ok(&a)).unwrap()
+}
+
+/// The ready addresses of Endpoints `name`, sorted.
+fn ready_addresses(c: &Cluster, name: &str) -> Vec<String> {
+    let out = c.cli(&["get", "endpoints", name, "-o", "json"]);
+    if !out.status.success() {
+        return vec![];
+    }
+    let ep: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut ips: Vec<String> = ep["subsets"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .flat_map(|s| s["addresses"].as_array().cloned().unwrap_or_default())
+        .filter_map(|a| a["ip"].as_str().map(String::from))
+        .collect();
+    ips.sort();
+    ips
+}
+
+/// The IPs of the Running, Ready pods labelled `app=<app>`, sorted.
+fn ready_pod_ips(c: &Cluster, app: &str) -> Vec<String> {
+    let pods = json(c, &["get", "pods", "-l", &format!("app={app}")]);
+    let mut ips: Vec<String> = pods["items"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| ready(p) && p["metadata"]["deletionTimestamp"].is_null())
+        .filter_map(|p| p["status"]["podIP"].as_str().map(String::from))
+        .collect();
+    ips.sort();
+    ips
+}
+
+const WEB: &str = r#"apiVersion: apps/v1
+kind: Deployment
+metadata:
+  name: web
+spec:
+  replicas: 3
+  selector:
+    matchLabels: {app: web}
+  template:
+    metadata:
+      labels: {app: web}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: clusterd.local/busybox:v1
+        imagePullPolicy: Never
+        command: ["sh", "-c", "touch /tmp/healthy && HTTPD_CMD"]
+        ports:
+        - {name: http, containerPort: 8080}
+        readinessProbe:
+          exec: {command: ["test", "-f", "/tmp/healthy"]}
+          periodSeconds: 1
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web
+spec:
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: http}
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: web-np
+spec:
+  type: NodePort
+  selector: {app: web}
+  ports:
+  - {name: http, port: 80, targetPort: 8080}
+---
+apiVersion: v1
+kind: Pod
+metadata:
+  name: client
+spec:
+  nodeName: NODE
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: sh
+    image: clusterd.local/busybox:v1
+    imagePullPolicy: Never
+    command: ["sleep", "100000"]
+"#;
+
+#[test]
+fn a_deployment_behind_a_service_answers_by_name_clusterip_and_nodeport_on_every_host() {
+    let mut c = Cluster::init_on_hosts(3, &[]);
+    c.join_on(1, "n2", true);
+    c.join_on(2, "w1", false);
+    c.ok(&["image", "load", &image("busybox-v1.tar")]);
+
+    step("a 3-replica Deployment, a ClusterIP and a NodePort Service, a client pod on w1");
+    let manifest = WEB.replace("HTTPD_CMD", HTTPD).replace("NODE", "w1");
+    let out = c.apply(&manifest);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    wait_ready(&c, "client");
+    wait_for("3 ready web pods in the Endpoints", Duration::from_secs(90), || {
+        let pods = ready_pod_ips(&c, "web");
+        (pods.len() == 3 && ready_addresses(&c, "web") == pods).then_some(())
+    });
+    let svc = json(&c, &["get", "svc", "web"]);
+    let cluster_ip = svc["spec"]["clusterIP"].as_str().unwrap().to_string();
+    assert!(cluster_ip.starts_with("10.96."), "ClusterIP from the default service CIDR: {cluster_ip}");
+    let np = json(&c, &["get", "svc", "web-np"]);
+    let node_port = np["spec"]["ports"][0]["nodePort"].as_u64().unwrap();
+    assert!((30000..=32767).contains(&node_port), "{node_port}");
+
+    step("from the client pod on another host: the short name, name.namespace, the FQDN and the ClusterIP answer");
+    for target in ["web", "web.default", "web.default.svc.cluster.local", cluster_ip.as_str()] {
+        let url = format!("http://{target}/");
+        let body = wait_for(&format!("{url} from the client"), Duration::from_secs(30), || {
+            let (ok, out) = exec(&c, "client", &["wget", "-qO-", &url]);
+            ok.then_some(out)
+        });
+        assert!(body.starts_with("hello from web-"), "{url}: {body}");
+    }
+
+    step("30 requests through the Service reach more than one backend");
+    let (ok, out) =
+        exec(&c, "client", &["sh", "-c", "for i in $(seq 30); do wget -qO- http://web/ || echo failed; done"]);
+    assert!(ok, "{out}");
+    let backends: std::collections::BTreeSet<&str> = out.lines().collect();
+    assert!(!backends.contains("failed"), "{out}");
+    assert!(backends.len() > 1, "one backend answered all 30: {backends:?}");
+
+    step("from outside the cluster's hosts: the NodePort answers on every host");
+    for h in 0..3 {
+        let addr = format!("{}:{node_port}", c.hosts().ip(h));
+        let body = wait_for(&format!("NodePort at {addr}"), Duration::from_secs(30), || http_get(&addr, "/"));
+        assert!(body.starts_with("hello from web-"), "{addr}: {body}");
+    }
+
+    step("scaled to 5 and to 1: the Endpoints and every host's rules follow");
+    for n in [5usize, 1] {
+        c.ok(&["scale", "deployment", "web", &format!("--replicas={n}")]);
+        let ips = wait_for(&format!("{n} ready endpoints"), Duration::from_secs(90), || {
+            let pods = ready_pod_ips(&c, "web");
+            (pods.len() == n && ready_addresses(&c, "web") == pods).then_some(pods)
+        });
+        for h in 0..3 {
+            wait_for(&format!("host {h}'s rules for {n} endpoints"), Duration::from_secs(10), || {
+                let rules = rules_of(&c, h);
+                let dnats = rules.lines().filter(|l| l.contains("dnat")).count();
+                // Two Services (web, web-np) over the same pods.
+                (ips.iter().all(|ip| rules.contains(ip.as_str())) && dnats == 2 * n).then_some(())
+            });
+        }
+    }
+
+    step("back to 3; a pod failing readiness leaves the Endpoints and the traffic");
+    c.ok(&["scale", "deployment", "web", "--replicas=3"]);
+    let ips = wait_for("3 ready endpoints again", Duration::from_secs(90), || {
+        let pods = ready_pod_ips(&c, "web");
+        (pods.len() == 3 && ready_addresses(&c, "web") == pods).then_some(pods)
+    });
+    let pods = json(&c, &["get", "pods", "-l", "app=web"]);
+    let sick = pods["items"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|p| p["status"]["podIP"].as_str() == Some(ips[0].as_str()))
+        .unwrap()["metadata"]["name"]
+        .as_str()
+        .unwrap()
+        .to_string();
+    let (ok, _) = exec(&c, &sick, &["rm", "/tmp/healthy"]);
+    assert!(ok);
+    wait_for("the unready pod out of the Endpoints", Duration::from_secs(10), || {
+        let ready = ready_addresses(&c, "web");
+        (ready.len() == 2 && !ready.contains(&ips[0])).then_some(())
+    });
+    wait_for("the client host's rules without it", Duration::from_secs(10), || {
+        (!rules_of(&c, 2).contains(ips[0].as_str())).then_some(())
+    });
+    let (ok, out) =
+        exec(&c, "client", &["sh", "-c", "for i in $(seq 20); do wget -qO- http://web/ || echo failed; done"]);
+    assert!(ok && !out.contains("failed"), "{out}");
+    assert!(!out.contains(&format!("hello from {sick}")), "the unready pod still got traffic:\n{out}");
+
+    step("headless Service + StatefulSet: pod names resolve, SRV answers for the named port");
+    let sts = STS.replace("HTTPD_CMD", HTTPD);
+    let out = c.apply(&sts);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let db0 = wait_ready(&c, "db-0");
+    let db0_ip = db0["status"]["podIP"].as_str().unwrap().to_string();
+    let found = wait_for("db-0.db resolves", Duration::from_secs(30), || {
+        let (ok, out) = exec(&c, "client", &["nslookup", "db-0.db.default.svc.cluster.local"]);
+        (ok && out.contains(&db0_ip)).then_some(out)
+    });
+    assert!(found.contains(&db0_ip), "{found}");
+    let (ok, out) = exec(&c, "client", &["nslookup", "-type=SRV", "_http._tcp.db.default.svc.cluster.local"]);
+    assert!(ok && out.contains("8080"), "SRV: {out}");
+    let (_, out) = exec(&c, "client", &["sh", "-c", "nslookup nothing-here.default.svc.cluster.local 2>&1"]);
+    assert!(out.contains("NXDOMAIN"), "an unknown cluster name: {out}");
+
+    step("w1 restarts with its rules gone: they are rebuilt from the store");
+    c.nodes[2].stop();
+    let out = c.hosts().exec(2, &["nft", "flush", "ruleset"]);
+    assert!(out.status.success());
+    assert!(!rules_of(&c, 2).contains("dnat"));
+    c.nodes[2].restart();
+    let addr = format!("{}:{node_port}", c.hosts().ip(2));
+    let body = wait_for("the NodePort on w1's host again", Duration::from_secs(60), || http_get(&addr, "/"));
+    assert!(body.starts_with("hello from web-"), "{body}");
+
+    step("deleting the Services removes their rules on every host");
+    c.ok(&["delete", "svc", "web", "web-np"]);
+    for h in 0..3 {
+        wait_for(&format!("host {h} without the Services' rules"), Duration::from_secs(10), || {
+            let rules = rules_of(&c, h);
+            (!rules.contains(&cluster_ip) && !rules.contains(&format!("{node_port}"))).then_some(())
+        });
+    }
+}
+
+const STS: &str = r#"apiVersion: v1
+kind: Service
+metadata:
+  name: db
+spec:
+  clusterIP: None
+  selector: {app: db}
+  ports:
+  - {name: http, port: 8080}
+---
+apiVersion: apps/v1
+kind: StatefulSet
+metadata:
+  name: db
+spec:
+  serviceName: db
+  replicas: 1
+  selector:
+    matchLabels: {app: db}
+  template:
+    metadata:
+      labels: {app: db}
+    spec:
+      terminationGracePeriodSeconds: 1
+      containers:
+      - name: httpd
+        image: clusterd.local/busybox:v1
+        imagePullPolicy: Never
+        command: ["sh", "-c", "HTTPD_CMD"]
+        ports:
+        - {name: http, containerPort: 8080}
+"#;
+
+#[test]
+fn bad_service_input_is_refused_naming_the_field_and_nothing_is_written() {
+    let c = Cluster::init(&[]);
+    let svc = |name: &str, spec: &str| {
+        format!("apiVersion: v1\nkind: Service\nmetadata:\n  name: {name}\nspec:\n  selector: {{app: x}}\n{spec}")
+    };
+    let first = svc("first", "  type: NodePort\n  clusterIP: 10.96.7.7\n  ports:\n  - {port: 80, nodePort: 30100}\n");
+    let out = c.apply(&first);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    let cases = [
+        ("taken-ip", "  clusterIP: 10.96.7.7\n  ports:\n  - {port: 80}\n", "spec.clusterIP"),
+        ("foreign-ip", "  clusterIP: 192.168.7.7\n  ports:\n  - {port: 80}\n", "spec.clusterIP"),
+        ("taken-port", "  type: NodePort\n  ports:\n  - {port: 80, nodePort: 30100}\n", "spec.ports[0].nodePort"),
+        ("far-port", "  type: NodePort\n  ports:\n  - {port: 80, nodePort: 20000}\n", "spec.ports[0].nodePort"),
+    ];
+    for (name, spec, field) in cases {
+        let out = c.apply(&svc(name, spec));
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{name} was accepted");
+        assert!(err.contains(field), "{name}: the error does not name {field}: {err}");
+        assert!(!c.cli(&["get", "svc", name]).status.success(), "{name} was written");
+    }
+
+    step("changing the clusterIP is refused; the Service keeps its address");
+    let changed = first.replace("10.96.7.7", "10.96.7.8");
+    let out = c.apply(&changed);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("spec.clusterIP"));
+    let kept = json(&c, &["get", "svc", "first"]);
+    assert_eq!(kept["spec"]["clusterIP"], "10.96.7.7");
+
+    step("once deleted, its address and port can be taken again");
+    c.ok(&["delete", "svc", "first"]);
+    let again = svc("again", "  type: NodePort\n  clusterIP: 10.96.7.7\n  ports:\n  - {port: 80, nodePort: 30100}\n");
+    let out = c.apply(&again);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+}

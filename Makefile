@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/clusterd
-APT_PACKAGES := clang libclang-dev libseccomp-dev pkg-config busybox-static etcd-server etcd-client runc crun nftables iproute2 util-linux docker-registry skopeo
+APT_PACKAGES := clang libclang-dev libseccomp-dev pkg-config busybox-static etcd-server etcd-client runc crun nftables iproute2 util-linux docker-registry skopeo curl
 # Integration tests start several node processes each; two at a time suit a 2-core machine.
 TEST_THREADS ?= 2
 
@@ -35,6 +35,7 @@ bench: deps images
 	$(CARGO) bench --bench runtime
 	$(CARGO) bench --bench pods
 	$(CARGO) bench --bench workloads
+	$(CARGO) bench --bench services
 
 lint:
 	$(CARGO) fmt --all -- --check

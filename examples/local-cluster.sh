@@ -42,23 +42,32 @@ fi
 wait_for "the cluster to answer" "$BIN" --config "$CONFIG" status
 "$BIN" --config "$CONFIG" image load target/images/busybox-v1.tar
 "$BIN" --config "$CONFIG" apply -f examples/sample-app.yaml
-pod_ready() { "$BIN" --config "$CONFIG" get pod hello -n demo | grep -q ' 1/1 '; }
-wait_for "the sample pod to be Ready" pod_ready
-IP=$("$BIN" --config "$CONFIG" get pod hello -n demo -o wide | awk 'NR==2 {print $6}')
+# The page is the same on every replica; each pod says which one it is in a
+# second file, so that repeated requests show the Service spreading them.
+ready_pods() { [ "$("$BIN" --config "$CONFIG" get pods -n demo -l app=hello | grep -c ' 1/1 ')" -ge 2 ]; }
+wait_for "the sample pods to be Ready" ready_pods
+IP=$("$BIN" --config "$CONFIG" get svc hello -n demo -o json | sed -n 's/.*"clusterIP": *"\([^"]*\)".*/\1/p' | head -n1)
+HOST_IP=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
+HOST_IP=${HOST_IP:-$(ip -4 -o addr show scope global | awk 'NR==1 {split($4, a, "/"); print a[1]}')}
+POD=$("$BIN" --config "$CONFIG" get pods -n demo -l app=hello | awk 'NR==2 {print $1}')
+served() { curl -fsS --max-time 2 "http://$IP/" >/dev/null; }
+wait_for "the Service to answer" served
 
 cat <<MSG
 
 clusterd is running: 3 control-plane nodes on loopback (logs in $ROOT/n*.log),
-and the sample app: pod demo/hello (busybox httpd) at $IP.
+and the sample app: deployment demo/hello (2 busybox httpd pods) behind
+service demo/hello — ClusterIP $IP, NodePort 30080 on every node.
 
-  curl http://$IP:8080/
+  curl http://$IP/                       # by ClusterIP, from this host
+  curl http://$HOST_IP:30080/             # by NodePort, from any host that reaches this one
   export CLUSTERD_CONFIG=$PWD/$CONFIG
-  $BIN get nodes
+  $BIN exec -n demo $POD -- wget -qO- http://hello                          # by name, from a pod
+  $BIN exec -n demo $POD -- wget -qO- http://hello.demo.svc.cluster.local
+  $BIN get svc,endpoints -n demo
   $BIN get pods -n demo -o wide
-  $BIN describe pod hello -n demo
-  $BIN logs hello -n demo
-  $BIN exec hello -n demo -- cat /www/index.html
-  $BIN top pods -n demo
+  $BIN scale deployment hello -n demo --replicas=3
+  $BIN describe svc hello -n demo
 
 Press Ctrl-C to stop the nodes (pods keep running, as containers do when a
 kubelet stops); 'make run' again starts the same nodes; 'make reset' removes

@@ -14,6 +14,8 @@ pub mod names;
 pub mod records;
 pub mod resolv;
 pub mod server;
+#[cfg(test)]
+mod server_tests;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::path::PathBuf;
@@ -71,10 +73,11 @@ pub struct DnsServer {
 }
 
 impl DnsServer {
-    /// Listen on a free port and answer from `names` (no informers: the
-    /// caller sets the snapshot). Call inside a tokio runtime.
-    pub fn start(cfg: &DnsConfig, names: SharedNames) -> Result<DnsServer, DnsError> {
-        let listening = server::listen(cfg.listen, names.clone(), cfg.upstream())?;
+    /// Listen on a free port of `ip` and answer from `names`, forwarding to
+    /// `upstream` (no informers: the caller sets the snapshot). Call inside a
+    /// tokio runtime.
+    pub fn start(ip: IpAddr, names: SharedNames, upstream: Upstream) -> Result<DnsServer, DnsError> {
+        let listening = server::listen(ip, names.clone(), upstream)?;
         Ok(DnsServer { port: listening.port, names, listening })
     }
 
@@ -90,7 +93,7 @@ impl DnsServer {
 pub fn serve(cfg: DnsConfig, registry: Registry, stop: watch::Receiver<bool>) -> Result<u16, DnsError> {
     let network = registry.service_network();
     let names = SharedNames::new(names::Names::empty(network.clone()));
-    let dns = DnsServer::start(&cfg, names.clone())?;
+    let dns = DnsServer::start(cfg.listen, names.clone(), cfg.upstream())?;
     let port = dns.port;
     tracing::info!(port, domain = %network.domain, "dns: serving the cluster's names");
     let mut until = stop.clone();

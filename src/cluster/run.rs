@@ -121,6 +121,7 @@ pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> Kubelet
         renew_every: std::time::Duration::from_secs(10),
         max_pods: 110,
         insecure_registries: state.insecure_registries.clone(),
+        resolv_conf: crate::dns::resolv::HOST_RESOLV_CONF.into(),
     }
 }
 
@@ -178,6 +179,14 @@ fn start_actors(
         });
         arbiters.extend([scheduling, controllers]);
     }
+    // Cluster DNS on every node; the proxy sends the DNS Service's address to this port.
+    let _dns_port = match crate::dns::serve(crate::dns::DnsConfig::default(), store.clone(), stop.clone()) {
+        Ok(port) => Some(port),
+        Err(e) => {
+            tracing::error!(error = %e, "dns: the node's DNS server did not start");
+            None
+        }
+    };
     actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store.clone(), stop));
     arbiters
 }

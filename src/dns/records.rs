@@ -321,7 +321,8 @@ mod tests {
         }
     }
 
-    const SOA_TEXT: &str = "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 7 7200 1800 86400 5";
+    const SOA_TEXT: &str =
+        "cluster.local. 5 IN SOA ns.dns.cluster.local. hostmaster.cluster.local. 7 7200 1800 86400 5";
 
     #[test]
     fn answers_follow_the_kubernetes_dns_spec() {
@@ -385,11 +386,15 @@ mod tests {
     #[test]
     fn another_domain_is_served_instead() {
         let network = ServiceNetwork::parse("10.0.0.0/24", "30000-30010", "corp.test").unwrap();
-        let svc: k8s_openapi::api::core::v1::Service =
-            serde_json::from_value(json!({"metadata": {"namespace": "a", "name": "b"}, "spec": {"clusterIP": "10.0.0.9"}}))
-                .unwrap();
+        let svc: k8s_openapi::api::core::v1::Service = serde_json::from_value(
+            json!({"metadata": {"namespace": "a", "name": "b"}, "spec": {"clusterIP": "10.0.0.9"}}),
+        )
+        .unwrap();
         let n = Names::build(network, 1, [&svc], []);
-        assert_eq!(text(answer(&n, "b.a.svc.corp.test", RecordType::A)), "NoError; b.a.svc.corp.test. 5 IN A 10.0.0.9; ; ");
+        assert_eq!(
+            text(answer(&n, "b.a.svc.corp.test", RecordType::A)),
+            "NoError; b.a.svc.corp.test. 5 IN A 10.0.0.9; ; "
+        );
         assert_eq!(text(answer(&n, "b.a.svc.cluster.local", RecordType::A)), "forward");
     }
 }

@@ -105,11 +105,15 @@ mod tests {
         ];
         for (text, ns, search, opts) in cases {
             let c = ResolvConf::parse(text);
-            assert_eq!((c.nameservers.as_slice(), c.searches.as_slice(), c.options.as_slice()), (
-                &ns.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..],
-                &search.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..],
-                &opts.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..]
-            ), "{text:?}");
+            assert_eq!(
+                (c.nameservers.as_slice(), c.searches.as_slice(), c.options.as_slice()),
+                (
+                    &ns.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..],
+                    &search.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..],
+                    &opts.iter().map(|s| s.to_string()).collect::<Vec<_>>()[..]
+                ),
+                "{text:?}"
+            );
         }
     }
 
@@ -125,8 +129,9 @@ mod tests {
             "nameserver 10.96.0.10\nsearch ns.svc.cluster.local svc.cluster.local\noptions ndots:5\n"
         );
         assert_eq!(ResolvConf::parse(&c.render()), c);
-        assert_eq!(ResolvConf::parse("nameserver fe80::1%eth0\nnameserver 9.9.9.9").servers(), vec![
-            "9.9.9.9:53".parse().unwrap()
-        ]);
+        assert_eq!(
+            ResolvConf::parse("nameserver fe80::1%eth0\nnameserver 9.9.9.9").servers(),
+            vec!["9.9.9.9:53".parse().unwrap()]
+        );
     }
 }

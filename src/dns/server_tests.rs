@@ -185,7 +185,10 @@ async fn cluster_names_are_answered_and_others_forwarded() {
     );
     assert_eq!(
         rendered(&m.additionals),
-        vec!["db-0.db.default.svc.cluster.local. 5 IN A 10.244.1.5", "db-1.db.default.svc.cluster.local. 5 IN A 10.244.2.7"]
+        vec![
+            "db-0.db.default.svc.cluster.local. 5 IN A 10.244.1.5",
+            "db-1.db.default.svc.cluster.local. 5 IN A 10.244.2.7"
+        ]
     );
     // PTR of a ClusterIP.
     let m = ask_udp(port, "20.0.96.10.in-addr.arpa.", RecordType::PTR).await;

@@ -1,13 +1,15 @@
 //! Cluster DNS on a real node: Services and hand-written Endpoints stored
 //! through the API are answered by the node's DNS server within moments, and
-//! a deleted Service's name is gone.
+//! a deleted Service's name is gone; a pod's containers get the cluster's
+//! resolver settings, their hosts file and the Service variables. The pod
+//! test needs root and `make images`.
 
 mod fixtures;
 
 use std::net::{Ipv4Addr, UdpSocket};
 use std::time::Duration;
 
-use fixtures::{step, wait_for, Cluster};
+use fixtures::{image, step, wait_for, Cluster};
 use hickory_proto::op::{Message, Query, ResponseCode};
 use hickory_proto::rr::{Name, RecordType};
 
@@ -109,4 +111,64 @@ subsets:
     wait_for("the name to go", Duration::from_secs(10), || {
         (ask(port, name, RecordType::A).0 == ResponseCode::NXDomain).then_some(())
     });
+}
+
+fn exec(c: &Cluster, pod: &str, cmd: &[&str]) -> String {
+    let mut args = vec!["exec", pod, "--"];
+    args.extend(cmd);
+    let out = c.cli(&args);
+    assert!(out.status.success(), "exec {cmd:?}: {}", String::from_utf8_lossy(&out.stderr));
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn a_pods_containers_get_resolv_conf_hosts_and_service_variables() {
+    let c = Cluster::init(&[]);
+    c.ok(&["image", "load", &image("busybox-v1.tar")]);
+    step("a Service in the pod's namespace, then a pod with a subdomain and host aliases");
+    let svc = "apiVersion: v1\nkind: Service\nmetadata: {name: web, namespace: default}\nspec:\n  clusterIP: 10.96.0.60\n  ports: [{name: http, port: 80}]\n";
+    assert!(c.apply(svc).status.success());
+    let pod = r#"apiVersion: v1
+kind: Pod
+metadata: {name: web-0, namespace: default}
+spec:
+  hostname: web-0
+  subdomain: web
+  terminationGracePeriodSeconds: 1
+  hostAliases:
+  - {ip: 10.1.2.3, hostnames: [legacy.example, old.example]}
+  containers:
+  - name: app
+    image: clusterd.local/busybox:v1
+    command: ["sh", "-c", "sleep 3600"]
+"#;
+    assert!(c.apply(pod).status.success());
+    let ip = wait_for("the pod to run", Duration::from_secs(60), || {
+        let out = c.cli(&["get", "pod", "web-0", "-o", "json"]);
+        let p: serde_json::Value = serde_json::from_slice(&out.stdout).ok()?;
+        (p["status"]["phase"] == "Running").then(|| p["status"]["podIP"].as_str().map(String::from))?
+    });
+
+    let resolv = exec(&c, "web-0", &["cat", "/etc/resolv.conf"]);
+    let lines: Vec<&str> = resolv.lines().collect();
+    assert_eq!(lines[0], "nameserver 10.96.0.10", "{resolv}");
+    assert!(lines[1].starts_with("search default.svc.cluster.local svc.cluster.local cluster.local"), "{resolv}");
+    assert_eq!(lines.last().copied(), Some("options ndots:5"), "{resolv}");
+
+    let hosts = exec(&c, "web-0", &["cat", "/etc/hosts"]);
+    assert!(hosts.contains(&format!("{ip}\tweb-0.web.default.svc.cluster.local\tweb-0\n")), "{hosts}");
+    assert!(hosts.contains("# Entries added by HostAliases.\n10.1.2.3\tlegacy.example\told.example\n"), "{hosts}");
+    // The files are the node's, read-only for the container.
+    let write = c.cli(&["exec", "web-0", "--", "sh", "-c", "echo x >> /etc/hosts"]);
+    assert!(!write.status.success(), "/etc/hosts is read-only in the container");
+
+    let env = exec(&c, "web-0", &["env"]);
+    for want in [
+        "WEB_SERVICE_HOST=10.96.0.60",
+        "WEB_SERVICE_PORT=80",
+        "WEB_SERVICE_PORT_HTTP=80",
+        "WEB_PORT=tcp://10.96.0.60:80",
+    ] {
+        assert!(env.lines().any(|l| l == want), "{want} missing in:\n{env}");
+    }
 }

@@ -125,7 +125,7 @@ pub fn answer(names: &Names, qname: &str, qtype: RecordType) -> Answer {
         [port, proto, svc, ns, "svc"] if port.starts_with('_') && proto.starts_with('_') => {
             match names.service(ns, svc) {
                 Some(s) => {
-                    let (port, proto) = (&port[1..], &proto[1..]);
+                    let (port, proto) = (port.trim_start_matches('_'), proto.trim_start_matches('_'));
                     let has = |p: &NamedPort| p.name == port && p.protocol == proto;
                     let exists = s.ports.iter().any(has) || s.endpoints.iter().any(|e| e.ports.iter().any(has));
                     if !exists {

@@ -36,6 +36,7 @@ bench: deps images
 	$(CARGO) bench --bench pods
 	$(CARGO) bench --bench workloads
 	$(CARGO) bench --bench services
+	$(CARGO) bench --bench dns
 
 lint:
 	$(CARGO) fmt --all -- --check

@@ -6,6 +6,7 @@
 //! * [`objects`] — Kubernetes objects: kinds, validation, defaulting, admission, selectors.
 //! * [`registry`] — the one writer of objects, the node's informers, Events.
 //! * [`scheduler`], [`controllers`], [`kubelet`] — the node's actors, fed by the registry.
+//! * [`dns`] — the cluster DNS every node serves from its replica.
 //! * [`api`] — the gRPC API every node serves (`proto/clusterd.proto`).
 //! * [`cluster`] — a node's life cycle: `init`, `join`, `start`.
 //! * [`client`] — connecting to the API and the kubectl-shaped verbs.
@@ -24,6 +25,7 @@ pub mod cli;
 pub mod client;
 pub mod cluster;
 pub mod controllers;
+pub mod dns;
 pub mod kubelet;
 pub mod objects;
 pub mod registry;

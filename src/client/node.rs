@@ -56,6 +56,11 @@ pub struct NodeFlags {
     /// (default: the Raft address's IP).
     #[arg(long)]
     pub node_ip: Option<std::net::IpAddr>,
+    /// Resolver configuration of this host: where the node's DNS forwards
+    /// names outside the cluster, and what `dnsPolicy: Default` pods get
+    /// (default: /etc/resolv.conf).
+    #[arg(long)]
+    pub resolv_conf: Option<PathBuf>,
 }
 
 impl NodeFlags {
@@ -76,6 +81,7 @@ impl NodeFlags {
             service_node_port_range: self.service_node_port_range.clone(),
             cluster_domain: self.cluster_domain.clone(),
             node_ip: self.node_ip,
+            resolv_conf: self.resolv_conf.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
         }
     }
 }

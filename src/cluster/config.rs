@@ -42,6 +42,9 @@ pub struct NodeState {
     /// the Raft address's IP.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub node_ip: Option<String>,
+    /// The host's resolver settings (`--resolv-conf`); default: `/etc/resolv.conf`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub resolv_conf: Option<String>,
 }
 
 /// The data directory layout.

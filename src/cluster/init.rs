@@ -91,6 +91,7 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
         keep_logs: args.keep_logs,
         insecure_registries: args.insecure_registries.clone(),
         node_ip: args.node_ip.map(|ip| ip.to_string()),
+        resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
     };
     let node = start_raft(&dir, &state, ca.cert_pem(), &node_id).await?;
     let member =

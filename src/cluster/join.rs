@@ -43,6 +43,7 @@ pub async fn join(server: &str, token: &str, control_plane: bool, args: NodeArgs
         keep_logs: args.keep_logs,
         insecure_registries: args.insecure_registries.clone(),
         node_ip: args.node_ip.map(|ip| ip.to_string()),
+        resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
     };
     let node = start_raft(&dir, &state, &resp.ca_cert, &id).await?;
     let member =

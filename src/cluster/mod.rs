@@ -88,4 +88,7 @@ pub struct NodeArgs {
     /// The address other hosts reach this node's pods through (default: the
     /// Raft address's IP).
     pub node_ip: Option<std::net::IpAddr>,
+    /// The resolver settings forwarded names and `dnsPolicy: Default` pods
+    /// use (default: `/etc/resolv.conf`).
+    pub resolv_conf: Option<PathBuf>,
 }

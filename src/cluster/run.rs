@@ -121,6 +121,7 @@ pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> Kubelet
         renew_every: std::time::Duration::from_secs(10),
         max_pods: 110,
         insecure_registries: state.insecure_registries.clone(),
+        resolv_conf: state.resolv_conf.clone().unwrap_or_else(|| crate::dns::resolv::HOST_RESOLV_CONF.into()).into(),
     }
 }
 
@@ -178,6 +179,18 @@ fn start_actors(
         });
         arbiters.extend([scheduling, controllers]);
     }
+    // Cluster DNS on every node; the proxy sends the DNS Service's address to this port.
+    let mut dns = crate::dns::DnsConfig::default();
+    if let Some(path) = &state.resolv_conf {
+        dns.resolv_conf = path.into();
+    }
+    let _dns_port = match crate::dns::serve(dns, store.clone(), stop.clone()) {
+        Ok(port) => Some(port),
+        Err(e) => {
+            tracing::error!(error = %e, "dns: the node's DNS server did not start");
+            None
+        }
+    };
     actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store.clone(), stop));
     arbiters
 }

@@ -20,7 +20,9 @@ use super::plan::{
     self, Action, ContainerSpec, Event, EventKind, Memory, Observation, PodSpec, SandboxSeen, StartError,
 };
 use super::runtime::PodRuntime;
-use super::spec;
+use super::{pod_dns, spec};
+use crate::dns::resolv::ResolvConf;
+use crate::objects::network::ServiceNetwork;
 use crate::objects::typed::Object;
 
 /// Where workers read the time: the real clock on a node; a hand-set one in
@@ -55,8 +57,8 @@ impl Clock {
     }
 }
 
-/// What every pod worker of a node shares: the runtime, the control plane, and
-/// where pods' volumes live.
+/// What every pod worker of a node shares: the runtime, the control plane,
+/// where pods' volumes live, and what pods' DNS settings are made of.
 pub struct Executor<R, A> {
     /// The container runtime.
     pub runtime: R,
@@ -68,6 +70,11 @@ pub struct Executor<R, A> {
     pub pods_root: PathBuf,
     /// The time outcomes are recorded at.
     pub clock: Clock,
+    /// The cluster's service network (the DNS Service's address, the domain).
+    pub network: ServiceNetwork,
+    /// The host's resolver settings (for `dnsPolicy: Default`, and the
+    /// search domains cluster pods inherit).
+    pub host_resolv_conf: PathBuf,
 }
 
 /// Where one pod's containers go, kept by its worker across passes.
@@ -238,7 +245,8 @@ impl<R: PodRuntime, A: ControlPlane> Executor<R, A> {
         self.ensure_image(pod, c).await?;
         let config_error = |e: spec::ConfigError| StartError::Config(e.0);
         let env = spec::environment(typed, &c.raw, &self.control, ip, &self.host_ip).map_err(config_error)?;
-        let cfg = spec::container_config(&c.raw, &at.volumes, env).map_err(config_error)?;
+        let files = self.pod_files(typed, ip).map_err(config_error)?;
+        let cfg = spec::container_config(&c.raw, &at.volumes, env, &files).map_err(config_error)?;
         let name = cfg.name.clone();
         let id =
             self.runtime.create_container(&sandbox.id, cfg).await.map_err(|e| StartError::Create(e.to_string()))?;
@@ -250,6 +258,18 @@ impl<R: PodRuntime, A: ControlPlane> Executor<R, A> {
         }
         self.tell(pod, EventKind::Normal, "Started", format!("Started container {name}"));
         Ok(id)
+    }
+
+    /// Write the pod's `resolv.conf` and hosts file into its directory; their mounts.
+    fn pod_files(&self, pod: &Pod, ip: &str) -> Result<Vec<clusterd_runtime::Mount>, spec::ConfigError> {
+        let uid = pod.metadata.uid.as_deref().unwrap_or("");
+        if uid.is_empty() {
+            return Err(spec::ConfigError("the pod has no uid".into()));
+        }
+        let host = ResolvConf::for_pods(&self.host_resolv_conf);
+        let resolv = pod_dns::resolv_conf(pod, &self.network, &host);
+        let hosts = pod_dns::hosts_file(pod, ip, &self.network);
+        pod_dns::write_files(&self.pods_root.join(uid), &resolv, &hosts)
     }
 
     async fn ensure_image(&self, pod: &Object, c: &ContainerSpec) -> Result<(), StartError> {

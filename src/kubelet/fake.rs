@@ -9,7 +9,7 @@ use std::path::PathBuf;
 use std::sync::Mutex;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, Secret, Service};
 use serde_json::Value;
 
 use clusterd_runtime::runtime::SandboxStatus;
@@ -71,6 +71,7 @@ struct State {
     registry: HashSet<String>,
     sandbox_failures: u32,
     calls: Vec<Call>,
+    configs: Vec<ContainerConfig>,
 }
 
 /// The fake runtime.
@@ -128,6 +129,11 @@ impl FakeRuntime {
     pub fn instances(&self, name: &str) -> Vec<(ContainerState, Option<i32>)> {
         let s = self.state.lock().unwrap();
         s.containers.values().filter(|c| c.name == name).map(|c| (c.state, c.exit_code)).collect()
+    }
+
+    /// The config the last container of this name was created with.
+    pub fn config(&self, name: &str) -> Option<ContainerConfig> {
+        self.state.lock().unwrap().configs.iter().rev().find(|c| c.name == name).cloned()
     }
 
     /// How many sandboxes exist.
@@ -213,6 +219,7 @@ impl PodRuntime for FakeRuntime {
     async fn create_container(&self, sandbox: &str, config: ContainerConfig) -> Result<String, RuntimeError> {
         let mut s = self.state.lock().unwrap();
         s.calls.push(Call::Create(config.name.clone()));
+        s.configs.push(config.clone());
         let id = Self::next(&mut s, "c");
         let created_at = format!("2026-01-01T00:00:00.{:09}Z", s.seq);
         let status = ContainerStatus {
@@ -302,18 +309,21 @@ impl PodRuntime for FakeRuntime {
 pub struct FakeControl {
     secrets: Mutex<HashMap<(String, String), Secret>>,
     config_maps: Mutex<HashMap<(String, String), ConfigMap>>,
+    services: Mutex<Vec<Service>>,
     events: Mutex<Vec<Event>>,
     statuses: Mutex<Vec<Value>>,
     removed: Mutex<bool>,
 }
 
 impl FakeControl {
-    /// Store a Secret or ConfigMap (written as JSON, as a user would) for the pod to find.
+    /// Store a Secret, ConfigMap or Service (written as JSON, as a user would) for the pod to find.
     pub fn put(&self, object: Value) {
         let meta = &object["metadata"];
         let key = |f: &str| meta[f].as_str().unwrap_or("").to_string();
         let at = (key("namespace"), key("name"));
-        if object["kind"] == "Secret" {
+        if object["kind"] == "Service" {
+            self.services.lock().unwrap().push(serde_json::from_value(object).expect("a Service"));
+        } else if object["kind"] == "Secret" {
             self.secrets.lock().unwrap().insert(at, serde_json::from_value(object).expect("a Secret"));
         } else {
             self.config_maps.lock().unwrap().insert(at, serde_json::from_value(object).expect("a ConfigMap"));
@@ -346,6 +356,11 @@ impl Lookup for FakeControl {
 
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
         self.config_maps.lock().unwrap().get(&(namespace.into(), name.into())).cloned()
+    }
+
+    fn services(&self, namespace: &str) -> Vec<Service> {
+        let list = self.services.lock().unwrap();
+        list.iter().filter(|s| s.metadata.namespace.as_deref() == Some(namespace)).cloned().collect()
     }
 }
 

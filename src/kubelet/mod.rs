@@ -17,10 +17,12 @@ pub mod host_usage;
 pub mod modify;
 pub mod node;
 pub mod plan;
+pub mod pod_dns;
 pub mod probe;
 pub mod routes;
 pub mod runtime;
 pub mod service;
+pub mod service_env;
 pub mod spec;
 pub mod status;
 pub mod worker;
@@ -70,6 +72,8 @@ pub struct KubeletConfig {
     pub max_pods: u64,
     /// Registries pulled from over plain HTTP.
     pub insecure_registries: Vec<String>,
+    /// The host's resolver settings, which pods with `dnsPolicy: Default` get.
+    pub resolv_conf: PathBuf,
 }
 
 impl KubeletConfig {
@@ -183,12 +187,15 @@ async fn run_until(cfg: KubeletConfig, store: Registry, stop: watch::Receiver<bo
     let _ = runtime_slot.set(runtime.clone());
     tracing::info!(node = %cfg.name, %cidr, "kubelet: runtime ready");
     tokio::spawn(routes::follow(store.clone(), runtime.clone(), cfg.name.clone(), cfg.ip.clone(), stop.clone()));
+    let network = store.service_network();
     let env = Arc::new(NodeEnv {
         runtime: runtime::HostRuntime::new(runtime, cfg.insecure_registries.clone()),
         control: worker::StoreControl { store, component: format!("kubelet/{}", cfg.name) },
         host_ip: cfg.ip.clone(),
         pods_root: cfg.data_dir.join("kubelet").join("pods"),
         clock: executor::Clock::real(),
+        network,
+        host_resolv_conf: cfg.resolv_conf.clone(),
     });
     Kubelet { env, node_name: cfg.name.clone(), workers: HashMap::new(), synced: false, stop }.start();
 }

@@ -1,11 +1,12 @@
 //! From a pod's spec to what the runtime runs: environment (values, secret and
-//! configMap keys, pod fields), volumes (directories prepared on the node) and
-//! resources. Lookups of secrets and configMaps go to the local replica.
+//! configMap keys, pod fields, Service variables), volumes (directories
+//! prepared on the node) and resources. Lookups of secrets, configMaps and
+//! Services go to the local replica.
 
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
-use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Container, KeyToPath, Pod, Secret, Service};
 
 use clusterd_runtime::{ContainerConfig, Mount, Resources};
 
@@ -16,12 +17,14 @@ use crate::objects::quantity;
 #[error("{0}")]
 pub struct ConfigError(pub String);
 
-/// Reads the secrets and configMaps a pod refers to from the local replica.
+/// Reads the secrets, configMaps and Services a pod refers to from the local replica.
 pub trait Lookup {
     /// The Secret, if it exists.
     fn secret(&self, namespace: &str, name: &str) -> Option<Secret>;
     /// The ConfigMap, if it exists.
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap>;
+    /// Every Service of a namespace (for the Service environment variables).
+    fn services(&self, namespace: &str) -> Vec<Service>;
 }
 
 /// Where a key, an environment or a volume's files come from.
@@ -119,7 +122,20 @@ fn expand(s: &str, vars: &BTreeMap<String, String>) -> String {
     out
 }
 
-/// The environment of a container, in order: `envFrom`, then `env`.
+/// The Services whose variables a pod's containers may get: its namespace's
+/// and `default`'s (where the API's `kubernetes` Service is).
+fn services_for(pod: &Pod, lookup: &dyn Lookup) -> Vec<Service> {
+    let ns = pod.metadata.namespace.as_deref().unwrap_or("default");
+    let mut list = lookup.services(super::service_env::API_SERVICE.0);
+    if ns != super::service_env::API_SERVICE.0 {
+        list.extend(lookup.services(ns));
+    }
+    list
+}
+
+/// The environment of a container, in order: `envFrom`, then `env`, then the
+/// Service variables the container does not set itself (`$(VAR)` references
+/// may name those too, as in Kubernetes).
 pub fn environment(
     pod: &Pod,
     container: &Container,
@@ -128,10 +144,11 @@ pub fn environment(
     host_ip: &str,
 ) -> Result<Vec<(String, String)>, ConfigError> {
     let ns = pod.metadata.namespace.as_deref().unwrap_or("");
-    let mut vars: BTreeMap<String, String> = BTreeMap::new();
+    let service_vars = super::service_env::service_env(pod, &services_for(pod, lookup));
+    let mut vars: BTreeMap<String, String> = service_vars.iter().cloned().collect();
     let mut order: Vec<String> = Vec::new();
     let mut set = |vars: &mut BTreeMap<String, String>, k: String, v: String| {
-        if !vars.contains_key(&k) {
+        if !order.contains(&k) {
             order.push(k.clone());
         }
         vars.insert(k, v);
@@ -188,7 +205,9 @@ pub fn environment(
         };
         set(&mut vars, e.name.clone(), value);
     }
-    Ok(order.into_iter().map(|k| (k.clone(), vars[&k].clone())).collect())
+    let mut out: Vec<(String, String)> = order.iter().map(|k| (k.clone(), vars[k].clone())).collect();
+    out.extend(service_vars.into_iter().filter(|(k, _)| !order.contains(k)));
+    Ok(out)
 }
 
 /// The CPU/memory settings of a container's `resources`.
@@ -208,7 +227,7 @@ pub fn volume_dir(pods_root: &Path, uid: &str, name: &str) -> PathBuf {
 }
 
 /// Write a file only when its content differs (so an unchanged volume is not touched).
-fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<bool> {
+pub(super) fn write_if_changed(path: &Path, bytes: &[u8], mode: u32) -> std::io::Result<bool> {
     use std::os::unix::fs::PermissionsExt;
     if std::fs::read(path).is_ok_and(|old| old == bytes) {
         return Ok(false);
@@ -353,12 +372,14 @@ pub fn prepare_volumes(
 /// The volume holding the service account token.
 pub const SA_VOLUME: &str = "kube-api-access";
 
-/// The runtime's container config for `container`, with its prepared volumes
-/// and resolved environment.
+/// The runtime's container config for `container`, with its prepared volumes,
+/// resolved environment and the pod's own files (`/etc/resolv.conf`,
+/// `/etc/hosts`: mounted unless the container mounts something there itself).
 pub fn container_config(
     container: &Container,
     volumes: &BTreeMap<String, PathBuf>,
     env: Vec<(String, String)>,
+    pod_files: &[Mount],
 ) -> Result<ContainerConfig, ConfigError> {
     let vars: BTreeMap<String, String> = env.iter().cloned().collect();
     let expanded = |list: &Option<Vec<String>>| list.iter().flatten().map(|s| expand(s, &vars)).collect();
@@ -392,6 +413,11 @@ pub fn container_config(
             });
         }
     }
+    for f in pod_files {
+        if !mounts.iter().any(|m| m.container_path == f.container_path) {
+            mounts.push(f.clone());
+        }
+    }
     Ok(ContainerConfig {
         name: container.name.clone(),
         image: container.image.clone().unwrap_or_default(),
@@ -417,12 +443,14 @@ mod tests {
     struct Objects {
         secrets: Vec<Secret>,
         config_maps: Vec<ConfigMap>,
+        services: Vec<Service>,
     }
 
     impl Objects {
         fn with(mut self, kind: &str, obj: Value) -> Self {
             match kind {
                 "secret" => self.secrets.push(typed(obj)),
+                "service" => self.services.push(typed(obj)),
                 _ => self.config_maps.push(typed(obj)),
             }
             self
@@ -435,6 +463,9 @@ mod tests {
         }
         fn config_map(&self, _ns: &str, name: &str) -> Option<ConfigMap> {
             self.config_maps.iter().find(|c| c.metadata.name.as_deref() == Some(name)).cloned()
+        }
+        fn services(&self, ns: &str) -> Vec<Service> {
+            self.services.iter().filter(|s| s.metadata.namespace.as_deref() == Some(ns)).cloned().collect()
         }
     }
 
@@ -479,6 +510,43 @@ mod tests {
         assert_eq!(get("IP"), Some("10.0.0.5"));
         assert_eq!(get("NODE"), Some("n1"));
         assert_eq!(get("APP"), Some("web"));
+    }
+
+    #[test]
+    fn service_variables_come_after_the_containers_own_which_win() {
+        let pod = typed(json!({"metadata": {"name": "p", "namespace": "ns"}, "spec": {"containers": []}}));
+        let lookup = Objects::default()
+            .with(
+                "service",
+                json!({"metadata": {"namespace": "default", "name": "kubernetes"},
+                "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443}]}}),
+            )
+            .with(
+                "service",
+                json!({"metadata": {"namespace": "ns", "name": "web"},
+                "spec": {"clusterIP": "10.96.0.20", "ports": [{"port": 80}]}}),
+            )
+            .with(
+                "service",
+                json!({"metadata": {"namespace": "elsewhere", "name": "db"},
+                "spec": {"clusterIP": "10.96.0.30", "ports": [{"port": 5432}]}}),
+            );
+        let c = container(json!({"env": [
+            {"name": "WEB_SERVICE_PORT", "value": "8080"},
+            {"name": "URL", "value": "http://$(WEB_SERVICE_HOST):$(WEB_SERVICE_PORT)/"}
+        ]}));
+        let env = environment(&pod, &c, &lookup, "", "").unwrap();
+        let get = |k: &str| env.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+        assert_eq!(get("WEB_SERVICE_PORT"), Some("8080"), "the container's own value wins");
+        assert_eq!(get("URL"), Some("http://10.96.0.20:8080/"), "references reach Service variables");
+        assert_eq!(get("WEB_SERVICE_HOST"), Some("10.96.0.20"));
+        assert_eq!(get("KUBERNETES_SERVICE_HOST"), Some("10.96.0.1"));
+        assert_eq!(get("DB_SERVICE_HOST"), None, "other namespaces' Services are not linked");
+        assert_eq!(env.iter().filter(|(k, _)| k == "WEB_SERVICE_PORT").count(), 1);
+        assert_eq!(
+            &env[..2],
+            &[("WEB_SERVICE_PORT".into(), "8080".into()), ("URL".into(), "http://10.96.0.20:8080/".into())]
+        );
     }
 
     #[test]
@@ -538,7 +606,7 @@ mod tests {
             [("data".to_string(), dir.path().join("data")), (SA_VOLUME.to_string(), dir.path().join("sa"))].into();
         let c = container(json!({"image": "busybox:1", "command": ["sh", "-c"], "args": ["echo $(GREETING)"],
             "workingDir": "/w", "volumeMounts": [{"name": "data", "mountPath": "/data", "subPath": "a/b", "readOnly": true}]}));
-        let cfg = container_config(&c, &volumes, vec![("GREETING".into(), "hi".into())]).unwrap();
+        let cfg = container_config(&c, &volumes, vec![("GREETING".into(), "hi".into())], &[]).unwrap();
         assert_eq!((cfg.name.as_str(), cfg.image.as_str(), cfg.working_dir.as_str()), ("c", "busybox:1", "/w"));
         assert_eq!(cfg.args, vec!["echo hi"]);
         let paths: Vec<(&str, &str, bool)> =
@@ -553,8 +621,26 @@ mod tests {
             ]
         );
         assert!(sub.is_dir(), "the subPath is made");
+        let files = [
+            Mount { host_path: "/pod/resolv.conf".into(), container_path: "/etc/resolv.conf".into(), read_only: true },
+            Mount { host_path: "/pod/etc-hosts".into(), container_path: "/etc/hosts".into(), read_only: true },
+        ];
+        let own_hosts = container(json!({"volumeMounts": [{"name": "data", "mountPath": "/etc/hosts"}]}));
+        let cfg = container_config(&own_hosts, &volumes, vec![], &files).unwrap();
+        let at: Vec<(&str, &str)> =
+            cfg.mounts.iter().map(|m| (m.container_path.as_str(), m.host_path.as_str())).collect();
+        let data = dir.path().join("data");
+        assert_eq!(
+            at,
+            vec![
+                ("/etc/hosts", data.to_str().unwrap()),
+                (crate::objects::conventions::SERVICE_ACCOUNT_MOUNT_PATH, sa.to_str().unwrap()),
+                ("/etc/resolv.conf", "/pod/resolv.conf")
+            ],
+            "the pod's files, unless the container mounts its own there"
+        );
         let bad = container(json!({"volumeMounts": [{"name": "nope", "mountPath": "/x"}]}));
-        assert_eq!(container_config(&bad, &volumes, vec![]).unwrap_err().0, "volume \"nope\" is not defined");
+        assert_eq!(container_config(&bad, &volumes, vec![], &[]).unwrap_err().0, "volume \"nope\" is not defined");
     }
 
     #[test]

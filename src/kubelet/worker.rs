@@ -8,7 +8,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret};
+use k8s_openapi::api::core::v1::{ConfigMap, Pod, Secret, Service};
 use serde_json::Value;
 use tokio::sync::watch;
 use tokio::time::Instant;
@@ -20,7 +20,7 @@ use super::plan::{self, Event, EventKind, Memory, PodSpec};
 use super::runtime::{HostRuntime, PodRuntime};
 use super::spec::Lookup;
 use super::status::{self, PodObserved};
-use crate::objects::kinds::{CONFIG_MAP, POD, SECRET};
+use crate::objects::kinds::{CONFIG_MAP, POD, SECRET, SERVICE};
 use crate::objects::typed::Object;
 use crate::objects::{resource_version, Kind};
 use crate::registry::{EventType, Registry, RegistryError};
@@ -41,6 +41,11 @@ impl Lookup for Registry {
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
         read(self, &CONFIG_MAP, namespace, name)
     }
+
+    fn services(&self, namespace: &str) -> Vec<Service> {
+        let listed = self.list(&SERVICE, Some(namespace)).map(|(list, _)| list).unwrap_or_default();
+        listed.into_iter().filter_map(typed).collect()
+    }
 }
 
 /// The object store as a pod worker's control plane.
@@ -58,6 +63,10 @@ impl Lookup for StoreControl {
 
     fn config_map(&self, namespace: &str, name: &str) -> Option<ConfigMap> {
         self.store.config_map(namespace, name)
+    }
+
+    fn services(&self, namespace: &str) -> Vec<Service> {
+        self.store.services(namespace)
     }
 }
 

@@ -28,6 +28,8 @@ fn rig(runtime: FakeRuntime) -> Rig {
         host_ip: "192.0.2.1".into(),
         pods_root: dir.path().to_path_buf(),
         clock: Clock::manual(Instant::now()),
+        network: crate::objects::network::ServiceNetwork::default(),
+        host_resolv_conf: dir.path().join("host-resolv.conf"),
     });
     Rig { worker: Worker::new(exec.clone()), exec, dir }
 }
@@ -373,4 +375,37 @@ async fn volumes_wait_for_their_sources_then_hold_the_keys_and_the_token() {
     assert_eq!(read("creds/password"), "s3cr3t", "secret data decoded");
     assert_eq!(read("conf/mode"), "fast");
     assert_eq!(read("kube-api-access/token"), "tok", "the service account token");
+}
+
+#[tokio::test]
+async fn containers_get_the_pods_dns_files_and_service_variables() {
+    let mut r = rig(FakeRuntime::with_images(&["busybox:1"]));
+    std::fs::write(r.dir.path().join("host-resolv.conf"), "nameserver 192.0.2.53\nsearch corp.example\n").unwrap();
+    r.control().put(json!({"kind": "Service", "metadata": {"namespace": "default", "name": "kubernetes"},
+        "spec": {"clusterIP": "10.96.0.1", "ports": [{"name": "https", "port": 443}]}}));
+    let mut p = pod(json!({
+        "hostname": "web-0", "subdomain": "web",
+        "hostAliases": [{"ip": "10.9.9.9", "hostnames": ["legacy.example"]}],
+        "containers": [{"name": "app", "image": "busybox:1"}],
+    }));
+    r.step(&mut p, Instant::now()).await;
+    let cfg = r.runtime().config("app").expect("the container was created");
+    let file = |at: &str| {
+        let m = cfg.mounts.iter().find(|m| m.container_path == at).unwrap_or_else(|| panic!("{at} is mounted"));
+        assert!(m.read_only, "{at} is read-only");
+        assert!(
+            m.host_path.starts_with(r.dir.path().join("u1").to_str().unwrap()),
+            "{at} lives in the pod's directory"
+        );
+        std::fs::read_to_string(&m.host_path).unwrap()
+    };
+    assert_eq!(
+        file("/etc/resolv.conf"),
+        "nameserver 10.96.0.10\nsearch default.svc.cluster.local svc.cluster.local cluster.local corp.example\noptions ndots:5\n"
+    );
+    let hosts = file("/etc/hosts");
+    assert!(hosts.contains("10.1.0.2\tweb-0.web.default.svc.cluster.local\tweb-0\n"), "{hosts}");
+    assert!(hosts.ends_with("# Entries added by HostAliases.\n10.9.9.9\tlegacy.example\n"), "{hosts}");
+    assert!(cfg.env.contains(&("KUBERNETES_SERVICE_HOST".into(), "10.96.0.1".into())));
+    assert!(cfg.env.contains(&("KUBERNETES_PORT".into(), "tcp://10.96.0.1:443".into())));
 }

@@ -18,12 +18,18 @@
 //! no two modules (or files) import each other in a loop;
 //! `shared/tools/layers.py` checks it.
 
+pub mod allocate;
 pub mod bind;
+mod claims;
+#[cfg(test)]
+mod claims_tests;
 pub mod deletion;
 pub mod error;
 pub mod events;
 pub mod informer;
 pub mod patch;
+#[cfg(test)]
+pub(crate) mod testing;
 mod write;
 
 use std::sync::Arc;

@@ -47,14 +47,18 @@ impl TestCluster {
             assert!(tokio::time::Instant::now() < deadline, "no leader");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        for (i, m) in members.iter().enumerate().skip(1) {
-            nodes[0].add_member(i as u64 + 1, m.clone(), true, WAIT).await.unwrap();
-        }
         let put = Op::Put {
             key: crate::objects::conventions::CLUSTER_CONFIG_KEY.into(),
             value: settings.to_string().into_bytes(),
         };
         nodes[0].propose(Command::Txn(Txn::ops(vec![put])), WAIT).await.unwrap();
+        for (i, m) in members.iter().enumerate().skip(1) {
+            // A membership change is refused while the first one is still being committed.
+            while let Err(e) = nodes[0].add_member(i as u64 + 1, m.clone(), true, WAIT).await {
+                assert!(tokio::time::Instant::now() < deadline, "adding n{}: {e}", i + 1);
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        }
         let registries: Vec<Registry> = nodes.iter().map(|n| Registry::new(n.clone())).collect();
         for ns in ["default", "kube-system"] {
             let obj = json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}});

@@ -382,8 +382,29 @@ fn check_service(obj: &Value, errs: &mut Vec<FieldError>) {
         errs.push(FieldError::required("spec.externalName"));
     }
     let mut node_ports = Vec::new();
+    let (mut names, mut numbers) = (Vec::new(), Vec::new());
+    let several = ports.is_some_and(|p| p.len() > 1);
     for (i, p) in ports.into_iter().flatten().enumerate() {
         let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+        // Several ports are told apart by name (Endpoints, SRV records) and by port and protocol.
+        let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() && several {
+            errs.push(FieldError::required(format!("spec.ports[{i}].name")));
+        } else if !name.is_empty() && names.contains(&name) {
+            errs.push(FieldError {
+                field: format!("spec.ports[{i}].name"),
+                message: format!("Duplicate value: \"{name}\""),
+            });
+        }
+        names.push(name);
+        let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+        if numbers.contains(&(port, protocol)) {
+            errs.push(FieldError {
+                field: format!("spec.ports[{i}]"),
+                message: format!("Duplicate value: \"{port}/{protocol}\""),
+            });
+        }
+        numbers.push((port, protocol));
         if !(1..=65535).contains(&port) {
             errs.push(FieldError::invalid_int(
                 format!("spec.ports[{i}].port"),
@@ -498,8 +519,7 @@ mod tests {
             kind_fields("pod", &obj),
             ["spec.containers[0].name", "spec.containers[0].image", "spec.containers[2].name", "spec.restartPolicy"]
         );
-        let svc =
-            json!({"metadata": {"name": "s"}, "spec": {"type": "Weird", "ports": [{"port": 0}, {"port": 70000}]}});
+        let svc = json!({"metadata": {"name": "s"}, "spec": {"type": "Weird", "ports": [{"name": "a", "port": 0}, {"name": "b", "port": 70000}]}});
         assert_eq!(kind_fields("svc", &svc), ["spec.type", "spec.ports[0].port", "spec.ports[1].port"]);
         let cm = json!({"metadata": {"name": "c"}, "data": {"a b": "1", "ok": "2", "c/d": "3"}});
         assert_eq!(kind_fields("cm", &cm), ["data[a b]", "data[c/d]"]);
@@ -514,12 +534,12 @@ mod tests {
                 vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"],
             ),
             (
-                json!({"type": "NodePort", "ports": [{"port": 80, "nodePort": 30080}, {"port": 81, "nodePort": 30080}]}),
+                json!({"type": "NodePort", "ports": [{"name": "a", "port": 80, "nodePort": 30080}, {"name": "b", "port": 81, "nodePort": 30080}]}),
                 vec!["spec.ports[1].nodePort: Duplicate value: 30080"],
             ),
             (
                 json!({"type": "NodePort", "ports": [
-                {"port": 53, "protocol": "UDP", "nodePort": 30053}, {"port": 53, "protocol": "TCP", "nodePort": 30053}]}),
+                {"name": "u", "port": 53, "protocol": "UDP", "nodePort": 30053}, {"name": "t", "port": 53, "protocol": "TCP", "nodePort": 30053}]}),
                 vec![],
             ),
             (
@@ -539,6 +559,14 @@ mod tests {
                 ],
             ),
             (json!({"type": "ExternalName", "externalName": "example.com"}), vec![]),
+            (
+                json!({"ports": [{"port": 80}, {"name": "a", "port": 81}, {"name": "a", "port": 81}]}),
+                vec![
+                    "spec.ports[0].name: Required value",
+                    "spec.ports[2].name: Duplicate value: \"a\"",
+                    "spec.ports[2]: Duplicate value: \"81/TCP\"",
+                ],
+            ),
         ];
         for (spec, want) in cases {
             assert_eq!(kind_errors("svc", &svc(spec.clone())), want, "{spec}");

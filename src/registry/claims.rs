@@ -130,6 +130,6 @@ impl Registry {
 }
 
 /// The refusal of a Service whose requested address is taken.
-pub(super) fn refused(name: &str, cause: crate::objects::validate::FieldError) -> RegistryError {
+fn refused(name: &str, cause: crate::objects::validate::FieldError) -> RegistryError {
     RegistryError::Invalid(Invalid { kind: kinds::SERVICE.kind.into(), name: name.into(), causes: vec![cause] })
 }

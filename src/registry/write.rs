@@ -8,7 +8,7 @@ use serde_json::{json, Value};
 use clusterd_raft::{Compare, Op, Txn};
 
 use super::allocate::Lost;
-use super::{claims, Origin, Patch, Registry, RegistryError};
+use super::{Origin, Patch, Registry, RegistryError};
 use crate::objects::admission::{self, Admitted, Invalid};
 use crate::objects::validate::FieldError;
 use crate::objects::{encode, key_of, kinds, meta_str, resource_version, Kind};
@@ -134,7 +134,9 @@ impl Registry {
             let lost_claim = resp.failed_compare.zip(plan.as_ref().zip(base)).and_then(|(i, (p, b))| p.lost(i, b));
             match (resp.failed_compare, lost_claim) {
                 (None, _) => return Ok(stamped(a.body, resp.revision)),
-                (_, Some(Lost::Refused(cause))) => return Err(claims::refused(&name, cause)),
+                (_, Some(Lost::Refused(cause))) => {
+                    return Err(RegistryError::Invalid(Invalid { kind: kind.kind.into(), name, causes: vec![cause] }))
+                }
                 (_, Some(Lost::PickAgain(record))) => {
                     lost.insert(record);
                 }

@@ -212,11 +212,8 @@ pub fn plan(
     now: &str,
 ) -> Result<Plan, Vec<FieldError>> {
     let held = old.map(Holdings::of).unwrap_or_default();
-    let mut errs = Vec::new();
-    let mut claims = Vec::new();
+    let mut d = Decisions { net, held: &held, taken, rng, claims: Vec::new(), errs: Vec::new() };
     let ty = spec_type(svc).to_string();
-
-    // The ClusterIP.
     let requested_ip = svc["spec"]["clusterIP"]
         .as_str()
         .filter(|s| !s.is_empty())
@@ -225,159 +222,161 @@ pub fn plan(
         .to_string();
     let ip = match (ty.as_str(), requested_ip.as_str()) {
         ("ExternalName", _) | (_, "None") => None,
-        (_, "") => {
-            let free = |i: u32| net.nth(i).is_some_and(|ip| !taken(&ip_key(ip)));
-            match pick(net.size(), ip_band(net), rng, free).and_then(|i| net.nth(i)) {
-                Some(ip) => {
-                    claims.push(Claim {
-                        key: ip_key(ip),
-                        field: "spec.clusterIP".into(),
-                        shown: format!("\"{ip}\""),
-                        requested: false,
-                    });
-                    Some(ip)
-                }
-                None => {
-                    errs.push(FieldError {
-                        field: "spec.clusterIP".into(),
-                        message: format!(
-                            "Internal error: failed to allocate a serviceIP: range is full (the range of valid IPs is {})",
-                            net.cidr()
-                        ),
-                    });
-                    None
-                }
-            }
-        }
-        (_, given) => match given.parse::<Ipv4Addr>() {
-            Err(_) => {
-                errs.push(FieldError::invalid("spec.clusterIP", given, "must be a valid IP address"));
-                None
-            }
-            Ok(ip) if held.cluster_ip == Some(ip) => Some(ip),
-            Ok(ip) => {
-                let claim = Claim {
-                    key: ip_key(ip),
-                    field: "spec.clusterIP".into(),
-                    shown: format!("\"{ip}\""),
-                    requested: true,
-                };
-                if !net.contains(ip) {
-                    errs.push(FieldError::invalid(
-                        "spec.clusterIP",
-                        given,
-                        &format!(
-                            "failed to allocate IP {ip}: provided IP is not in the valid range. The range of valid IPs is {}",
-                            net.cidr()
-                        ),
-                    ));
-                } else if taken(&claim.key) {
-                    errs.push(claim.taken());
-                } else {
-                    claims.push(claim);
-                }
-                Some(ip)
-            }
-        },
+        (_, "") => d.automatic_ip(),
+        (_, given) => d.requested_ip(given),
     };
-
-    // The NodePorts: one per port number (TCP and UDP of one port share it).
     let needs_ports = matches!(ty.as_str(), "NodePort" | "LoadBalancer");
     let automatic =
         needs_ports && !(ty == "LoadBalancer" && svc["spec"]["allocateLoadBalancerNodePorts"] == json!(false));
-    let mut chosen: BTreeMap<i64, u16> = BTreeMap::new(); // service port -> node port
-    let mut used: BTreeSet<u16> = BTreeSet::new();
-    let list = ports(svc).to_vec();
+    let mut ports = ports(svc).to_vec();
     if needs_ports {
-        for (i, p) in list.iter().enumerate() {
-            let Some(n) = p["nodePort"].as_i64().filter(|n| *n != 0) else { continue };
-            let field = format!("spec.ports[{i}].nodePort");
-            let (lo, hi) = (*net.node_ports.start(), *net.node_ports.end());
-            let Some(n) = u16::try_from(n).ok().filter(|n| net.node_ports.contains(n)) else {
-                errs.push(FieldError::invalid_int(
-                    field,
-                    n,
-                    &format!("provided port is not in the valid range. The range of valid ports is {lo}-{hi}"),
-                ));
-                continue;
-            };
-            chosen.entry(p["port"].as_i64().unwrap_or(0)).or_insert(n);
-            if held.node_ports.contains(&n) || !used.insert(n) {
-                continue;
-            }
-            let claim = Claim { key: port_key(n), field, shown: n.to_string(), requested: true };
-            if taken(&claim.key) {
-                errs.push(claim.taken());
-            } else {
-                claims.push(claim);
-            }
-        }
+        d.node_ports(&mut ports, automatic);
     }
-    let mut assigned = list.clone();
-    if automatic {
-        let base = u32::from(*net.node_ports.start());
-        for (i, p) in assigned.iter_mut().enumerate() {
-            if p["nodePort"].as_i64().is_some_and(|n| n != 0) {
-                continue;
-            }
-            let port = p["port"].as_i64().unwrap_or(0);
-            let n = match chosen.get(&port) {
-                Some(n) => *n,
-                None => {
-                    let free = |o: u32| {
-                        let n = (base + o) as u16;
-                        !used.contains(&n) && !held.node_ports.contains(&n) && !taken(&port_key(n))
-                    };
-                    let Some(o) = pick(port_count(net), port_band(net), rng, free) else {
-                        errs.push(FieldError {
-                            field: format!("spec.ports[{i}].nodePort"),
-                            message: "Internal error: failed to allocate a nodePort: range is full".into(),
-                        });
-                        continue;
-                    };
-                    let n = (base + o) as u16;
-                    used.insert(n);
-                    chosen.insert(port, n);
-                    claims.push(Claim {
-                        key: port_key(n),
-                        field: format!("spec.ports[{i}].nodePort"),
-                        shown: n.to_string(),
-                        requested: false,
-                    });
-                    n
-                }
-            };
-            p["nodePort"] = json!(n);
-        }
-    }
+    let Decisions { claims, errs, .. } = d;
     if !errs.is_empty() {
         return Err(errs);
     }
 
     // Write the decision into the Service.
-    let spec = &mut svc["spec"];
-    if let Some(o) = spec.as_object_mut() {
+    if let Some(spec) = svc["spec"].as_object_mut() {
         if ty == "ExternalName" {
             for f in ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"] {
-                o.remove(f);
+                spec.remove(f);
             }
         } else {
             let shown = ip.map_or_else(|| "None".to_string(), |ip| ip.to_string());
-            o.insert("clusterIP".into(), json!(shown));
-            o.insert("clusterIPs".into(), json!([shown]));
-            o.insert("ipFamilies".into(), json!(["IPv4"]));
-            o.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
+            spec.insert("clusterIP".into(), json!(shown));
+            spec.insert("clusterIPs".into(), json!([shown]));
+            spec.insert("ipFamilies".into(), json!(["IPv4"]));
+            spec.entry("ipFamilyPolicy").or_insert(json!("SingleStack"));
         }
-        if !list.is_empty() {
-            o.insert("ports".into(), Value::Array(assigned));
+        if !ports.is_empty() {
+            spec.insert("ports".into(), Value::Array(ports));
         }
     }
     load_balancer_status(svc, now);
 
-    let now_held = Holdings { cluster_ip: ip, node_ports: Holdings::of(svc).node_ports };
-    let kept: BTreeSet<String> = now_held.keys().into_iter().collect();
+    let kept: BTreeSet<String> = Holdings::of(svc).keys().into_iter().collect();
     let releases = held.keys().into_iter().filter(|k| !kept.contains(k)).collect();
     Ok(Plan { claims, releases })
+}
+
+/// The choices of one [`plan`] so far: records to claim and fields refused.
+struct Decisions<'a, R> {
+    net: &'a ServiceNetwork,
+    held: &'a Holdings,
+    taken: &'a dyn Fn(&str) -> bool,
+    rng: &'a mut R,
+    claims: Vec<Claim>,
+    errs: Vec<FieldError>,
+}
+
+impl<R: Rng> Decisions<'_, R> {
+    /// A free ClusterIP, picked at random.
+    fn automatic_ip(&mut self) -> Option<Ipv4Addr> {
+        let (net, taken) = (self.net, self.taken);
+        let free = |i: u32| net.nth(i).is_some_and(|ip| !taken(&ip_key(ip)));
+        let Some(ip) = pick(net.size(), ip_band(net), self.rng, free).and_then(|i| net.nth(i)) else {
+            self.errs.push(FieldError {
+                field: "spec.clusterIP".into(),
+                message: format!(
+                    "Internal error: failed to allocate a serviceIP: range is full (the range of valid IPs is {})",
+                    net.cidr()
+                ),
+            });
+            return None;
+        };
+        self.claims.push(Claim {
+            key: ip_key(ip),
+            field: "spec.clusterIP".into(),
+            shown: format!("\"{ip}\""),
+            requested: false,
+        });
+        Some(ip)
+    }
+
+    /// The ClusterIP the user asked for, if it is in range and free (or
+    /// already the Service's own).
+    fn requested_ip(&mut self, given: &str) -> Option<Ipv4Addr> {
+        let Ok(ip) = given.parse::<Ipv4Addr>() else {
+            self.errs.push(FieldError::invalid("spec.clusterIP", given, "must be a valid IPv4 address"));
+            return None;
+        };
+        if self.held.cluster_ip == Some(ip) {
+            return Some(ip);
+        }
+        let claim =
+            Claim { key: ip_key(ip), field: "spec.clusterIP".into(), shown: format!("\"{ip}\""), requested: true };
+        if !self.net.contains(ip) {
+            let why = format!(
+                "failed to allocate IP {ip}: provided IP is not in the valid range. The range of valid IPs is {}",
+                self.net.cidr()
+            );
+            self.errs.push(FieldError::invalid("spec.clusterIP", given, &why));
+        } else if (self.taken)(&claim.key) {
+            self.errs.push(claim.taken());
+        } else {
+            self.claims.push(claim);
+        }
+        Some(ip)
+    }
+
+    /// The NodePorts of `ports`: the requested ones checked, the others (if
+    /// `automatic`) picked; one per service port number, so that TCP and UDP
+    /// of one port share it.
+    fn node_ports(&mut self, ports: &mut [Value], automatic: bool) {
+        let (net, held, taken) = (self.net, self.held, self.taken);
+        let mut by_port: BTreeMap<i64, u16> = BTreeMap::new();
+        let mut used: BTreeSet<u16> = BTreeSet::new();
+        for (i, p) in ports.iter().enumerate() {
+            let Some(n) = p["nodePort"].as_i64().filter(|n| *n != 0) else { continue };
+            let field = format!("spec.ports[{i}].nodePort");
+            let Some(n) = u16::try_from(n).ok().filter(|n| net.node_ports.contains(n)) else {
+                let (lo, hi) = (net.node_ports.start(), net.node_ports.end());
+                let why = format!("provided port is not in the valid range. The range of valid ports is {lo}-{hi}");
+                self.errs.push(FieldError::invalid_int(field, n, &why));
+                continue;
+            };
+            by_port.entry(p["port"].as_i64().unwrap_or(0)).or_insert(n);
+            if held.node_ports.contains(&n) || !used.insert(n) {
+                continue;
+            }
+            let claim = Claim { key: port_key(n), field, shown: n.to_string(), requested: true };
+            if taken(&claim.key) {
+                self.errs.push(claim.taken());
+            } else {
+                self.claims.push(claim);
+            }
+        }
+        if !automatic {
+            return;
+        }
+        let base = u32::from(*net.node_ports.start());
+        for (i, p) in ports.iter_mut().enumerate() {
+            if p["nodePort"].as_i64().is_some_and(|n| n != 0) {
+                continue;
+            }
+            let port = p["port"].as_i64().unwrap_or(0);
+            if let Some(n) = by_port.get(&port) {
+                p["nodePort"] = json!(n);
+                continue;
+            }
+            let free = |o: u32| {
+                let n = (base + o) as u16;
+                !used.contains(&n) && !held.node_ports.contains(&n) && !taken(&port_key(n))
+            };
+            let field = format!("spec.ports[{i}].nodePort");
+            let Some(n) = pick(port_count(net), port_band(net), self.rng, free).map(|o| (base + o) as u16) else {
+                let message = "Internal error: failed to allocate a nodePort: range is full".into();
+                self.errs.push(FieldError { field, message });
+                continue;
+            };
+            used.insert(n);
+            by_port.insert(port, n);
+            self.claims.push(Claim { key: port_key(n), field, shown: n.to_string(), requested: false });
+            p["nodePort"] = json!(n);
+        }
+    }
 }
 
 /// A LoadBalancer Service's status says that no load balancer exists and to

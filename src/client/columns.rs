@@ -177,17 +177,47 @@ fn job_row(job: &batch::Job, name: String, a: String) -> Vec<String> {
 
 fn service_row(svc: &core::Service, name: String, a: String) -> Vec<String> {
     let spec = svc.spec.clone().unwrap_or_default();
-    let ports: Vec<String> =
-        spec.ports.iter().flatten().map(|p| format!("{}/{}", p.port, p.protocol.as_deref().unwrap_or("TCP"))).collect();
-    let ports = ports.join(",");
+    let ports: Vec<String> = spec
+        .ports
+        .iter()
+        .flatten()
+        .map(|p| {
+            let proto = p.protocol.as_deref().unwrap_or("TCP");
+            match p.node_port {
+                Some(np) => format!("{}:{np}/{proto}", p.port),
+                None => format!("{}/{proto}", p.port),
+            }
+        })
+        .collect();
+    let ty = spec.type_.clone().unwrap_or_else(|| "ClusterIP".into());
     vec![
         name,
-        spec.type_.unwrap_or_default(),
+        ty.clone(),
         or_none(spec.cluster_ip.as_deref()),
-        "<none>".into(),
-        or_none(Some(&ports)),
+        external_ip(svc, &ty),
+        or_none(Some(&ports.join(","))),
         a,
     ]
+}
+
+/// EXTERNAL-IP as kubectl shows it: the external name, the load balancer's
+/// addresses (`<pending>` while there are none) and any external IPs.
+fn external_ip(svc: &core::Service, ty: &str) -> String {
+    let spec = svc.spec.clone().unwrap_or_default();
+    if ty == "ExternalName" {
+        return or_none(spec.external_name.as_deref());
+    }
+    let mut ips: Vec<String> = Vec::new();
+    if ty == "LoadBalancer" {
+        let ingress = svc.status.as_ref().and_then(|s| s.load_balancer.as_ref()).and_then(|lb| lb.ingress.clone());
+        ips.extend(ingress.into_iter().flatten().filter_map(|i| i.ip.or(i.hostname)));
+    }
+    ips.extend(spec.external_ips.into_iter().flatten());
+    match (ips.is_empty(), ty) {
+        (true, "LoadBalancer") => "<pending>".into(),
+        (true, _) => "<none>".into(),
+        (false, _) => ips.join(","),
+    }
 }
 
 fn node_row(node: &core::Node, name: String, a: String) -> Vec<String> {
@@ -287,7 +317,25 @@ mod tests {
             "metadata": {"name": "web", "creationTimestamp": created},
             "spec": {"replicas": 3, "selector": {}, "template": {}},
             "status": {"readyReplicas": 2, "updatedReplicas": 3, "availableReplicas": 2}});
+        let svc = |spec: serde_json::Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web", "creationTimestamp": created}, "spec": spec});
+        let node_port = svc(json!({"type": "NodePort", "clusterIP": "10.96.0.5",
+            "ports": [{"port": 80, "protocol": "TCP", "nodePort": 30080}, {"port": 53, "protocol": "UDP", "nodePort": 30053}]}));
+        let lb = svc(
+            json!({"type": "LoadBalancer", "clusterIP": "10.96.0.6", "ports": [{"port": 443, "protocol": "TCP", "nodePort": 31443}]}),
+        );
+        let headless =
+            svc(json!({"type": "ClusterIP", "clusterIP": "None", "ports": [{"port": 80, "protocol": "TCP"}]}));
+        let external = svc(json!({"type": "ExternalName", "externalName": "example.com"}));
         let cases = [
+            (
+                &kinds::SERVICE,
+                node_port,
+                false,
+                vec!["web", "NodePort", "10.96.0.5", "<none>", "80:30080/TCP,53:30053/UDP", "10m"],
+            ),
+            (&kinds::SERVICE, lb, false, vec!["web", "LoadBalancer", "10.96.0.6", "<pending>", "443:31443/TCP", "10m"]),
+            (&kinds::SERVICE, headless, false, vec!["web", "ClusterIP", "None", "<none>", "80/TCP", "10m"]),
+            (&kinds::SERVICE, external, false, vec!["web", "ExternalName", "<none>", "example.com", "<none>", "10m"]),
             (&kinds::POD, pod, true, vec!["web-1", "1/2", "CrashLoopBackOff", "3", "10m", "10.0.0.5", "n1"]),
             (&kinds::NODE, node, false, vec!["n1", "Ready,SchedulingDisabled", "control-plane", "10m", "v1.33.0"]),
             (&kinds::DEPLOYMENT, deploy, false, vec!["web", "2/3", "3", "2", "10m"]),

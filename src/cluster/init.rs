@@ -15,7 +15,8 @@ use crate::api::keys;
 use crate::api::tokens::JoinToken;
 use crate::objects::admission;
 use crate::objects::network::ServiceNetwork;
-use crate::objects::Kind;
+use crate::objects::{kinds, Kind};
+use crate::registry::allocate;
 use crate::util;
 
 /// The namespaces every cluster starts with.
@@ -35,7 +36,7 @@ fn bootstrap_txn(
     expiration: &str,
     settings: &serde_json::Value,
 ) -> Result<Txn, ClusterError> {
-    let mut ops = vec![
+    let ops = vec![
         Op::Put {
             key: crate::objects::conventions::CLUSTER_CONFIG_KEY.into(),
             value: settings.to_string().into_bytes(),
@@ -58,14 +59,57 @@ fn bootstrap_txn(
         .map(|ns| json!({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": ns}}))
         .collect();
     objects.push(join.secret_object(expiration));
+    let net = ServiceNetwork::from_settings(settings);
+    objects.extend(builtin_services(&net));
+    let mut txn = Txn::ops(ops);
     for obj in objects {
-        let kind = Kind::of(&obj).expect("built-in kinds are registered");
-        let ctx = util::create_context();
-        let a = admission::for_create(kind, obj, &ctx.as_ref()).map_err(|e| ClusterError::Config(e.to_string()))?;
-        let bytes = a.bytes().map_err(|e| ClusterError::Config(e.to_string()))?;
-        ops.push(Op::Put { key: a.key, value: bytes });
+        add_object(&mut txn, obj, &net)?;
     }
-    Ok(Txn::ops(ops))
+    Ok(txn)
+}
+
+/// The Services every cluster has: `kubernetes` (the API servers, at the
+/// first address of the service network; its Endpoints are kept by the
+/// control plane) and `kube-dns` (each node's own DNS server, at `.10`).
+fn builtin_services(net: &ServiceNetwork) -> [Value; 2] {
+    [
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kubernetes", "namespace": "default",
+                "labels": {"component": "apiserver", "provider": "kubernetes"}},
+            "spec": {"type": "ClusterIP", "clusterIP": net.api_ip().to_string(),
+                "ports": [{"name": "https", "port": 443, "protocol": "TCP", "targetPort": 443}]}}),
+        json!({"apiVersion": "v1", "kind": "Service",
+            "metadata": {"name": "kube-dns", "namespace": "kube-system",
+                "labels": {"k8s-app": "kube-dns", "kubernetes.io/name": "clusterd-dns"}},
+            "spec": {"type": "ClusterIP", "clusterIP": net.dns_ip().to_string(),
+                "ports": [{"name": "dns", "port": 53, "protocol": "UDP", "targetPort": 53},
+                          {"name": "dns-tcp", "port": 53, "protocol": "TCP", "targetPort": 53}]}}),
+    ]
+}
+
+/// Admit `obj` as a user's create would be and add it to the bootstrap
+/// transaction — a Service with the allocation records of its addresses, by
+/// the registry's own allocation.
+fn add_object(txn: &mut Txn, obj: Value, net: &ServiceNetwork) -> Result<(), ClusterError> {
+    let config = |e: &dyn std::fmt::Display| ClusterError::Config(e.to_string());
+    let kind = Kind::of(&obj).expect("built-in kinds are registered");
+    let ctx = util::create_context();
+    let mut a = admission::for_create(kind, obj, &ctx.as_ref()).map_err(|e| config(&e))?;
+    let plan =
+        if *kind == kinds::SERVICE {
+            let mut rng = rand::thread_rng();
+            let plan = allocate::plan(net, None, &mut a.body, &|_| false, &mut rng, &util::now());
+            Some(plan.map_err(|causes| {
+                config(&admission::Invalid { kind: kind.kind.into(), name: a.name.clone(), causes })
+            })?)
+        } else {
+            None
+        };
+    txn.success.push(Op::Put { key: a.key.clone(), value: a.bytes().map_err(|e| config(&e))? });
+    if let Some(plan) = plan {
+        plan.add_to(txn, &a.key);
+    }
+    Ok(())
 }
 
 /// Create a new cluster in `args.data_dir` and run its first node until a signal.
@@ -135,4 +179,42 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     println!("join more nodes with:");
     println!("  clusterd join {} --token {} --data-dir DIR --name NAME [--control-plane]", state.api_addr, join);
     running.run_until_signal().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_built_in_services_hold_their_addresses_from_the_start() {
+        let net = ServiceNetwork::parse("10.50.0.0/16", "30000-32767", "cluster.local").unwrap();
+        let mut txn = Txn::default();
+        for svc in builtin_services(&net) {
+            add_object(&mut txn, svc, &net).unwrap();
+        }
+        let put = |key: &str| {
+            txn.success.iter().find_map(|op| match op {
+                Op::Put { key: k, value } if k == key => Some(value.clone()),
+                _ => None,
+            })
+        };
+        let api: Value = serde_json::from_slice(&put("/registry/services/specs/default/kubernetes").unwrap()).unwrap();
+        assert_eq!(
+            (&api["spec"]["clusterIP"], &api["spec"]["clusterIPs"]),
+            (&json!("10.50.0.1"), &json!(["10.50.0.1"]))
+        );
+        assert_eq!(api["spec"]["ports"][0]["port"], 443);
+        let dns: Value =
+            serde_json::from_slice(&put("/registry/services/specs/kube-system/kube-dns").unwrap()).unwrap();
+        assert_eq!(dns["spec"]["clusterIP"], "10.50.0.10");
+        assert_eq!(
+            put("/clusterd/allocations/clusterips/10.50.0.1").unwrap(),
+            b"/registry/services/specs/default/kubernetes"
+        );
+        assert_eq!(
+            put("/clusterd/allocations/clusterips/10.50.0.10").unwrap(),
+            b"/registry/services/specs/kube-system/kube-dns"
+        );
+        assert_eq!(txn.compares.len(), 2, "each record only if absent");
+    }
 }

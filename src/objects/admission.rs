@@ -257,6 +257,9 @@ pub fn for_update(
         meta.remove("managedFields");
     }
     defaults::apply(kind, &mut obj);
+    if kind.kind == "Service" {
+        keep_service_addresses(&mut obj, existing);
+    }
     if kind.has_status {
         match existing.get("status") {
             Some(s) => obj["status"] = s.clone(),
@@ -272,6 +275,58 @@ pub fn for_update(
     }
     validate_all(kind, &obj, changed)?;
     admitted(kind, obj)
+}
+
+/// What the API server does to a Service update before validating it: an
+/// update that leaves `clusterIP` empty keeps the allocated one, a port without
+/// a nodePort keeps the one its name had, and a type change drops what the new
+/// type cannot have (the old ClusterIP for ExternalName, the old NodePorts for
+/// ClusterIP) — so that re-applying a manifest or patching `type` works.
+fn keep_service_addresses(obj: &mut Value, old: &Value) {
+    let (Some(spec), Some(old_spec)) = (obj.get_mut("spec").and_then(Value::as_object_mut), old.get("spec")) else {
+        return;
+    };
+    let ty = spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP").to_string();
+    let old_ty = old_spec.get("type").and_then(Value::as_str).unwrap_or("ClusterIP");
+    let ip_fields = ["clusterIP", "clusterIPs", "ipFamilies", "ipFamilyPolicy"];
+    let ip_empty = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("").is_empty();
+    if ty == "ExternalName" {
+        if old_ty != "ExternalName" && (ip_empty || spec.get("clusterIP") == old_spec.get("clusterIP")) {
+            for f in ip_fields {
+                spec.remove(f);
+            }
+        }
+    } else if ip_empty {
+        for f in ip_fields {
+            match old_spec.get(f) {
+                Some(v) => spec.insert(f.into(), v.clone()),
+                None => spec.remove(f),
+            };
+        }
+    }
+    let node_ports = |t: &str| matches!(t, "NodePort" | "LoadBalancer");
+    let by_name: std::collections::BTreeMap<String, Value> = old_spec
+        .get("ports")
+        .and_then(Value::as_array)
+        .into_iter()
+        .flatten()
+        .filter_map(|p| {
+            Some((p.get("name").and_then(Value::as_str).unwrap_or("").to_string(), p.get("nodePort")?.clone()))
+        })
+        .collect();
+    let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) else { return };
+    let requested: Vec<Value> = ports.iter().filter_map(|p| p.get("nodePort").cloned()).collect();
+    for p in ports.iter_mut().filter_map(Value::as_object_mut) {
+        let name = p.get("name").and_then(Value::as_str).unwrap_or("").to_string();
+        let had = by_name.get(&name).filter(|_| node_ports(old_ty));
+        if node_ports(&ty) {
+            if let Some(np) = had.filter(|np| !p.contains_key("nodePort") && !requested.contains(np)) {
+                p.insert("nodePort".into(), np.clone());
+            }
+        } else if had.is_some() && p.get("nodePort") == had {
+            p.remove("nodePort");
+        }
+    }
 }
 
 /// A field at `path` (dotted) of a JSON object.
@@ -506,5 +561,62 @@ mod tests {
         let obj = json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "big"}, "data": {"a": big}});
         let a = for_create(Kind::of(&obj).unwrap(), obj, &ctx()).unwrap();
         assert!(matches!(a.bytes(), Err(AdmissionError::TooLarge(_))));
+    }
+
+    #[test]
+    fn a_service_update_keeps_its_addresses_unless_its_type_drops_them() {
+        let svc =
+            |spec: Value| json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"}, "spec": spec});
+        let old = svc(json!({"type": "NodePort", "clusterIP": "10.96.0.7", "clusterIPs": ["10.96.0.7"],
+            "ipFamilies": ["IPv4"], "ipFamilyPolicy": "SingleStack",
+            "ports": [{"name": "a", "port": 80, "nodePort": 30080}, {"name": "b", "port": 81, "nodePort": 30081}]}));
+        // (new spec, clusterIP after, nodePorts after)
+        let cases = [
+            // Re-applying the manifest without addresses keeps them.
+            (
+                json!({"type": "NodePort", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81}]}),
+                json!("10.96.0.7"),
+                vec![json!(30080), json!(30081)],
+            ),
+            // A port asking for another's node port: that one is not patched in twice.
+            (
+                json!({"type": "NodePort", "ports": [{"name": "a", "port": 80}, {"name": "b", "port": 81, "nodePort": 30080}]}),
+                json!("10.96.0.7"),
+                vec![Value::Null, json!(30080)],
+            ),
+            // Becoming ClusterIP drops the node ports it had.
+            (
+                json!({"type": "ClusterIP", "clusterIP": "10.96.0.7", "ports": [{"name": "a", "port": 80, "nodePort": 30080}]}),
+                json!("10.96.0.7"),
+                vec![Value::Null],
+            ),
+            // ... but not a new one (refused by validation).
+            (
+                json!({"type": "ClusterIP", "ports": [{"name": "a", "port": 80, "nodePort": 30099}]}),
+                json!("10.96.0.7"),
+                vec![json!(30099)],
+            ),
+            // Becoming ExternalName drops the ClusterIP.
+            (
+                json!({"type": "ExternalName", "externalName": "example.com", "clusterIP": "10.96.0.7"}),
+                Value::Null,
+                vec![],
+            ),
+        ];
+        for (spec, ip, node_ports) in cases {
+            let mut new = svc(spec.clone());
+            keep_service_addresses(&mut new, &old);
+            assert_eq!(new["spec"]["clusterIP"], ip, "{spec}");
+            let got: Vec<Value> =
+                new["spec"]["ports"].as_array().into_iter().flatten().map(|p| p["nodePort"].clone()).collect();
+            assert_eq!(got, node_ports, "{spec}");
+        }
+        let mut changed =
+            svc(json!({"type": "NodePort", "clusterIP": "10.96.0.8", "ports": [{"name": "a", "port": 80}]}));
+        changed["metadata"]["uid"] = json!("u-1");
+        let mut created = for_create(&super::super::kinds::SERVICE, old.clone(), &ctx()).unwrap().body;
+        created["metadata"]["uid"] = json!("u-1");
+        let err = for_update(&super::super::kinds::SERVICE, changed, &created, false).unwrap_err();
+        assert_eq!(err.to_string(), "Service \"web\" is invalid: spec.clusterIP: field is immutable");
     }
 }

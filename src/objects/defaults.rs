@@ -57,6 +57,16 @@ pub fn apply(kind: &Kind, obj: &mut Value) {
             if let Some(spec) = obj.get_mut("spec").and_then(object) {
                 set_default(spec, "type", json!("ClusterIP"));
                 set_default(spec, "sessionAffinity", json!("None"));
+                let ty = spec.get("type").and_then(Value::as_str).unwrap_or("").to_string();
+                if ty != "ExternalName" {
+                    set_default(spec, "internalTrafficPolicy", json!("Cluster"));
+                }
+                if ty == "NodePort" || ty == "LoadBalancer" {
+                    set_default(spec, "externalTrafficPolicy", json!("Cluster"));
+                }
+                if ty == "LoadBalancer" {
+                    set_default(spec, "allocateLoadBalancerNodePorts", json!(true));
+                }
                 if let Some(ports) = spec.get_mut("ports").and_then(Value::as_array_mut) {
                     for p in ports.iter_mut().filter_map(object) {
                         set_default(p, "protocol", json!("TCP"));

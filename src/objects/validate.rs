@@ -362,14 +362,72 @@ fn check_service(obj: &Value, errs: &mut Vec<FieldError>) {
     if ports.is_none_or(|p| p.is_empty()) && !headless && ty != "ExternalName" {
         errs.push(FieldError::required("spec.ports"));
     }
+    let ip = spec.get("clusterIP").and_then(Value::as_str).unwrap_or("");
+    match (ty, ip) {
+        (_, "") => {}
+        ("ExternalName", _) => errs.push(FieldError {
+            field: "spec.clusterIP".into(),
+            message: "Forbidden: may not be set for ExternalName services".into(),
+        }),
+        ("NodePort" | "LoadBalancer", "None") => {
+            errs.push(FieldError::invalid("spec.clusterIP", ip, &format!("may not be set to 'None' for {ty} services")))
+        }
+        (_, "None") => {}
+        (_, ip) if ip.parse::<std::net::Ipv4Addr>().is_err() => {
+            errs.push(FieldError::invalid("spec.clusterIP", ip, "must be a valid IPv4 address, (e.g. 10.9.8.7)"))
+        }
+        _ => {}
+    }
+    if ty == "ExternalName" && spec.get("externalName").and_then(Value::as_str).unwrap_or("").is_empty() {
+        errs.push(FieldError::required("spec.externalName"));
+    }
+    let mut node_ports = Vec::new();
+    let (mut names, mut numbers) = (Vec::new(), Vec::new());
+    let several = ports.is_some_and(|p| p.len() > 1);
     for (i, p) in ports.into_iter().flatten().enumerate() {
         let port = p.get("port").and_then(Value::as_i64).unwrap_or(0);
+        // Several ports are told apart by name (Endpoints, SRV records) and by port and protocol.
+        let name = p.get("name").and_then(Value::as_str).unwrap_or("");
+        if name.is_empty() && several {
+            errs.push(FieldError::required(format!("spec.ports[{i}].name")));
+        } else if !name.is_empty() && names.contains(&name) {
+            errs.push(FieldError {
+                field: format!("spec.ports[{i}].name"),
+                message: format!("Duplicate value: \"{name}\""),
+            });
+        }
+        names.push(name);
+        let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+        if numbers.contains(&(port, protocol)) {
+            errs.push(FieldError {
+                field: format!("spec.ports[{i}]"),
+                message: format!("Duplicate value: \"{port}/{protocol}\""),
+            });
+        }
+        numbers.push((port, protocol));
         if !(1..=65535).contains(&port) {
             errs.push(FieldError::invalid_int(
                 format!("spec.ports[{i}].port"),
                 port,
                 "must be between 1 and 65535, inclusive",
             ));
+        }
+        let node_port = p.get("nodePort").and_then(Value::as_i64).unwrap_or(0);
+        if node_port == 0 {
+            continue;
+        }
+        let field = format!("spec.ports[{i}].nodePort");
+        if matches!(ty, "ClusterIP" | "ExternalName") {
+            errs.push(FieldError { field, message: format!("Forbidden: may not be used when `type` is '{ty}'") });
+        } else if !(1..=65535).contains(&node_port) {
+            errs.push(FieldError::invalid_int(field, node_port, "must be between 1 and 65535, inclusive"));
+        } else {
+            // One node port serves TCP and UDP of a port, but not twice one protocol.
+            let protocol = p.get("protocol").and_then(Value::as_str).unwrap_or("TCP");
+            if node_ports.contains(&(node_port, protocol)) {
+                errs.push(FieldError { field, message: format!("Duplicate value: {node_port}") });
+            }
+            node_ports.push((node_port, protocol));
         }
     }
 }
@@ -461,11 +519,58 @@ mod tests {
             kind_fields("pod", &obj),
             ["spec.containers[0].name", "spec.containers[0].image", "spec.containers[2].name", "spec.restartPolicy"]
         );
-        let svc =
-            json!({"metadata": {"name": "s"}, "spec": {"type": "Weird", "ports": [{"port": 0}, {"port": 70000}]}});
+        let svc = json!({"metadata": {"name": "s"}, "spec": {"type": "Weird", "ports": [{"name": "a", "port": 0}, {"name": "b", "port": 70000}]}});
         assert_eq!(kind_fields("svc", &svc), ["spec.type", "spec.ports[0].port", "spec.ports[1].port"]);
         let cm = json!({"metadata": {"name": "c"}, "data": {"a b": "1", "ok": "2", "c/d": "3"}});
         assert_eq!(kind_fields("cm", &cm), ["data[a b]", "data[c/d]"]);
+    }
+
+    #[test]
+    fn service_addresses_are_refused_as_kubernetes_refuses_them() {
+        let svc = |spec: Value| json!({"metadata": {"name": "s"}, "spec": spec});
+        let cases = [
+            (
+                json!({"type": "ClusterIP", "ports": [{"port": 80, "nodePort": 30080}]}),
+                vec!["spec.ports[0].nodePort: Forbidden: may not be used when `type` is 'ClusterIP'"],
+            ),
+            (
+                json!({"type": "NodePort", "ports": [{"name": "a", "port": 80, "nodePort": 30080}, {"name": "b", "port": 81, "nodePort": 30080}]}),
+                vec!["spec.ports[1].nodePort: Duplicate value: 30080"],
+            ),
+            (
+                json!({"type": "NodePort", "ports": [
+                {"name": "u", "port": 53, "protocol": "UDP", "nodePort": 30053}, {"name": "t", "port": 53, "protocol": "TCP", "nodePort": 30053}]}),
+                vec![],
+            ),
+            (
+                json!({"type": "NodePort", "clusterIP": "None", "ports": [{"port": 80}]}),
+                vec!["spec.clusterIP: Invalid value: \"None\": may not be set to 'None' for NodePort services"],
+            ),
+            (
+                json!({"clusterIP": "10.96.0.300", "ports": [{"port": 80}]}),
+                vec!["spec.clusterIP: Invalid value: \"10.96.0.300\": must be a valid IPv4 address, (e.g. 10.9.8.7)"],
+            ),
+            (json!({"clusterIP": "None", "ports": [{"port": 80}]}), vec![]),
+            (
+                json!({"type": "ExternalName", "clusterIP": "10.96.0.5"}),
+                vec![
+                    "spec.clusterIP: Forbidden: may not be set for ExternalName services",
+                    "spec.externalName: Required value",
+                ],
+            ),
+            (json!({"type": "ExternalName", "externalName": "example.com"}), vec![]),
+            (
+                json!({"ports": [{"port": 80}, {"name": "a", "port": 81}, {"name": "a", "port": 81}]}),
+                vec![
+                    "spec.ports[0].name: Required value",
+                    "spec.ports[2].name: Duplicate value: \"a\"",
+                    "spec.ports[2]: Duplicate value: \"81/TCP\"",
+                ],
+            ),
+        ];
+        for (spec, want) in cases {
+            assert_eq!(kind_errors("svc", &svc(spec.clone())), want, "{spec}");
+        }
     }
 
     #[test]

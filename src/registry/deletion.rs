@@ -222,6 +222,14 @@ impl Registry {
     /// graceful deletion, finalizers or propagation are done. Returns the
     /// revision of the removal.
     pub async fn remove(&self, key: &str, rv: u64) -> Result<u64, RegistryError> {
+        if super::claims::is_service_key(key) {
+            return self.remove_service(key, rv).await;
+        }
+        self.remove_plain(key, rv).await
+    }
+
+    /// [`Registry::remove`] of an object that holds no allocation records.
+    pub(super) async fn remove_plain(&self, key: &str, rv: u64) -> Result<u64, RegistryError> {
         let compares = if rv == 0 { vec![] } else { vec![Compare::ModRevision(key.to_string(), rv)] };
         let resp = self.propose(Txn { compares, success: vec![Op::Delete { key: key.to_string() }] }).await?;
         let at_key = || ("object".to_string(), key.to_string());
@@ -233,12 +241,15 @@ impl Registry {
     }
 
     /// The control plane's removal of every object under a key prefix in one
-    /// transaction (a terminating namespace's events). Returns how many went.
+    /// transaction (a terminating namespace's events), with the allocation
+    /// records of the Services among them. Returns how many objects went.
     pub async fn remove_prefix(&self, prefix: &str) -> Result<usize, RegistryError> {
         let (objs, _) = self.list_prefix(prefix)?;
-        let ops: Vec<Op> = objs.iter().filter_map(key_of).map(|key| Op::Delete { key }).collect();
+        let keys: std::collections::BTreeSet<String> = objs.iter().filter_map(key_of).collect();
+        let mut ops: Vec<Op> = keys.iter().map(|key| Op::Delete { key: key.clone() }).collect();
         let n = ops.len();
-        if n > 0 {
+        ops.extend(self.records_under(prefix, &keys)?);
+        if !ops.is_empty() {
             self.propose(Txn::ops(ops)).await?;
         }
         Ok(n)

@@ -2,8 +2,9 @@
 //!
 //! Every door and actor that changes the cluster's state goes through here —
 //! the gRPC API, the controllers, the scheduler's binder and the kubelet — so
-//! compare-and-swap, resourceVersion stamping, admission, graceful deletion
-//! and the mapping of failures to one error type are written once. User writes
+//! compare-and-swap, resourceVersion stamping, admission, graceful deletion,
+//! the addresses of Services (claimed in the Service's own transaction) and
+//! the mapping of failures to one error type are written once. User writes
 //! pass admission (defaults, validation, server-owned metadata); the control
 //! plane's own writes (status, bindings, objects a controller owns) say so
 //! with [`Origin::ControlPlane`].
@@ -18,12 +19,18 @@
 //! no two modules (or files) import each other in a loop;
 //! `shared/tools/layers.py` checks it.
 
+pub mod allocate;
 pub mod bind;
+mod claims;
+#[cfg(test)]
+mod claims_tests;
 pub mod deletion;
 pub mod error;
 pub mod events;
 pub mod informer;
 pub mod patch;
+#[cfg(test)]
+pub(crate) mod testing;
 mod write;
 
 use std::sync::Arc;

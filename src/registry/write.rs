@@ -1,14 +1,17 @@
 //! Create, update, update_status, modify and patch: admission for user writes,
 //! then one compare-and-swap proposal through Raft.
 
+use std::collections::BTreeSet;
+
 use serde_json::{json, Value};
 
 use clusterd_raft::{Compare, Op, Txn};
 
+use super::allocate::Lost;
 use super::{Origin, Patch, Registry, RegistryError};
 use crate::objects::admission::{self, Admitted, Invalid};
 use crate::objects::validate::FieldError;
-use crate::objects::{encode, key_of, meta_str, resource_version, Kind};
+use crate::objects::{encode, key_of, kinds, meta_str, resource_version, Kind};
 
 /// How often an unconditional write (no resourceVersion given) is tried again
 /// when another writer got in between.
@@ -23,7 +26,7 @@ fn kind_of(obj: &Value) -> Result<&'static Kind, RegistryError> {
         .ok_or_else(|| RegistryError::BadRequest(format!("no kind \"{kind}\" is registered for version \"{api}\"")))
 }
 
-fn stamped(mut body: Value, revision: u64) -> Value {
+pub(super) fn stamped(mut body: Value, revision: u64) -> Value {
     body["metadata"]["resourceVersion"] = json!(revision.to_string());
     body
 }
@@ -59,6 +62,9 @@ impl Registry {
                 "{} \"{}\" is forbidden: unable to create new content in namespace {} because it is being terminated",
                 a.kind.plural, a.name, a.namespace
             )));
+        }
+        if *a.kind == kinds::SERVICE {
+            return self.create_service(a).await;
         }
         let resp = self.propose(a.create_txn()?).await?;
         match resp.failed_compare {
@@ -102,26 +108,41 @@ impl Registry {
         }
         let key = kind.key(&ns, &name);
         let expected = parse_rv(kind, &obj)?;
+        // Automatic Service addresses another write took meanwhile.
+        let mut lost = BTreeSet::new();
         for _ in 0..USER_RETRIES {
             let existing = self.reader().get(&key)?.ok_or_else(|| RegistryError::not_found(kind, &name))?;
             if expected.is_some_and(|rv| rv != existing.mod_revision) {
                 return Err(RegistryError::conflict(kind, &name));
             }
             let current: Value = serde_json::from_slice(&existing.value)?;
-            let a = admission::for_update(kind, obj.clone(), &current, status_only)?;
+            let mut a = admission::for_update(kind, obj.clone(), &current, status_only)?;
+            let plan = if *kind == kinds::SERVICE && !status_only {
+                Some(self.plan_service(Some(&current), &mut a.body, &lost)?)
+            } else {
+                None
+            };
             if a.body == current {
                 return Ok(stamped(current, existing.mod_revision));
             }
-            let txn = Txn {
+            let mut txn = Txn {
                 compares: vec![Compare::ModRevision(key.clone(), existing.mod_revision)],
                 success: vec![Op::Put { key: key.clone(), value: a.bytes()? }],
             };
+            let base = plan.as_ref().map(|p| p.add_to(&mut txn, &key));
             let resp = self.propose(txn).await?;
-            match resp.failed_compare {
-                None => return Ok(stamped(a.body, resp.revision)),
-                Some(_) if resp.current.is_none() => return Err(RegistryError::not_found(kind, &name)),
-                Some(_) if expected.is_some() => return Err(RegistryError::conflict(kind, &name)),
-                Some(_) => continue,
+            let lost_claim = resp.failed_compare.zip(plan.as_ref().zip(base)).and_then(|(i, (p, b))| p.lost(i, b));
+            match (resp.failed_compare, lost_claim) {
+                (None, _) => return Ok(stamped(a.body, resp.revision)),
+                (_, Some(Lost::Refused(cause))) => {
+                    return Err(RegistryError::Invalid(Invalid { kind: kind.kind.into(), name, causes: vec![cause] }))
+                }
+                (_, Some(Lost::PickAgain(record))) => {
+                    lost.insert(record);
+                }
+                (Some(_), None) if resp.current.is_none() => return Err(RegistryError::not_found(kind, &name)),
+                (Some(_), None) if expected.is_some() => return Err(RegistryError::conflict(kind, &name)),
+                (Some(_), None) => {}
             }
         }
         Err(RegistryError::conflict(kind, &name))

@@ -238,6 +238,7 @@ spec:
 #[test]
 fn a_deployment_behind_a_service_answers_by_name_clusterip_and_nodeport_on_every_host() {
     let mut c = Cluster::init_on_hosts(3, &[]);
+    let _upstream = fixtures::hosts::Resolver::start(c.hosts().gateway(), &[("outside.example", OUTSIDE)]);
     c.join_on(1, "n2", true);
     c.join_on(2, "w1", false);
     c.ok(&["image", "load", &image("busybox-v1.tar")]);
@@ -345,6 +346,11 @@ fn a_deployment_behind_a_service_answers_by_name_clusterip_and_nodeport_on_every
     assert!(ok && out.contains("8080"), "SRV: {out}");
     let (_, out) = exec(&c, "client", &["sh", "-c", "nslookup nothing-here.default.svc.cluster.local 2>&1"]);
     assert!(out.contains("NXDOMAIN"), "an unknown cluster name: {out}");
+    let (ok, out) = exec(&c, "client", &["nslookup", "outside.example"]);
+    assert!(
+        ok && out.contains(&OUTSIDE.to_string()),
+        "a name outside the cluster, forwarded to the host's resolver: {out}"
+    );
 
     step("w1 restarts with its rules gone: they are rebuilt from the store");
     c.nodes[2].stop();
@@ -365,6 +371,10 @@ fn a_deployment_behind_a_service_answers_by_name_clusterip_and_nodeport_on_every
         });
     }
 }
+
+/// What the test hosts' resolver says `outside.example` is (a documentation
+/// address: nothing is ever sent to it).
+const OUTSIDE: std::net::Ipv4Addr = std::net::Ipv4Addr::new(192, 0, 2, 7);
 
 const STS: &str = r#"apiVersion: v1
 kind: Service

@@ -163,9 +163,12 @@ fn start_actors(
             toleration: secs("podEvictionTimeoutSeconds", nodelifecycle::DEFAULT_TOLERATION),
         };
         let reader = node.store.clone();
+        let endpoints_reader = node.store.clone();
         let s = store.clone();
         let controllers = actix::Arbiter::new();
         controllers.spawn_fn(move || {
+            use crate::controllers::endpoints::ServiceEndpoints;
+            Controller::new(ServiceEndpoints::reading(endpoints_reader), s.clone()).start();
             Controller::new(ReplicaSets, s.clone()).start();
             Controller::new(Deployments, s.clone()).start();
             Controller::new(GarbageCollector, s.clone()).start();

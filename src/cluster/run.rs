@@ -169,6 +169,7 @@ fn start_actors(
         controllers.spawn_fn(move || {
             use crate::controllers::endpoints::ServiceEndpoints;
             Controller::new(ServiceEndpoints::reading(endpoints_reader), s.clone()).start();
+            Controller::new(crate::controllers::endpointslice::ServiceEndpointSlices, s.clone()).start();
             Controller::new(ReplicaSets, s.clone()).start();
             Controller::new(Deployments, s.clone()).start();
             Controller::new(GarbageCollector, s.clone()).start();

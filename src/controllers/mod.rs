@@ -6,6 +6,7 @@ pub mod cache;
 pub mod daemonset;
 pub mod deployment;
 pub mod endpoints;
+pub mod endpointslice;
 pub mod framework;
 pub mod gc;
 pub mod job;

@@ -148,8 +148,13 @@ pub fn backends<'a>(svc: &Service, pods: impl Iterator<Item = &'a Pod>) -> Optio
         })
         .filter_map(|p| backend(svc, p))
         .collect();
-    out.sort_by(|a, b| (&a.ip, &a.target_ref.name).cmp(&(&b.ip, &b.target_ref.name)));
+    out.sort_by(|a, b| (ip_order(&a.ip), &a.target_ref.name).cmp(&(ip_order(&b.ip), &b.target_ref.name)));
     Some(out)
+}
+
+/// The order of addresses: by number (10.0.0.9 before 10.0.0.10), then text.
+pub fn ip_order(ip: &str) -> (Option<std::net::IpAddr>, &str) {
+    (ip.parse().ok(), ip)
 }
 
 /// Whether a Service's selector matches a pod's labels (false without a selector).

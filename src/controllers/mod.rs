@@ -1,6 +1,7 @@
 //! Controllers that run on every control-plane node and act while it leads:
 //! each is a pure reconcile ([`framework::Reconciler`]) run by one actor.
 
+pub mod apiserver_endpoints;
 pub mod backoff;
 pub mod cache;
 pub mod daemonset;

@@ -167,21 +167,22 @@ fn endpoints_follow_pods_readiness_and_the_service() {
     });
 
     step("a Service without a selector keeps its hand-written Endpoints, mirrored into a slice");
+    // The Endpoints come first: written before their Service, they are no leftovers.
     let manual = r#"apiVersion: v1
-kind: Service
-metadata:
-  name: ext
-spec:
-  ports:
-  - {name: db, port: 5432}
----
-apiVersion: v1
 kind: Endpoints
 metadata:
   name: ext
 subsets:
 - addresses: [{ip: 192.0.2.10}]
   ports: [{name: db, port: 5432}]
+---
+apiVersion: v1
+kind: Service
+metadata:
+  name: ext
+spec:
+  ports:
+  - {name: db, port: 5432}
 "#;
     let out = c.apply(manual);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));

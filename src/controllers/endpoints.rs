@@ -6,7 +6,7 @@
 //!
 //! Services without a selector are left alone (their Endpoints are written
 //! by hand, or by the API server for `default/kubernetes`). When a Service
-//! goes its Endpoints go too — once the store, not just this node's informer,
+//! is deleted its Endpoints go too — once the store, not just this node's informer,
 //! confirms the Service is gone: Endpoints carry no owner reference, and a
 //! hand-written one must not be lost to an informer that has not listed
 //! Services yet.
@@ -157,8 +157,12 @@ impl Reconciler for ServiceEndpoints {
     fn affected(&self, obj: &Value, cache: &Cache) -> Vec<String> {
         match Kind::of(obj) {
             Some(k) if *k == kinds::SERVICE => key_of(obj).into_iter().collect(),
+            // Endpoints of a Service (an edit is undone); Endpoints written
+            // before their Service are not leftovers (only a Service's
+            // deletion takes its Endpoints), as in Kubernetes.
             Some(k) if *k == kinds::ENDPOINTS => {
-                vec![kinds::SERVICE.key(meta_str(obj, "namespace"), meta_str(obj, "name"))]
+                let key = kinds::SERVICE.key(meta_str(obj, "namespace"), meta_str(obj, "name"));
+                cache.get(&kinds::SERVICE, &key).map(|_| key).into_iter().collect()
             }
             Some(k) if *k == kinds::POD => services_selecting(obj, cache),
             _ => vec![],
@@ -372,5 +376,8 @@ mod tests {
         assert_eq!(stored(true).reconcile(KEY, &c, now()), Outcome::default());
         let out = stored(false).reconcile(KEY, &c, now());
         assert_eq!(out.actions, [Action::Delete { key: "/registry/services/endpoints/d/web".into(), rv: 9 }]);
+        // Endpoints alone (written before their Service) concern no reconcile.
+        let ep = c.get(&kinds::ENDPOINTS, "/registry/services/endpoints/d/web").unwrap().clone();
+        assert!(stored(false).affected(&ep, &c).is_empty());
     }
 }

@@ -199,11 +199,7 @@ spec:
     assert_eq!(addresses(&ep).0, ["192.0.2.10"], "hand-written Endpoints are left as they are");
 
     step("the kubernetes Service's Endpoints point at the API");
-    if !c.cli(&["get", "svc", "kubernetes"]).status.success() {
-        let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: kubernetes\nspec:\n  ports:\n  - {name: https, port: 443, targetPort: 6443}\n";
-        let out = c.apply(svc);
-        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    }
+    ensure_kubernetes_service(&c);
     let api = c.nodes[0].api_addr.clone();
     let (ip, port) = api.rsplit_once(':').unwrap();
     let want = serde_json::json!({"name": "https", "port": port.parse::<u16>().unwrap(), "protocol": "TCP"});
@@ -214,4 +210,55 @@ spec:
     });
     let slice = get(&c, &["endpointslices", "kubernetes"]);
     assert_eq!(slice["endpoints"][0]["addresses"][0], ip);
+}
+
+/// Create the `kubernetes` Service unless `init` made it.
+fn ensure_kubernetes_service(c: &Cluster) {
+    if !c.cli(&["get", "svc", "kubernetes"]).status.success() {
+        let svc = "apiVersion: v1\nkind: Service\nmetadata:\n  name: kubernetes\nspec:\n  ports:\n  - {name: https, port: 443, targetPort: 6443}\n";
+        let out = c.apply(svc);
+        assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    }
+}
+
+#[test]
+fn the_kubernetes_service_lists_every_control_plane_api_and_no_worker() {
+    let mut c = Cluster::init(&[]);
+    ensure_kubernetes_service(&c);
+    c.join("n2", true);
+    c.join("w1", false);
+    // Every node's API is on 127.0.0.1 with its own port: one subset per port.
+    let mut want: Vec<(String, u64)> = c.nodes[..2]
+        .iter()
+        .map(|n| {
+            let (ip, port) = n.api_addr.rsplit_once(':').unwrap();
+            (ip.to_string(), port.parse().unwrap())
+        })
+        .collect();
+    want.sort();
+    let got = wait_for("both control-plane APIs in the Endpoints", Duration::from_secs(30), || {
+        let out = c.cli(&["get", "endpoints", "kubernetes", "-o", "json"]);
+        let ep: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let mut got: Vec<(String, u64)> = ep["subsets"]
+            .as_array()?
+            .iter()
+            .flat_map(|s| {
+                let port = s["ports"][0]["port"].as_u64().unwrap_or(0);
+                assert_eq!(s["ports"][0]["name"], "https");
+                s["addresses"]
+                    .as_array()
+                    .into_iter()
+                    .flatten()
+                    .map(move |a| (a["ip"].as_str().unwrap().to_string(), port))
+            })
+            .collect();
+        got.sort();
+        (got == want).then_some(got)
+    });
+    assert_eq!(got.len(), 2, "the worker's API is not listed");
+    let slices = get(&c, &["endpointslices", "-l", "kubernetes.io/service-name=kubernetes"]);
+    let mut ports: Vec<u64> =
+        slices["items"].as_array().unwrap().iter().map(|s| s["ports"][0]["port"].as_u64().unwrap()).collect();
+    ports.sort();
+    assert_eq!(ports, want.iter().map(|(_, p)| *p).collect::<Vec<_>>(), "one slice per API port");
 }

@@ -3,7 +3,9 @@
 //! once, here).
 
 use chrono::{DateTime, Utc};
-use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core};
+use k8s_openapi::api::{
+    apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core, discovery::v1 as discovery,
+};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;
 use serde_json::Value;
 
@@ -25,6 +27,7 @@ pub fn headers(kind: &Kind, wide: bool) -> Vec<&'static str> {
         "ConfigMap" => vec!["NAME", "DATA", "AGE"],
         "Secret" => vec!["NAME", "TYPE", "DATA", "AGE"],
         "Endpoints" => vec!["NAME", "ENDPOINTS", "AGE"],
+        "EndpointSlice" => vec!["NAME", "ADDRESSTYPE", "PORTS", "ENDPOINTS", "AGE"],
         "Lease" => vec!["NAME", "HOLDER", "AGE"],
         "Event" => vec!["LAST SEEN", "TYPE", "REASON", "OBJECT", "MESSAGE"],
         _ => vec!["NAME", "AGE"],
@@ -95,6 +98,7 @@ pub fn row(kind: &Kind, raw: &Value, wide: bool, now: DateTime<Utc>) -> Vec<Stri
         Typed::ConfigMap(cm) => config_map_row(cm, name, a),
         Typed::Secret(secret) => secret_row(secret, name, a),
         Typed::Endpoints(ep) => endpoints_row(ep, name, a),
+        Typed::EndpointSlice(slice) => endpoint_slice_row(slice, name, a),
         Typed::Lease(lease) => lease_row(lease, name, a),
         Typed::Event(e) => event_row(e, now),
         Typed::ServiceAccount(_) | Typed::Untyped => vec![name, a],
@@ -270,6 +274,19 @@ fn endpoints_row(ep: &core::Endpoints, name: String, a: String) -> Vec<String> {
     vec![name, or_none(Some(&eps.join(","))), a]
 }
 
+/// kubectl's EndpointSlice row: the ports, and the first three addresses
+/// with a count of the rest.
+fn endpoint_slice_row(slice: &discovery::EndpointSlice, name: String, a: String) -> Vec<String> {
+    let ports: Vec<String> =
+        slice.ports.iter().flatten().map(|p| p.port.map_or("<unset>".into(), |p| p.to_string())).collect();
+    let addresses: Vec<&str> = slice.endpoints.iter().flat_map(|e| e.addresses.iter().map(String::as_str)).collect();
+    let mut shown = addresses.iter().take(3).copied().collect::<Vec<_>>().join(",");
+    if addresses.len() > 3 {
+        shown.push_str(&format!(" + {} more...", addresses.len() - 3));
+    }
+    vec![name, slice.address_type.clone(), or_none(Some(&ports.join(","))), or_none(Some(&shown)), a]
+}
+
 fn lease_row(lease: &coord::Lease, name: String, a: String) -> Vec<String> {
     vec![name, or_none(lease.spec.as_ref().and_then(|s| s.holder_identity.as_deref())), a]
 }
@@ -326,6 +343,10 @@ mod tests {
         let headless =
             svc(json!({"type": "ClusterIP", "clusterIP": "None", "ports": [{"port": 80, "protocol": "TCP"}]}));
         let external = svc(json!({"type": "ExternalName", "externalName": "example.com"}));
+        let slice = json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice",
+            "metadata": {"name": "web-abc", "creationTimestamp": created}, "addressType": "IPv4",
+            "ports": [{"name": "http", "port": 8080}, {"name": "dns", "port": 53}],
+            "endpoints": (1..=5).map(|i| json!({"addresses": [format!("10.0.0.{i}")]})).collect::<Vec<_>>()});
         let cases = [
             (
                 &kinds::SERVICE,
@@ -336,6 +357,12 @@ mod tests {
             (&kinds::SERVICE, lb, false, vec!["web", "LoadBalancer", "10.96.0.6", "<pending>", "443:31443/TCP", "10m"]),
             (&kinds::SERVICE, headless, false, vec!["web", "ClusterIP", "None", "<none>", "80/TCP", "10m"]),
             (&kinds::SERVICE, external, false, vec!["web", "ExternalName", "<none>", "example.com", "<none>", "10m"]),
+            (
+                &kinds::ENDPOINT_SLICE,
+                slice,
+                false,
+                vec!["web-abc", "IPv4", "8080,53", "10.0.0.1,10.0.0.2,10.0.0.3 + 2 more...", "10m"],
+            ),
             (&kinds::POD, pod, true, vec!["web-1", "1/2", "CrashLoopBackOff", "3", "10m", "10.0.0.5", "n1"]),
             (&kinds::NODE, node, false, vec!["n1", "Ready,SchedulingDisabled", "control-plane", "10m", "v1.33.0"]),
             (&kinds::DEPLOYMENT, deploy, false, vec!["web", "2/3", "3", "2", "10m"]),

@@ -164,9 +164,16 @@ fn start_actors(
             toleration: secs("podEvictionTimeoutSeconds", nodelifecycle::DEFAULT_TOLERATION),
         };
         let reader = node.store.clone();
+        let endpoints_reader = node.store.clone();
+        let members_reader = node.store.clone();
         let s = store.clone();
         let controllers = actix::Arbiter::new();
         controllers.spawn_fn(move || {
+            use crate::controllers::endpoints::ServiceEndpoints;
+            Controller::new(ServiceEndpoints::reading(endpoints_reader), s.clone()).start();
+            Controller::new(crate::controllers::endpointslice::ServiceEndpointSlices, s.clone()).start();
+            let api_endpoints = crate::controllers::apiserver_endpoints::ApiServerEndpoints::reading(members_reader);
+            Controller::new(api_endpoints, s.clone()).start();
             Controller::new(ReplicaSets, s.clone()).start();
             Controller::new(Deployments, s.clone()).start();
             Controller::new(GarbageCollector, s.clone()).start();

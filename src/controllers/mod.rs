@@ -1,10 +1,13 @@
 //! Controllers that run on every control-plane node and act while it leads:
 //! each is a pure reconcile ([`framework::Reconciler`]) run by one actor.
 
+pub mod apiserver_endpoints;
 pub mod backoff;
 pub mod cache;
 pub mod daemonset;
 pub mod deployment;
+pub mod endpoints;
+pub mod endpointslice;
 pub mod framework;
 pub mod gc;
 pub mod job;
@@ -13,5 +16,6 @@ pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;
 pub mod runner;
+pub mod service_pods;
 pub mod serviceaccount;
 pub mod statefulset;

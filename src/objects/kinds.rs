@@ -65,6 +65,18 @@ pub const SERVICE: Kind = kind!("Service", "v1", "services", "service", ["svc"],
 /// `Endpoints`.
 pub const ENDPOINTS: Kind =
     kind!("Endpoints", "v1", "endpoints", "endpoints", ["ep"], true, "services/endpoints", false, false);
+/// `EndpointSlice`.
+pub const ENDPOINT_SLICE: Kind = kind!(
+    "EndpointSlice",
+    "discovery.k8s.io/v1",
+    "endpointslices",
+    "endpointslice",
+    [],
+    true,
+    "endpointslices",
+    false,
+    false
+);
 /// `ReplicaSet`.
 pub const REPLICA_SET: Kind =
     kind!("ReplicaSet", "apps/v1", "replicasets", "replicaset", ["rs"], true, "replicasets", true, true);
@@ -92,6 +104,7 @@ pub static KINDS: &[&Kind] = &[
     &EVENT,
     &SERVICE,
     &ENDPOINTS,
+    &ENDPOINT_SLICE,
     &REPLICA_SET,
     &DEPLOYMENT,
     &DAEMON_SET,
@@ -166,6 +179,8 @@ mod tests {
             ("svc", "Service"),
             ("ns", "Namespace"),
             ("ep", "Endpoints"),
+            ("endpointslices", "EndpointSlice"),
+            ("endpointslices.discovery.k8s.io", "EndpointSlice"),
             ("sts", "StatefulSet"),
         ] {
             assert_eq!(Kind::resolve(name).map(|k| k.kind), Some(kind), "{name}");
@@ -180,5 +195,6 @@ mod tests {
         let node = &NODE;
         assert_eq!(node.key("", "n1"), "/registry/minions/n1");
         assert_eq!(pod.prefix(None), "/registry/pods/");
+        assert_eq!(ENDPOINT_SLICE.key("d", "web-x1"), "/registry/endpointslices/d/web-x1");
     }
 }

@@ -11,7 +11,9 @@
 use std::ops::Deref;
 use std::sync::OnceLock;
 
-use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core};
+use k8s_openapi::api::{
+    apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core, discovery::v1 as discovery,
+};
 use serde::Serialize;
 use serde_json::Value;
 
@@ -31,6 +33,7 @@ pub enum Typed {
     Event(core::Event),
     Service(core::Service),
     Endpoints(core::Endpoints),
+    EndpointSlice(discovery::EndpointSlice),
     ReplicaSet(apps::ReplicaSet),
     Deployment(apps::Deployment),
     DaemonSet(apps::DaemonSet),
@@ -60,6 +63,7 @@ impl Typed {
             kinds::EVENT => parse(raw, Typed::Event),
             kinds::SERVICE => parse(raw, Typed::Service),
             kinds::ENDPOINTS => parse(raw, Typed::Endpoints),
+            kinds::ENDPOINT_SLICE => parse(raw, Typed::EndpointSlice),
             kinds::REPLICA_SET => parse(raw, Typed::ReplicaSet),
             kinds::DEPLOYMENT => parse(raw, Typed::Deployment),
             kinds::DAEMON_SET => parse(raw, Typed::DaemonSet),
@@ -81,6 +85,7 @@ impl Typed {
             Typed::Event(o) => serde_json::to_value(o),
             Typed::Service(o) => serde_json::to_value(o),
             Typed::Endpoints(o) => serde_json::to_value(o),
+            Typed::EndpointSlice(o) => serde_json::to_value(o),
             Typed::ReplicaSet(o) => serde_json::to_value(o),
             Typed::Deployment(o) => serde_json::to_value(o),
             Typed::DaemonSet(o) => serde_json::to_value(o),
@@ -169,6 +174,7 @@ impl Object {
     accessor!(event, Event, core::Event);
     accessor!(service, Service, core::Service);
     accessor!(endpoints, Endpoints, core::Endpoints);
+    accessor!(endpoint_slice, EndpointSlice, discovery::EndpointSlice);
 
     /// The pod template of a workload (ReplicaSet, Deployment, DaemonSet,
     /// StatefulSet, Job).
@@ -229,6 +235,7 @@ impl Object {
             Typed::Event(o) => &o.metadata,
             Typed::Service(o) => &o.metadata,
             Typed::Endpoints(o) => &o.metadata,
+            Typed::EndpointSlice(o) => &o.metadata,
             Typed::ReplicaSet(o) => &o.metadata,
             Typed::Deployment(o) => &o.metadata,
             Typed::DaemonSet(o) => &o.metadata,

@@ -99,7 +99,9 @@ pub fn is_config_key(s: &str) -> bool {
 /// are reported with the path of the field. Decoding stops at the first wrong
 /// type, so this reports one error at most.
 pub fn check_schema(kind: &Kind, obj: &Value) -> Result<(), FieldError> {
-    use k8s_openapi::api::{apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core};
+    use k8s_openapi::api::{
+        apps::v1 as apps, batch::v1 as batch, coordination::v1 as coord, core::v1 as core, discovery::v1 as discovery,
+    };
     fn typed<T: serde::de::DeserializeOwned>(obj: &Value) -> Result<(), FieldError> {
         let de = obj.clone();
         serde_path_to_error::deserialize::<_, T>(de).map(|_| ()).map_err(|e| {
@@ -118,6 +120,7 @@ pub fn check_schema(kind: &Kind, obj: &Value) -> Result<(), FieldError> {
         "Event" => typed::<core::Event>(obj),
         "Service" => typed::<core::Service>(obj),
         "Endpoints" => typed::<core::Endpoints>(obj),
+        "EndpointSlice" => typed::<discovery::EndpointSlice>(obj),
         "ReplicaSet" => typed::<apps::ReplicaSet>(obj),
         "Deployment" => typed::<apps::Deployment>(obj),
         "DaemonSet" => typed::<apps::DaemonSet>(obj),
@@ -182,6 +185,7 @@ pub fn check_kind(kind: &Kind, obj: &Value, errs: &mut Vec<FieldError>) {
         "ReplicaSet" | "Deployment" | "DaemonSet" | "StatefulSet" => check_workload(obj, false, errs),
         "Job" => check_workload(obj, true, errs),
         "Service" => check_service(obj, errs),
+        "EndpointSlice" => check_endpoint_slice(obj, errs),
         "ConfigMap" | "Secret" => {
             for field in ["data", "binaryData", "stringData"] {
                 let Some(map) = obj.get(field).and_then(Value::as_object) else {
@@ -432,6 +436,40 @@ fn check_service(obj: &Value, errs: &mut Vec<FieldError>) {
     }
 }
 
+/// Kubernetes' limits on an EndpointSlice: a known address type, at most
+/// 1000 endpoints each with 1 to 100 addresses, at most 100 ports.
+fn check_endpoint_slice(obj: &Value, errs: &mut Vec<FieldError>) {
+    let types = ["IPv4", "IPv6", "FQDN"];
+    match obj.get("addressType").and_then(Value::as_str) {
+        None | Some("") => errs.push(FieldError::required("addressType")),
+        Some(t) if !types.contains(&t) => errs.push(FieldError {
+            field: "addressType".into(),
+            message: format!("Unsupported value: \"{t}\": supported values: {}", quoted(&types)),
+        }),
+        Some(_) => {}
+    }
+    let endpoints = obj.get("endpoints").and_then(Value::as_array).map_or(&[][..], Vec::as_slice);
+    if endpoints.len() > 1000 {
+        errs.push(FieldError::invalid_int("endpoints", endpoints.len() as i64, "must have at most 1000 items"));
+    }
+    for (i, ep) in endpoints.iter().enumerate() {
+        let n = ep.get("addresses").and_then(Value::as_array).map_or(0, Vec::len);
+        if n == 0 {
+            errs.push(FieldError::required(format!("endpoints[{i}].addresses")));
+        } else if n > 100 {
+            errs.push(FieldError::invalid_int(
+                format!("endpoints[{i}].addresses"),
+                n as i64,
+                "must have at most 100 items",
+            ));
+        }
+    }
+    let ports = obj.get("ports").and_then(Value::as_array).map_or(0, Vec::len);
+    if ports > 100 {
+        errs.push(FieldError::invalid_int("ports", ports as i64, "must have at most 100 items"));
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -477,6 +515,22 @@ mod tests {
         assert_eq!(kind_fields("pod", &pod(json!({"containers": [{"name": "a"}]}))), ["spec.containers[0].image"]);
         assert_eq!(kind_fields("pod", &pod(json!({"containers": []}))), ["spec.containers"]);
         assert!(kind_fields("pod", &pod(json!({"containers": [{"name": "a", "image": "busybox"}]}))).is_empty());
+    }
+
+    #[test]
+    fn endpoint_slices_need_an_address_type_and_addresses() {
+        let slice = |body: Value| {
+            let mut o =
+                json!({"apiVersion": "discovery.k8s.io/v1", "kind": "EndpointSlice", "metadata": {"name": "s"}});
+            o.as_object_mut().unwrap().extend(body.as_object().unwrap().clone());
+            o
+        };
+        let ok =
+            slice(json!({"addressType": "IPv4", "endpoints": [{"addresses": ["10.0.0.1"]}], "ports": [{"port": 80}]}));
+        assert!(kind_fields("endpointslice", &ok).is_empty());
+        let bad = slice(json!({"addressType": "IPv5", "endpoints": [{"addresses": []}]}));
+        assert_eq!(kind_fields("endpointslice", &bad), ["addressType", "endpoints[0].addresses"]);
+        assert_eq!(kind_fields("endpointslice", &slice(json!({}))), ["addressType"]);
     }
 
     #[test]

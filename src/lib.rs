@@ -6,13 +6,14 @@
 //! * [`objects`] — Kubernetes objects: kinds, validation, defaulting, admission, selectors.
 //! * [`registry`] — the one writer of objects, the node's informers, Events.
 //! * [`scheduler`], [`controllers`], [`kubelet`] — the node's actors, fed by the registry.
+//! * [`proxy`] — Services' ClusterIPs and NodePorts in nftables, on every node (beside them).
 //! * [`api`] — the gRPC API every node serves (`proto/clusterd.proto`).
 //! * [`cluster`] — a node's life cycle: `init`, `join`, `start`.
 //! * [`client`] — connecting to the API and the kubectl-shaped verbs.
 //! * [`cli`] — the command line.
 //!
 //! Layers point one way: `objects → util → registry → {scheduler, controllers,
-//! kubelet} → api → cluster → client → cli`; no module imports one above it
+//! kubelet, proxy} → api → cluster → client → cli`; no module imports one above it
 //! and no modules or files import each other in a loop (checked by
 //! `shared/tools/layers.py`).
 //!
@@ -26,6 +27,7 @@ pub mod cluster;
 pub mod controllers;
 pub mod kubelet;
 pub mod objects;
+pub mod proxy;
 pub mod registry;
 pub mod scheduler;
 pub mod util;

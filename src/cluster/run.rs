@@ -124,7 +124,7 @@ pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> Kubelet
     }
 }
 
-/// Start the node's actors on the actix system: the kubelet everywhere; the
+/// Start the node's actors on the actix system: the kubelet and the proxy everywhere; the
 /// scheduler and controllers on control-plane nodes (they act while leading).
 /// The scheduler and the controllers each get an arbiter (a thread with its own
 /// event loop), so a flood of pod events in one does not delay the others.
@@ -178,6 +178,12 @@ fn start_actors(
         });
         arbiters.extend([scheduling, controllers]);
     }
+    let proxy = crate::proxy::ProxyConfig {
+        node: state.name.clone(),
+        table: crate::proxy::table_name(&kubelet_config(ca_pem, dir, state).host_key),
+        dns_port: None, // set by the DNS server
+    };
+    tokio::spawn(crate::proxy::run(proxy, store.clone(), stop.clone()));
     actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store.clone(), stop));
     arbiters
 }

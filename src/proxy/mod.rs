@@ -1,0 +1,200 @@
+//! The proxy on every node (kube-proxy's job, in its nftables mode): Services'
+//! ClusterIPs and NodePorts lead to their ready endpoints through one
+//! nftables table per node, kept in step with the node's informers.
+//!
+//! The decision is pure ([`rules`]: objects → ruleset; [`diff`]: two rulesets →
+//! one transaction); this driver only follows Services and Endpoints,
+//! coalesces a burst of changes into one round, and hands each round's
+//! transaction to [`nft`]. A round that fails is logged and followed by a full
+//! rebuild (the kernel's state is then unknown). The table outlives the
+//! process on purpose: traffic keeps flowing while a node restarts, and the
+//! restarted node rebuilds it from the store; `clusterd reset` deletes it.
+
+pub mod diff;
+pub mod nft;
+pub mod rules;
+
+#[cfg(test)]
+mod netns_tests;
+
+use std::collections::HashMap;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use futures::StreamExt;
+use serde_json::Value;
+use tokio::sync::watch;
+
+use crate::controllers::nodeipam::DEFAULT_CLUSTER_CIDR;
+use crate::objects::kinds::{ENDPOINTS, SERVICE};
+use crate::objects::typed::Object;
+use crate::registry::informer::{apply_change, Change};
+use crate::registry::Registry;
+use nft::{Nft, NftError};
+use rules::{Cidr, NodeView, Ruleset};
+
+/// How long the feed must be quiet before a round runs…
+const QUIET: Duration = Duration::from_millis(1);
+/// …but a burst waits no longer than this.
+const MAX_BURST: Duration = Duration::from_millis(10);
+/// The first retry after a failed round; doubled up to [`MAX_RETRY`].
+const FIRST_RETRY: Duration = Duration::from_millis(500);
+const MAX_RETRY: Duration = Duration::from_secs(30);
+
+/// The proxy's settings for one node.
+#[derive(Clone, Debug)]
+pub struct ProxyConfig {
+    /// The node's name (endpoints' `nodeName`).
+    pub node: String,
+    /// Its nftables table ([`table_name`]).
+    pub table: String,
+    /// The node-local DNS server's port, to which the cluster DNS address is
+    /// redirected.
+    pub dns_port: Option<u16>,
+}
+
+/// The proxy table of the node whose host key (name and cluster tag) is `host_key`.
+pub fn table_name(host_key: &str) -> String {
+    format!("clusterd-proxy-{host_key}")
+}
+
+/// What the proxy knows: the objects, and what the kernel has.
+struct Proxy {
+    view: NodeView,
+    nft: Nft,
+    services: HashMap<String, Arc<Object>>,
+    endpoints: HashMap<String, Arc<Object>>,
+    /// Whether each informer has delivered its first list.
+    services_synced: bool,
+    endpoints_synced: bool,
+    /// The ruleset last applied; `None` when the kernel's table is unknown.
+    applied: Option<Ruleset>,
+}
+
+impl Proxy {
+    fn take(&mut self, input: Input) {
+        match input {
+            Input::Services(c) => {
+                self.services_synced |= matches!(c, Change::Reset(_));
+                apply_change(&mut self.services, c);
+            }
+            Input::Endpoints(c) => {
+                self.endpoints_synced |= matches!(c, Change::Reset(_));
+                apply_change(&mut self.endpoints, c);
+            }
+        }
+    }
+
+    fn desired(&self) -> Ruleset {
+        let services: Vec<_> = self.services.values().filter_map(|o| o.service()).collect();
+        let endpoints: Vec<_> = self.endpoints.values().filter_map(|o| o.endpoints()).collect();
+        rules::build(&self.view, &services, &endpoints)
+    }
+
+    /// One round: the transaction from the applied ruleset to the wanted one.
+    async fn sync(&mut self) -> Result<(), NftError> {
+        let started = Instant::now();
+        let next = self.desired();
+        let tx = diff::transaction(self.applied.as_ref(), &next);
+        let decided = started.elapsed();
+        if tx.is_empty() {
+            self.applied = Some(next);
+            return Ok(());
+        }
+        let rebuilt = self.applied.is_none();
+        self.applied = None;
+        self.nft.apply(&tx).await?;
+        tracing::debug!(
+            table = %self.view.table,
+            rebuilt,
+            lines = tx.lines().count(),
+            bytes = tx.len(),
+            decide_us = decided.as_micros() as u64,
+            apply_us = (started.elapsed() - decided).as_micros() as u64,
+            "proxy: rules updated"
+        );
+        self.applied = Some(next);
+        Ok(())
+    }
+}
+
+/// Which informer a change came from.
+enum Input {
+    Services(Change),
+    Endpoints(Change),
+}
+
+/// The node's cluster CIDR from the cluster settings.
+fn cluster_cidr(settings: &Value) -> Cidr {
+    let configured = settings.get("clusterCIDR").and_then(Value::as_str).unwrap_or(DEFAULT_CLUSTER_CIDR);
+    configured.parse().unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "proxy: clusterCIDR unusable, using {DEFAULT_CLUSTER_CIDR}");
+        DEFAULT_CLUSTER_CIDR.parse().expect("the default parses")
+    })
+}
+
+/// Keep the node's proxy table in step with Services and Endpoints until
+/// `stop` turns true. The table is rebuilt at the first round (a restarted
+/// node's table may be stale) and left in place at the end.
+pub async fn run(cfg: ProxyConfig, registry: Registry, mut stop: watch::Receiver<bool>) {
+    let settings = registry.settings();
+    let view = NodeView {
+        name: cfg.node.clone(),
+        table: cfg.table.clone(),
+        cluster_cidr: cluster_cidr(&settings),
+        dns: cfg.dns_port.map(|port| (registry.service_network().dns_ip(), port)),
+    };
+    let mut proxy = Proxy {
+        view,
+        nft: Nft::host(),
+        services: HashMap::new(),
+        endpoints: HashMap::new(),
+        services_synced: false,
+        endpoints_synced: false,
+        applied: None,
+    };
+    let mut inputs = futures::stream::select(
+        registry.watch(&SERVICE).map(Input::Services),
+        registry.watch(&ENDPOINTS).map(Input::Endpoints),
+    );
+    let mut retry: Option<(tokio::time::Instant, Duration)> = None;
+    tracing::info!(table = %cfg.table, "proxy: started");
+    loop {
+        let retry_at = retry.map(|(at, _)| at);
+        tokio::select! {
+            input = inputs.next() => match input {
+                Some(input) => proxy.take(input),
+                None => return,
+            },
+            _ = tokio::time::sleep_until(retry_at.unwrap_or_else(tokio::time::Instant::now)), if retry_at.is_some() => {}
+            _ = stop.wait_for(|s| *s) => {
+                tracing::info!(table = %cfg.table, "proxy: stopped (rules left in place)");
+                return;
+            }
+        }
+        // The rest of the burst: until the feed is quiet, for a short while at most.
+        let deadline = tokio::time::Instant::now() + MAX_BURST;
+        while let Ok(Ok(Some(input))) =
+            tokio::time::timeout_at(deadline, tokio::time::timeout(QUIET, inputs.next())).await
+        {
+            proxy.take(input);
+        }
+        if !(proxy.services_synced && proxy.endpoints_synced) {
+            continue;
+        }
+        match proxy.sync().await {
+            Ok(()) => retry = None,
+            Err(e) => {
+                let wait = retry.map_or(FIRST_RETRY, |(_, w)| (w * 2).min(MAX_RETRY));
+                tracing::warn!(error = %e, retry_in = ?wait, "proxy: applying the rules failed; rebuilding next round");
+                retry = Some((tokio::time::Instant::now() + wait, wait));
+            }
+        }
+    }
+}
+
+/// Delete the proxy table `table` from this host (`clusterd reset`); a
+/// missing table is not an error.
+pub async fn remove_table(table: &str) -> Result<(), NftError> {
+    Nft::host().apply(&diff::delete_table(table)).await
+}

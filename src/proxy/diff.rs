@@ -46,7 +46,7 @@ pub fn delete_table(table: &str) -> String {
 /// chain or set whose declaration changed under the same name (the kernel
 /// cannot re-declare a hook or a set's type; rules never ask for it, as names
 /// hash what declarations depend on).
-fn updatable(prev: &Ruleset, next: &Ruleset) -> bool {
+pub fn updatable(prev: &Ruleset, next: &Ruleset) -> bool {
     prev.table == next.table
         && next.chains.iter().all(|(n, c)| prev.chains.get(n).is_none_or(|p| p.decl == c.decl))
         && next.sets.iter().all(|(n, s)| prev.sets.get(n).is_none_or(|p| p.map == s.map && p.spec == s.spec))
@@ -69,13 +69,16 @@ fn braces(decl: &str) -> String {
 }
 
 /// Write `add|delete element` lines for `items`, a few hundred per line.
-fn elements(out: &mut String, verb: &str, table: &str, set: &str, items: &[String]) {
+pub fn elements(out: &mut String, verb: &str, table: &str, set: &str, items: &[String]) {
     for chunk in items.chunks(ELEMENTS_PER_LINE) {
         let _ = writeln!(out, "{verb} element ip {table} {set} {{ {} }}", chunk.join(", "));
     }
 }
 
-fn changes(prev: &Ruleset, next: &Ruleset) -> String {
+/// The changes in place from `prev` to `next`: two whole tables that are
+/// [`updatable`], or two versions of one Service's part of a table (both
+/// listing the shared maps, so that only their elements change).
+pub fn changes(prev: &Ruleset, next: &Ruleset) -> String {
     let t = &next.table;
     let mut out = String::new();
     let empty = BTreeMap::new();

@@ -12,12 +12,13 @@
 
 pub mod diff;
 pub mod nft;
+pub mod plan;
 pub mod rules;
 
 #[cfg(test)]
 mod netns_tests;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -31,7 +32,8 @@ use crate::objects::typed::Object;
 use crate::registry::informer::{apply_change, Change};
 use crate::registry::Registry;
 use nft::{Nft, NftError};
-use rules::{Cidr, NodeView, Ruleset};
+use plan::Applied;
+use rules::{Cidr, NodeView};
 
 /// How long the feed must be quiet before a round runs…
 const QUIET: Duration = Duration::from_millis(1);
@@ -67,53 +69,57 @@ struct Proxy {
     /// Whether each informer has delivered its first list.
     services_synced: bool,
     endpoints_synced: bool,
-    /// The ruleset last applied; `None` when the kernel's table is unknown.
-    applied: Option<Ruleset>,
+    /// The Services (store keys) whose object or Endpoints changed since the
+    /// last round; after a re-list, all may have.
+    dirty: HashSet<String>,
+    all_dirty: bool,
+    /// The rules last applied; `None` when the kernel's table is unknown.
+    applied: Option<Applied>,
 }
 
 impl Proxy {
     fn take(&mut self, input: Input) {
-        match input {
+        let (change, cache) = match input {
             Input::Services(c) => {
                 self.services_synced |= matches!(c, Change::Reset(_));
-                apply_change(&mut self.services, c);
+                (c, &mut self.services)
             }
             Input::Endpoints(c) => {
                 self.endpoints_synced |= matches!(c, Change::Reset(_));
-                apply_change(&mut self.endpoints, c);
+                (c, &mut self.endpoints)
             }
+        };
+        match &change {
+            Change::Reset(_) => self.all_dirty = true,
+            Change::Put(o) | Change::Delete(o) => self.dirty.extend(plan::service_key(o)),
         }
+        apply_change(cache, change);
     }
 
-    fn desired(&self) -> Ruleset {
-        let services: Vec<_> = self.services.values().filter_map(|o| o.service()).collect();
-        let endpoints: Vec<_> = self.endpoints.values().filter_map(|o| o.endpoints()).collect();
-        rules::build(&self.view, &services, &endpoints)
-    }
-
-    /// One round: the transaction from the applied ruleset to the wanted one.
+    /// One round: the transaction from the applied rules to the wanted ones.
     async fn sync(&mut self) -> Result<(), NftError> {
         let started = Instant::now();
-        let next = self.desired();
-        let tx = diff::transaction(self.applied.as_ref(), &next);
+        let dirty = (!self.all_dirty).then_some(&self.dirty);
+        let round = plan::plan(&self.view, self.applied.take(), &self.services, &self.endpoints, dirty);
+        self.dirty.clear();
+        self.all_dirty = false;
         let decided = started.elapsed();
-        if tx.is_empty() {
-            self.applied = Some(next);
+        if round.transaction.is_empty() {
+            self.applied = Some(round.applied);
             return Ok(());
         }
-        let rebuilt = self.applied.is_none();
-        self.applied = None;
-        self.nft.apply(&tx).await?;
+        self.nft.apply(&round.transaction).await?;
         tracing::debug!(
             table = %self.view.table,
-            rebuilt,
-            lines = tx.lines().count(),
-            bytes = tx.len(),
+            rebuilt = round.rebuilt,
+            services = round.changed,
+            lines = round.transaction.lines().count(),
+            bytes = round.transaction.len(),
             decide_us = decided.as_micros() as u64,
             apply_us = (started.elapsed() - decided).as_micros() as u64,
             "proxy: rules updated"
         );
-        self.applied = Some(next);
+        self.applied = Some(round.applied);
         Ok(())
     }
 }
@@ -151,6 +157,8 @@ pub async fn run(cfg: ProxyConfig, registry: Registry, mut stop: watch::Receiver
         endpoints: HashMap::new(),
         services_synced: false,
         endpoints_synced: false,
+        dirty: HashSet::new(),
+        all_dirty: true,
         applied: None,
     };
     let mut inputs = futures::stream::select(

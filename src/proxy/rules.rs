@@ -200,7 +200,11 @@ struct Builder<'a> {
     rs: Ruleset,
 }
 
-impl Builder<'_> {
+impl<'a> Builder<'a> {
+    fn new(node: &'a NodeView) -> Self {
+        Builder { node, rs: Ruleset { table: node.table.clone(), ..Ruleset::default() } }
+    }
+
     fn chain(&mut self, name: &str, decl: String, rules: Vec<String>) {
         self.rs.chains.insert(name.to_string(), Chain { decl, rules });
     }
@@ -271,6 +275,11 @@ impl Builder<'_> {
             String::new(),
             vec!["meta l4proto tcp reject with tcp reset".into(), "reject with icmp type host-unreachable".into()],
         );
+        self.shared_maps();
+    }
+
+    /// The maps and sets every Service puts its elements in.
+    fn shared_maps(&mut self) {
         self.collection(SERVICE_IPS, true, SERVICE_KEY_TYPE);
         self.collection(SERVICE_NODEPORTS, true, NODEPORT_KEY_TYPE);
         self.collection(NO_ENDPOINT_SERVICES, true, SERVICE_KEY_TYPE);
@@ -465,20 +474,59 @@ struct Policy {
     affinity: Option<i32>,
 }
 
+/// What every node has whatever the Services: the base chains and the
+/// shared maps and sets, empty.
+pub fn base(node: &NodeView) -> Ruleset {
+    let mut b = Builder::new(node);
+    b.skeleton();
+    b.rs
+}
+
+/// One Service's part of the ruleset: its chains and affinity sets, and its
+/// elements of the shared maps (listed whether or not it has elements there;
+/// [`base`] declares them). Headless and ExternalName Services have none.
+pub fn service_rules(node: &NodeView, svc: &Service, endpoints: Option<&Endpoints>) -> Ruleset {
+    let mut b = Builder::new(node);
+    b.shared_maps();
+    b.service(svc, endpoints);
+    b.rs
+}
+
+/// A Service part with nothing in it (before a Service's first rules, after its last).
+pub fn empty_part(node: &NodeView) -> Ruleset {
+    let mut b = Builder::new(node);
+    b.shared_maps();
+    b.rs
+}
+
+/// Add `part`'s chains, sets and elements to `into`.
+pub fn merge(into: &mut Ruleset, part: &Ruleset) {
+    for (name, chain) in &part.chains {
+        into.chains.insert(name.clone(), chain.clone());
+    }
+    for (name, set) in &part.sets {
+        match into.sets.get_mut(name) {
+            Some(have) => have.elements.extend(set.elements.iter().map(|(k, v)| (k.clone(), v.clone()))),
+            None => {
+                into.sets.insert(name.clone(), set.clone());
+            }
+        }
+    }
+}
+
 /// The ruleset `node` wants for `services` and their `endpoints` (matched by
-/// namespace and name). Headless and ExternalName Services get no rules.
+/// namespace and name): [`base`] with every Service's part merged in.
 pub fn build(node: &NodeView, services: &[&Service], endpoints: &[&Endpoints]) -> Ruleset {
     let by_name: HashMap<(&str, &str), &Endpoints> = endpoints
         .iter()
         .filter_map(|e| Some(((e.metadata.namespace.as_deref()?, e.metadata.name.as_deref()?), *e)))
         .collect();
-    let mut b = Builder { node, rs: Ruleset { table: node.table.clone(), ..Ruleset::default() } };
-    b.skeleton();
+    let mut rs = base(node);
     for svc in services {
         let key = (svc.metadata.namespace.as_deref().unwrap_or(""), svc.metadata.name.as_deref().unwrap_or(""));
-        b.service(svc, by_name.get(&key).copied());
+        merge(&mut rs, &service_rules(node, svc, by_name.get(&key).copied()));
     }
-    b.rs
+    rs
 }
 
 #[cfg(test)]

@@ -2,10 +2,11 @@
 //! ClusterIPs and NodePorts lead to their ready endpoints through one
 //! nftables table per node, kept in step with the node's informers.
 //!
-//! The decision is pure ([`rules`]: objects → ruleset; [`diff`]: two rulesets →
-//! one transaction); this driver only follows Services and Endpoints,
-//! coalesces a burst of changes into one round, and hands each round's
-//! transaction to [`nft`]. A round that fails is logged and followed by a full
+//! The decisions are pure ([`rules`]: objects → ruleset; [`diff`]: two
+//! rulesets → one transaction; [`plan`]: which Services changed → the
+//! round's transaction); this driver only follows Services and Endpoints,
+//! notes which Services they touch, coalesces a burst of changes into one
+//! round, and hands each round's transaction to [`nft`]. A round that fails is logged and followed by a full
 //! rebuild (the kernel's state is then unknown). The table outlives the
 //! process on purpose: traffic keeps flowing while a node restarts, and the
 //! restarted node rebuilds it from the store; `clusterd reset` deletes it.

@@ -1,7 +1,7 @@
 //! What one node's proxy wants in the kernel, decided from Services and
 //! Endpoints alone: the nftables ruleset as data (chains with their rule lines,
 //! maps and sets with their elements). Nothing here runs `nft`; keeping the
-//! decision pure lets [`super::diff`] compare two of them and send the kernel
+//! decision pure lets the diff module compare two of them and send the kernel
 //! only what changed, and lets the tests read the rules a Service yields.
 //!
 //! The shape follows kube-proxy's nftables mode. One table per node

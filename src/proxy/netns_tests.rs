@@ -132,14 +132,15 @@ async fn nft_accepts_the_table_and_its_changes() {
 }
 
 /// Connect to `to` from inside the namespace (to a listener on `listen`) and
-/// say what happened: `Ok` with the server's greeting, or the error kind.
+/// say what happened: `Ok` with the address the endpoint saw the connection
+/// come from, or the error kind.
 fn connect(ns: &Netns, listen: Option<SocketAddr>, to: SocketAddr) -> Result<String, std::io::ErrorKind> {
     ns.enter(move || {
         let listener = listen.map(|a| TcpListener::bind(a).expect("bind the endpoint"));
         let mut conn = TcpStream::connect_timeout(&to, Duration::from_secs(3)).map_err(|e| e.kind())?;
         let listener = listener.expect("a connection needs a listener");
-        let (mut server, _) = listener.accept().expect("accept");
-        server.write_all(b"hello from the endpoint").unwrap();
+        let (mut server, peer) = listener.accept().expect("accept");
+        server.write_all(peer.ip().to_string().as_bytes()).unwrap();
         drop(server);
         let mut got = String::new();
         conn.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
@@ -172,14 +173,98 @@ async fn a_cluster_ip_and_a_node_port_reach_the_endpoint() {
     let rs = build(&view, &[&svc, &empty], &[&eps]);
     ns.nft().apply(&transaction(None, &rs)).await.expect("the table");
     let listen = Some(SocketAddr::from((endpoint, port)));
-    assert_eq!(connect(&ns, listen, "10.96.0.20:80".parse().unwrap()).as_deref(), Ok("hello from the endpoint"));
-    assert_eq!(connect(&ns, listen, "10.244.1.2:30080".parse().unwrap()).as_deref(), Ok("hello from the endpoint"));
+    assert!(connect(&ns, listen, "10.96.0.20:80".parse().unwrap()).is_ok());
+    assert!(connect(&ns, listen, "10.244.1.2:30080".parse().unwrap()).is_ok());
     // Without endpoints the connection is refused at once, not left to time out.
     assert_eq!(connect(&ns, None, "10.96.0.30:80".parse().unwrap()), Err(std::io::ErrorKind::ConnectionRefused));
     // The endpoint gone (an incremental change): refused too.
     let none = build(&view, &[&svc, &empty], &[]);
     ns.nft().apply(&transaction(Some(&rs), &none)).await.expect("the change");
     assert_eq!(connect(&ns, None, "10.96.0.20:80".parse().unwrap()), Err(std::io::ErrorKind::ConnectionRefused));
+}
+
+/// Which of `listeners` (bound in the namespace) each of `n` connections to
+/// `to` reaches.
+fn spread(ns: &Netns, listeners: Vec<SocketAddr>, to: SocketAddr, n: usize) -> Vec<usize> {
+    ns.enter(move || {
+        let bound: Vec<TcpListener> = listeners.iter().map(|a| TcpListener::bind(a).expect("bind")).collect();
+        bound.iter().for_each(|l| l.set_nonblocking(true).unwrap());
+        (0..n)
+            .map(|_| {
+                let _conn = TcpStream::connect_timeout(&to, Duration::from_secs(3)).expect("connect");
+                let deadline = std::time::Instant::now() + Duration::from_secs(3);
+                loop {
+                    if let Some(i) = bound.iter().position(|l| l.accept().is_ok()) {
+                        return i;
+                    }
+                    assert!(std::time::Instant::now() < deadline, "no endpoint accepted");
+                    std::thread::sleep(Duration::from_millis(1));
+                }
+            })
+            .collect()
+    })
+}
+
+#[tokio::test]
+async fn endpoints_are_picked_at_random_unless_the_client_has_affinity() {
+    let ns = Netns::new("spread");
+    ns.ip(&["link", "add", "ep0", "type", "veth", "peer", "name", "ep1"]);
+    ns.ip(&["link", "set", "ep1", "up"]);
+    ns.ip(&["addr", "add", "10.244.1.2/24", "dev", "ep0"]);
+    ns.ip(&["addr", "add", "10.244.1.3/24", "dev", "ep0"]);
+    ns.ip(&["link", "set", "ep0", "up"]);
+    ns.ip(&["route", "add", "default", "dev", "ep0"]);
+    let port = free_port(&ns, "10.244.1.2".parse().unwrap());
+    let listeners: Vec<SocketAddr> = ["10.244.1.2", "10.244.1.3"]
+        .iter()
+        .map(|ip| SocketAddr::from((ip.parse::<Ipv4Addr>().unwrap(), port)))
+        .collect();
+    let eps = web_endpoints(&["10.244.1.2", "10.244.1.3"], port);
+    let to: SocketAddr = "10.96.0.20:80".parse().unwrap();
+    let random = web(json!({"clusterIP": "10.96.0.20", "ports": [{"name": "http", "port": 80}]}));
+    let random_rules = build(&node(), &[&random], &[&eps]);
+    ns.nft().apply(&transaction(None, &random_rules)).await.expect("the table");
+    let picks = spread(&ns, listeners.clone(), to, 24);
+    assert!(picks.contains(&0) && picks.contains(&1), "both endpoints answer: {picks:?}");
+    let sticky = web(json!({"clusterIP": "10.96.0.20", "sessionAffinity": "ClientIP",
+        "sessionAffinityConfig": {"clientIP": {"timeoutSeconds": 60}}, "ports": [{"name": "http", "port": 80}]}));
+    let sticky_rules = build(&node(), &[&sticky], &[&eps]);
+    ns.nft().apply(&transaction(Some(&random_rules), &sticky_rules)).await.expect("affinity on");
+    let picks = spread(&ns, listeners, to, 12);
+    assert!(picks.iter().all(|p| *p == picks[0]), "one client, one endpoint: {picks:?}");
+}
+
+#[tokio::test]
+async fn a_pod_reaches_itself_through_its_service() {
+    // A node and a pod on it, joined by a veth pair: the pod's traffic to the
+    // ClusterIP is routed through the node, whose rules send it back.
+    let host = Netns::new("hairpin-node");
+    let pod = Netns::new("hairpin-pod");
+    host.ip(&["link", "add", "h0", "type", "veth", "peer", "name", "p0"]);
+    host.ip(&["link", "set", "p0", "netns", &pod.0]);
+    host.ip(&["addr", "add", "10.244.1.1/24", "dev", "h0"]);
+    host.ip(&["link", "set", "h0", "up"]);
+    host.enter(|| std::fs::write("/proc/sys/net/ipv4/ip_forward", "1").expect("forwarding on"));
+    pod.ip(&["addr", "add", "10.244.1.2/24", "dev", "p0"]);
+    pod.ip(&["link", "set", "p0", "up"]);
+    pod.ip(&["route", "add", "default", "via", "10.244.1.1"]);
+    let port = free_port(&pod, "10.244.1.2".parse().unwrap());
+    let svc = web(json!({"clusterIP": "10.96.0.20", "ports": [{"name": "http", "port": 80}]}));
+    let rules = build(&node(), &[&svc], &[&web_endpoints(&["10.244.1.2"], port)]);
+    host.nft().apply(&transaction(None, &rules)).await.expect("the table");
+    let listen = Some(SocketAddr::from(([10, 244, 1, 2], port)));
+    let to: SocketAddr = "10.96.0.20:80".parse().unwrap();
+    assert_eq!(
+        connect(&pod, listen, to).as_deref(),
+        Ok("10.244.1.1"),
+        "the pod reaches itself, its address masqueraded as the node's"
+    );
+    // Without the hairpin pair the reply never comes (the pod drops a packet
+    // from its own address), so the connection times out.
+    let mut without = rules.clone();
+    without.sets.get_mut(super::rules::HAIRPIN).unwrap().elements.clear();
+    host.nft().apply(&transaction(Some(&rules), &without)).await.expect("no hairpin");
+    assert_eq!(connect(&pod, listen, to), Err(std::io::ErrorKind::TimedOut));
 }
 
 /// What the kernel side of one endpoint change costs at 1,000 Services × 10

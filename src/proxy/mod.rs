@@ -29,12 +29,13 @@ use tokio::sync::watch;
 
 use crate::controllers::nodeipam::DEFAULT_CLUSTER_CIDR;
 use crate::objects::kinds::{ENDPOINTS, SERVICE};
+use crate::objects::network::ServiceNetwork;
 use crate::objects::typed::Object;
 use crate::registry::informer::{apply_change, Change};
 use crate::registry::Registry;
 use nft::{Nft, NftError};
 use plan::Applied;
-use rules::{Cidr, NodeView};
+use rules::NodeView;
 
 /// How long the feed must be quiet before a round runs…
 const QUIET: Duration = Duration::from_millis(1);
@@ -43,6 +44,8 @@ const MAX_BURST: Duration = Duration::from_millis(10);
 /// The first retry after a failed round; doubled up to [`MAX_RETRY`].
 const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
+/// How often to look for the cluster settings on a replica that has not got them yet.
+const SETTINGS_POLL: Duration = Duration::from_millis(200);
 
 /// The proxy's settings for one node.
 #[derive(Clone, Debug)]
@@ -63,7 +66,8 @@ pub fn table_name(host_key: &str) -> String {
 
 /// What the proxy knows: the objects, and what the kernel has.
 struct Proxy {
-    view: NodeView,
+    /// Who this node is; `None` until the cluster settings are on its replica.
+    view: Option<NodeView>,
     nft: Nft,
     services: HashMap<String, Arc<Object>>,
     endpoints: HashMap<String, Arc<Object>>,
@@ -98,10 +102,10 @@ impl Proxy {
     }
 
     /// One round: the transaction from the applied rules to the wanted ones.
-    async fn sync(&mut self) -> Result<(), NftError> {
+    async fn sync(&mut self, view: &NodeView) -> Result<(), NftError> {
         let started = Instant::now();
         let dirty = (!self.all_dirty).then_some(&self.dirty);
-        let round = plan::plan(&self.view, self.applied.take(), &self.services, &self.endpoints, dirty);
+        let round = plan::plan(view, self.applied.take(), &self.services, &self.endpoints, dirty);
         self.dirty.clear();
         self.all_dirty = false;
         let decided = started.elapsed();
@@ -111,7 +115,7 @@ impl Proxy {
         }
         self.nft.apply(&round.transaction).await?;
         tracing::debug!(
-            table = %self.view.table,
+            table = %view.table,
             rebuilt = round.rebuilt,
             services = round.changed,
             lines = round.transaction.lines().count(),
@@ -131,12 +135,20 @@ enum Input {
     Endpoints(Change),
 }
 
-/// The node's cluster CIDR from the cluster settings.
-fn cluster_cidr(settings: &Value) -> Cidr {
-    let configured = settings.get("clusterCIDR").and_then(Value::as_str).unwrap_or(DEFAULT_CLUSTER_CIDR);
-    configured.parse().unwrap_or_else(|e| {
+/// Who the node is, from its settings and the cluster's (`init`'s); `None`
+/// while the cluster settings have not reached the node's replica.
+fn node_view(cfg: &ProxyConfig, settings: &Value) -> Option<NodeView> {
+    let configured = settings.get("clusterCIDR").and_then(Value::as_str)?;
+    let cluster_cidr = configured.parse().unwrap_or_else(|e| {
         tracing::warn!(error = %e, "proxy: clusterCIDR unusable, using {DEFAULT_CLUSTER_CIDR}");
         DEFAULT_CLUSTER_CIDR.parse().expect("the default parses")
+    });
+    let dns_ip = ServiceNetwork::from_settings(settings).dns_ip();
+    Some(NodeView {
+        name: cfg.node.clone(),
+        table: cfg.table.clone(),
+        cluster_cidr,
+        dns: cfg.dns_port.map(|port| (dns_ip, port)),
     })
 }
 
@@ -144,15 +156,8 @@ fn cluster_cidr(settings: &Value) -> Cidr {
 /// `stop` turns true. The table is rebuilt at the first round (a restarted
 /// node's table may be stale) and left in place at the end.
 pub async fn run(cfg: ProxyConfig, registry: Registry, mut stop: watch::Receiver<bool>) {
-    let settings = registry.settings();
-    let view = NodeView {
-        name: cfg.node.clone(),
-        table: cfg.table.clone(),
-        cluster_cidr: cluster_cidr(&settings),
-        dns: cfg.dns_port.map(|port| (registry.service_network().dns_ip(), port)),
-    };
     let mut proxy = Proxy {
-        view,
+        view: None,
         nft: Nft::host(),
         services: HashMap::new(),
         endpoints: HashMap::new(),
@@ -166,10 +171,11 @@ pub async fn run(cfg: ProxyConfig, registry: Registry, mut stop: watch::Receiver
         registry.watch(&SERVICE).map(Input::Services),
         registry.watch(&ENDPOINTS).map(Input::Endpoints),
     );
-    let mut retry: Option<(tokio::time::Instant, Duration)> = None;
+    let mut retry: Option<tokio::time::Instant> = None;
+    let mut backoff = Duration::ZERO;
     tracing::info!(table = %cfg.table, "proxy: started");
     loop {
-        let retry_at = retry.map(|(at, _)| at);
+        let retry_at = retry;
         tokio::select! {
             input = inputs.next() => match input {
                 Some(input) => proxy.take(input),
@@ -191,12 +197,20 @@ pub async fn run(cfg: ProxyConfig, registry: Registry, mut stop: watch::Receiver
         if !(proxy.services_synced && proxy.endpoints_synced) {
             continue;
         }
-        match proxy.sync().await {
-            Ok(()) => retry = None,
+        let Some(view) = proxy.view.clone().or_else(|| node_view(&cfg, &registry.settings())) else {
+            retry = Some(tokio::time::Instant::now() + SETTINGS_POLL);
+            continue;
+        };
+        proxy.view = Some(view.clone());
+        match proxy.sync(&view).await {
+            Ok(()) => {
+                retry = None;
+                backoff = Duration::ZERO;
+            }
             Err(e) => {
-                let wait = retry.map_or(FIRST_RETRY, |(_, w)| (w * 2).min(MAX_RETRY));
-                tracing::warn!(error = %e, retry_in = ?wait, "proxy: applying the rules failed; rebuilding next round");
-                retry = Some((tokio::time::Instant::now() + wait, wait));
+                backoff = if backoff.is_zero() { FIRST_RETRY } else { (backoff * 2).min(MAX_RETRY) };
+                tracing::warn!(error = %e, retry_in = ?backoff, "proxy: applying the rules failed; rebuilding next round");
+                retry = Some(tokio::time::Instant::now() + backoff);
             }
         }
     }
@@ -206,4 +220,20 @@ pub async fn run(cfg: ProxyConfig, registry: Registry, mut stop: watch::Receiver
 /// missing table is not an error.
 pub async fn remove_table(table: &str) -> Result<(), NftError> {
     Nft::host().apply(&diff::delete_table(table)).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    #[test]
+    fn the_node_view_waits_for_the_cluster_settings() {
+        let cfg = ProxyConfig { node: "n1".into(), table: table_name("n1-abc"), dns_port: Some(5353) };
+        assert_eq!(node_view(&cfg, &json!({})), None, "a joining node's replica without init's settings");
+        let view = node_view(&cfg, &json!({"clusterCIDR": "10.7.0.0/16", "serviceCIDR": "10.100.0.0/16"})).unwrap();
+        assert_eq!(view.table, "clusterd-proxy-n1-abc");
+        assert_eq!(view.cluster_cidr.to_string(), "10.7.0.0/16");
+        assert_eq!(view.dns, Some(("10.100.0.10".parse().unwrap(), 5353)));
+    }
 }

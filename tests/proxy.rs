@@ -61,6 +61,16 @@ fn the_proxy_table_follows_services_survives_a_restart_and_goes_with_reset() {
     let both = "map { 0 : 10.250.3.4 . 8080, 1 : 10.250.3.5 . 8080 }";
     wait_listed(&t, "the Service's rules", |l| l.contains(mapped) && l.contains(both));
 
+    step("a worker joins: its proxy has the same rules in its own table");
+    let worker = c.join("n2", false);
+    let t2 = table(&c, worker);
+    assert_ne!(t, t2);
+    wait_listed(&t2, "the worker's rules", |l| l.contains(mapped) && l.contains(both));
+    c.nodes[worker].stop();
+    let reset = Command::new(fixtures::bin()).args(["reset", "--data-dir"]).arg(&c.nodes[worker].data_dir).output();
+    assert!(reset.unwrap().status.success());
+    assert_eq!(listed(&t2), None, "reset removed the worker's table");
+
     step("the Endpoints deleted: connections to the ClusterIP are refused");
     c.ok(&["delete", "endpoints", "proxied"]);
     let refused = "10.96.77.7 . tcp . 80 : goto reject-chain";

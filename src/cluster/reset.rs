@@ -1,6 +1,7 @@
 //! `clusterd reset`: remove what a stopped node left on the host — its pods'
-//! containers and sandboxes, its bridge, nftables table and cgroups — as
-//! `kubeadm reset` does. The data directory itself is left to the user.
+//! containers and sandboxes, its bridge, nftables tables (the pod network's
+//! and the proxy's) and cgroups — as `kubeadm reset` does. The data directory
+//! itself is left to the user.
 
 use std::path::Path;
 
@@ -19,7 +20,14 @@ pub async fn reset(data_dir: &Path) -> Result<(), ClusterError> {
     let cidr = std::fs::read_to_string(cfg.pod_cidr_file()).ok().map(|s| s.trim().to_string());
     let rcfg = cfg.runtime_config(cidr, None);
     let host_key = cfg.host_key.clone();
-    tokio::task::spawn_blocking(move || -> Result<(), ClusterError> {
+    // The proxy's table first, whatever becomes of the rest (and the rest
+    // whatever becomes of it).
+    let proxy_table = crate::proxy::table_name(&host_key);
+    let proxy = crate::proxy::remove_table(&proxy_table).await.map_err(|e| ClusterError::Config(e.to_string()));
+    if proxy.is_ok() {
+        println!("node {host_key}: removed the proxy's nftables table {proxy_table}");
+    }
+    let runtime = tokio::task::spawn_blocking(move || -> Result<(), ClusterError> {
         let failed = |e: clusterd_runtime::RuntimeError| ClusterError::Config(e.to_string());
         let rt = Runtime::new(rcfg).map_err(failed)?;
         let sandboxes = rt.list_sandboxes().map_err(failed)?;
@@ -31,5 +39,6 @@ pub async fn reset(data_dir: &Path) -> Result<(), ClusterError> {
         Ok(())
     })
     .await
-    .map_err(|e| ClusterError::Config(e.to_string()))?
+    .map_err(|e| ClusterError::Config(e.to_string()))?;
+    runtime.and(proxy)
 }

@@ -125,7 +125,7 @@ pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> Kubelet
     }
 }
 
-/// Start the node's actors on the actix system: the kubelet everywhere; the
+/// Start the node's actors on the actix system: the kubelet and the proxy everywhere; the
 /// scheduler and controllers on control-plane nodes (they act while leading).
 /// The scheduler and the controllers each get an arbiter (a thread with its own
 /// event loop), so a flood of pod events in one does not delay the others.
@@ -186,18 +186,24 @@ fn start_actors(
         });
         arbiters.extend([scheduling, controllers]);
     }
-    // Cluster DNS on every node; the proxy sends the DNS Service's address to this port.
+    // Cluster DNS on every node; the proxy sends the DNS Service's address to its port.
     let mut dns = crate::dns::DnsConfig::default();
     if let Some(path) = &state.resolv_conf {
         dns.resolv_conf = path.into();
     }
-    let _dns_port = match crate::dns::serve(dns, store.clone(), stop.clone()) {
+    let dns_port = match crate::dns::serve(dns, store.clone(), stop.clone()) {
         Ok(port) => Some(port),
         Err(e) => {
             tracing::error!(error = %e, "dns: the node's DNS server did not start");
             None
         }
     };
+    let proxy = crate::proxy::ProxyConfig {
+        node: state.name.clone(),
+        table: crate::proxy::table_name(&kubelet_config(ca_pem, dir, state).host_key),
+        dns_port,
+    };
+    tokio::spawn(crate::proxy::run(proxy, store.clone(), stop.clone()));
     actix::spawn(crate::kubelet::run(kubelet_config(ca_pem, dir, state), store.clone(), stop));
     arbiters
 }

@@ -206,8 +206,10 @@ mod tests {
         ServiceEndpoints { service_stored: Box::new(move |_| yes) }
     }
 
-    /// Subsets as (ports, ready IPs, not-ready IPs).
-    fn shape(subsets: &[EndpointSubset]) -> Vec<(Vec<(String, i32)>, Vec<String>, Vec<String>)> {
+    /// A subset as (ports by name, ready IPs, not-ready IPs).
+    type Shape = (Vec<(String, i32)>, Vec<String>, Vec<String>);
+
+    fn shape(subsets: &[EndpointSubset]) -> Vec<Shape> {
         let ips = |a: &Option<Vec<EndpointAddress>>| a.iter().flatten().map(|a| a.ip.clone()).collect::<Vec<_>>();
         subsets
             .iter()

@@ -444,7 +444,9 @@ mod tests {
         c.put(pod("none", "10.0.0.6", true, json!([])));
         let out = ServiceEndpointSlices.reconcile(KEY, &c, now());
         apply(&mut c, &out);
-        let mut got: Vec<(i32, String, (bool, bool, bool), Option<String>)> = slices(&c)
+        /// (port, address, (ready, serving, terminating), hostname)
+        type Seen = (i32, String, (bool, bool, bool), Option<String>);
+        let mut got: Vec<Seen> = slices(&c)
             .iter()
             .flat_map(|s| {
                 let port = s.ports.as_ref().unwrap()[0].port.unwrap();

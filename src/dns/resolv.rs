@@ -90,7 +90,9 @@ mod tests {
 
     #[test]
     fn parses_what_resolvers_read() {
-        let cases: &[(&str, &[&str], &[&str], &[&str])] = &[
+        /// (file, nameservers, searches, options)
+        type Case<'a> = (&'a str, &'a [&'a str], &'a [&'a str], &'a [&'a str]);
+        let cases: &[Case] = &[
             ("nameserver 1.1.1.1\nnameserver 8.8.8.8\n", &["1.1.1.1", "8.8.8.8"], &[], &[]),
             (
                 "# generated\nnameserver 10.0.0.2 # router\nsearch a.example b.example\noptions ndots:2 edns0\n",

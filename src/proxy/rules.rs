@@ -651,7 +651,9 @@ pub(crate) mod tests {
 
     #[test]
     fn what_gets_no_rules_and_what_gets_refused() {
-        let cases: Vec<(&str, Service, Option<Endpoints>, Option<&str>, Option<&str>)> = vec![
+        /// (case, service, endpoints, service-ips verdict, no-endpoint-services verdict)
+        type Case<'a> = (&'a str, Service, Option<Endpoints>, Option<&'a str>, Option<&'a str>);
+        let cases: Vec<Case> = vec![
             // (case, service, endpoints, service-ips verdict, no-endpoint-services verdict)
             ("no endpoints: reject", web(json!({})), None, None, Some("goto reject-chain")),
             (

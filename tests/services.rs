@@ -356,6 +356,20 @@ fn a_deployment_behind_a_service_answers_by_name_clusterip_and_nodeport_on_every
         "a name outside the cluster, forwarded to the host's resolver: {out}"
     );
 
+    step("a pod reaches the API servers through the kubernetes Service, as in-cluster clients find it");
+    let (ok, out) = exec(
+        &c,
+        "client",
+        &[
+            "sh",
+            "-c",
+            "nc -w 3 $KUBERNETES_SERVICE_HOST $KUBERNETES_SERVICE_PORT -e true && echo $KUBERNETES_SERVICE_HOST",
+        ],
+    );
+    assert!(ok && out.trim() == "10.96.0.1", "the API through 10.96.0.1:443: {out}");
+    let (ok, token) = exec(&c, "client", &["cat", "/var/run/secrets/kubernetes.io/serviceaccount/token"]);
+    assert!(ok && !token.trim().is_empty(), "the service account token is mounted");
+
     step("w1 restarts with its rules gone: they are rebuilt from the store");
     c.nodes[2].stop();
     let out = c.hosts().exec(2, &["nft", "flush", "ruleset"]);

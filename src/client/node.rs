@@ -31,7 +31,7 @@ pub struct NodeFlags {
     #[arg(long, default_value_t = 1_000)]
     pub keep_logs: u64,
     /// Pod network of the whole cluster (a /16), split into a /24 per node (`init` only).
-    #[arg(long, default_value = crate::controllers::nodeipam::DEFAULT_CLUSTER_CIDR)]
+    #[arg(long, default_value = crate::objects::network::DEFAULT_CLUSTER_CIDR)]
     pub cluster_cidr: String,
     /// Seconds without a Lease renewal before a node is NotReady (`init` only).
     #[arg(long, default_value_t = 40)]

@@ -121,7 +121,7 @@ pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> Kubelet
         renew_every: std::time::Duration::from_secs(10),
         max_pods: 110,
         insecure_registries: state.insecure_registries.clone(),
-        resolv_conf: state.resolv_conf.clone().unwrap_or_else(|| crate::dns::resolv::HOST_RESOLV_CONF.into()).into(),
+        resolv_conf: state.resolv_conf.clone().unwrap_or_else(|| crate::util::resolv::HOST_RESOLV_CONF.into()).into(),
     }
 }
 

@@ -16,8 +16,7 @@ use crate::objects::typed::Object;
 use crate::registry::informer::{self, Change};
 use crate::registry::{Origin, Registry};
 
-/// The cluster CIDR when none was configured.
-pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
+use crate::objects::network::DEFAULT_CLUSTER_CIDR;
 
 /// A cluster CIDR clusterd cannot split into node /24s.
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]

@@ -12,7 +12,6 @@ pub mod feed;
 pub mod forward;
 pub mod names;
 pub mod records;
-pub mod resolv;
 pub mod server;
 #[cfg(test)]
 mod server_tests;
@@ -42,7 +41,7 @@ impl Default for DnsConfig {
     fn default() -> Self {
         DnsConfig {
             listen: IpAddr::V4(Ipv4Addr::UNSPECIFIED),
-            resolv_conf: PathBuf::from(resolv::HOST_RESOLV_CONF),
+            resolv_conf: PathBuf::from(crate::util::resolv::HOST_RESOLV_CONF),
             upstream_timeout: Duration::from_secs(2),
         }
     }
@@ -51,7 +50,10 @@ impl Default for DnsConfig {
 impl DnsConfig {
     /// The upstream servers of the configured resolv.conf.
     pub fn upstream(&self) -> Upstream {
-        Upstream { servers: resolv::ResolvConf::read(&self.resolv_conf).servers(), timeout: self.upstream_timeout }
+        Upstream {
+            servers: crate::util::resolv::ResolvConf::read(&self.resolv_conf).servers(),
+            timeout: self.upstream_timeout,
+        }
     }
 }
 

@@ -21,9 +21,9 @@ use super::plan::{
 };
 use super::runtime::PodRuntime;
 use super::{pod_dns, spec};
-use crate::dns::resolv::ResolvConf;
 use crate::objects::network::ServiceNetwork;
 use crate::objects::typed::Object;
+use crate::util::resolv::ResolvConf;
 
 /// Where workers read the time: the real clock on a node; a hand-set one in
 /// tests, so back-off and probe periods are exact.

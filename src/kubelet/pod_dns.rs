@@ -13,8 +13,8 @@ use k8s_openapi::api::core::v1::Pod;
 use clusterd_runtime::Mount;
 
 use super::spec::ConfigError;
-use crate::dns::resolv::ResolvConf;
 use crate::objects::network::ServiceNetwork;
+use crate::util::resolv::ResolvConf;
 
 /// Nameservers a resolver reads at most (glibc's MAXNS); Kubernetes keeps
 /// the first three.

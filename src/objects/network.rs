@@ -1,5 +1,6 @@
-//! The cluster's service network, as `init` recorded it in the cluster
-//! settings: the ClusterIP range (`--service-cidr`), the NodePort range
+//! The cluster's networks, as `init` recorded them in the cluster settings:
+//! the pod network (`--cluster-cidr`, split per node by node IPAM) and the
+//! service network: the ClusterIP range (`--service-cidr`), the NodePort range
 //! (`--service-node-port-range`) and the DNS domain (`--cluster-domain`).
 //! The registry allocates from it, the proxy and DNS serve it, the kubelet
 //! writes pods' resolv.conf from it. Clusters made before these settings
@@ -10,6 +11,8 @@ use std::ops::RangeInclusive;
 
 use serde_json::{json, Value};
 
+/// The cluster's pod network when none was configured (a /24 of it per node).
+pub const DEFAULT_CLUSTER_CIDR: &str = "10.244.0.0/16";
 /// The ClusterIP range when none was configured.
 pub const DEFAULT_SERVICE_CIDR: &str = "10.96.0.0/16";
 /// The NodePort range when none was configured.

@@ -27,9 +27,8 @@ use futures::StreamExt;
 use serde_json::Value;
 use tokio::sync::watch;
 
-use crate::controllers::nodeipam::DEFAULT_CLUSTER_CIDR;
 use crate::objects::kinds::{ENDPOINTS, SERVICE};
-use crate::objects::network::ServiceNetwork;
+use crate::objects::network::{ServiceNetwork, DEFAULT_CLUSTER_CIDR};
 use crate::objects::typed::Object;
 use crate::registry::informer::{apply_change, Change};
 use crate::registry::Registry;

@@ -1,4 +1,7 @@
-//! Small helpers shared across the crate: time stamps and identifiers.
+//! Small helpers shared across the crate: time stamps and identifiers, and
+//! the host's resolver settings ([`resolv`]).
+
+pub mod resolv;
 
 use chrono::{DateTime, SecondsFormat, Utc};
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::Time;

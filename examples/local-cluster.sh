@@ -59,10 +59,10 @@ clusterd is running: 3 control-plane nodes on loopback (logs in $ROOT/n*.log),
 and the sample app: deployment demo/hello (2 busybox httpd pods) behind
 service demo/hello — ClusterIP $IP, NodePort 30080 on every node.
 
-  curl http://$IP/                       # by ClusterIP, from this host
-  curl http://$HOST_IP:30080/             # by NodePort, from any host that reaches this one
+  curl http://$IP/                 # by ClusterIP, from this host
+  curl http://$HOST_IP:30080/      # by NodePort, from any host that reaches this one
   export CLUSTERD_CONFIG=$PWD/$CONFIG
-  $BIN exec -n demo $POD -- wget -qO- http://hello                          # by name, from a pod
+  $BIN exec -n demo $POD -- wget -qO- http://hello      # by name, from a pod
   $BIN exec -n demo $POD -- wget -qO- http://hello.demo.svc.cluster.local
   $BIN get svc,endpoints -n demo
   $BIN get pods -n demo -o wide

@@ -4,8 +4,8 @@
 //!
 //! 0. 1,000 selector-less Services, each with hand-written Endpoints of 10
 //!    addresses — **simulated endpoints**: addresses no pod has, in
-//!    10.250.0.0/16, which the test hosts do not route (they have no default
-//!    route); the proxy programs them all the same.
+//!    10.250.0.0/16, which the test hosts drop (their default route leads
+//!    into a link without carrier); the proxy programs them all the same.
 //! 1. Service create → its ClusterIP answering on every node: Services
 //!    selecting the httpd pod are created one at a time; a prober thread in
 //!    each host's network namespace connects to the new ClusterIP until it

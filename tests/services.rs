@@ -277,6 +277,14 @@ fn a_deployment_behind_a_service_answers_by_name_clusterip_and_nodeport_on_every
     assert!(!backends.contains("failed"), "{out}");
     assert!(backends.len() > 1, "one backend answered all 30: {backends:?}");
 
+    step("every host itself reaches the ClusterIP");
+    for h in 0..3 {
+        let url = format!("http://{cluster_ip}/");
+        let out = c.hosts().exec(h, &["curl", "-fsS", "--max-time", "3", &url]);
+        let body = String::from_utf8_lossy(&out.stdout);
+        assert!(body.starts_with("hello from web-"), "host {h} → {url}: {body}");
+    }
+
     step("from outside the cluster's hosts: the NodePort answers on every host");
     for h in 0..3 {
         let addr = format!("{}:{node_port}", c.hosts().ip(h));

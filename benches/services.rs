@@ -127,6 +127,10 @@ fn main() {
     let services = env("BENCH_SERVICES", 1000);
     let probes = env("BENCH_PROBES", 50);
     let dns_clients = env("BENCH_DNS_CLIENTS", 4);
+    // The proxy's transactions (size, decide and apply times) are logged at debug.
+    if std::env::var_os("CLUSTERD_TEST_LOG").is_none() {
+        std::env::set_var("CLUSTERD_TEST_LOG", "info,clusterd::proxy=debug");
+    }
     let rt = tokio::runtime::Runtime::new().unwrap();
 
     let mut c = Cluster::init_on_hosts(3, &["--snapshot-every", "100000"]);
@@ -244,10 +248,32 @@ spec:
     let listing = String::from_utf8_lossy(&c.hosts().exec(0, &["nft", "list", "ruleset"]).stdout).into_owned();
     println!("nft ruleset of host 0: {} lines, {} KiB", listing.lines().count(), listing.len() / 1024);
     let log = c.nodes[0].log();
-    let tx: Vec<&str> = log.lines().filter(|l| l.contains("proxy") && l.contains("transaction")).collect();
-    println!("proxy transactions logged on n1: {}; the last ones:", tx.len());
-    for l in tx.iter().rev().take(3).rev() {
-        println!("  {}", l.split_once("proxy").map(|(_, r)| r).unwrap_or(l));
+    let field = |l: &str, name: &str| -> Option<u64> {
+        let plain: String = l.chars().filter(|c| !c.is_control()).collect();
+        let at = plain.find(name)? + name.len();
+        let digits: String =
+            plain[at..].chars().skip_while(|c| !c.is_ascii_digit()).take_while(|c| c.is_ascii_digit()).collect();
+        digits.parse().ok()
+    };
+    // Rounds of one or two Services (the endpoint changes above), not the first build.
+    let rounds: Vec<(u64, u64, u64)> = log
+        .lines()
+        .filter(|l| l.contains("proxy: rules updated"))
+        .filter_map(|l| Some((field(l, "services")?, field(l, "lines")?, field(l, "apply_us")?)))
+        .collect();
+    let small: Vec<&(u64, u64, u64)> = rounds.iter().filter(|r| r.0 <= 2).collect();
+    if let Some(last) = rounds.iter().max_by_key(|r| r.1) {
+        println!("largest transaction on n1: {} lines, applied in {:.1} ms", last.1, last.2 as f64 / 1e3);
+    }
+    if !small.is_empty() {
+        let apply: Vec<Duration> = small.iter().map(|r| Duration::from_micros(r.2)).collect();
+        let lines: u64 = small.iter().map(|r| r.1).sum::<u64>() / small.len() as u64;
+        println!(
+            "one-Service update transactions on n1: {} rounds, ~{lines} lines each, nft apply p50 {:.1} ms, p99 {:.1} ms",
+            small.len(),
+            ms(pct(&apply, 0.5)),
+            ms(pct(&apply, 0.99))
+        );
     }
 
     println!("-- 4. DNS on one node ({dns_clients} closed-loop UDP clients, 5 s, names of random Services)");

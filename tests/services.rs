@@ -277,8 +277,11 @@ fn a_deployment_behind_a_service_answers_by_name_clusterip_and_nodeport_on_every
     assert!(!backends.contains("failed"), "{out}");
     assert!(backends.len() > 1, "one backend answered all 30: {backends:?}");
 
-    step("every host itself reaches the ClusterIP");
+    step("every host itself reaches the ClusterIP and asks the cluster DNS");
     for h in 0..3 {
+        let out = c.hosts().exec(h, &["busybox", "nslookup", "web.default.svc.cluster.local", "10.96.0.10"]);
+        let answer = String::from_utf8_lossy(&out.stdout);
+        assert!(answer.contains(&cluster_ip), "host {h} → the DNS Service: {answer}");
         let url = format!("http://{cluster_ip}/");
         let out = c.hosts().exec(h, &["curl", "-fsS", "--max-time", "3", &url]);
         let body = String::from_utf8_lossy(&out.stdout);

@@ -106,6 +106,7 @@ async fn nft_accepts_the_table_and_its_changes() {
         "to numgen random mod 2 map { 0 : 10.244.1.9 . 80, 1 : 10.244.3.9 . 80 }",
         "10.244.1.9 . 10.244.1.9",
         "redirect to :40053",
+        "dnat to ip saddr:40053",
         "flags dynamic,timeout",
     ] {
         assert!(listed.contains(want), "{want} missing from\n{listed}");

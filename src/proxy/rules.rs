@@ -224,15 +224,23 @@ impl<'a> Builder<'a> {
         let base = |hook: &str, kind: &str, priority: i32| {
             format!("type {kind} hook {hook} priority {priority}; policy accept;")
         };
-        let mut dnat = Vec::new();
+        // The DNS address goes to the node's own server. From a pod: to the
+        // address of the interface it came in on (its bridge). From the host
+        // itself: to the query's own source address — not 127.0.0.1, where
+        // the server (bound to 0.0.0.0) would answer from another address
+        // than the one conntrack waits for, and the answer would be lost.
+        let (mut pre, mut out) = (Vec::new(), Vec::new());
         if let Some((ip, port)) = self.node.dns {
             for proto in ["udp", "tcp"] {
-                dnat.push(format!("ip daddr {ip} {proto} dport 53 redirect to :{port}"));
+                pre.push(format!("ip daddr {ip} {proto} dport 53 redirect to :{port}"));
+                out.push(format!("ip daddr {ip} {proto} dport 53 dnat to ip saddr:{port}"));
             }
         }
-        dnat.push(format!("jump {SERVICES_CHAIN}"));
-        self.chain("nat-prerouting", base("prerouting", "nat", -100), dnat.clone());
-        self.chain("nat-output", base("output", "nat", -100), dnat);
+        for rules in [&mut pre, &mut out] {
+            rules.push(format!("jump {SERVICES_CHAIN}"));
+        }
+        self.chain("nat-prerouting", base("prerouting", "nat", -100), pre);
+        self.chain("nat-output", base("output", "nat", -100), out);
         let mark = MASQUERADE_MARK;
         self.chain(
             "nat-postrouting",
@@ -768,13 +776,14 @@ pub(crate) mod tests {
                 {"name": "dns-tcp", "port": 53, "protocol": "TCP"}, {"name": "metrics", "port": 9153}]}),
         );
         let rs = build(&n, &[&dns], &[]);
-        for chain in ["nat-prerouting", "nat-output"] {
+        let cases = [("nat-prerouting", "redirect to :40053"), ("nat-output", "dnat to ip saddr:40053")];
+        for (chain, target) in cases {
             assert_eq!(
                 rs.chains[chain].rules,
                 [
-                    "ip daddr 10.96.0.10 udp dport 53 redirect to :40053",
-                    "ip daddr 10.96.0.10 tcp dport 53 redirect to :40053",
-                    "jump services"
+                    format!("ip daddr 10.96.0.10 udp dport 53 {target}"),
+                    format!("ip daddr 10.96.0.10 tcp dport 53 {target}"),
+                    "jump services".into()
                 ]
             );
         }

@@ -4,12 +4,11 @@
 
 mod fixtures;
 
-use std::io::{Read, Write};
 use std::time::Duration;
 
 use serde_json::Value;
 
-use fixtures::{image, step, wait_for, Cluster};
+use fixtures::{http_get, image, step, wait_for, Cluster};
 
 fn pod(c: &Cluster, name: &str) -> Option<Value> {
     let out = c.cli(&["get", "pod", name, "-o", "json"]);
@@ -42,15 +41,6 @@ fn wait_pod(c: &Cluster, name: &str, what: &str, timeout: u64, f: impl Fn(&Value
 
 fn running(p: &Value) -> bool {
     p["status"]["phase"] == "Running" && condition(p, "Ready").is_some_and(|c| c["status"] == "True")
-}
-
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.split("\r\n\r\n").nth(1).map(String::from)
 }
 
 fn exec(c: &Cluster, idx: usize, pod: &str, container: Option<&str>, cmd: &[&str]) -> (bool, String) {

@@ -10,7 +10,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use fixtures::{image, step, wait_for, Cluster};
+use fixtures::{http_get, image, step, wait_for, Cluster};
 
 /// `clusterd exec POD -- CMD` through node 0's API; (success, stdout).
 fn exec(c: &Cluster, pod: &str, cmd: &[&str]) -> (bool, String) {
@@ -122,17 +122,6 @@ fn pods_on_different_hosts_reach_each_other_and_a_removed_node_takes_its_route()
     wait_for("the route to w1's pods gone", Duration::from_secs(30), || {
         (!routes_of(&c, 0).contains(&w1_cidr)).then_some(())
     });
-}
-
-/// An HTTP GET from the test process (a host outside the cluster's hosts).
-fn http_get(addr: &str, path: &str) -> Option<String> {
-    use std::io::{Read, Write};
-    let mut s = std::net::TcpStream::connect_timeout(&addr.parse().ok()?, Duration::from_secs(2)).ok()?;
-    s.set_read_timeout(Some(Duration::from_secs(2))).ok()?;
-    write!(s, "GET {path} HTTP/1.0\r\nHost: x\r\n\r\n").ok()?;
-    let mut body = String::new();
-    s.read_to_string(&mut body).ok()?;
-    body.split("\r\n\r\n").nth(1).map(String::from)
 }
 
 /// The whole nftables ruleset of test host `host` (only its node's tables live there).

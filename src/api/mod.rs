@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod pods;
+pub mod rest;
 pub mod server;
 pub mod service;
 pub mod status;

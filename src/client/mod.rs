@@ -14,6 +14,7 @@ pub mod exec;
 pub mod get;
 pub mod image;
 pub mod kinds;
+pub mod kubeconfig;
 pub mod logs;
 pub mod manifest;
 pub mod member;

@@ -25,12 +25,14 @@ mod claims;
 #[cfg(test)]
 mod claims_tests;
 pub mod deletion;
+mod dry_run;
 pub mod error;
 pub mod events;
 pub mod informer;
 pub mod patch;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod watch;
 mod write;
 
 use std::sync::Arc;

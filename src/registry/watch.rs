@@ -1,0 +1,131 @@
+//! Lists and watches of one kind as both API doors serve them: selected by
+//! labels and fields, read at one revision; a watch replays the history after
+//! a revision (or the current state first), then follows the live feed, with
+//! bookmarks if asked.
+
+use std::time::Duration;
+
+use futures::{Stream, StreamExt};
+use serde_json::{json, Value};
+
+use clusterd_raft::{EventKind, WatchItem};
+
+use super::{Registry, RegistryError};
+use crate::objects::selector::{FieldSelector, LabelSelector};
+use crate::objects::{with_resource_version, Kind};
+
+/// What a watch delivers.
+#[derive(Clone, Debug, PartialEq)]
+pub struct WatchEvent {
+    /// `ADDED`, `MODIFIED`, `DELETED` or `BOOKMARK`.
+    pub kind: &'static str,
+    /// The object (for a bookmark: only its kind and resourceVersion).
+    pub object: Value,
+    /// The revision of the change.
+    pub revision: u64,
+}
+
+/// Which objects a list or watch selects.
+#[derive(Clone, Debug, Default)]
+pub struct Selection {
+    /// The namespace ("" or None: all).
+    pub namespace: Option<String>,
+    /// Label selector.
+    pub labels: LabelSelector,
+    /// Field selector.
+    pub fields: FieldSelector,
+}
+
+impl Selection {
+    fn prefix(&self, kind: &Kind) -> String {
+        let ns = self.namespace.as_deref().filter(|n| kind.namespaced && !n.is_empty());
+        kind.prefix(ns)
+    }
+
+    /// Whether `obj` is selected.
+    pub fn matches(&self, obj: &Value) -> bool {
+        self.labels.matches(obj) && self.fields.matches(obj)
+    }
+}
+
+/// Where a watch starts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum From {
+    /// The current state as ADDED events, then the changes after it.
+    Current,
+    /// Only changes after the current revision.
+    Now,
+    /// Changes after this revision.
+    After(u64),
+}
+
+impl Registry {
+    /// The selected objects of `kind`, at one revision, in key order, and that revision.
+    pub fn list_selected(&self, kind: &Kind, sel: &Selection) -> Result<(Vec<Value>, u64), RegistryError> {
+        let (kvs, revision) = self.reader().list(&sel.prefix(kind))?;
+        let mut out = Vec::with_capacity(kvs.len());
+        for kv in &kvs {
+            let obj = with_resource_version(&kv.value, kv.mod_revision)?;
+            if sel.matches(&obj) {
+                out.push(obj);
+            }
+        }
+        Ok((out, revision))
+    }
+
+    /// Watch the selected objects of `kind`. Ends with `Err(Gone)` when the
+    /// history needed is compacted away.
+    pub fn watch_selected(
+        &self,
+        kind: &'static Kind,
+        sel: Selection,
+        from: From,
+        bookmarks: Option<Duration>,
+    ) -> Result<impl Stream<Item = Result<WatchEvent, RegistryError>> + Send + 'static, RegistryError> {
+        let prefix = sel.prefix(kind);
+        let mut initial = Vec::new();
+        let after = match from {
+            From::Current => {
+                let (objs, rev) = self.list_selected(kind, &sel)?;
+                for object in objs {
+                    let revision = crate::objects::resource_version(&object);
+                    initial.push(Ok(WatchEvent { kind: "ADDED", object, revision }));
+                }
+                rev
+            }
+            From::Now => self.reader().revision(),
+            From::After(rev) => rev,
+        };
+        let compacted = self.reader().compacted();
+        if after < compacted {
+            return Err(RegistryError::Gone { requested: after, compacted });
+        }
+        let events = self.reader().watch(prefix, after, bookmarks).filter_map(move |item| {
+            let out = match item {
+                Err(gone) => Some(Err(RegistryError::Gone { requested: gone.requested, compacted: gone.compacted })),
+                Ok(WatchItem::Progress(rev)) => Some(Ok(WatchEvent {
+                    kind: "BOOKMARK",
+                    object: json!({
+                        "apiVersion": kind.api_version,
+                        "kind": kind.kind,
+                        "metadata": {"resourceVersion": rev.to_string()},
+                    }),
+                    revision: rev,
+                })),
+                Ok(WatchItem::Event(ev)) => match with_resource_version(&ev.kv.value, ev.revision) {
+                    Ok(object) if sel.matches(&object) => {
+                        let kind = match (ev.kind, ev.existed) {
+                            (EventKind::Delete, _) => "DELETED",
+                            (EventKind::Put, true) => "MODIFIED",
+                            (EventKind::Put, false) => "ADDED",
+                        };
+                        Some(Ok(WatchEvent { kind, object, revision: ev.revision }))
+                    }
+                    _ => None,
+                },
+            };
+            futures::future::ready(out)
+        });
+        Ok(futures::stream::iter(initial).chain(events))
+    }
+}

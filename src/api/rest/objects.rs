@@ -39,6 +39,40 @@ pub fn get(call: &Call<'_>) -> Result<Response, Failure> {
     Ok(object_answer(call, 200, &obj))
 }
 
+/// `fieldValidation`: fields the kind's schema does not know are refused
+/// (`Strict`, kubectl's default), warned about (`Warn`, the API's default) or
+/// let through (`Ignore`). Returns the warnings.
+pub fn check_fields(call: &Call<'_>, doc: &Value) -> Result<Vec<String>, Failure> {
+    let mode = call.params.get("fieldValidation").unwrap_or("Warn");
+    if mode == "Ignore" {
+        return Ok(vec![]);
+    }
+    let definition = crate::objects::schema::definition_of(call.target.kind);
+    let unknown = crate::objects::schema::catalogue().unknown_fields(definition, doc);
+    match (mode, unknown.is_empty()) {
+        (_, true) => Ok(vec![]),
+        ("Strict", false) => Err(Failure::bad_request(format!(
+            "strict decoding error: {}",
+            unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect::<Vec<_>>().join(", ")
+        ))),
+        ("Warn", false) => Ok(unknown.iter().map(|f| format!("unknown field \"{f}\"")).collect()),
+        (other, false) => Err(Failure::bad_request(format!(
+            "fieldValidation: unsupported value \"{other}\": must be Ignore, Warn or Strict"
+        ))),
+    }
+}
+
+/// Add `Warning` headers (RFC 7234 form, as Kubernetes sends them) to an answer.
+pub fn with_warnings(mut r: Response, warnings: &[String]) -> Response {
+    for w in warnings {
+        let text = format!("299 - \"{}\"", w.replace('"', "\\\""));
+        if let Ok(v) = axum::http::HeaderValue::from_str(&text) {
+            r.headers_mut().append("Warning", v);
+        }
+    }
+    r
+}
+
 /// Check that a body is of the kind the path names and in its namespace,
 /// filling in what a client may leave out (apiVersion, kind, namespace).
 fn conform(call: &Call<'_>, mut obj: Value) -> Result<Value, Failure> {
@@ -75,12 +109,13 @@ fn conform(call: &Call<'_>, mut obj: Value) -> Result<Value, Failure> {
 /// `POST` to a collection.
 pub async fn create(call: &Call<'_>, bytes: &[u8]) -> Result<Response, Failure> {
     let obj = conform(call, body::decode(&body::content_type(call.headers), bytes)?)?;
+    let warnings = check_fields(call, &obj)?;
     let created = if super::query::dry_run(&call.params)? {
         call.registry().dry_run_create(obj)?
     } else {
         call.registry().create(obj).await?
     };
-    Ok(object_answer(call, 201, &created))
+    Ok(with_warnings(object_answer(call, 201, &created), &warnings))
 }
 
 /// `PUT` an object (or its status).
@@ -93,13 +128,14 @@ pub async fn update(call: &Call<'_>, bytes: &[u8]) -> Result<Response, Failure> 
             call.target.name
         )));
     }
+    let warnings = check_fields(call, &obj)?;
     let status = call.target.subresource == "status";
     let updated = match (super::query::dry_run(&call.params)?, status) {
         (true, _) => call.registry().dry_run_update(obj, status)?,
         (false, true) => call.registry().update_status(obj).await?,
         (false, false) => call.registry().update(obj, Origin::User).await?,
     };
-    Ok(object_answer(call, 200, &updated))
+    Ok(with_warnings(object_answer(call, 200, &updated), &warnings))
 }
 
 /// The patch a `PATCH` request carries, by its content type.
@@ -117,6 +153,10 @@ pub fn patch_of(content_type: &str, bytes: &[u8]) -> Result<Patch, Failure> {
 pub async fn patch(call: &Call<'_>, bytes: &[u8]) -> Result<Response, Failure> {
     let kind = call.target.kind;
     let patch = patch_of(&body::content_type(call.headers), bytes)?;
+    let warnings = match &patch {
+        Patch::Json(_) => vec![],
+        Patch::Merge(doc) => check_fields(call, doc)?,
+    };
     let (ns, name) = (namespace_of(call), call.target.name.clone());
     let status = call.target.subresource == "status";
     let patched = if super::query::dry_run(&call.params)? {
@@ -124,7 +164,7 @@ pub async fn patch(call: &Call<'_>, bytes: &[u8]) -> Result<Response, Failure> {
     } else {
         call.registry().patch(kind, &ns, &name, &patch, status).await?
     };
-    Ok(object_answer(call, 200, &patched))
+    Ok(with_warnings(object_answer(call, 200, &patched), &warnings))
 }
 
 /// The deletion options of a request: its `DeleteOptions` body, then the query.

@@ -12,8 +12,9 @@
 //!
 //! A watch sends each event's object as a Table of one row. As the API
 //! server does, only a watch's first Table carries the column definitions
-//! (build it with [`table`]); the others ([`table_row_event`]) leave them
-//! out and kubectl keeps using the first ones.
+//! (build it with [`object_table`]); the others ([`table_row_event`]) leave
+//! them out and kubectl keeps using the first ones. Status objects (ERROR
+//! events) are sent as they are.
 
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
@@ -76,12 +77,22 @@ pub fn table(kind: &Kind, objects: &[Value], include: IncludeObject, list_meta: 
     table_at(kind, objects, include, list_meta, true, Utc::now())
 }
 
+/// One object as a Table with its column definitions, its `metadata` the
+/// object's `resourceVersion`: the answer to a GET of one object, and the
+/// object of a watch's first event.
+pub fn object_table(kind: &Kind, obj: &Value, include: IncludeObject) -> Value {
+    table_at(kind, std::slice::from_ref(obj), include, version_of(obj), true, Utc::now())
+}
+
 /// A watch event's object as a Table: one row, no column definitions (the
-/// first event of a watch carries them: build that one with [`table`]).
-/// Its `metadata` has the object's `resourceVersion`.
+/// first event of a watch carries them: build that one with
+/// [`object_table`]). Its `metadata` has the object's `resourceVersion`.
 pub fn table_row_event(kind: &Kind, obj: &Value, include: IncludeObject) -> Value {
-    let meta = json!({"resourceVersion": crate::objects::meta_str(obj, "resourceVersion")});
-    table_at(kind, std::slice::from_ref(obj), include, meta, false, Utc::now())
+    table_at(kind, std::slice::from_ref(obj), include, version_of(obj), false, Utc::now())
+}
+
+fn version_of(obj: &Value) -> Value {
+    json!({"resourceVersion": crate::objects::meta_str(obj, "resourceVersion")})
 }
 
 /// A column's definition as Tables carry it.
@@ -231,8 +242,10 @@ mod tests {
         assert_eq!(rows.len(), 1);
         assert_eq!(rows[0]["cells"][0], "web-1");
         assert_eq!(rows[0]["cells"].as_array().unwrap().len(), columns::columns(&kinds::POD).len());
-        let first = table(&kinds::POD, &[pod("web-1", "Running")], IncludeObject::Metadata, json!({}));
+        let first = object_table(&kinds::POD, &pod("web-1", "Running"), IncludeObject::Metadata);
         assert_eq!(first["columnDefinitions"].as_array().unwrap().len(), 9);
+        assert_eq!(first["metadata"]["resourceVersion"], "42");
+        assert_eq!(first["rows"][0]["cells"], ev["rows"][0]["cells"]);
     }
 
     #[test]

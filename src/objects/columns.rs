@@ -299,7 +299,7 @@ pub fn columns(kind: &Kind) -> &'static [Column] {
 /// included.
 pub fn cells(kind: &Kind, raw: &Value, now: DateTime<Utc>) -> Vec<Cell> {
     let defs = columns(kind);
-    let typed = match kind.kind {
+    let printed = match kind.kind {
         "Pod" => typed(raw).map(|o| pod(&o, now)),
         "Node" => typed(raw).map(|o| node(&o, now)),
         "Namespace" => typed(raw).map(|o| namespace(&o, now)),
@@ -318,7 +318,7 @@ pub fn cells(kind: &Kind, raw: &Value, now: DateTime<Utc>) -> Vec<Cell> {
         "Event" => typed(raw).map(|o| event(&o, now)),
         _ => None,
     };
-    let mut out = typed.unwrap_or_else(|| name_and_age(defs, raw, now));
+    let mut out = printed.unwrap_or_else(|| name_and_age(defs, raw, now));
     out.resize(defs.len(), Cell::Text(String::new()));
     out
 }

@@ -3,7 +3,6 @@
 //! only parses and dispatches.
 
 pub mod apply;
-pub mod columns;
 pub mod compact;
 pub mod connect;
 pub mod create;

@@ -3,6 +3,7 @@
 //! against `k8s-openapi`'s types, so unknown fields survive a round trip.
 
 pub mod admission;
+pub mod columns;
 pub mod conditions;
 pub mod conventions;
 pub mod defaults;

@@ -39,12 +39,12 @@ pub fn decode(content_type: &str, bytes: &[u8]) -> Result<Value, Failure> {
 
 /// Whether the client asks for a Table (`Accept: application/json;as=Table;v=v1;g=meta.k8s.io`).
 pub fn wants_table(headers: &HeaderMap) -> bool {
-    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(|v| {
-        v.split(',').any(|item| {
-            let params: Vec<&str> = item.split(';').map(str::trim).collect();
-            params.contains(&"as=Table") && !params.contains(&"v=v1beta1")
-        })
-    })
+    headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()).any(super::table::wants_table)
+}
+
+/// The `includeObject` of a Table request.
+pub fn include_object(params: &super::query::Params) -> Result<super::table::IncludeObject, Failure> {
+    super::table::IncludeObject::parse(params.get("includeObject").unwrap_or("")).map_err(|e| Failure::bad_request(e.to_string()))
 }
 
 /// Whether the client takes JSON (no Accept header, `*/*`, or a JSON type).
@@ -71,20 +71,6 @@ pub fn json(code: u16, v: &Value) -> Response {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn kubectl_get_asks_for_tables() {
-        let mut h = HeaderMap::new();
-        h.insert(
-            header::ACCEPT,
-            "application/json;as=Table;v=v1;g=meta.k8s.io,application/json;as=Table;v=v1beta1;g=meta.k8s.io,application/json"
-                .parse()
-                .unwrap(),
-        );
-        assert!(wants_table(&h));
-        h.insert(header::ACCEPT, "application/json".parse().unwrap());
-        assert!(!wants_table(&h));
-    }
 
     #[test]
     fn bodies_decode_by_content_type() {

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::body::{self, json};
 use super::query::ListOptions;
 use super::status::Failure;
-use super::table::{self, IncludeObject};
+use super::table;
 use super::Call;
 use crate::registry::watch::Selection;
 
@@ -126,7 +126,7 @@ pub async fn list(call: &Call<'_>, opts: &ListOptions) -> Result<Response, Failu
     let page = &items[start..end];
     let kind = call.target.kind;
     if body::wants_table(call.headers) {
-        let include = IncludeObject::parse(call.params.get("includeObject").unwrap_or(""));
+        let include = body::include_object(&call.params)?;
         return Ok(json(200, &table::table(kind, page, include, meta)));
     }
     Ok(json(200, &json!({"kind": kind.list_kind(), "apiVersion": kind.api_version, "metadata": meta, "items": page})))

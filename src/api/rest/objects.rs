@@ -3,12 +3,12 @@
 //! compare-and-swap through Raft); `dryRun=All` runs the same checks and
 //! stores nothing.
 
-use axum::response::Response;
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Value};
 
 use super::body::{self, json};
 use super::status::Failure;
-use super::table::{self, IncludeObject};
+use super::table;
 use super::Call;
 use crate::objects::{meta_str, Kind};
 use crate::registry::deletion::{DeleteOptions, Propagation};
@@ -22,9 +22,10 @@ fn namespace_of(call: &Call<'_>) -> String {
 /// Answer one object, as itself or as a one-row Table.
 pub fn object_answer(call: &Call<'_>, code: u16, obj: &Value) -> Response {
     if body::wants_table(call.headers) {
-        let include = IncludeObject::parse(call.params.get("includeObject").unwrap_or(""));
-        let meta = json!({"resourceVersion": meta_str(obj, "resourceVersion")});
-        return json(code, &table::table(call.target.kind, std::slice::from_ref(obj), include, meta));
+        return match body::include_object(&call.params) {
+            Ok(include) => json(code, &table::object_table(call.target.kind, obj, include)),
+            Err(f) => f.into_response(),
+        };
     }
     json(code, obj)
 }

@@ -16,7 +16,7 @@ use serde_json::{json, Value};
 use super::body;
 use super::query::ListOptions;
 use super::status::Failure;
-use super::table::{self, IncludeObject};
+use super::table;
 use super::Call;
 use crate::registry::watch::{From, Selection};
 
@@ -47,17 +47,17 @@ pub fn watch(call: &Call<'_>, opts: &ListOptions) -> Result<Response, Failure> {
     let bookmarks = opts.bookmarks.then_some(BOOKMARK_EVERY);
     let events = call.registry().watch_selected(kind, sel, from, bookmarks)?;
     let tables = body::wants_table(call.headers);
-    let include = IncludeObject::parse(call.params.get("includeObject").unwrap_or(""));
+    let include = body::include_object(&call.params)?;
     let mut first_table = true;
     let stream = events.map(move |item| {
         let event = match item {
             Ok(ev) => {
                 let object = if tables && ev.kind != "BOOKMARK" {
-                    let meta = json!({"resourceVersion": ev.revision.to_string()});
-                    let mut t = table::table(kind, std::slice::from_ref(&ev.object), include, meta);
-                    if !first_table {
-                        t["columnDefinitions"] = json!([]);
-                    }
+                    let t = if first_table {
+                        table::object_table(kind, &ev.object, include)
+                    } else {
+                        table::table_row_event(kind, &ev.object, include)
+                    };
                     first_table = false;
                     t
                 } else {

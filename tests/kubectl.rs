@@ -106,7 +106,9 @@ fn cluster() -> Cluster {
         let out = c.cli(&["get", "nodes", "-o", "json"]);
         let v: Value = serde_json::from_slice(&out.stdout).ok()?;
         let ready = v["items"].as_array()?.iter().any(|n| {
-            n["status"]["conditions"].as_array().is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
+            n["status"]["conditions"]
+                .as_array()
+                .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"))
         });
         ready.then_some(())
     });
@@ -176,7 +178,10 @@ fn kubectl_manages_an_application() {
     ok(&c, &["annotate", "deployment", "web", "note=hello"]);
     ok(&c, &["scale", "deployment", "web", "--replicas=2"]);
     let d = json_of(&c, &["get", "deployment", "web"]);
-    assert_eq!((&d["metadata"]["labels"]["tier"], &d["metadata"]["annotations"]["note"]), (&"front".into(), &"hello".into()));
+    assert_eq!(
+        (&d["metadata"]["labels"]["tier"], &d["metadata"]["annotations"]["note"]),
+        (&"front".into(), &"hello".into())
+    );
     assert_eq!(d["spec"]["replicas"], 2);
     ok(&c, &["label", "deployment", "web", "tier-"]);
     assert!(json_of(&c, &["get", "deployment", "web"])["metadata"]["labels"].get("tier").is_none());
@@ -229,11 +234,7 @@ fn bad_requests_are_refused_and_nothing_is_written() {
     let c = cluster();
 
     step("an invalid object: 422 naming the field");
-    let bad = write(
-        &c,
-        "bad.yaml",
-        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Name\ndata:\n  a: b\n",
-    );
+    let bad = write(&c, "bad.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: Not_A_Name\ndata:\n  a: b\n");
     let err = fails(&c, &["create", "-f", &bad]);
     assert!(err.contains("is invalid") && err.contains("metadata.name"), "{err}");
     let err = fails(&c, &["get", "cm", "Not_A_Name"]);

@@ -95,16 +95,17 @@ impl Ca {
         Ok(Identity { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
-    /// Issue a client-only certificate for user `common_name` in `groups` (one
-    /// Organization each, as Kubernetes reads a client certificate).
-    pub fn issue_client(&self, common_name: &str, groups: &[&str]) -> Result<Identity, PkiError> {
+    /// Issue a client-only certificate for user `common_name` in `group` (its
+    /// Organization, as Kubernetes reads a client certificate; rcgen keeps one
+    /// value per name attribute, so one group).
+    pub fn issue_client(&self, common_name: &str, group: &str) -> Result<Identity, PkiError> {
         let ca_key = KeyPair::from_pem(&self.0.key_pem)?;
         let issuer = Issuer::from_ca_cert_pem(&self.0.cert_pem, ca_key)?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         let mut dn = DistinguishedName::new();
         dn.push(DnType::CommonName, common_name);
-        for g in groups {
-            dn.push(DnType::OrganizationName, *g);
+        if !group.is_empty() {
+            dn.push(DnType::OrganizationName, group);
         }
         params.distinguished_name = dn;
         params.is_ca = IsCa::ExplicitNoCa;

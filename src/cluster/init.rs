@@ -122,7 +122,7 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
 
     let ca = Ca::generate(&args.name)?;
     let node_id = ca.issue(&format!("system:node:{}", args.name), &sans(&args, raft_addr, api_addr))?;
-    let admin_id = ca.issue_client("admin", &["system:masters"])?;
+    let admin_id = ca.issue_client("admin", "system:masters")?;
     dir.save_pki(ca.cert_pem(), &node_id)?;
 
     let state = NodeState {

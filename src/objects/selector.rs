@@ -191,6 +191,11 @@ impl FieldSelector {
         Ok(FieldSelector(out))
     }
 
+    /// The value the selector requires `field` to equal, if it does.
+    pub fn required(&self, field: &str) -> Option<&str> {
+        self.0.iter().find(|(f, eq, _)| f == field && *eq).map(|(_, _, v)| v.as_str())
+    }
+
     /// The field paths the selector names.
     pub fn fields(&self) -> impl Iterator<Item = &str> {
         self.0.iter().map(|(f, _, _)| f.as_str())

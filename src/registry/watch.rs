@@ -37,9 +37,21 @@ pub struct Selection {
 }
 
 impl Selection {
+    /// The narrowest key prefix holding every selected object: one object's
+    /// key when the selector names it (a `delete --wait`, an informer of one
+    /// object), else the namespace's or the kind's prefix.
     fn prefix(&self, kind: &Kind) -> String {
-        let ns = self.namespace.as_deref().filter(|n| kind.namespaced && !n.is_empty());
-        kind.prefix(ns)
+        let ns = self
+            .namespace
+            .as_deref()
+            .filter(|n| !n.is_empty())
+            .or_else(|| self.fields.required("metadata.namespace"))
+            .filter(|_| kind.namespaced);
+        match (self.fields.required("metadata.name"), ns) {
+            (Some(name), Some(ns)) => kind.key(ns, name),
+            (Some(name), None) if !kind.namespaced => kind.key("", name),
+            _ => kind.prefix(ns),
+        }
     }
 
     /// Whether `obj` is selected.
@@ -127,5 +139,31 @@ impl Registry {
             futures::future::ready(out)
         });
         Ok(futures::stream::iter(initial).chain(events))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::objects::kinds;
+
+    #[test]
+    fn a_watch_reads_only_the_keys_its_selector_can_match() {
+        let sel = |ns: &str, fields: &str| Selection {
+            namespace: Some(ns.into()),
+            fields: FieldSelector::parse(fields).unwrap(),
+            ..Default::default()
+        };
+        for (kind, s, want) in [
+            (&kinds::POD, sel("default", ""), "/registry/pods/default/"),
+            (&kinds::POD, sel("", ""), "/registry/pods/"),
+            (&kinds::POD, sel("default", "metadata.name=web"), "/registry/pods/default/web"),
+            (&kinds::POD, sel("", "metadata.name=web,metadata.namespace=a"), "/registry/pods/a/web"),
+            (&kinds::POD, sel("", "metadata.name=web"), "/registry/pods/"),
+            (&kinds::POD, sel("default", "metadata.name!=web"), "/registry/pods/default/"),
+            (&kinds::NODE, sel("", "metadata.name=n1"), "/registry/minions/n1"),
+        ] {
+            assert_eq!(s.prefix(kind), want, "{:?}", s.fields);
+        }
     }
 }

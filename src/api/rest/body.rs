@@ -44,7 +44,8 @@ pub fn wants_table(headers: &HeaderMap) -> bool {
 
 /// The `includeObject` of a Table request.
 pub fn include_object(params: &super::query::Params) -> Result<super::table::IncludeObject, Failure> {
-    super::table::IncludeObject::parse(params.get("includeObject").unwrap_or("")).map_err(|e| Failure::bad_request(e.to_string()))
+    super::table::IncludeObject::parse(params.get("includeObject").unwrap_or(""))
+        .map_err(|e| Failure::bad_request(e.to_string()))
 }
 
 /// Whether the client takes JSON (no Accept header, `*/*`, or a JSON type).

@@ -29,6 +29,13 @@ pub fn decode(content_type: &str, bytes: &[u8]) -> Result<Value, Failure> {
             format!("the request body is {} bytes, the limit is {MAX_BODY}", bytes.len()),
         ));
     }
+    if content_type.contains("protobuf") || content_type.contains("cbor") {
+        return Err(Failure::new(
+            415,
+            "UnsupportedMediaType",
+            format!("the body of the request was in an unknown format - accepted media types include: application/json, application/yaml, application/json-patch+json, application/merge-patch+json, application/strategic-merge-patch+json, application/apply-patch+yaml (not {content_type})"),
+        ));
+    }
     let v: Value = if content_type.ends_with("yaml") {
         serde_yaml_ng::from_slice(bytes).map_err(|e| Failure::bad_request(format!("error decoding YAML: {e}")))?
     } else {
@@ -81,5 +88,6 @@ mod tests {
         );
         assert_eq!(decode("application/json", br#"{"a":1}"#).unwrap(), serde_json::json!({"a": 1}));
         assert_eq!(decode("application/json", b"{").unwrap_err().code, 400);
+        assert_eq!(decode("application/vnd.kubernetes.protobuf", b"k8s\0").unwrap_err().code, 415);
     }
 }

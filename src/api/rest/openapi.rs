@@ -22,9 +22,13 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::sync::{Arc, OnceLock};
 
+use axum::body::{Body, Bytes};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::{IntoResponse, Response};
 use serde_json::{json, Map, Value};
 use sha2::{Digest, Sha256};
 
+use super::status::Failure;
 use crate::objects::kinds::{self, Kind, KINDS};
 use crate::objects::schema::{catalogue, definition_of, REF_PREFIX};
 
@@ -73,7 +77,7 @@ impl Served {
 
 /// `GET /openapi/v3`: every group/version document and where to fetch it.
 pub fn v3_index() -> Value {
-    v3_documents().index.clone()
+    (*v3_documents().index.value).clone()
 }
 
 /// `GET /openapi/v3/<group_version_path>` (`api/v1`, `apis/apps/v1`; a
@@ -104,8 +108,79 @@ pub fn v2_served() -> &'static Served {
     V2.get_or_init(|| Served::new(build_v2(&models())))
 }
 
+/// How a document request is answered: whether the client's copy is
+/// current (304), and how long the answer may be cached.
+#[derive(Debug, PartialEq, Eq)]
+struct Answer {
+    not_modified: bool,
+    cache_control: &'static str,
+}
+
+/// The answer to a request for `served`, given the `hash` it asked for (the
+/// index's URLs carry one) and its `If-None-Match`. A URL naming the current
+/// hash never changes content: cacheable for good; any other request must
+/// revalidate, by ETag.
+fn answer(served: &Served, asked_hash: Option<&str>, if_none_match: Option<&str>) -> Answer {
+    let cache_control = match asked_hash {
+        Some(h) if h == served.hash => "public, immutable, max-age=31536000",
+        _ => "no-cache, private",
+    };
+    let etag = format!("\"{}\"", served.hash);
+    let not_modified = if_none_match
+        .is_some_and(|v| v.split(',').any(|t| t.trim().trim_start_matches("W/") == etag || t.trim() == "*"));
+    Answer { not_modified, cache_control }
+}
+
+fn respond(served: &'static Served, query: Option<&str>, headers: &HeaderMap) -> Response {
+    let asked_hash = query.and_then(|q| q.split('&').find_map(|kv| kv.strip_prefix("hash=")).map(|h| h.trim()));
+    let if_none_match = headers.get(header::IF_NONE_MATCH).and_then(|v| v.to_str().ok());
+    let a = answer(served, asked_hash, if_none_match);
+    let etag = format!("\"{}\"", served.hash);
+    let common = [(header::ETAG, etag), (header::CACHE_CONTROL, a.cache_control.to_owned())];
+    if a.not_modified {
+        return (StatusCode::NOT_MODIFIED, common).into_response();
+    }
+    let body = Body::from(Bytes::from_static(&served.json));
+    (StatusCode::OK, [(header::CONTENT_TYPE, "application/json".to_owned())], common, body).into_response()
+}
+
+/// The whole answer to `GET /openapi/v3/<path>?<query>`: the document (with
+/// its ETag and caching headers), 304 when `If-None-Match` names it, 404
+/// when no such group/version is served.
+pub fn v3_response(group_version_path: &str, query: Option<&str>, headers: &HeaderMap) -> Response {
+    match v3_served(group_version_path) {
+        Some(served) => respond(served, query, headers),
+        None => Failure::no_route(&format!("/openapi/v3/{group_version_path}")).into_response(),
+    }
+}
+
+/// The whole answer to `GET /openapi/v3`.
+pub fn v3_index_response(headers: &HeaderMap) -> Response {
+    respond(&v3_documents().index, None, headers)
+}
+
+/// The whole answer to `GET /openapi/v2`: the JSON document, or 406 when the
+/// client accepts only protobuf (kubectl's v2 client), which it survives:
+/// it then patches and validates from its built-in types.
+pub fn v2_response(headers: &HeaderMap) -> Response {
+    let accept = headers.get(header::ACCEPT).and_then(|v| v.to_str().ok()).unwrap_or("*/*");
+    if !accepts_json(accept) {
+        let message = format!("only application/json is served, not {accept}");
+        return Failure::new(406, "NotAcceptable", message).into_response();
+    }
+    respond(v2_served(), None, headers)
+}
+
+/// Whether an `Accept` header admits JSON.
+fn accepts_json(accept: &str) -> bool {
+    accept
+        .split(',')
+        .map(|t| t.split(';').next().unwrap_or("").trim())
+        .any(|t| matches!(t, "application/json" | "application/*" | "*/*" | ""))
+}
+
 struct V3Documents {
-    index: Value,
+    index: Served,
     by_path: BTreeMap<String, Served>,
 }
 
@@ -120,7 +195,7 @@ fn v3_documents() -> &'static V3Documents {
             paths.insert(model.gv.path(), json!({ "serverRelativeURL": url }));
             by_path.insert(model.gv.path(), served);
         }
-        V3Documents { index: json!({ "paths": paths }), by_path }
+        V3Documents { index: Served::new(json!({ "paths": paths })), by_path }
     })
 }
 
@@ -1083,5 +1158,48 @@ mod tests {
         assert!(patch["consumes"].as_array().unwrap().contains(&json!("application/strategic-merge-patch+json")));
         let options = v2["definitions"][DELETE_OPTIONS]["x-kubernetes-group-version-kind"].as_array().unwrap();
         assert_eq!(options.len(), group_versions().len());
+    }
+
+    #[test]
+    fn answers_cache_by_hash_and_revalidate_by_etag() {
+        let served = v3_served("api/v1").unwrap();
+        let h = served.hash.as_str();
+        let etag = format!("\"{h}\"");
+        let forever = "public, immutable, max-age=31536000";
+        let revalidate = "no-cache, private";
+        let table: &[(Option<&str>, Option<&str>, bool, &str)] = &[
+            (Some(h), None, false, forever),
+            (Some("stale"), None, false, revalidate),
+            (None, None, false, revalidate),
+            (None, Some(&etag), true, revalidate),
+            (Some(h), Some("\"other\", W/\"x\""), false, forever),
+            (None, Some("*"), true, revalidate),
+        ];
+        for (asked, inm, not_modified, cache) in table {
+            let a = answer(served, *asked, *inm);
+            assert_eq!((a.not_modified, a.cache_control), (*not_modified, *cache), "{asked:?} {inm:?}");
+        }
+    }
+
+    #[test]
+    fn responses_carry_etags_and_refuse_what_they_cannot_serve() {
+        let none = HeaderMap::new();
+        let r = v3_response("apis/apps/v1", Some("hash=nope&timeout=32s"), &none);
+        assert_eq!(r.status(), StatusCode::OK);
+        let etag = r.headers()[header::ETAG].clone();
+        assert_eq!(r.headers()[header::CONTENT_TYPE], "application/json");
+        let mut again = HeaderMap::new();
+        again.insert(header::IF_NONE_MATCH, etag);
+        assert_eq!(v3_response("apis/apps/v1", None, &again).status(), StatusCode::NOT_MODIFIED);
+        assert_eq!(v3_response("apis/nope/v1", None, &none).status(), StatusCode::NOT_FOUND);
+        assert_eq!(v3_index_response(&none).status(), StatusCode::OK);
+
+        let mut protobuf = HeaderMap::new();
+        protobuf.insert(header::ACCEPT, "application/com.github.proto-openapi.spec.v2@v1.0+protobuf".parse().unwrap());
+        assert_eq!(v2_response(&protobuf).status(), StatusCode::NOT_ACCEPTABLE);
+        let mut json_too = HeaderMap::new();
+        json_too.insert(header::ACCEPT, "application/json, */*".parse().unwrap());
+        assert_eq!(v2_response(&json_too).status(), StatusCode::OK);
+        assert_eq!(v2_response(&none).status(), StatusCode::OK);
     }
 }

@@ -16,6 +16,7 @@ pub mod quantity;
 pub mod schema;
 pub mod selector;
 pub mod typed;
+pub mod unknown_fields;
 pub mod validate;
 
 use serde_json::Value;

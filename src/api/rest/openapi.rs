@@ -930,14 +930,13 @@ fn build_v2(models: &[Model]) -> Value {
             merge_definition(&mut definitions, name, def);
         }
     }
-    let mut definitions: Map<String, Value> = definitions.into_iter().collect();
-    let mut definitions_value = Value::Object(std::mem::take(&mut definitions));
-    to_v2_refs(&mut definitions_value);
+    let mut definitions = Value::Object(definitions.into_iter().collect());
+    to_v2_refs(&mut definitions);
     json!({
         "swagger": "2.0",
         "info": { "title": "Kubernetes", "version": format!("clusterd {}", env!("CARGO_PKG_VERSION")) },
         "paths": paths,
-        "definitions": definitions_value,
+        "definitions": definitions,
     })
 }
 
@@ -1201,5 +1200,36 @@ mod tests {
         json_too.insert(header::ACCEPT, "application/json, */*".parse().unwrap());
         assert_eq!(v2_response(&json_too).status(), StatusCode::OK);
         assert_eq!(v2_response(&none).status(), StatusCode::OK);
+    }
+
+    /// What OpenAPI requires of any document: every `{parameter}` of a path
+    /// template declared as a path parameter, operation ids unique.
+    #[test]
+    fn path_templates_are_declared_and_operation_ids_unique() {
+        let v2 = v2();
+        let mut docs: Vec<(String, Arc<Value>)> = documents();
+        docs.push(("v2".into(), v2));
+        for (what, doc) in docs {
+            let mut ids = BTreeSet::new();
+            for (path, item) in doc["paths"].as_object().unwrap() {
+                let declared: BTreeSet<&str> = item["parameters"]
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .filter(|p| p["in"] == "path" && p["required"] == true)
+                    .filter_map(|p| p["name"].as_str())
+                    .collect();
+                let templated: BTreeSet<&str> =
+                    path.split('/').filter_map(|s| s.strip_prefix('{')?.strip_suffix('}')).collect();
+                assert_eq!(declared, templated, "{what} {path}");
+                for (method, op) in item.as_object().unwrap().iter().filter(|(k, _)| *k != "parameters") {
+                    let id = op["operationId"].as_str().unwrap();
+                    assert!(ids.insert(id.to_owned()), "{what}: {method} {path}: {id} twice");
+                }
+            }
+            if what == "api/v1" || what == "v2" {
+                assert!(ids.len() > 50, "{what}");
+            }
+        }
     }
 }

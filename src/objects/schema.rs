@@ -84,6 +84,7 @@ impl Catalogue {
             core::Binding,
             meta::Status,
             meta::DeleteOptions,
+            meta::Patch,
         );
         let mut definitions = generator.take_definitions(true);
         for f in patch_meta::FIELDS {

@@ -55,21 +55,6 @@ pub fn include_object(params: &super::query::Params) -> Result<super::table::Inc
         .map_err(|e| Failure::bad_request(e.to_string()))
 }
 
-/// Whether the client takes JSON (no Accept header, `*/*`, or a JSON type).
-pub fn accepts_json(headers: &HeaderMap) -> bool {
-    let mut any = false;
-    for v in headers.get_all(header::ACCEPT).iter().filter_map(|v| v.to_str().ok()) {
-        any = true;
-        if v.split(',').any(|t| {
-            let t = t.split(';').next().unwrap_or("").trim();
-            t == "*/*" || t == "application/*" || t.ends_with("json")
-        }) {
-            return true;
-        }
-    }
-    !any
-}
-
 /// A JSON answer.
 pub fn json(code: u16, v: &Value) -> Response {
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);

@@ -69,6 +69,8 @@ impl Call<'_> {
 /// The REST API's routes: everything not gRPC.
 pub fn router(api: Api) -> axum::Router {
     let rest = Rest { api, pages: Arc::new(list::Pages::default()) };
+    // The OpenAPI documents take a moment to generate: not on a client's first request.
+    std::thread::spawn(|| drop(openapi::v3_index()));
     axum::Router::new().fallback(handle).with_state(rest)
 }
 
@@ -84,7 +86,7 @@ async fn handle(State(rest): State<Rest>, req: Request) -> Response {
     let method = parts.method.clone();
     tracing::debug!(%method, %path, user = ?user.as_ref().map(|u| &u.name), "rest");
     if method == Method::GET {
-        if let Some(r) = fixed(&path, &parts.headers) {
+        if let Some(r) = fixed(&path, parts.uri.query(), &parts.headers) {
             return r;
         }
     }
@@ -115,7 +117,7 @@ async fn handle(State(rest): State<Rest>, req: Request) -> Response {
 }
 
 /// The paths that name no resource: version, health, discovery, OpenAPI.
-fn fixed(path: &str, headers: &HeaderMap) -> Option<Response> {
+fn fixed(path: &str, query: Option<&str>, headers: &HeaderMap) -> Option<Response> {
     let ok = || (axum::http::StatusCode::OK, "ok").into_response();
     let found = |v: Option<Value>| v.map(|v| json(200, &v)).unwrap_or_else(|| Failure::no_route(path).into_response());
     Some(match path.trim_end_matches('/') {
@@ -124,17 +126,11 @@ fn fixed(path: &str, headers: &HeaderMap) -> Option<Response> {
         "/api" => json(200, &discovery::api_versions()),
         "/apis" => json(200, &discovery::api_groups()),
         "/api/v1" => found(discovery::resources("v1")),
-        "/openapi/v2" if !body::accepts_json(headers) => Failure::new(
-            406,
-            "NotAcceptable",
-            "only application/json is served: the OpenAPI v2 document has no protobuf form here",
-        )
-        .into_response(),
-        "/openapi/v2" => json(200, &openapi::v2()),
-        "/openapi/v3" => json(200, &openapi::v3_index()),
+        "/openapi/v2" => openapi::v2_response(headers),
+        "/openapi/v3" => openapi::v3_index_response(headers),
         p => {
             if let Some(gv) = p.strip_prefix("/openapi/v3/") {
-                return Some(found(openapi::v3_document(gv).map(|d| (*d).clone())));
+                return Some(openapi::v3_response(gv, query, headers));
             }
             let segs: Vec<&str> = p.trim_start_matches('/').split('/').collect();
             match segs.as_slice() {

@@ -22,7 +22,7 @@ use crate::objects::admission;
 use crate::objects::selector::{FieldSelector, LabelSelector};
 use crate::objects::{kinds, Kind};
 use crate::registry::deletion::{DeleteOptions, Propagation};
-use crate::registry::watch::{From, Selection};
+use crate::registry::watch::{list_document, From, Selection};
 use crate::registry::{Origin, Registry, RegistryError};
 use crate::util;
 
@@ -144,14 +144,10 @@ impl Clusterd for Api {
         let fields = FieldSelector::parse(&r.field_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
         self.read_barrier(r.linearizable).await?;
         let sel = Selection { namespace: Some(r.namespace.clone()), labels, fields };
-        let (items, revision) = self.registry.list_selected(kind, &sel).map_err(status)?;
-        let list = json!({
-            "apiVersion": kind.api_version,
-            "kind": kind.list_kind(),
-            "metadata": {"resourceVersion": revision.to_string()},
-            "items": items,
-        });
-        Ok(Response::new(pb::ListResponse { json: list.to_string(), resource_version: revision }))
+        let (items, revision) = self.registry.list_selected_bytes(kind, &sel).map_err(status)?;
+        let list = list_document(kind, &json!({"resourceVersion": revision.to_string()}), &items);
+        let json = String::from_utf8(list).map_err(internal)?;
+        Ok(Response::new(pb::ListResponse { json, resource_version: revision }))
     }
 
     async fn update(&self, req: Request<pb::ObjectRequest>) -> Result<Response<pb::ObjectResponse>, Status> {

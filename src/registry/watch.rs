@@ -54,10 +54,31 @@ impl Selection {
         }
     }
 
+    /// Whether every object is selected (no label or field selector).
+    pub fn everything(&self) -> bool {
+        self.labels.0.is_empty() && self.fields.fields().next().is_none()
+    }
+
     /// Whether `obj` is selected.
     pub fn matches(&self, obj: &Value) -> bool {
         self.labels.matches(obj) && self.fields.matches(obj)
     }
+}
+
+/// A `<Kind>List` document around objects' JSON bytes (never parsed).
+pub fn list_document(kind: &Kind, meta: &Value, items: &[Vec<u8>]) -> Vec<u8> {
+    let head = json!({"kind": kind.list_kind(), "apiVersion": kind.api_version, "metadata": meta}).to_string();
+    let mut out = Vec::with_capacity(head.len() + 12 + items.iter().map(|b| b.len() + 1).sum::<usize>());
+    out.extend_from_slice(&head.as_bytes()[..head.len() - 1]);
+    out.extend_from_slice(b",\"items\":[");
+    for (i, item) in items.iter().enumerate() {
+        if i > 0 {
+            out.push(b',');
+        }
+        out.extend_from_slice(item);
+    }
+    out.extend_from_slice(b"]}");
+    out
 }
 
 /// Where a watch starts.
@@ -80,6 +101,25 @@ impl Registry {
             let obj = with_resource_version(&kv.value, kv.mod_revision)?;
             if sel.matches(&obj) {
                 out.push(obj);
+            }
+        }
+        Ok((out, revision))
+    }
+
+    /// The selected objects of `kind` as JSON bytes (with their
+    /// resourceVersion), at one revision, in key order, and that revision.
+    /// Without selectors the stored bytes are not parsed at all.
+    pub fn list_selected_bytes(&self, kind: &Kind, sel: &Selection) -> Result<(Vec<Vec<u8>>, u64), RegistryError> {
+        let (kvs, revision) = self.reader().list(&sel.prefix(kind))?;
+        let mut out = Vec::with_capacity(kvs.len());
+        for kv in &kvs {
+            if sel.everything() {
+                out.push(crate::objects::with_resource_version_bytes(&kv.value, kv.mod_revision)?);
+                continue;
+            }
+            let obj = with_resource_version(&kv.value, kv.mod_revision)?;
+            if sel.matches(&obj) {
+                out.push(serde_json::to_vec(&obj)?);
             }
         }
         Ok((out, revision))
@@ -146,6 +186,19 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::objects::kinds;
+
+    #[test]
+    fn a_list_document_is_json_around_the_items() {
+        let items = vec![br#"{"a":1}"#.to_vec(), br#"{"b":2}"#.to_vec()];
+        let doc: Value =
+            serde_json::from_slice(&list_document(&kinds::POD, &json!({"resourceVersion": "9"}), &items)).unwrap();
+        assert_eq!(
+            doc,
+            json!({"kind": "PodList", "apiVersion": "v1", "metadata": {"resourceVersion": "9"}, "items": [{"a": 1}, {"b": 2}]})
+        );
+        let empty: Value = serde_json::from_slice(&list_document(&kinds::POD, &json!({}), &[])).unwrap();
+        assert_eq!(empty["items"], json!([]));
+    }
 
     #[test]
     fn a_watch_reads_only_the_keys_its_selector_can_match() {

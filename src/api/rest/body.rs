@@ -55,6 +55,12 @@ pub fn include_object(params: &super::query::Params) -> Result<super::table::Inc
         .map_err(|e| Failure::bad_request(e.to_string()))
 }
 
+/// A JSON answer already serialized.
+pub fn json_bytes(code: u16, bytes: Vec<u8>) -> Response {
+    let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);
+    (code, [(header::CONTENT_TYPE, "application/json")], bytes).into_response()
+}
+
 /// A JSON answer.
 pub fn json(code: u16, v: &Value) -> Response {
     let code = StatusCode::from_u16(code).unwrap_or(StatusCode::OK);

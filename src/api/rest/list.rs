@@ -27,14 +27,17 @@ const MAX_PAGED: usize = 16;
 /// How long a list waits for its read barrier or for a resourceVersion to be applied.
 const READ_WAIT: Duration = Duration::from_secs(10);
 
+/// A list's objects, as JSON bytes.
+type Items = Arc<Vec<Vec<u8>>>;
+
 /// Lists being paged, by id.
 #[derive(Default)]
 pub struct Pages {
-    lists: Mutex<HashMap<u64, (Instant, u64, Arc<Vec<Value>>)>>,
+    lists: Mutex<HashMap<u64, (Instant, u64, Items)>>,
 }
 
 impl Pages {
-    fn keep(&self, revision: u64, items: Arc<Vec<Value>>) -> u64 {
+    fn keep(&self, revision: u64, items: Items) -> u64 {
         let mut lists = self.lists.lock().expect("pages lock");
         lists.retain(|_, (at, _, _)| at.elapsed() < PAGE_TTL);
         while lists.len() >= MAX_PAGED {
@@ -48,7 +51,7 @@ impl Pages {
         id
     }
 
-    fn find(&self, id: u64) -> Option<(u64, Arc<Vec<Value>>)> {
+    fn find(&self, id: u64) -> Option<(u64, Items)> {
         let lists = self.lists.lock().expect("pages lock");
         lists.get(&id).filter(|(at, _, _)| at.elapsed() < PAGE_TTL).map(|(_, rev, items)| (*rev, items.clone()))
     }
@@ -74,8 +77,9 @@ fn expired() -> Failure {
     )
 }
 
-/// The selected objects of a list request and the revision they were read at.
-pub async fn read(call: &Call<'_>, opts: &ListOptions) -> Result<(Vec<Value>, u64), Failure> {
+/// Wait as a list request asks: a read barrier without resourceVersion (as
+/// fresh as a quorum read), the replica to reach a given one, none for "0".
+async fn settle(call: &Call<'_>, opts: &ListOptions) -> Result<(), Failure> {
     let registry = call.registry();
     match opts.resource_version {
         None => {
@@ -90,18 +94,28 @@ pub async fn read(call: &Call<'_>, opts: &ListOptions) -> Result<(Vec<Value>, u6
             registry.reader().wait_applied(rv, READ_WAIT).await;
         }
     }
-    let sel = Selection {
+    Ok(())
+}
+
+fn selection(call: &Call<'_>, opts: &ListOptions) -> Selection {
+    Selection {
         namespace: Some(call.target.namespace.clone()),
         labels: opts.labels.clone(),
         fields: opts.fields.clone(),
-    };
-    Ok(registry.list_selected(call.target.kind, &sel)?)
+    }
+}
+
+/// The selected objects of a list request and the revision they were read at.
+pub async fn read(call: &Call<'_>, opts: &ListOptions) -> Result<(Vec<Value>, u64), Failure> {
+    settle(call, opts).await?;
+    Ok(call.registry().list_selected(call.target.kind, &selection(call, opts))?)
 }
 
 /// `GET` a collection (not a watch).
 pub async fn list(call: &Call<'_>, opts: &ListOptions) -> Result<Response, Failure> {
     let (items, revision, start) = if opts.continue_token.is_empty() {
-        let (items, rev) = read(call, opts).await?;
+        settle(call, opts).await?;
+        let (items, rev) = call.registry().list_selected_bytes(call.target.kind, &selection(call, opts))?;
         (Arc::new(items), rev, 0)
     } else {
         let (id, start) =
@@ -127,9 +141,11 @@ pub async fn list(call: &Call<'_>, opts: &ListOptions) -> Result<Response, Failu
     let kind = call.target.kind;
     if body::wants_table(call.headers) {
         let include = body::include_object(&call.params)?;
-        return Ok(json(200, &table::table(kind, page, include, meta)));
+        let objects: Vec<Value> = page.iter().filter_map(|b| serde_json::from_slice(b).ok()).collect();
+        return Ok(json(200, &table::table(kind, &objects, include, meta)));
     }
-    Ok(json(200, &json!({"kind": kind.list_kind(), "apiVersion": kind.api_version, "metadata": meta, "items": page})))
+    // The list is written around the objects' bytes, never parsed.
+    Ok(body::json_bytes(200, crate::registry::watch::list_document(kind, &meta, page)))
 }
 
 /// `DELETE` a collection: each selected object is deleted as if alone.

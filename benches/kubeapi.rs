@@ -78,7 +78,7 @@ fn main() {
     let rt = tokio::runtime::Runtime::new().unwrap();
     rt.block_on(async move {
         println!("kubeapi bench: one node on loopback, {pods} pods stored, {watches} watches");
-        let grpc = clusterd::client::connect(&cfg, &[addr.clone()]).await.unwrap().0;
+        let grpc = clusterd::client::connect(&cfg, std::slice::from_ref(&addr)).await.unwrap().0;
         let t0 = Instant::now();
         let mut tasks = Vec::new();
         for w in 0..32 {

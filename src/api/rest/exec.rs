@@ -11,6 +11,7 @@
 
 use std::future::Future;
 
+use axum::extract::ws::rejection::WebSocketUpgradeRejection;
 use axum::extract::ws::{CloseFrame, Message, WebSocket, WebSocketUpgrade};
 use axum::http::HeaderValue;
 use axum::response::{IntoResponse, Response};
@@ -39,6 +40,9 @@ pub const CLOSE: u8 = 255;
 
 /// The largest data frame sent (kubelet's streams use 32 KiB buffers too).
 const FRAME_DATA: usize = 32 * 1024;
+
+/// The most stdin gathered for one command (it travels to the node whole).
+const STDIN_MAX: usize = 16 << 20;
 
 /// A channel protocol, best first.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -187,27 +191,58 @@ pub fn outcome(p: Protocol, result: &Result<i32, Failure>) -> Option<Vec<u8>> {
 
 /// `GET /api/v1/namespaces/{namespace}/pods/{pod}/exec` (a WebSocket upgrade).
 pub async fn exec(registry: &Registry, namespace: &str, pod: &str, query: &str, ws: WebSocketUpgrade) -> Response {
-    let opts = match ExecOptions::parse(query) {
-        Ok(o) => o,
+    let (opts, target) = match prepare(registry, namespace, pod, query) {
+        Ok(p) => p,
         Err(f) => return f.into_response(),
     };
-    // What can be refused is refused before the upgrade, as a plain answer.
-    let target = match pods::target(registry, namespace, pod, &opts.container) {
-        Ok(t) => t,
-        Err(s) => return Failure::from(s).into_response(),
-    };
-    if PodFacts::finished(&target.pod) {
-        return Failure::bad_request(format!(
-            "cannot exec into a container in a completed pod; current phase is {}",
-            PodFacts::phase(&target.pod)
-        ))
-        .into_response();
-    }
     let registry = registry.clone();
     let command = opts.command.clone();
     serve(ws, opts, move |stdin| async move {
         pods::exec_in(&registry, &target, command, stdin).await.map_err(Failure::from)
     })
+}
+
+/// `pods/exec` whether or not the request is a WebSocket upgrade: kubectl
+/// retries a refused WebSocket handshake over SPDY (a `POST`), and that
+/// retry should meet the same refusal (`pods "x" not found`, …) rather than
+/// a bare one about the handshake.
+pub async fn exec_any(
+    registry: &Registry,
+    namespace: &str,
+    pod: &str,
+    query: &str,
+    ws: Result<WebSocketUpgrade, WebSocketUpgradeRejection>,
+) -> Response {
+    match ws {
+        Ok(ws) => exec(registry, namespace, pod, query, ws).await,
+        Err(rejected) => match prepare(registry, namespace, pod, query) {
+            Err(f) => f.into_response(),
+            Ok(_) => Failure::bad_request(format!(
+                "pods/exec is served over WebSocket ({}), not SPDY: {rejected}",
+                Protocol::ALL.map(Protocol::name).join(", ")
+            ))
+            .into_response(),
+        },
+    }
+}
+
+/// What can be refused before the upgrade, refused as a plain answer: bad
+/// options, a missing pod or container, a completed pod.
+fn prepare(
+    registry: &Registry,
+    namespace: &str,
+    pod: &str,
+    query: &str,
+) -> Result<(ExecOptions, pods::Target), Failure> {
+    let opts = ExecOptions::parse(query)?;
+    let target = pods::target(registry, namespace, pod, &opts.container)?;
+    if PodFacts::finished(&target.pod) {
+        return Err(Failure::bad_request(format!(
+            "cannot exec into a container in a completed pod; current phase is {}",
+            PodFacts::phase(&target.pod)
+        )));
+    }
+    Ok((opts, target))
 }
 
 /// Upgrade to a channel protocol session that runs `run` (given the gathered
@@ -258,6 +293,14 @@ where
                 ClientFrame::Stdin(d) => data.extend_from_slice(&d),
                 ClientFrame::Closed(STDIN) => break,
                 _ => {}
+            }
+            if data.len() > STDIN_MAX {
+                result = Err(Failure::new(
+                    413,
+                    "RequestEntityTooLarge",
+                    format!("stdin is larger than clusterd takes for one command ({STDIN_MAX} bytes)"),
+                ));
+                break;
             }
         }
         input = Some(data);

@@ -223,16 +223,48 @@ async fn answer(registry: &Registry, namespace: &str, pod: &str, query: &str) ->
     if !first.is_empty() {
         let _ = tx.send(Ok(Bytes::from(first))).await;
     }
-    let follower = Follower { registry: registry.clone(), target, opts, cutoff, budget, seen: log.lines.len() };
-    tokio::spawn(follower.run(tx));
+    let follower = Follower { timestamps: opts.timestamps, cutoff, budget, seen: log.lines.len() };
+    let registry = registry.clone();
+    let look = move || {
+        let (registry, t, previous) = (registry.clone(), target.clone(), opts.previous);
+        async move { look_again(&registry, &t, previous).await }
+    };
+    tokio::spawn(follower.run(look, FOLLOW_POLL, tx));
     Ok(text(Body::from_stream(tokio_stream::wrappers::ReceiverStream::new(rx))))
+}
+
+/// What a follower's next look at the log finds.
+#[derive(Debug)]
+pub enum Look {
+    /// The log as it is now.
+    Log(ContainerLog),
+    /// The pod is gone (or is another pod of the same name): the end.
+    Gone,
+    /// The node did not answer this time.
+    Failed,
+}
+
+/// Look at the pod again (it may be gone, or its container may have ended)
+/// and fetch the log.
+async fn look_again(registry: &Registry, t: &Target, previous: bool) -> Look {
+    let now = match pods::target(registry, &t.namespace, t.pod_name(), &t.container) {
+        Ok(now) if now.pod.metadata.uid == t.pod.metadata.uid => now,
+        Ok(_) => return Look::Gone,
+        Err(s) if s.code() == tonic::Code::NotFound => return Look::Gone,
+        Err(_) => return Look::Failed,
+    };
+    match pods::container_log(registry, &now, previous).await {
+        Ok(log) => Look::Log(log),
+        Err(e) => {
+            tracing::debug!(pod = t.pod_name(), error = %e.message(), "following a log");
+            Look::Failed
+        }
+    }
 }
 
 /// A `follow` request after its first answer.
 struct Follower {
-    registry: Registry,
-    target: Target,
-    opts: LogOptions,
+    timestamps: bool,
     cutoff: Option<DateTime<Utc>>,
     budget: Budget,
     /// Lines of the instance already sent (or left out by the tail).
@@ -240,36 +272,32 @@ struct Follower {
 }
 
 impl Follower {
-    async fn run(mut self, tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>) {
+    /// Send what `look` finds new every `poll` until the client leaves, the
+    /// pod goes, the container's instance ends or the byte limit is reached.
+    async fn run<L, F>(
+        mut self,
+        mut look: L,
+        poll: Duration,
+        tx: tokio::sync::mpsc::Sender<Result<Bytes, std::io::Error>>,
+    ) where
+        L: FnMut() -> F,
+        F: std::future::Future<Output = Look>,
+    {
         loop {
             tokio::select! {
-                _ = tokio::time::sleep(FOLLOW_POLL) => {}
+                _ = tokio::time::sleep(poll) => {}
                 _ = tx.closed() => return,
             }
-            // The pod again: it may be gone, or its container may have ended.
-            let t = match pods::target(
-                &self.registry,
-                &self.target.namespace,
-                self.target.pod_name(),
-                &self.target.container,
-            ) {
-                Ok(t) if t.pod.metadata.uid == self.target.pod.metadata.uid => t,
-                Ok(_) => return,
-                Err(s) if s.code() == tonic::Code::NotFound => return,
-                Err(_) => continue,
-            };
-            let log: ContainerLog = match pods::container_log(&self.registry, &t, self.opts.previous).await {
-                Ok(l) => l,
-                Err(e) => {
-                    tracing::debug!(pod = t.pod_name(), error = %e.message(), "following a log");
-                    continue;
-                }
+            let log = match look().await {
+                Look::Log(log) => log,
+                Look::Gone => return,
+                Look::Failed => continue,
             };
             // A new instance (or a rotated log) starts over.
             if log.lines.len() < self.seen {
                 self.seen = 0;
             }
-            let (chunk, spent) = self.budget.take(render(&log.lines[self.seen..], self.opts.timestamps, self.cutoff));
+            let (chunk, spent) = self.budget.take(render(&log.lines[self.seen..], self.timestamps, self.cutoff));
             self.seen = log.lines.len();
             if !chunk.is_empty() && tx.send(Ok(Bytes::from(chunk))).await.is_err() {
                 return;
@@ -380,5 +408,59 @@ mod tests {
         assert_eq!(b.take(b"line 2\n".to_vec()), (b"lin".to_vec(), true));
         let mut unlimited = Budget(None);
         assert_eq!(unlimited.take(b"x".repeat(100)), (b"x".repeat(100), false));
+    }
+
+    /// Run a follower over a scripted sequence of looks; what the client reads.
+    async fn follow(first_seen: usize, budget: Option<u64>, looks: Vec<Look>) -> String {
+        let (tx, mut rx) = tokio::sync::mpsc::channel(16);
+        let mut looks = std::collections::VecDeque::from(looks);
+        let look = move || {
+            let next = looks.pop_front().unwrap_or(Look::Failed);
+            async move { next }
+        };
+        let f = Follower { timestamps: false, cutoff: None, budget: Budget(budget), seen: first_seen };
+        let run = tokio::spawn(f.run(look, Duration::from_millis(1), tx));
+        let mut got = Vec::new();
+        let deadline = Duration::from_secs(5);
+        while let Ok(Some(chunk)) = tokio::time::timeout(deadline, rx.recv()).await {
+            got.extend_from_slice(&chunk.unwrap());
+        }
+        tokio::time::timeout(deadline, run).await.expect("the follower ended").unwrap();
+        String::from_utf8(got).unwrap()
+    }
+
+    fn log(texts: &[&str], finished: bool) -> Look {
+        Look::Log(ContainerLog { lines: texts.iter().map(|t| line("2026-01-01T00:00:00Z", t)).collect(), finished })
+    }
+
+    #[tokio::test]
+    async fn a_follower_sends_new_lines_until_the_container_ends() {
+        let looks =
+            vec![log(&["a"], false), Look::Failed, log(&["a", "b", "c"], false), log(&["a", "b", "c", "d"], true)];
+        assert_eq!(follow(1, None, looks).await, "b\nc\nd\n");
+    }
+
+    #[tokio::test]
+    async fn a_follower_stops_when_the_pod_goes_or_the_limit_is_reached() {
+        let gone = vec![log(&["a", "b"], false), Look::Gone, log(&["a", "b", "never"], false)];
+        assert_eq!(follow(1, None, gone).await, "b\n");
+        let limited = vec![log(&["a", "bb"], false), log(&["a", "bb", "ccc", "never"], false)];
+        assert_eq!(follow(1, Some(5), limited).await, "bb\ncc");
+    }
+
+    #[tokio::test]
+    async fn a_new_instance_is_followed_from_its_start() {
+        let looks = vec![log(&["one", "two", "three"], false), log(&["fresh"], true)];
+        assert_eq!(follow(2, None, looks).await, "three\nfresh\n");
+    }
+
+    #[tokio::test]
+    async fn a_follower_ends_when_its_client_leaves() {
+        let (tx, rx) = tokio::sync::mpsc::channel(16);
+        drop(rx);
+        let f = Follower { timestamps: false, cutoff: None, budget: Budget(None), seen: 0 };
+        let forever = || async { Look::Failed };
+        let run = tokio::spawn(f.run(forever, Duration::from_millis(1), tx));
+        tokio::time::timeout(Duration::from_secs(5), run).await.expect("the follower ended").unwrap();
     }
 }

@@ -281,3 +281,87 @@ pub async fn top(api: &Registry, r: pb::TopRequest) -> Result<pb::TopResponse, S
     rows.sort_by(|a, b| (&a.namespace, &a.name).cmp(&(&b.namespace, &b.name)));
     Ok(pb::TopResponse { rows })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use serde_json::json;
+
+    fn pod(status: Value) -> Pod {
+        serde_json::from_value(json!({
+            "metadata": {"name": "p"},
+            "spec": {"initContainers": [{"name": "init"}], "containers": [{"name": "main"}, {"name": "side"}]},
+            "status": status,
+        }))
+        .unwrap()
+    }
+
+    fn waiting(reason: &str) -> Value {
+        json!({"waiting": {"reason": reason}})
+    }
+
+    #[test]
+    fn containers_are_named_or_the_first() {
+        let p = pod(json!({}));
+        let cases = [
+            ("", Ok("main")),
+            ("side", Ok("side")),
+            ("init", Ok("init")),
+            ("web", Err("container web is not valid for pod p")),
+        ];
+        for (asked, want) in cases {
+            let got = container_name(&p, asked);
+            assert_eq!(got.as_deref().map_err(|s| s.message()), want, "{asked}");
+        }
+    }
+
+    #[test]
+    fn a_container_is_finished_when_it_or_its_pod_ended() {
+        let running = json!({"running": {}});
+        let terminated = json!({"terminated": {"exitCode": 0}});
+        let cases = [
+            (json!({"phase": "Running", "containerStatuses": [{"name": "main", "state": running}]}), "main", false),
+            (json!({"phase": "Running", "containerStatuses": [{"name": "main", "state": terminated}]}), "main", true),
+            (json!({"phase": "Running", "containerStatuses": [{"name": "main", "state": terminated}]}), "side", false),
+            (
+                json!({"phase": "Pending", "initContainerStatuses": [{"name": "init", "state": terminated}]}),
+                "init",
+                true,
+            ),
+            (json!({"phase": "Succeeded"}), "main", true),
+            (
+                json!({"phase": "Running", "containerStatuses": [{"name": "main", "state": waiting("CrashLoopBackOff")}]}),
+                "main",
+                false,
+            ),
+        ];
+        for (status, container, want) in cases {
+            assert_eq!(container_finished(&pod(status.clone()), container), want, "{container} {status}");
+        }
+    }
+
+    #[test]
+    fn only_a_container_that_never_ran_has_no_log() {
+        let never = |reason: &str| Some(format!("container \"main\" in pod \"p\" is waiting to start: {reason}"));
+        let cases = [
+            (json!({"phase": "Pending"}), never("ContainerCreating")),
+            (
+                json!({"phase": "Pending", "containerStatuses": [{"name": "main", "state": waiting("PodInitializing")}]}),
+                never("PodInitializing"),
+            ),
+            (json!({"phase": "Running", "containerStatuses": [{"name": "main", "state": {"running": {}}}]}), None),
+            (
+                json!({"phase": "Running", "containerStatuses": [{"name": "main", "restartCount": 2, "state": waiting("CrashLoopBackOff")}]}),
+                None,
+            ),
+            (
+                json!({"phase": "Running", "containerStatuses": [{"name": "main", "state": waiting("CrashLoopBackOff"), "lastState": {"terminated": {"exitCode": 3}}}]}),
+                None,
+            ),
+            (json!({"phase": "Running"}), None),
+        ];
+        for (status, want) in cases {
+            assert_eq!(never_started(&pod(status.clone()), "main"), want, "{status}");
+        }
+    }
+}

@@ -312,11 +312,13 @@ where
         result = match run(input).await {
             Ok(out) => {
                 let mut msgs = Vec::new();
-                if opts.stdout || opts.tty {
+                if opts.stdout {
                     msgs.extend(frames(STDOUT, &out.stdout));
                 }
-                if opts.stderr || opts.tty {
-                    msgs.extend(frames(if opts.tty { STDOUT } else { STDERR }, &out.stderr));
+                // A terminal has one output: standard error joins standard output.
+                let (err_channel, err_wanted) = if opts.tty { (STDOUT, opts.stdout) } else { (STDERR, opts.stderr) };
+                if err_wanted {
+                    msgs.extend(frames(err_channel, &out.stderr));
                 }
                 for m in msgs {
                     if tx.send(Message::Binary(m.into())).await.is_err() {
@@ -531,6 +533,14 @@ mod session_tests {
         assert_eq!((s["code"].as_u64(), s["reason"].as_str()), (Some(400), Some("BadRequest")));
         assert!(s["message"].as_str().unwrap().contains("v5.channel.k8s.io"), "{s}");
         assert!(stdin.closed);
+    }
+
+    #[tokio::test]
+    async fn a_terminal_joins_stderr_to_stdout() {
+        let addr = server().await;
+        let seen = session(addr, "command=0&command=out&stdout=true&tty=true", "v5.channel.k8s.io", vec![]).await;
+        assert_eq!(seen.channel(STDOUT), b"outwarn");
+        assert!(seen.channel(STDERR).is_empty());
     }
 
     #[tokio::test]

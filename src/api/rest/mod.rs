@@ -97,12 +97,9 @@ async fn handle(State(rest): State<Rest>, req: Request) -> Response {
     let Some(user) = user else { return Failure::unauthorized().into_response() };
     // Exec upgrades the connection: it takes the request's parts, not its body.
     if target.subresource == "exec" {
-        let ws = match axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await {
-            Ok(ws) => ws,
-            Err(e) => return Failure::bad_request(format!("exec needs a WebSocket upgrade: {e}")).into_response(),
-        };
+        let ws = axum::extract::ws::WebSocketUpgrade::from_request_parts(&mut parts, &()).await;
         let ns = target.kind.namespace_or_default(&target.namespace).to_string();
-        return exec::exec(rest.api.registry(), &ns, &target.name, &query, ws).await;
+        return exec::exec_any(rest.api.registry(), &ns, &target.name, &query, ws).await;
     }
     let bytes = match axum::body::to_bytes(body, body::MAX_BODY).await {
         Ok(b) => b,

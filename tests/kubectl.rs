@@ -201,6 +201,66 @@ fn kubectl_manages_an_application() {
         d["spec"]["template"]
     );
 
+    step("logs -f follows a container; exec runs a command in it");
+    let pods = json_of(&c, &["get", "pods", "-l", "app=web", "--field-selector=status.phase=Running"]);
+    let pod = pods["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
+    let mut follow = Command::new("kubectl")
+        .env("KUBECONFIG", kubeconfig(&c))
+        .args(["logs", "-f", &pod])
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null())
+        .spawn()
+        .unwrap();
+    let logs_path = c.dir.path().join("logs.out");
+    let mut reader = follow.stdout.take().unwrap();
+    let copier = std::thread::spawn({
+        let logs_path = logs_path.clone();
+        move || {
+            let mut f = std::fs::File::create(logs_path).unwrap();
+            let _ = std::io::copy(&mut reader, &mut f);
+        }
+    });
+    let first = wait_for("a first line", Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&logs_path).ok()?;
+        text.lines().next().map(str::to_string)
+    });
+    wait_for("lines written after the follow began", Duration::from_secs(20), || {
+        let text = std::fs::read_to_string(&logs_path).ok()?;
+        (text.lines().count() >= 3 && text.lines().last() != Some(first.as_str())).then_some(())
+    });
+    let _ = follow.kill();
+    let _ = follow.wait();
+    let _ = copier.join();
+    assert_eq!(ok(&c, &["exec", &pod, "--", "cat", "/VERSION"]), "v1\n");
+    let out = kubectl(&c, &["exec", &pod, "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
+    assert_eq!(out.status.code(), Some(7));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "out\n");
+
+    step("explain reads the served OpenAPI");
+    let explained = ok(&c, &["explain", "pod.spec.containers"]);
+    assert!(explained.contains("FIELDS:") && explained.contains("image"), "{explained}");
+
+    step("diff shows what apply would change, on the server (dry run)");
+    let diff_file = write(&c, "diff.yaml", &APP.replace("greeting: hello", "greeting: servus"));
+    let out = kubectl(&c, &["diff", "-f", &diff_file]);
+    assert_eq!(out.status.code(), Some(1), "{}", String::from_utf8_lossy(&out.stderr));
+    let shown = String::from_utf8_lossy(&out.stdout);
+    assert!(shown.contains("+  greeting: servus"), "{shown}");
+    assert_eq!(json_of(&c, &["get", "cm", "web-config"])["data"]["greeting"], "bonjour", "a diff writes nothing");
+
+    step("server-side apply: created, changed, conflicts with another manager unless forced");
+    let ssa = write(&c, "ssa.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  owner: first\n");
+    let out = ok(&c, &["apply", "--server-side", "-f", &ssa]);
+    assert!(out.contains("configmap/ssa serverside-applied"), "{out}");
+    write(&c, "ssa.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  owner: first\n  extra: x\n");
+    ok(&c, &["apply", "--server-side", "-f", &ssa]);
+    assert_eq!(json_of(&c, &["get", "cm", "ssa"])["data"]["extra"], "x");
+    let other = write(&c, "other.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  owner: second\n");
+    let err = fails(&c, &["apply", "--server-side", "--field-manager=other", "-f", &other]);
+    assert!(err.contains("conflict") && err.contains("owner"), "{err}");
+    ok(&c, &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", &other]);
+    assert_eq!(json_of(&c, &["get", "cm", "ssa"])["data"]["owner"], "second");
+
     step("edit with a non-interactive editor");
     let editor = write(&c, "editor.sh", "#!/bin/sh\nsed -i 's/greeting: bonjour/greeting: hallo/' \"$1\"\n");
     std::fs::set_permissions(&editor, std::os::unix::fs::PermissionsExt::from_mode(0o755)).unwrap();

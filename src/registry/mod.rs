@@ -29,6 +29,7 @@ pub mod error;
 pub mod events;
 pub mod informer;
 pub mod patch;
+pub mod strategic;
 #[cfg(test)]
 pub(crate) mod testing;
 mod write;

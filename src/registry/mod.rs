@@ -20,6 +20,7 @@
 //! `shared/tools/layers.py` checks it.
 
 pub mod allocate;
+pub mod apply;
 pub mod bind;
 mod claims;
 #[cfg(test)]

@@ -21,6 +21,8 @@
 
 pub mod allocate;
 pub mod apply;
+#[cfg(test)]
+mod apply_tests;
 pub mod bind;
 mod claims;
 #[cfg(test)]

@@ -54,6 +54,11 @@ const fn set(definition: &'static str, field: &'static str) -> FieldMeta {
     FieldMeta { definition, field, strategy: "merge", merge_key: "", list_type: "set", map_keys: &[] }
 }
 
+/// A set under apply that strategic merge patch replaces whole.
+const fn set_only(definition: &'static str, field: &'static str) -> FieldMeta {
+    FieldMeta { definition, field, strategy: "", merge_key: "", list_type: "set", map_keys: &[] }
+}
+
 /// A list replaced whole.
 const fn atomic(definition: &'static str, field: &'static str) -> FieldMeta {
     FieldMeta { definition, field, strategy: "", merge_key: "", list_type: "atomic", map_keys: &[] }
@@ -112,6 +117,9 @@ pub static FIELDS: &[FieldMeta] = &[
     keyed("io.k8s.api.core.v1.PodStatus", "podIPs", IP),
     keyed_atomic("io.k8s.api.core.v1.PodStatus", "hostIPs", "ip"),
     atomic("io.k8s.api.core.v1.PodStatus", "containerStatuses"),
+    keyed("io.k8s.api.core.v1.ContainerStatus", "volumeMounts", &["mountPath"]),
+    keyed("io.k8s.api.core.v1.ContainerStatus", "allocatedResourcesStatus", NAME),
+    map_only("io.k8s.api.core.v1.ResourceStatus", "resources", &["resourceID"]),
     atomic("io.k8s.api.core.v1.PodStatus", "initContainerStatuses"),
     atomic("io.k8s.api.core.v1.PodStatus", "ephemeralContainerStatuses"),
     FieldMeta {
@@ -174,6 +182,7 @@ pub static FIELDS: &[FieldMeta] = &[
     atomic("io.k8s.api.core.v1.ProjectedVolumeSource", "sources"),
     atomic("io.k8s.api.core.v1.DownwardAPIVolumeSource", "items"),
     atomic("io.k8s.api.core.v1.PersistentVolumeClaimSpec", "accessModes"),
+    keyed("io.k8s.api.core.v1.PersistentVolumeClaimStatus", "conditions", TYPE),
     // core/v1 Service, Endpoints
     FieldMeta {
         definition: "io.k8s.api.core.v1.ServiceSpec",
@@ -225,16 +234,45 @@ pub static FIELDS: &[FieldMeta] = &[
     keyed_atomic("io.k8s.api.batch.v1.JobStatus", "conditions", "type"),
     atomic("io.k8s.api.batch.v1.PodFailurePolicy", "rules"),
     atomic("io.k8s.api.batch.v1.PodFailurePolicyRule", "onPodConditions"),
-    set("io.k8s.api.batch.v1.PodFailurePolicyOnExitCodesRequirement", "values"),
+    set_only("io.k8s.api.batch.v1.PodFailurePolicyOnExitCodesRequirement", "values"),
     atomic("io.k8s.api.batch.v1.SuccessPolicy", "rules"),
-    set("io.k8s.api.batch.v1.UncountedTerminatedPods", "succeeded"),
-    set("io.k8s.api.batch.v1.UncountedTerminatedPods", "failed"),
+    set_only("io.k8s.api.batch.v1.UncountedTerminatedPods", "succeeded"),
+    set_only("io.k8s.api.batch.v1.UncountedTerminatedPods", "failed"),
     // discovery/v1
     atomic("io.k8s.api.discovery.v1.EndpointSlice", "endpoints"),
     atomic("io.k8s.api.discovery.v1.EndpointSlice", "ports"),
-    set("io.k8s.api.discovery.v1.Endpoint", "addresses"),
+    set_only("io.k8s.api.discovery.v1.Endpoint", "addresses"),
     atomic("io.k8s.api.discovery.v1.EndpointHints", "forZones"),
 ];
+
+/// Definitions whose instances server-side apply owns and replaces as one
+/// value (Kubernetes' `+structType=atomic`): selectors and references.
+pub static ATOMIC_TYPES: &[&str] = &[
+    "io.k8s.apimachinery.pkg.apis.meta.v1.LabelSelector",
+    "io.k8s.api.core.v1.NodeSelector",
+    "io.k8s.api.core.v1.NodeSelectorTerm",
+    "io.k8s.api.core.v1.ObjectFieldSelector",
+    "io.k8s.api.core.v1.ResourceFieldSelector",
+    "io.k8s.api.core.v1.ConfigMapKeySelector",
+    "io.k8s.api.core.v1.SecretKeySelector",
+    "io.k8s.api.core.v1.ObjectReference",
+    "io.k8s.api.core.v1.LocalObjectReference",
+    "io.k8s.api.core.v1.TypedLocalObjectReference",
+    "io.k8s.api.core.v1.EndpointAddress",
+    "io.k8s.api.core.v1.EndpointPort",
+    "io.k8s.api.discovery.v1.EndpointPort",
+];
+
+/// Map fields server-side apply replaces as one value (`+mapType=atomic`).
+pub static ATOMIC_MAPS: &[(&str, &str)] =
+    &[("io.k8s.api.core.v1.PodSpec", "nodeSelector"), ("io.k8s.api.core.v1.ServiceSpec", "selector")];
+
+/// Whether apply treats field `field` of `definition`, an instance of
+/// `field_type` when it is a definition, as one value.
+pub fn atomic_value(definition: Option<&str>, field: &str, field_type: Option<&str>) -> bool {
+    field_type.is_some_and(|t| ATOMIC_TYPES.contains(&t))
+        || definition.is_some_and(|d| ATOMIC_MAPS.contains(&(d, field)))
+}
 
 /// The metadata of `definition.field`, if it has any.
 pub fn lookup(definition: &str, field: &str) -> Option<&'static FieldMeta> {
@@ -276,6 +314,17 @@ mod tests {
                     f.field
                 );
             }
+        }
+    }
+
+    #[test]
+    fn atomic_types_and_maps_are_in_the_catalogue() {
+        let c = catalogue();
+        for t in ATOMIC_TYPES {
+            assert!(c.get(t).is_some_and(|d| d.get("properties").is_some()), "{t}");
+        }
+        for (d, f) in ATOMIC_MAPS {
+            assert!(c.property(d, f).is_some_and(|p| p.get("additionalProperties").is_some()), "{d}.{f}");
         }
     }
 

@@ -23,7 +23,7 @@ use serde_json::{json, Map, Value};
 
 use super::strategic::Ty;
 use super::{Origin, Registry, RegistryError};
-use crate::objects::patch_meta::FieldMeta;
+use crate::objects::patch_meta::{self, FieldMeta};
 use crate::objects::{meta_str, schema, Kind};
 
 /// How often an apply is tried again when another write got in between.
@@ -206,7 +206,9 @@ fn walk(ty: Ty, obj: &Map<String, Value>, path: &mut Path, out: &mut BTreeSet<Pa
         let (child, meta) = ty.field(k);
         path.push(format!("f:{k}"));
         match v {
-            Value::Object(m) if !m.is_empty() => walk(child, m, path, out),
+            Value::Object(m) if !m.is_empty() && !patch_meta::atomic_value(ty.def, k, child.def) => {
+                walk(child, m, path, out)
+            }
             Value::Array(items) if list_type(meta) == "map" => {
                 let keys = meta.map(|m| m.map_keys).unwrap_or(&[]);
                 for item in items {
@@ -334,7 +336,9 @@ fn merge_applied(ty: Ty, live: &Value, applied: &Value) -> Value {
                 list.extend(al.iter().filter(|i| !ll.contains(i)).cloned());
                 Value::Array(list)
             }
-            (Some(lv @ Value::Object(_)), Value::Object(_)) => merge_applied(child, lv, av),
+            (Some(lv @ Value::Object(_)), Value::Object(_)) if !patch_meta::atomic_value(ty.def, k, child.def) => {
+                merge_applied(child, lv, av)
+            }
             _ => av.clone(),
         };
         out.insert(k.clone(), merged);
@@ -692,6 +696,20 @@ mod tests {
         // kubectl applying replicas again now conflicts with the editor.
         let e = apply_config(DEPLOYMENT, &edited, &live, "kubectl", false, LATER).unwrap_err();
         assert_eq!(e.conflicts[0].manager, "kubectl-edit");
+    }
+
+    #[test]
+    fn selectors_and_node_selectors_are_owned_and_replaced_whole() {
+        let live = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"a": "1"}}, "template": {"spec": {"nodeSelector": {"zone": "x"}}}}});
+        let applied = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"},
+            "spec": {"selector": {"matchLabels": {"b": "2"}}, "template": {"spec": {"nodeSelector": {"disk": "ssd"}}}}});
+        let got = apply_config(DEPLOYMENT, &live, &applied, "kubectl", false, NOW).unwrap();
+        assert_eq!(got["spec"]["selector"], json!({"matchLabels": {"b": "2"}}));
+        assert_eq!(got["spec"]["template"]["spec"]["nodeSelector"], json!({"disk": "ssd"}));
+        let fields = &got["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"];
+        assert_eq!(fields["f:selector"], json!({}));
+        assert_eq!(fields["f:template"]["f:spec"]["f:nodeSelector"], json!({}));
     }
 
     #[test]

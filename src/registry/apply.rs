@@ -476,10 +476,15 @@ fn changes(live: &Value, applied: &Value, path: &[String]) -> bool {
 }
 
 /// Record a write that is not an apply (create, update, patch) by `manager`
-/// in `after`'s managedFields: the fields it changed from `before` (`Null`
-/// for a create) become its `Update` entry's and leave other managers;
-/// removed fields leave every manager. `now` is the RFC 3339 time.
-pub fn record_update(manager: &str, before: &Value, after: &mut Value, now: &str) {
+/// in `after`'s managedFields, before it is written: the fields it changed
+/// from `before` (`Value::Null` for a create) become its `Update` entry's and
+/// leave other managers; removed fields leave every manager.
+pub fn record_update(manager: &str, before: &Value, after: &mut Value) {
+    record_update_at(manager, before, after, &now());
+}
+
+/// [`record_update`] at the RFC 3339 time `now`.
+pub fn record_update_at(manager: &str, before: &Value, after: &mut Value, now: &str) {
     let Some(kind) = Kind::of(after) else { return };
     let ty = Ty::definition(schema::definition_of(kind));
     let old = FieldSet::of(ty, before);
@@ -686,7 +691,7 @@ mod tests {
         let mut edited = applied.clone();
         edited["spec"]["replicas"] = json!(4);
         edited["metadata"]["labels"].as_object_mut().unwrap().remove("app");
-        record_update("kubectl-edit", &applied, &mut edited, LATER);
+        record_update_at("kubectl-edit", &applied, &mut edited, LATER);
         let owners = managed(&edited);
         assert_eq!(owners[1].0, "kubectl-edit");
         assert_eq!(owners[1].1, "Update");

@@ -131,7 +131,9 @@ fn merge_map(
         if !patch.contains_key(k) {
             if let Some(Value::Array(list)) = original.get_mut(k) {
                 let key = ty.field(k).1.map(|m| m.merge_key).unwrap_or("");
-                *list = ordered(std::mem::take(list), order, key)?;
+                let order = order_list(order, key)?;
+                let server = list.clone();
+                *list = normalize(std::mem::take(list), order, &server, key);
             }
         }
     }
@@ -166,9 +168,12 @@ fn merge_value(
                 _ => Vec::new(),
             };
             let key = meta.map(|m| m.merge_key).unwrap_or("");
+            let server = ol.clone();
             let mut merged = merge_list(ol, pl, ty.items(), key)?;
             if let Some(order) = order {
-                merged = ordered(merged, order, key)?;
+                let order = order_list(order, key)?;
+                check_order(pl, order, key)?;
+                merged = normalize(merged, order, &server, key);
             }
             Ok(Some(Value::Array(merged)))
         }
@@ -182,41 +187,46 @@ fn directive(item: &Value) -> Option<&str> {
 }
 
 /// Merge the patch list `patch` into the list `original` of a field with the
-/// merge strategy: maps by their merge key, scalars as a set.
+/// merge strategy: maps by their merge key, scalars as a set. The items the
+/// patch names come in the patch's order, the others where they stood.
 fn merge_list(mut original: Vec<Value>, patch: &[Value], items: Ty, key: &str) -> Result<Vec<Value>, PatchError> {
     if patch.iter().any(|i| directive(i) == Some("replace")) {
         return Ok(patch
             .iter()
-            .filter(|i| directive(i) != Some("replace"))
+            .filter(|i| directive(i).is_none())
             .map(|i| match i {
                 Value::Object(m) => Value::Object(without_directives(m)),
                 v => v.clone(),
             })
             .collect());
     }
+    let server = original.clone();
+    let mut named = Vec::new();
     for item in patch {
         let Value::Object(pm) = item else {
-            if key.is_empty() {
-                if !original.contains(item) {
-                    original.push(item.clone());
-                }
-                continue;
+            if !key.is_empty() {
+                return Err(malformed(format!("a list merged by \"{key}\" holds {item}, which is not an object")));
             }
-            return Err(malformed(format!("a list merged by \"{key}\" holds {item}, which is not an object")));
+            if !original.contains(item) {
+                original.push(item.clone());
+            }
+            named.push(item.clone());
+            continue;
         };
         if key.is_empty() {
             return Err(malformed("a list of objects without a merge key cannot be merged"));
         }
         let id = pm.get(key).ok_or_else(|| malformed(format!("{item} does not contain the merge key \"{key}\"")))?;
-        let at = original.iter().position(|o| o.get(key) == Some(id));
         match directive(item) {
             Some("delete") => {
                 original.retain(|o| o.get(key) != Some(id));
                 continue;
             }
-            Some("replace") | Some("merge") | None => {}
-            Some(other) => return Err(malformed(format!("unknown patch directive \"{other}\" in a list item"))),
+            None => {}
+            Some(other) => return Err(malformed(format!("unsupported patch directive \"{other}\" in a list item"))),
         }
+        named.push(item.clone());
+        let at = original.iter().position(|o| o.get(key) == Some(id));
         let base = match at.map(|i| &original[i]) {
             Some(Value::Object(om)) => om.clone(),
             _ => Map::new(),
@@ -231,25 +241,66 @@ fn merge_list(mut original: Vec<Value>, patch: &[Value], items: Ty, key: &str) -
             (None, None) => {}
         }
     }
-    Ok(original)
+    Ok(normalize(original, &named, &server, key))
 }
 
-/// `list` in the order of `$setElementOrder` (the items it names, by merge
-/// key or value); items it does not name (the server's own) follow in their
-/// current order.
-fn ordered(list: Vec<Value>, order: &Value, key: &str) -> Result<Vec<Value>, PatchError> {
-    let order = order.as_array().ok_or_else(|| malformed("$setElementOrder must be a list"))?;
-    let id = |v: &Value| if key.is_empty() { Some(v.clone()) } else { v.get(key).cloned() };
-    let mut rest = list;
-    let mut out = Vec::with_capacity(rest.len());
-    for o in order {
-        let want = id(o).ok_or_else(|| malformed(format!("{o} in $setElementOrder has no \"{key}\"")))?;
-        if let Some(i) = rest.iter().position(|v| id(v).as_ref() == Some(&want)) {
-            out.push(rest.remove(i));
+/// A `$setElementOrder` list (of merge-key maps, or of scalars).
+fn order_list<'a>(order: &'a Value, key: &str) -> Result<&'a [Value], PatchError> {
+    let list = order.as_array().ok_or_else(|| malformed("$setElementOrder must be a list"))?;
+    if !key.is_empty() && list.iter().any(|o| o.get(key).is_none()) {
+        return Err(malformed(format!("every item of $setElementOrder needs the merge key \"{key}\"")));
+    }
+    Ok(list)
+}
+
+/// What identifies a list item: its merge key's value, or itself.
+fn identity(v: &Value, key: &str) -> Option<Value> {
+    if key.is_empty() {
+        Some(v.clone())
+    } else {
+        v.get(key).cloned()
+    }
+}
+
+fn position(list: &[Value], v: &Value, key: &str) -> Option<usize> {
+    let id = identity(v, key)?;
+    list.iter().position(|o| identity(o, key).as_ref() == Some(&id))
+}
+
+/// The patch's items must come in the relative order of its `$setElementOrder`.
+fn check_order(patch: &[Value], order: &[Value], key: &str) -> Result<(), PatchError> {
+    let mut rest = order.iter();
+    for item in patch.iter().filter(|i| directive(i).is_none()) {
+        let id = identity(item, key);
+        if !rest.any(|o| identity(o, key) == id) {
+            return Err(malformed("the order of the patch list does not match its $setElementOrder"));
         }
     }
-    out.extend(rest);
-    Ok(out)
+    Ok(())
+}
+
+/// Kubernetes' order of a merged list: the items `order` names, in that
+/// order, with the others (the server's own) in their order in `server`,
+/// each placed before the first named item it preceded there.
+fn normalize(merged: Vec<Value>, order: &[Value], server: &[Value], key: &str) -> Vec<Value> {
+    let (mut named, mut others): (Vec<Value>, Vec<Value>) =
+        merged.into_iter().partition(|v| position(order, v, key).is_some());
+    named.sort_by_key(|v| position(order, v, key));
+    others.sort_by_key(|v| position(server, v, key).unwrap_or(usize::MAX));
+    let mut out = Vec::with_capacity(named.len() + others.len());
+    let (mut left, mut right) = (others.into_iter().peekable(), named.into_iter().peekable());
+    loop {
+        let take_left = match (left.peek(), right.peek()) {
+            (Some(l), Some(r)) => {
+                matches!((position(server, l, key), position(server, r, key)), (Some(a), Some(b)) if a < b)
+            }
+            (Some(_), None) => true,
+            (None, Some(_)) => false,
+            (None, None) => break,
+        };
+        out.extend(if take_left { left.next() } else { right.next() });
+    }
+    out
 }
 
 #[cfg(test)]
@@ -283,11 +334,30 @@ mod tests {
                 pod_spec(json!({"containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:2"}]})),
             ),
             (
-                "a new container is appended",
+                "a new container without an order comes first (the patch's items lead)",
                 POD,
                 pod_spec(json!({"containers": [{"name": "a", "image": "a:1"}]})),
                 pod_spec(json!({"containers": [{"name": "c", "image": "c:1"}]})),
-                pod_spec(json!({"containers": [{"name": "a", "image": "a:1"}, {"name": "c", "image": "c:1"}]})),
+                pod_spec(json!({"containers": [{"name": "c", "image": "c:1"}, {"name": "a", "image": "a:1"}]})),
+            ),
+            (
+                "the patch's items take the patch's order; another item goes before the first one it preceded",
+                POD,
+                pod_spec(json!({"containers": [{"name": "a"}, {"name": "b"}, {"name": "c"}]})),
+                pod_spec(json!({"containers": [{"name": "c", "image": "c"}, {"name": "a", "image": "a"}]})),
+                pod_spec(
+                    json!({"containers": [{"name": "b"}, {"name": "c", "image": "c"}, {"name": "a", "image": "a"}]}),
+                ),
+            ),
+            (
+                "$setElementOrder places a new item; a server-only item keeps its place after the one it followed",
+                POD,
+                pod_spec(json!({"containers": [{"name": "a", "image": "x"}, {"name": "sidecar"}]})),
+                pod_spec(json!({"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+                    "containers": [{"name": "b", "image": "b"}]})),
+                pod_spec(
+                    json!({"containers": [{"name": "a", "image": "x"}, {"name": "b", "image": "b"}, {"name": "sidecar"}]}),
+                ),
             ),
             (
                 "$patch: delete removes an item by its key",
@@ -314,7 +384,7 @@ mod tests {
                     "ports": [{"containerPort": 8080, "name": "alt"}]}]})),
                 pod_spec(json!({"containers": [{"name": "a",
                     "env": [{"name": "Y", "value": "3"}],
-                    "ports": [{"containerPort": 80}, {"containerPort": 443}, {"containerPort": 8080, "name": "alt"}]}]})),
+                    "ports": [{"containerPort": 8080, "name": "alt"}, {"containerPort": 80}, {"containerPort": 443}]}]})),
             ),
             (
                 "lists without a merge strategy are replaced whole (tolerations, command)",
@@ -412,7 +482,7 @@ mod tests {
                 POD,
                 json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "x"}]}}),
                 json!({"metadata": {"ownerReferences": [{"uid": "2", "name": "y"}]}}),
-                json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "x"}, {"uid": "2", "name": "y"}]}}),
+                json!({"metadata": {"ownerReferences": [{"uid": "2", "name": "y"}, {"uid": "1", "name": "x"}]}}),
             ),
             (
                 "service ports merge by port",
@@ -434,6 +504,10 @@ mod tests {
             json!([1]),
             pod_spec(json!({"containers": [{"image": "no-name"}]})),
             pod_spec(json!({"containers": ["a"]})),
+            // The patch list's order contradicts its $setElementOrder.
+            pod_spec(json!({"$setElementOrder/containers": [{"name": "a"}, {"name": "b"}],
+                "containers": [{"name": "b"}, {"name": "a"}]})),
+            pod_spec(json!({"$setElementOrder/containers": [{"image": "x"}]})),
             json!({"$patch": "explode"}),
             json!({"metadata": {"$deleteFromPrimitiveList/finalizers": "a"}}),
             json!({"metadata": {"$retainKeys": "labels"}}),

@@ -596,6 +596,7 @@ mod tests {
     use super::*;
 
     const DEPLOYMENT: &str = "io.k8s.api.apps.v1.Deployment";
+    const POD: &str = "io.k8s.api.core.v1.Pod";
     const NOW: &str = "2026-01-01T00:00:00Z";
     const LATER: &str = "2026-01-01T00:01:00Z";
 
@@ -715,6 +716,26 @@ mod tests {
         let fields = &got["metadata"]["managedFields"][0]["fieldsV1"]["f:spec"];
         assert_eq!(fields["f:selector"], json!({}));
         assert_eq!(fields["f:template"]["f:spec"]["f:nodeSelector"], json!({}));
+    }
+
+    #[test]
+    fn a_create_is_recorded_and_sets_merge_as_unions() {
+        let mut created = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": ["a"]},
+            "spec": {"containers": [{"name": "c", "image": "i"}]}});
+        record_update_at("kubectl-create", &Value::Null, &mut created, NOW);
+        assert_eq!(
+            created["metadata"]["managedFields"][0]["fieldsV1"]["f:metadata"],
+            json!({"f:finalizers": {"v:\"a\"": {}}})
+        );
+        // An applier adding finalizer b keeps a (the creator's), and drops
+        // only its own b when it stops applying it.
+        let with_b = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "finalizers": ["b"]}});
+        let one = apply_config(POD, &created, &with_b, "ctl", false, NOW).unwrap();
+        assert_eq!(one["metadata"]["finalizers"], json!(["a", "b"]));
+        let without = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"}});
+        let two = apply_config(POD, &one, &without, "ctl", false, NOW).unwrap();
+        assert_eq!(two["metadata"]["finalizers"], json!(["a"]));
+        assert_eq!(managed(&two).len(), 1, "an entry owning nothing is dropped");
     }
 
     #[test]

@@ -5,7 +5,7 @@ use serde_json::{json, Value};
 
 use super::testing::TestCluster;
 use super::{Patch, RegistryError};
-use crate::objects::kinds::DEPLOYMENT;
+use crate::objects::kinds::{self, DEPLOYMENT};
 use crate::objects::resource_version;
 
 fn deployment(replicas: u32, containers: Value) -> Value {
@@ -107,5 +107,37 @@ async fn apply_creates_is_idempotent_conflicts_and_forces() {
         r.apply(&DEPLOYMENT, "default", "web", config, "kubectl", false).await,
         Err(RegistryError::FieldManagerConflict(_))
     ));
+    c.stop().await;
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn applying_a_service_and_a_config_map_twice_writes_once() {
+    let c = TestCluster::start(1, json!({})).await;
+    let r = &c.registries[0];
+    // Ports without a protocol: the stored ones have TCP (defaulted) and are
+    // still the same items under the keys port+protocol.
+    let svc = json!({"apiVersion": "v1", "kind": "Service", "metadata": {"name": "web"},
+        "spec": {"selector": {"app": "web"}, "ports": [{"name": "http", "port": 80}]}});
+    let cm =
+        json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "conf"}, "data": {"a": "1", "b": "2"}});
+    for (kind, name, body) in [(&kinds::SERVICE, "web", svc), (&kinds::CONFIG_MAP, "conf", cm.clone())] {
+        let first = r.apply(kind, "default", name, body.clone(), "kubectl", false).await.unwrap();
+        let second = r.apply(kind, "default", name, body, "kubectl", false).await.unwrap();
+        assert_eq!(resource_version(&second), resource_version(&first), "{}", kind.kind);
+        assert_eq!(second, first);
+    }
+    // A key the manager stops applying goes; one another writer added stays.
+    let mut edited = r.get(&kinds::CONFIG_MAP, "default", "conf").unwrap().unwrap();
+    let before = edited.clone();
+    edited["data"]["c"] = json!("3");
+    super::apply::record_update("kubectl-edit", &before, &mut edited);
+    r.update(edited, super::Origin::User).await.unwrap();
+    let mut less = cm;
+    less["data"].as_object_mut().unwrap().remove("b");
+    let after = r.apply(&kinds::CONFIG_MAP, "default", "conf", less, "kubectl", false).await.unwrap();
+    assert_eq!(after["data"], json!({"a": "1", "c": "3"}));
+    let managers: Vec<&str> =
+        after["metadata"]["managedFields"].as_array().unwrap().iter().map(|e| e["manager"].as_str().unwrap()).collect();
+    assert_eq!(managers, ["kubectl", "kubectl-edit"]);
     c.stop().await;
 }

@@ -41,6 +41,8 @@ pub struct FieldSet(BTreeSet<Path>);
 pub struct FieldConflict {
     /// The manager that owns it.
     pub manager: String,
+    /// The apiVersion that manager wrote it with.
+    pub api_version: String,
     /// The field, as Kubernetes prints paths (`.spec.template.spec.containers[name="a"].image`).
     pub field: String,
 }
@@ -52,15 +54,23 @@ pub struct Conflicts {
     pub conflicts: Vec<FieldConflict>,
 }
 
+impl FieldConflict {
+    /// Who owns the field, as Kubernetes says it.
+    fn owner(&self) -> String {
+        format!("conflict with \"{}\" using {}", self.manager, self.api_version)
+    }
+}
+
 impl fmt::Display for Conflicts {
+    /// Kubernetes' words: `Apply failed with 1 conflict: conflict with "m" using apps/v1: .spec.replicas`.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         let n = self.conflicts.len();
         write!(f, "Apply failed with {n} conflict{}: ", if n == 1 { "" } else { "s" })?;
         for (i, c) in self.conflicts.iter().enumerate() {
             if i > 0 {
-                f.write_str("; ")?;
+                f.write_str("\n")?;
             }
-            write!(f, "conflict with \"{}\": {}", c.manager, c.field)?;
+            write!(f, "{}: {}", c.owner(), c.field)?;
         }
         Ok(())
     }
@@ -71,9 +81,7 @@ impl Conflicts {
     pub fn causes(&self) -> Vec<Value> {
         self.conflicts
             .iter()
-            .map(|c| {
-                json!({"reason": "FieldManagerConflict", "message": format!("conflict with \"{}\"", c.manager), "field": c.field})
-            })
+            .map(|c| json!({"reason": "FieldManagerConflict", "message": c.owner(), "field": c.field}))
             .collect()
     }
 }
@@ -359,8 +367,8 @@ impl Entry {
             && self.raw.get("subresource").and_then(Value::as_str).unwrap_or("").is_empty()
     }
 
-    fn manager(&self) -> &str {
-        self.raw.get("manager").and_then(Value::as_str).unwrap_or("")
+    fn field(&self, name: &str) -> String {
+        self.raw.get(name).and_then(Value::as_str).unwrap_or("").to_string()
     }
 }
 
@@ -439,7 +447,11 @@ pub fn apply_config(
             if force {
                 e.fields.0.remove(&p);
             } else {
-                conflicts.push(FieldConflict { manager: e.manager().to_string(), field: display(&p) });
+                conflicts.push(FieldConflict {
+                    manager: e.field("manager"),
+                    api_version: e.field("apiVersion"),
+                    field: display(&p),
+                });
             }
         }
     }
@@ -657,8 +669,13 @@ mod tests {
         // Another manager setting replicas to another value conflicts...
         let theirs = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 5}});
         let e = apply_config(DEPLOYMENT, &one, &theirs, "hpa", false, LATER).unwrap_err();
-        assert_eq!(e.conflicts, vec![FieldConflict { manager: "kubectl".into(), field: ".spec.replicas".into() }]);
-        assert_eq!(e.to_string(), "Apply failed with 1 conflict: conflict with \"kubectl\": .spec.replicas");
+        let want =
+            FieldConflict { manager: "kubectl".into(), api_version: "apps/v1".into(), field: ".spec.replicas".into() };
+        assert_eq!(e.conflicts, vec![want]);
+        assert_eq!(
+            e.to_string(),
+            "Apply failed with 1 conflict: conflict with \"kubectl\" using apps/v1: .spec.replicas"
+        );
         assert_eq!(e.causes()[0]["reason"], "FieldManagerConflict");
         // ...to the same value shares it...
         let same = json!({"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "web"}, "spec": {"replicas": 3}});

@@ -148,10 +148,8 @@ impl FieldSet {
     /// The set a fieldsV1 object describes.
     pub fn from_v1(v: &Value) -> FieldSet {
         fn read(node: &Map<String, Value>, path: &mut Path, out: &mut BTreeSet<Path>) {
-            if node.is_empty() || node.contains_key(".") {
-                if !path.is_empty() {
-                    out.insert(path.clone());
-                }
+            if (node.is_empty() || node.contains_key(".")) && !path.is_empty() {
+                out.insert(path.clone());
             }
             for (k, child) in node.iter().filter(|(k, _)| *k != ".") {
                 path.push(k.clone());

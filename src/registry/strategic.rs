@@ -69,10 +69,8 @@ pub fn strategic_merge(definition: &str, target: &Value, patch: &Value) -> Resul
         Value::Object(m) => m.clone(),
         _ => Map::new(),
     };
-    match merge_map(original, patch, Ty::definition(definition))? {
-        Some(m) => Ok(Value::Object(m)),
-        None => Ok(Value::Object(Map::new())),
-    }
+    // A patch that deletes the whole object leaves an empty one.
+    Ok(Value::Object(merge_map(original, patch, Ty::definition(definition))?.unwrap_or_default()))
 }
 
 fn malformed(m: impl Into<String>) -> PatchError {
@@ -121,10 +119,9 @@ fn merge_map(
         }
         let (child, meta) = ty.field(k);
         let order = patch.get(&format!("{SET_ORDER}{k}"));
-        match merge_value(original.remove(k), v, child, meta, order)? {
-            Some(merged) => original.insert(k.clone(), merged),
-            None => None,
-        };
+        if let Some(merged) = merge_value(original.remove(k), v, child, meta, order)? {
+            original.insert(k.clone(), merged);
+        }
     }
     // An order for a list the patch does not otherwise touch.
     for (k, order) in patch.iter().filter_map(|(k, v)| Some((k.strip_prefix(SET_ORDER)?, v))) {

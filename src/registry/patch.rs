@@ -31,6 +31,12 @@ pub enum PatchError {
     TestFailed(String),
 }
 
+impl From<super::strategic::Malformed> for PatchError {
+    fn from(e: super::strategic::Malformed) -> Self {
+        PatchError::Malformed(e.0)
+    }
+}
+
 impl Patch {
     /// The patched copy of `target`.
     pub fn apply(&self, target: &Value) -> Result<Value, PatchError> {

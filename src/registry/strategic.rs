@@ -9,7 +9,6 @@
 
 use serde_json::{Map, Value};
 
-use super::patch::PatchError;
 use crate::objects::patch_meta::{self, FieldMeta};
 use crate::objects::schema::{self, catalogue};
 
@@ -17,6 +16,12 @@ const PATCH: &str = "$patch";
 const RETAIN_KEYS: &str = "$retainKeys";
 const SET_ORDER: &str = "$setElementOrder/";
 const DELETE_PRIMITIVE: &str = "$deleteFromPrimitiveList/";
+
+/// Why a strategic merge patch could not be applied: it is not of the shape
+/// its directives and the schema's merge keys ask for.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("{0}")]
+pub struct Malformed(pub String);
 
 /// Where a value sits in the schema: the definition it is an instance of (for
 /// the patch metadata of its fields) and its schema, either unknown when the
@@ -63,7 +68,7 @@ impl Ty {
 
 /// Apply the strategic merge patch `patch` to `target`, an instance of the
 /// OpenAPI definition `definition` (`io.k8s.api.apps.v1.Deployment`).
-pub fn strategic_merge(definition: &str, target: &Value, patch: &Value) -> Result<Value, PatchError> {
+pub fn strategic_merge(definition: &str, target: &Value, patch: &Value) -> Result<Value, Malformed> {
     let patch = patch.as_object().ok_or_else(|| malformed("a strategic merge patch must be an object"))?;
     let original = match target {
         Value::Object(m) => m.clone(),
@@ -73,8 +78,8 @@ pub fn strategic_merge(definition: &str, target: &Value, patch: &Value) -> Resul
     Ok(Value::Object(merge_map(original, patch, Ty::definition(definition))?.unwrap_or_default()))
 }
 
-fn malformed(m: impl Into<String>) -> PatchError {
-    PatchError::Malformed(m.into())
+fn malformed(m: impl Into<String>) -> Malformed {
+    Malformed(m.into())
 }
 
 /// Merge `patch` into the map `original`; `None` when the patch deletes the map.
@@ -82,7 +87,7 @@ fn merge_map(
     mut original: Map<String, Value>,
     patch: &Map<String, Value>,
     ty: Ty,
-) -> Result<Option<Map<String, Value>>, PatchError> {
+) -> Result<Option<Map<String, Value>>, Malformed> {
     match patch.get(PATCH) {
         None => {}
         Some(Value::String(d)) if d == "merge" => {}
@@ -150,7 +155,7 @@ fn merge_value(
     ty: Ty,
     meta: Option<&FieldMeta>,
     order: Option<&Value>,
-) -> Result<Option<Value>, PatchError> {
+) -> Result<Option<Value>, Malformed> {
     match p {
         Value::Object(pm) => {
             let om = match o {
@@ -186,7 +191,7 @@ fn directive(item: &Value) -> Option<&str> {
 /// Merge the patch list `patch` into the list `original` of a field with the
 /// merge strategy: maps by their merge key, scalars as a set. The items the
 /// patch names come in the patch's order, the others where they stood.
-fn merge_list(mut original: Vec<Value>, patch: &[Value], items: Ty, key: &str) -> Result<Vec<Value>, PatchError> {
+fn merge_list(mut original: Vec<Value>, patch: &[Value], items: Ty, key: &str) -> Result<Vec<Value>, Malformed> {
     if patch.iter().any(|i| directive(i) == Some("replace")) {
         return Ok(patch
             .iter()
@@ -242,7 +247,7 @@ fn merge_list(mut original: Vec<Value>, patch: &[Value], items: Ty, key: &str) -
 }
 
 /// A `$setElementOrder` list (of merge-key maps, or of scalars).
-fn order_list<'a>(order: &'a Value, key: &str) -> Result<&'a [Value], PatchError> {
+fn order_list<'a>(order: &'a Value, key: &str) -> Result<&'a [Value], Malformed> {
     let list = order.as_array().ok_or_else(|| malformed("$setElementOrder must be a list"))?;
     if !key.is_empty() && list.iter().any(|o| o.get(key).is_none()) {
         return Err(malformed(format!("every item of $setElementOrder needs the merge key \"{key}\"")));
@@ -265,7 +270,7 @@ fn position(list: &[Value], v: &Value, key: &str) -> Option<usize> {
 }
 
 /// The patch's items must come in the relative order of its `$setElementOrder`.
-fn check_order(patch: &[Value], order: &[Value], key: &str) -> Result<(), PatchError> {
+fn check_order(patch: &[Value], order: &[Value], key: &str) -> Result<(), Malformed> {
     let mut rest = order.iter();
     for item in patch.iter().filter(|i| directive(i).is_none()) {
         let id = identity(item, key);
@@ -512,10 +517,7 @@ mod tests {
             json!({"$unknown": 1}),
         ];
         for patch in cases {
-            assert!(
-                matches!(strategic_merge(POD, &target, &patch), Err(PatchError::Malformed(_))),
-                "{patch} is accepted"
-            );
+            assert!(matches!(strategic_merge(POD, &target, &patch), Err(Malformed(_))), "{patch} is accepted");
         }
     }
 }

@@ -9,7 +9,7 @@ pub fn code(e: &RegistryError) -> Code {
     match e {
         RegistryError::NotFound { .. } => Code::NotFound,
         RegistryError::AlreadyExists { .. } => Code::AlreadyExists,
-        RegistryError::Conflict { .. } => Code::Aborted,
+        RegistryError::Conflict { .. } | RegistryError::FieldManagerConflict(_) => Code::Aborted,
         RegistryError::Invalid(_) | RegistryError::BadRequest(_) => Code::InvalidArgument,
         RegistryError::TooLarge(_) => Code::ResourceExhausted,
         RegistryError::Gone { .. } => Code::OutOfRange,

@@ -180,10 +180,12 @@ pub fn for_create(kind: &'static Kind, mut obj: Value, ctx: &CreateContext) -> R
         } else {
             meta.remove("namespace");
         }
-        for server_owned in
-            ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "managedFields", "selfLink"]
-        {
+        for server_owned in ["resourceVersion", "deletionTimestamp", "deletionGracePeriodSeconds", "selfLink"] {
             meta.remove(server_owned);
+        }
+        // Field ownership (server-side apply) is kept when given as a list.
+        if !meta.get("managedFields").and_then(Value::as_array).is_some_and(|l| !l.is_empty()) {
+            meta.remove("managedFields");
         }
         meta.insert("uid".into(), json!(ctx.uid));
         meta.insert("creationTimestamp".into(), json!(ctx.now));
@@ -254,7 +256,19 @@ pub fn for_update(
             };
         }
         meta.remove("resourceVersion");
-        meta.remove("managedFields");
+        // Field ownership (server-side apply): an update that sends none keeps
+        // the stored entries, one that sends an empty list clears them.
+        match meta.get("managedFields") {
+            None => {
+                if let Some(m) = old_meta.get("managedFields") {
+                    meta.insert("managedFields".into(), m.clone());
+                }
+            }
+            Some(Value::Array(l)) if !l.is_empty() => {}
+            Some(_) => {
+                meta.remove("managedFields");
+            }
+        }
     }
     defaults::apply(kind, &mut obj);
     if kind.kind == "Service" {

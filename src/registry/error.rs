@@ -33,6 +33,10 @@ pub enum RegistryError {
         /// Object name.
         name: String,
     },
+    /// A server-side apply would change fields other managers own (409,
+    /// causes of reason `FieldManagerConflict`).
+    #[error(transparent)]
+    FieldManagerConflict(super::apply::Conflicts),
     /// Fields are invalid; every cause names its field.
     #[error(transparent)]
     Invalid(Invalid),
@@ -87,7 +91,7 @@ impl RegistryError {
         match self {
             RegistryError::NotFound { .. } => "NotFound",
             RegistryError::AlreadyExists { .. } => "AlreadyExists",
-            RegistryError::Conflict { .. } => "Conflict",
+            RegistryError::Conflict { .. } | RegistryError::FieldManagerConflict(_) => "Conflict",
             RegistryError::Invalid(_) => "Invalid",
             RegistryError::BadRequest(_) => "BadRequest",
             RegistryError::TooLarge(_) => "RequestEntityTooLarge",
@@ -102,7 +106,9 @@ impl RegistryError {
     pub fn http_code(&self) -> u16 {
         match self {
             RegistryError::NotFound { .. } => 404,
-            RegistryError::AlreadyExists { .. } | RegistryError::Conflict { .. } => 409,
+            RegistryError::AlreadyExists { .. }
+            | RegistryError::Conflict { .. }
+            | RegistryError::FieldManagerConflict(_) => 409,
             RegistryError::Invalid(_) => 422,
             RegistryError::BadRequest(_) => 400,
             RegistryError::TooLarge(_) => 413,
@@ -116,7 +122,10 @@ impl RegistryError {
     /// Whether trying the same write again later may succeed (the controllers'
     /// back-off retries these and gives up on the others until the next change).
     pub fn retriable(&self) -> bool {
-        !matches!(self, RegistryError::NotFound { .. } | RegistryError::Conflict { .. })
+        !matches!(
+            self,
+            RegistryError::NotFound { .. } | RegistryError::Conflict { .. } | RegistryError::FieldManagerConflict(_)
+        )
     }
 }
 

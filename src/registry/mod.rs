@@ -20,6 +20,9 @@
 //! `shared/tools/layers.py` checks it.
 
 pub mod allocate;
+pub mod apply;
+#[cfg(test)]
+mod apply_tests;
 pub mod bind;
 mod claims;
 #[cfg(test)]
@@ -30,6 +33,7 @@ pub mod error;
 pub mod events;
 pub mod informer;
 pub mod patch;
+pub mod strategic;
 #[cfg(test)]
 pub(crate) mod testing;
 pub mod watch;

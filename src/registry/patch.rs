@@ -1,5 +1,6 @@
-//! Patches as Kubernetes takes them: JSON patch (RFC 6902) and JSON merge
-//! patch (RFC 7386). Pure functions over JSON; the registry applies them to the
+//! Patches as Kubernetes takes them: JSON patch (RFC 6902), JSON merge
+//! patch (RFC 7386) and strategic merge patch ([`super::strategic`]). Pure
+//! functions over JSON; the registry applies them to the
 //! current object and writes the result as an update of that version.
 
 use serde_json::Value;
@@ -11,6 +12,9 @@ pub enum Patch {
     Json(Value),
     /// `application/merge-patch+json`: an object merged into the target.
     Merge(Value),
+    /// `application/strategic-merge-patch+json`: a merge patch whose lists
+    /// merge by the keys of the target kind's schema.
+    Strategic(Value),
 }
 
 /// Why a patch could not be applied.
@@ -27,12 +31,23 @@ pub enum PatchError {
     TestFailed(String),
 }
 
+impl From<super::strategic::Malformed> for PatchError {
+    fn from(e: super::strategic::Malformed) -> Self {
+        PatchError::Malformed(e.0)
+    }
+}
+
 impl Patch {
     /// The patched copy of `target`.
     pub fn apply(&self, target: &Value) -> Result<Value, PatchError> {
         let mut out = target.clone();
         match self {
             Patch::Merge(p) => crate::objects::merge::merge(&mut out, p),
+            Patch::Strategic(p) => {
+                let kind = crate::objects::Kind::of(target)
+                    .ok_or_else(|| PatchError::Malformed("the target's kind is not served".into()))?;
+                out = super::strategic::strategic_merge(crate::objects::schema::definition_of(kind), target, p)?;
+            }
             Patch::Json(ops) => {
                 let ops =
                     ops.as_array().ok_or_else(|| PatchError::Malformed("expected a list of operations".into()))?;
@@ -160,6 +175,18 @@ mod tests {
             .apply(&json!({"metadata": {"name": "x", "labels": {"a": "1"}}}))
             .unwrap();
         assert_eq!(got, json!({"metadata": {"name": "x", "labels": {"b": "2"}}}));
+    }
+
+    #[test]
+    fn a_strategic_patch_merges_by_the_target_kinds_schema() {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "a", "image": "a:1"}, {"name": "b", "image": "b:1"}]}});
+        let patch = json!({"spec": {"containers": [{"name": "a", "image": "a:2"}]}});
+        let got = Patch::Strategic(patch.clone()).apply(&pod).unwrap();
+        assert_eq!(got["spec"]["containers"], json!([{"name": "a", "image": "a:2"}, {"name": "b", "image": "b:1"}]));
+        // A merge patch replaces the list instead.
+        let got = Patch::Merge(patch).apply(&pod).unwrap();
+        assert_eq!(got["spec"]["containers"], json!([{"name": "a", "image": "a:2"}]));
     }
 
     #[test]

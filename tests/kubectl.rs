@@ -252,10 +252,15 @@ fn kubectl_manages_an_application() {
     let ssa = write(&c, "ssa.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  owner: first\n");
     let out = ok(&c, &["apply", "--server-side", "-f", &ssa]);
     assert!(out.contains("configmap/ssa serverside-applied"), "{out}");
-    write(&c, "ssa.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  owner: first\n  extra: x\n");
+    write(
+        &c,
+        "ssa.yaml",
+        "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  owner: first\n  extra: x\n",
+    );
     ok(&c, &["apply", "--server-side", "-f", &ssa]);
     assert_eq!(json_of(&c, &["get", "cm", "ssa"])["data"]["extra"], "x");
-    let other = write(&c, "other.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  owner: second\n");
+    let other =
+        write(&c, "other.yaml", "apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: ssa\ndata:\n  owner: second\n");
     let err = fails(&c, &["apply", "--server-side", "--field-manager=other", "-f", &other]);
     assert!(err.contains("conflict") && err.contains("owner"), "{err}");
     ok(&c, &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", &other]);

@@ -520,6 +520,54 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// An applied configuration made ready to merge: of the request's kind, with
+/// the name and namespace of the request (filled in when left out), without
+/// managedFields (those are the server's).
+pub(super) fn applied_config(
+    kind: &'static Kind,
+    ns: &str,
+    name: &str,
+    mut body: Value,
+    manager: &str,
+) -> Result<Value, RegistryError> {
+    if manager.is_empty() {
+        return Err(RegistryError::BadRequest("fieldManager is required for apply patches".into()));
+    }
+    if Kind::of(&body) != Some(kind) {
+        return Err(RegistryError::BadRequest(format!(
+            "the applied object must be of apiVersion {} and kind {}",
+            kind.api_version, kind.kind
+        )));
+    }
+    if !body.get("metadata").is_some_and(Value::is_object) {
+        body["metadata"] = json!({});
+    }
+    match meta_str(&body, "name") {
+        "" => body["metadata"]["name"] = json!(name),
+        n if n != name => {
+            return Err(RegistryError::BadRequest(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )))
+        }
+        _ => {}
+    }
+    if kind.namespaced {
+        match meta_str(&body, "namespace") {
+            "" => body["metadata"]["namespace"] = json!(ns),
+            n if n != ns => {
+                return Err(RegistryError::BadRequest(format!(
+                    "the namespace of the object ({n}) does not match the namespace on the request ({ns})"
+                )))
+            }
+            _ => {}
+        }
+    }
+    if let Some(m) = body["metadata"].as_object_mut() {
+        m.remove("managedFields");
+    }
+    Ok(body)
+}
+
 impl Registry {
     /// Server-side apply of `body` (a full or partial object of `kind`) by
     /// `manager`: creates the object (through admission) if it does not
@@ -532,46 +580,12 @@ impl Registry {
         kind: &'static Kind,
         namespace: &str,
         name: &str,
-        mut body: Value,
+        body: Value,
         manager: &str,
         force: bool,
     ) -> Result<Value, RegistryError> {
-        if manager.is_empty() {
-            return Err(RegistryError::BadRequest("fieldManager is required for apply patches".into()));
-        }
         let ns = kind.namespace_or_default(namespace);
-        if Kind::of(&body) != Some(kind) {
-            return Err(RegistryError::BadRequest(format!(
-                "the applied object must be of apiVersion {} and kind {}",
-                kind.api_version, kind.kind
-            )));
-        }
-        if !body.get("metadata").is_some_and(Value::is_object) {
-            body["metadata"] = json!({});
-        }
-        match meta_str(&body, "name") {
-            "" => body["metadata"]["name"] = json!(name),
-            n if n != name => {
-                return Err(RegistryError::BadRequest(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )))
-            }
-            _ => {}
-        }
-        if kind.namespaced {
-            match meta_str(&body, "namespace") {
-                "" => body["metadata"]["namespace"] = json!(ns),
-                n if n != ns => {
-                    return Err(RegistryError::BadRequest(format!(
-                        "the namespace of the object ({n}) does not match the namespace on the request ({ns})"
-                    )))
-                }
-                _ => {}
-            }
-        }
-        if let Some(m) = body["metadata"].as_object_mut() {
-            m.remove("managedFields");
-        }
+        let body = applied_config(kind, ns, name, body, manager)?;
         let definition = schema::definition_of(kind);
         for _ in 0..APPLY_RETRIES {
             let Some(live) = self.get(kind, ns, name)? else {

@@ -35,6 +35,43 @@ impl Registry {
         Ok(a.body)
     }
 
+    /// The object a server-side apply would store.
+    pub fn dry_run_apply(
+        &self,
+        kind: &'static Kind,
+        namespace: &str,
+        name: &str,
+        body: Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<Value, RegistryError> {
+        let ns = kind.namespace_or_default(namespace);
+        let body = super::apply::applied_config(kind, ns, name, body, manager)?;
+        let definition = crate::objects::schema::definition_of(kind);
+        let now = crate::util::now();
+        match self.get(kind, ns, name)? {
+            None => {
+                let merged = super::apply::apply_config(
+                    definition,
+                    &serde_json::json!({"metadata": {}}),
+                    &body,
+                    manager,
+                    force,
+                    &now,
+                )
+                .map_err(RegistryError::FieldManagerConflict)?;
+                let mut obj = body;
+                obj["metadata"]["managedFields"] = merged["metadata"]["managedFields"].clone();
+                self.dry_run_create(obj)
+            }
+            Some(live) => {
+                let merged = super::apply::apply_config(definition, &live, &body, manager, force, &now)
+                    .map_err(RegistryError::FieldManagerConflict)?;
+                self.dry_run_update(merged, false)
+            }
+        }
+    }
+
     /// The object a patch would store.
     pub fn dry_run_patch(
         &self,

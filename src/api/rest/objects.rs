@@ -145,7 +145,7 @@ pub fn patch_of(content_type: &str, bytes: &[u8]) -> Result<Patch, Failure> {
     match content_type {
         "application/json-patch+json" => Ok(Patch::Json(doc(content_type)?)),
         "application/merge-patch+json" => Ok(Patch::Merge(doc(content_type)?)),
-        "application/strategic-merge-patch+json" => Ok(Patch::Merge(doc(content_type)?)),
+        "application/strategic-merge-patch+json" => Ok(Patch::Strategic(doc(content_type)?)),
         other => Err(Failure::unsupported_media_type(other)),
     }
 }
@@ -153,10 +153,14 @@ pub fn patch_of(content_type: &str, bytes: &[u8]) -> Result<Patch, Failure> {
 /// `PATCH` an object (or its status).
 pub async fn patch(call: &Call<'_>, bytes: &[u8]) -> Result<Response, Failure> {
     let kind = call.target.kind;
-    let patch = patch_of(&body::content_type(call.headers), bytes)?;
+    let content_type = body::content_type(call.headers);
+    if content_type == "application/apply-patch+yaml" && call.target.subresource.is_empty() {
+        return apply(call, bytes).await;
+    }
+    let patch = patch_of(&content_type, bytes)?;
     let warnings = match &patch {
         Patch::Json(_) => vec![],
-        Patch::Merge(doc) => check_fields(call, doc)?,
+        Patch::Merge(doc) | Patch::Strategic(doc) => check_fields(call, doc)?,
     };
     let (ns, name) = (namespace_of(call), call.target.name.clone());
     let status = call.target.subresource == "status";
@@ -166,6 +170,25 @@ pub async fn patch(call: &Call<'_>, bytes: &[u8]) -> Result<Response, Failure> {
         call.registry().patch(kind, &ns, &name, &patch, status).await?
     };
     Ok(with_warnings(object_answer(call, 200, &patched), &warnings))
+}
+
+/// `PATCH` with `application/apply-patch+yaml`: server-side apply by the
+/// request's `fieldManager` (`force` takes over fields other managers own).
+/// 201 when it created the object.
+pub async fn apply(call: &Call<'_>, bytes: &[u8]) -> Result<Response, Failure> {
+    let kind = call.target.kind;
+    let config = body::decode("application/apply-patch+yaml", bytes)?;
+    let warnings = check_fields(call, &config)?;
+    let (ns, name) = (namespace_of(call), call.target.name.clone());
+    let manager = call.params.get("fieldManager").unwrap_or("");
+    let force = call.params.flag("force")?;
+    let existed = call.registry().get(kind, &ns, &name)?.is_some();
+    let applied = if super::query::dry_run(&call.params)? {
+        call.registry().dry_run_apply(kind, &ns, &name, config, manager, force)?
+    } else {
+        call.registry().apply(kind, &ns, &name, config, manager, force).await?
+    };
+    Ok(with_warnings(object_answer(call, if existed { 200 } else { 201 }, &applied), &warnings))
 }
 
 /// The deletion options of a request: its `DeleteOptions` body, then the query.

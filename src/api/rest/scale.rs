@@ -60,7 +60,11 @@ pub async fn write(call: &Call<'_>, bytes: &[u8], is_patch: bool) -> Result<Resp
     let ns = kind.namespace_or_default(&call.target.namespace).to_string();
     let obj = current(call, kind, &ns)?;
     let wanted = if is_patch {
-        let patch = patch_of(&body::content_type(call.headers), bytes)?;
+        let patch = match patch_of(&body::content_type(call.headers), bytes)? {
+            // A Scale has no lists: its strategic merge patch is a merge patch.
+            Patch::Strategic(p) => Patch::Merge(p),
+            p => p,
+        };
         patch.apply(&scale_of(&obj)).map_err(|e| Failure::bad_request(e.to_string()))?
     } else {
         body::decode(&body::content_type(call.headers), bytes)?

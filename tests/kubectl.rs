@@ -336,3 +336,64 @@ fn bad_requests_are_refused_and_nothing_is_written() {
     let out = kubectl_with(&anon, &["version"], &[]);
     assert!(String::from_utf8_lossy(&out.stdout).contains("Server Version: v1.32"), "version is anonymous");
 }
+
+#[test]
+fn lists_page_select_and_expire_and_service_accounts_authenticate() {
+    let c = cluster();
+
+    step("get nodes -o wide prints Kubernetes' columns");
+    let wide = ok(&c, &["get", "nodes", "-o", "wide"]);
+    for col in ["NAME", "STATUS", "ROLES", "VERSION", "INTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"] {
+        assert!(wide.lines().next().unwrap_or("").contains(col), "{col} missing in:\n{wide}");
+    }
+    assert!(wide.contains("n1") && wide.contains("Ready") && wide.contains("control-plane"), "{wide}");
+
+    step("a list paged two at a time shows every object once");
+    for i in 0..5 {
+        let f = write(&c, &format!("cm{i}.yaml"), &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: page-{i}\n  labels: {{set: paged, n: \"{i}\"}}\n"));
+        ok(&c, &["create", "-f", &f]);
+    }
+    let out = ok(&c, &["get", "cm", "-l", "set=paged", "--chunk-size=2", "-o", "name"]);
+    let names: Vec<&str> = out.lines().collect();
+    assert_eq!(names, (0..5).map(|i| format!("configmap/page-{i}")).collect::<Vec<_>>(), "{out}");
+    let first: Value = serde_json::from_str(&ok(&c, &["get", "--raw", "/api/v1/namespaces/default/configmaps?limit=2&labelSelector=set%3Dpaged"])).unwrap();
+    assert_eq!(first["items"].as_array().unwrap().len(), 2);
+    assert_eq!(first["metadata"]["remainingItemCount"], 3);
+    let token = first["metadata"]["continue"].as_str().unwrap().to_string();
+    ok(&c, &["delete", "cm", "page-4"]);
+    let rest: Value = serde_json::from_str(&ok(&c, &["get", "--raw", &format!("/api/v1/namespaces/default/configmaps?limit=10&labelSelector=set%3Dpaged&continue={token}")])).unwrap();
+    assert_eq!(rest["items"].as_array().unwrap().len(), 3, "later pages come from the first page's revision: {rest}");
+    assert_eq!(rest["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
+
+    step("label and field selectors in their full grammar");
+    let out = ok(&c, &["get", "cm", "-l", "set=paged,n in (1,3),n notin (3)", "-o", "name"]);
+    assert_eq!(out.trim(), "configmap/page-1");
+    let out = ok(&c, &["get", "cm", "-l", "set=paged,!nothing", "--field-selector", "metadata.name!=page-0", "-o", "name"]);
+    assert_eq!(out.lines().count(), 3, "{out}");
+    let err = fails(&c, &["get", "deployments", "--field-selector", "spec.nodeName=n1"]);
+    assert!(err.contains("field label not supported"), "{err}");
+
+    step("a watch from a compacted revision is 410 Expired");
+    let rv: u64 = first["metadata"]["resourceVersion"].as_str().unwrap().parse().unwrap();
+    c.ok(&["compact"]);
+    let err = fails(&c, &["get", "--raw", &format!("/api/v1/configmaps?watch=true&resourceVersion={}", rv - 1)]);
+    assert!(err.contains("Expired") || err.contains("too old"), "{err}");
+
+    step("a service account's token authenticates as the account");
+    let secret = json_of(&c, &["get", "secret", "default-token"]);
+    let token = secret["data"]["token"].as_str().unwrap();
+    use base64::Engine;
+    let token = String::from_utf8(base64::engine::general_purpose::STANDARD.decode(token).unwrap()).unwrap();
+    let text = std::fs::read_to_string(kubeconfig(&c)).unwrap();
+    let mut cfg: serde_yaml_ng::Value = serde_yaml_ng::from_str(&text).unwrap();
+    cfg["users"][0]["user"] = serde_yaml_ng::from_str(&format!("{{token: {token}}}")).unwrap();
+    let sa = c.dir.path().join("sa.kubeconfig");
+    std::fs::write(&sa, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
+    let out = kubectl_with(&sa, &["get", "cm", "page-0", "-o", "name"], &[]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    ok(&c, &["delete", "secret", "default-token"]);
+    wait_for("the deleted token to stop working", Duration::from_secs(10), || {
+        let out = kubectl_with(&sa, &["get", "cm", "page-0", "-o", "name"], &[]);
+        (!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Unauthorized")).then_some(())
+    });
+}

@@ -37,7 +37,8 @@ pub fn from_certificate(cert: &CertificateDer<'_>) -> Option<User> {
 }
 
 /// The user of a bearer token: the admin token, or a service account's token
-/// whose Secret still exists. `None` when the token is no one's.
+/// still held by its Secret (a deleted or replaced Secret revokes it). `None`
+/// when the token is no one's.
 pub fn from_token(store: &StoreReader, token: &str) -> Option<User> {
     if let Ok(Some(kv)) = store.get(keys::ADMIN_TOKEN) {
         if constant_time_eq(&hash_token(token), &String::from_utf8_lossy(&kv.value)) {
@@ -48,7 +49,13 @@ pub fn from_token(store: &StoreReader, token: &str) -> Option<User> {
     let claims = verify_token(&key.value, token)?;
     let ns = claims.get("kubernetes.io/serviceaccount/namespace")?.as_str()?;
     let sa = claims.get("kubernetes.io/serviceaccount/service-account.name")?.as_str()?;
-    store.get(&kinds::SECRET.key(ns, &token_secret_name(sa))).ok()??;
+    let secret = store.get(&kinds::SECRET.key(ns, &token_secret_name(sa))).ok()??;
+    let secret: serde_json::Value = serde_json::from_slice(&secret.value).ok()?;
+    use base64::Engine;
+    let held = base64::engine::general_purpose::STANDARD.decode(secret["data"]["token"].as_str()?).ok()?;
+    if !constant_time_eq(&String::from_utf8_lossy(&held), token) {
+        return None;
+    }
     Some(User {
         name: format!("system:serviceaccount:{ns}:{sa}"),
         groups: vec!["system:serviceaccounts".into(), format!("system:serviceaccounts:{ns}")],

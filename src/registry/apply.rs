@@ -520,6 +520,56 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
+/// What an apply does to the store, decided from the live object.
+#[derive(Clone, Debug, PartialEq)]
+pub enum Applied {
+    /// The object does not exist: create this (it passes admission there).
+    Create(Value),
+    /// Replace the live object with this merge (a user's update of the live
+    /// object's resourceVersion, unless the applied configuration named one).
+    Update(Value),
+    /// The live object already is what the apply asks for: write nothing.
+    Unchanged(Value),
+}
+
+/// The applied configuration checked against the request: its kind, name and
+/// namespace (filled in when left out), without managedFields of its own.
+fn checked_body(kind: &'static Kind, ns: &str, name: &str, mut body: Value) -> Result<Value, RegistryError> {
+    if Kind::of(&body) != Some(kind) {
+        return Err(RegistryError::BadRequest(format!(
+            "the applied object must be of apiVersion {} and kind {}",
+            kind.api_version, kind.kind
+        )));
+    }
+    if !body.get("metadata").is_some_and(Value::is_object) {
+        body["metadata"] = json!({});
+    }
+    match meta_str(&body, "name") {
+        "" => body["metadata"]["name"] = json!(name),
+        n if n != name => {
+            return Err(RegistryError::BadRequest(format!(
+                "the name of the object ({n}) does not match the name on the URL ({name})"
+            )))
+        }
+        _ => {}
+    }
+    if kind.namespaced {
+        match meta_str(&body, "namespace") {
+            "" => body["metadata"]["namespace"] = json!(ns),
+            n if n != ns => {
+                return Err(RegistryError::BadRequest(format!(
+                    "the namespace of the object ({n}) does not match the namespace on the request ({ns})"
+                )))
+            }
+            _ => {}
+        }
+    }
+    if let Some(m) = body["metadata"].as_object_mut() {
+        m.remove("managedFields");
+    }
+    Ok(body)
+}
+
 impl Registry {
     /// Server-side apply of `body` (a full or partial object of `kind`) by
     /// `manager`: creates the object (through admission) if it does not
@@ -532,72 +582,57 @@ impl Registry {
         kind: &'static Kind,
         namespace: &str,
         name: &str,
-        mut body: Value,
+        body: Value,
         manager: &str,
         force: bool,
     ) -> Result<Value, RegistryError> {
-        if manager.is_empty() {
-            return Err(RegistryError::BadRequest("fieldManager is required for apply patches".into()));
-        }
-        let ns = kind.namespace_or_default(namespace);
-        if Kind::of(&body) != Some(kind) {
-            return Err(RegistryError::BadRequest(format!(
-                "the applied object must be of apiVersion {} and kind {}",
-                kind.api_version, kind.kind
-            )));
-        }
-        if !body.get("metadata").is_some_and(Value::is_object) {
-            body["metadata"] = json!({});
-        }
-        match meta_str(&body, "name") {
-            "" => body["metadata"]["name"] = json!(name),
-            n if n != name => {
-                return Err(RegistryError::BadRequest(format!(
-                    "the name of the object ({n}) does not match the name on the URL ({name})"
-                )))
-            }
-            _ => {}
-        }
-        if kind.namespaced {
-            match meta_str(&body, "namespace") {
-                "" => body["metadata"]["namespace"] = json!(ns),
-                n if n != ns => {
-                    return Err(RegistryError::BadRequest(format!(
-                        "the namespace of the object ({n}) does not match the namespace on the request ({ns})"
-                    )))
-                }
-                _ => {}
-            }
-        }
-        if let Some(m) = body["metadata"].as_object_mut() {
-            m.remove("managedFields");
-        }
-        let definition = schema::definition_of(kind);
+        let pinned = body.pointer("/metadata/resourceVersion").is_some();
         for _ in 0..APPLY_RETRIES {
-            let Some(live) = self.get(kind, ns, name)? else {
-                let mut obj = apply_config(definition, &json!({"metadata": {}}), &body, manager, force, &now())
-                    .expect("nothing to conflict with");
-                // The object is the applied configuration itself (the merge
-                // above only computed its managedFields).
-                let managed = obj["metadata"]["managedFields"].take();
-                obj = body.clone();
-                obj["metadata"]["managedFields"] = managed;
-                match self.create(obj).await {
+            let r = match self.apply_plan(kind, namespace, name, body.clone(), manager, force)? {
+                Applied::Unchanged(live) => return Ok(live),
+                Applied::Create(obj) => match self.create(obj).await {
                     Err(RegistryError::AlreadyExists { .. }) => continue,
-                    other => return other,
-                }
+                    other => other,
+                },
+                Applied::Update(merged) => self.update(merged, Origin::User).await,
             };
-            let merged = apply_config(definition, &live, &body, manager, force, &now())
-                .map_err(RegistryError::FieldManagerConflict)?;
-            if merged == live {
-                return Ok(live);
-            }
-            match self.update(merged, Origin::User).await {
-                Err(RegistryError::Conflict { .. }) if body.pointer("/metadata/resourceVersion").is_none() => continue,
+            match r {
+                Err(RegistryError::Conflict { .. } | RegistryError::NotFound { .. }) if !pinned => continue,
                 other => return other,
             }
         }
         Err(RegistryError::conflict(kind, name))
+    }
+
+    /// What [`Registry::apply`] would write, from the current replica,
+    /// without writing it (the REST door's `dryRun=All` runs the result
+    /// through its dry-run create or update).
+    pub fn apply_plan(
+        &self,
+        kind: &'static Kind,
+        namespace: &str,
+        name: &str,
+        body: Value,
+        manager: &str,
+        force: bool,
+    ) -> Result<Applied, RegistryError> {
+        if manager.is_empty() {
+            return Err(RegistryError::BadRequest("fieldManager is required for apply patches".into()));
+        }
+        let ns = kind.namespace_or_default(namespace);
+        let body = checked_body(kind, ns, name, body)?;
+        let definition = schema::definition_of(kind);
+        let Some(live) = self.get(kind, ns, name)? else {
+            let mut obj = body.clone();
+            let empty = json!({"metadata": {}});
+            let owned = apply_config(definition, &empty, &body, manager, force, &now())
+                .map_err(RegistryError::FieldManagerConflict)?;
+            obj["metadata"]["managedFields"] = owned["metadata"]["managedFields"].clone();
+            return Ok(Applied::Create(obj));
+        };
+        let merged = apply_config(definition, &live, &body, manager, force, &now())
+            .map_err(RegistryError::FieldManagerConflict)?;
+        Ok(if merged == live { Applied::Unchanged(live) } else { Applied::Update(merged) })
     }
 }
 

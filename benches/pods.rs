@@ -20,19 +20,9 @@ use std::time::{Duration, Instant};
 use clusterd::api::pb;
 use clusterd::client::ApiClient;
 use clusterd::cluster::config::AdminConfig;
-use fixtures::{wait_for, Cluster};
+use fixtures::{ms, pct, wait_for, Cluster};
 use serde_json::{json, Value};
 use tokio::sync::Mutex;
-
-fn pct(v: &[Duration], p: f64) -> Duration {
-    let mut l = v.to_vec();
-    l.sort();
-    l[((l.len() as f64 * p).ceil() as usize).saturating_sub(1).min(l.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 async fn client(c: &Cluster, idx: usize) -> ApiClient {
     let cfg = AdminConfig::load(&c.config).unwrap();

@@ -31,18 +31,8 @@ use std::time::{Duration, Instant};
 use clusterd::api::pb;
 use clusterd::client::ApiClient;
 use clusterd::cluster::config::AdminConfig;
-use fixtures::{image, wait_for, Cluster};
+use fixtures::{image, ms, pct, wait_for, Cluster};
 use serde_json::{json, Value};
-
-fn pct(v: &[Duration], p: f64) -> Duration {
-    let mut l = v.to_vec();
-    l.sort();
-    l[((l.len() as f64 * p).ceil() as usize).saturating_sub(1).min(l.len() - 1)]
-}
-
-fn ms(d: Duration) -> f64 {
-    d.as_secs_f64() * 1e3
-}
 
 fn env(name: &str, default: usize) -> usize {
     std::env::var(name).ok().and_then(|v| v.parse().ok()).unwrap_or(default)

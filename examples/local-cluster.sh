@@ -50,6 +50,8 @@ IP=$("$BIN" --config "$CONFIG" get svc hello -n demo -o json | sed -n 's/.*"clus
 HOST_IP=$(ip -4 route get 1.1.1.1 2>/dev/null | sed -n 's/.* src \([0-9.]*\).*/\1/p')
 HOST_IP=${HOST_IP:-$(ip -4 -o addr show scope global | awk 'NR==1 {split($4, a, "/"); print a[1]}')}
 POD=$("$BIN" --config "$CONFIG" get pods -n demo -l app=hello | awk 'NR==2 {print $1}')
+# kubectl's credentials: the admin's, with every node's API server.
+"$BIN" --config "$CONFIG" kubeconfig > "$ROOT/kubeconfig"
 served() { curl -fsS --max-time 2 "http://$IP/" >/dev/null; }
 wait_for "the Service to answer" served
 
@@ -68,6 +70,11 @@ service demo/hello — ClusterIP $IP, NodePort 30080 on every node.
   $BIN get pods -n demo -o wide
   $BIN scale deployment hello -n demo --replicas=3
   $BIN describe svc hello -n demo
+
+kubectl works too (the Kubernetes REST API on the same port):
+  export KUBECONFIG=$PWD/$ROOT/kubeconfig
+  kubectl get pods -n demo -o wide
+  kubectl logs -n demo $POD
 
 Press Ctrl-C to stop the nodes (pods keep running, as containers do when a
 kubelet stops); 'make run' again starts the same nodes; 'make reset' removes

@@ -102,6 +102,8 @@ pub enum Verb {
     },
     /// Build a Raft snapshot now on the node the client talks to.
     Snapshot,
+    /// Print a kubeconfig for kubectl with this client's credentials and every API server.
+    Kubeconfig,
 }
 
 /// Run a parsed command line.
@@ -129,5 +131,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Verb::Top(a) => client::top::run(&opts, a).await,
         Verb::Compact { revision } => client::compact::run(&opts, *revision).await,
         Verb::Snapshot => client::snapshot::run(&opts).await,
+        Verb::Kubeconfig => client::kubeconfig::run(&opts).await,
     }
 }

@@ -132,6 +132,10 @@ fn two_containers_share_localhost_and_a_volume() {
     eprintln!("--- the server reads what the client wrote to the shared volume");
     let out = h.rt.exec(&s, &["cat".into(), "/data/fetched.txt".into()]).unwrap();
     assert_eq!((out.exit_code, String::from_utf8_lossy(&out.stdout).as_ref()), (0, "served-by-httpd\n"));
+    eprintln!("--- exec input reaches the command's stdin, and ends");
+    let upper = ["sh".into(), "-c".into(), "tr a-z A-Z; echo done".into()];
+    let out = h.rt.exec_with_input(&s, &upper, Some(b"piped in\n".to_vec())).unwrap();
+    assert_eq!((out.exit_code, String::from_utf8_lossy(&out.stdout).as_ref()), (0, "PIPED IN\ndone\n"));
     eprintln!("--- logs are in the CRI format");
     let logs = h.rt.logs(&c).unwrap();
     let line = logs.lines().last().unwrap();

@@ -95,6 +95,28 @@ impl Ca {
         Ok(Identity { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
     }
 
+    /// Issue a client-only certificate for user `common_name` in `group` (its
+    /// Organization, as Kubernetes reads a client certificate; rcgen keeps one
+    /// value per name attribute, so one group).
+    pub fn issue_client(&self, common_name: &str, group: &str) -> Result<Identity, PkiError> {
+        let ca_key = KeyPair::from_pem(&self.0.key_pem)?;
+        let issuer = Issuer::from_ca_cert_pem(&self.0.cert_pem, ca_key)?;
+        let mut params = CertificateParams::new(Vec::<String>::new())?;
+        let mut dn = DistinguishedName::new();
+        dn.push(DnType::CommonName, common_name);
+        if !group.is_empty() {
+            dn.push(DnType::OrganizationName, group);
+        }
+        params.distinguished_name = dn;
+        params.is_ca = IsCa::ExplicitNoCa;
+        params.key_usages = vec![KeyUsagePurpose::DigitalSignature, KeyUsagePurpose::KeyEncipherment];
+        params.extended_key_usages = vec![ExtendedKeyUsagePurpose::ClientAuth];
+        params.not_after = rcgen::date_time_ymd(2046, 1, 1);
+        let key = KeyPair::generate()?;
+        let cert = params.signed_by(&key, &issuer)?;
+        Ok(Identity { cert_pem: cert.pem(), key_pem: key.serialize_pem() })
+    }
+
     /// The SHA-256 fingerprint of the CA certificate, lowercase hex.
     pub fn fingerprint(&self) -> Result<String, PkiError> {
         fingerprint_pem(&self.0.cert_pem)

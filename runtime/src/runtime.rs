@@ -768,6 +768,17 @@ impl Runtime {
 
     /// Run a command in a running container.
     pub fn exec(&self, id: &str, cmd: &[String]) -> Result<ExecResult, RuntimeError> {
+        self.exec_with_input(id, cmd, None)
+    }
+
+    /// Run a command in a running container with `input` as its standard
+    /// input (the shim's, which the command inherits; none: `/dev/null`).
+    pub fn exec_with_input(
+        &self,
+        id: &str,
+        cmd: &[String],
+        input: Option<Vec<u8>>,
+    ) -> Result<ExecResult, RuntimeError> {
         let st = self.container_status(id)?;
         if st.state != ContainerState::Running {
             return Err(RuntimeError::Host {
@@ -775,14 +786,29 @@ impl Runtime {
                 reason: format!("container {id} is not running"),
             });
         }
-        let out = Command::new(&self.cfg.shim_binary)
+        let stdin = if input.is_some() { std::process::Stdio::piped() } else { std::process::Stdio::null() };
+        let mut child = Command::new(&self.cfg.shim_binary)
             .args(["shim", "exec", "--id", id, "--state-root"])
             .arg(self.state_root())
             .arg("--")
             .args(cmd)
-            .stdin(std::process::Stdio::null())
-            .output()
+            .stdin(stdin)
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::piped())
+            .spawn()
             .at(&self.cfg.shim_binary)?;
+        // Fed from a thread: a command that writes before it has read all its
+        // input would otherwise block against us.
+        let feeder = child.stdin.take().zip(input).map(|(mut pipe, data)| {
+            std::thread::spawn(move || {
+                // A command that stops reading early is not an error.
+                let _ = std::io::Write::write_all(&mut pipe, &data);
+            })
+        });
+        let out = child.wait_with_output().at(&self.cfg.shim_binary)?;
+        if let Some(f) = feeder {
+            let _ = f.join();
+        }
         Ok(ExecResult { stdout: out.stdout, stderr: out.stderr, exit_code: out.status.code().unwrap_or(255) })
     }
 

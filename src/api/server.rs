@@ -14,7 +14,6 @@ use tokio::io::{AsyncRead, AsyncWrite, ReadBuf};
 use tokio::net::TcpListener;
 use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
-use tokio_stream::wrappers::ReceiverStream;
 use tonic::transport::server::Connected;
 
 use clusterd_raft::pki::{self, Identity, PkiError};
@@ -83,7 +82,12 @@ fn accept_pause(failures: u32) -> Duration {
     first.saturating_mul(1u32 << failures.saturating_sub(1).min(16)).min(max)
 }
 
-/// Serve `api` on `listener` until `shutdown` resolves.
+/// How long open connections (watches, log streams) get to finish after shutdown.
+const DRAIN: Duration = Duration::from_secs(3);
+
+/// Serve `api` on `listener` until `shutdown` resolves: gRPC and the
+/// Kubernetes REST API on one TLS port (HTTP/2, and HTTP/1.1 for clients and
+/// WebSocket upgrades that need it).
 pub async fn serve(
     listener: TcpListener,
     api: Api,
@@ -91,11 +95,18 @@ pub async fn serve(
     id: &Identity,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), PkiError> {
-    let tls = pki::server_config(ca_pem, id, true, &[b"h2"])?;
+    let tls = pki::server_config(ca_pem, id, true, &[b"h2", b"http/1.1"])?;
     let acceptor = TlsAcceptor::from(Arc::new(tls));
-    let (tx, rx) = tokio::sync::mpsc::channel(128);
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
-    let accept = tokio::spawn(async move {
+    let grpc =
+        ClusterdServer::new(api.clone()).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
+    let grpc = tonic::service::Routes::new(grpc).prepare();
+    let app = axum::Router::new()
+        .route_service("/clusterd.v1.Clusterd/{method}", grpc)
+        .fallback_service(super::rest::router(api));
+    let graceful = hyper_util::server::graceful::GracefulShutdown::new();
+    let connections = &graceful;
+    let accept = async move {
         let mut failures = 0;
         loop {
             let Ok(slot) = slots.clone().acquire_owned().await else { return };
@@ -113,27 +124,38 @@ pub async fn serve(
                 }
             };
             let _ = tcp.set_nodelay(true);
-            let acceptor = acceptor.clone();
-            let tx = tx.clone();
+            let (acceptor, app, watcher) = (acceptor.clone(), app.clone(), connections.watcher());
             // Handshakes run on their own so a slow client does not hold up others.
             tokio::spawn(async move {
-                match acceptor.accept(tcp).await {
-                    Ok(stream) => {
-                        let _ = tx.send(Ok::<_, std::io::Error>(Slotted { inner: stream, _slot: slot })).await;
+                let stream = match acceptor.accept(tcp).await {
+                    Ok(stream) => Slotted { inner: stream, _slot: slot },
+                    Err(e) => {
+                        tracing::debug!(%peer, error = %e, "api: TLS handshake failed");
+                        return;
                     }
-                    Err(e) => tracing::debug!(%peer, error = %e, "api: TLS handshake failed"),
+                };
+                // The connection's TLS facts reach every request (gRPC's
+                // `peer_certs`, the REST API's authentication).
+                let info = stream.connect_info();
+                let svc = tower::ServiceExt::map_request(app, move |mut req: http::Request<hyper::body::Incoming>| {
+                    req.extensions_mut().insert(info.clone());
+                    req
+                });
+                let svc = hyper_util::service::TowerToHyperService::new(svc);
+                let builder = hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
+                let conn = builder.serve_connection_with_upgrades(hyper_util::rt::TokioIo::new(stream), svc);
+                if let Err(e) = watcher.watch(conn.into_owned()).await {
+                    tracing::debug!(%peer, error = %e, "api: connection ended");
                 }
             });
         }
-    });
-    let svc = ClusterdServer::new(api).max_decoding_message_size(MAX_MESSAGE).max_encoding_message_size(MAX_MESSAGE);
-    let result = tonic::transport::Server::builder()
-        .add_service(svc)
-        .serve_with_incoming_shutdown(ReceiverStream::new(rx), shutdown)
-        .await;
-    accept.abort();
-    if let Err(e) = result {
-        tracing::error!(error = %e, "api server stopped");
+    };
+    tokio::select! {
+        _ = accept => {}
+        _ = shutdown => {}
+    }
+    if tokio::time::timeout(DRAIN, graceful.shutdown()).await.is_err() {
+        tracing::debug!("api: connections still open after the drain time");
     }
     Ok(())
 }

@@ -7,11 +7,11 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use futures::{Stream, StreamExt};
-use serde_json::{json, Value};
+use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use clusterd_raft::pki::Ca;
-use clusterd_raft::{Command, Compare, EventKind, KeyValue, Op, RaftNode, StoreReader, Txn, WatchItem};
+use clusterd_raft::{Command, Compare, Op, RaftNode, StoreReader, Txn};
 
 use super::auth::authorize;
 use super::keys;
@@ -20,8 +20,9 @@ use super::status::status;
 use super::tokens::JoinToken;
 use crate::objects::admission;
 use crate::objects::selector::{FieldSelector, LabelSelector};
-use crate::objects::{kinds, with_resource_version, Kind};
+use crate::objects::{kinds, Kind};
 use crate::registry::deletion::{DeleteOptions, Propagation};
+use crate::registry::watch::{list_document, From, Selection};
 use crate::registry::{Origin, Registry, RegistryError};
 use crate::util;
 
@@ -66,10 +67,6 @@ fn unavailable(e: impl std::fmt::Display) -> Status {
 
 fn resolve(kind: &str) -> Result<&'static Kind, Status> {
     Kind::resolve(kind).ok_or_else(|| Status::not_found(format!("the server doesn't have a resource type \"{kind}\"")))
-}
-
-fn object_json(kv: &KeyValue) -> Result<Value, Status> {
-    with_resource_version(&kv.value, kv.mod_revision).map_err(internal)
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
@@ -146,22 +143,11 @@ impl Clusterd for Api {
         let labels = LabelSelector::parse(&r.label_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let fields = FieldSelector::parse(&r.field_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
         self.read_barrier(r.linearizable).await?;
-        let ns = if kind.namespaced { Some(r.namespace.as_str()) } else { None };
-        let (kvs, revision) = self.store().list(&kind.prefix(ns)).map_err(internal)?;
-        let mut items = Vec::with_capacity(kvs.len());
-        for kv in &kvs {
-            let obj = object_json(kv)?;
-            if labels.matches(&obj) && fields.matches(&obj) {
-                items.push(obj);
-            }
-        }
-        let list = json!({
-            "apiVersion": kind.api_version,
-            "kind": kind.list_kind(),
-            "metadata": {"resourceVersion": revision.to_string()},
-            "items": items,
-        });
-        Ok(Response::new(pb::ListResponse { json: list.to_string(), resource_version: revision }))
+        let sel = Selection { namespace: Some(r.namespace.clone()), labels, fields };
+        let (items, revision) = self.registry.list_selected_bytes(kind, &sel).map_err(status)?;
+        let list = list_document(kind, &json!({"resourceVersion": revision.to_string()}), &items);
+        let json = String::from_utf8(list).map_err(internal)?;
+        Ok(Response::new(pb::ListResponse { json, resource_version: revision }))
     }
 
     async fn update(&self, req: Request<pb::ObjectRequest>) -> Result<Response<pb::ObjectResponse>, Status> {
@@ -200,57 +186,22 @@ impl Clusterd for Api {
         let kind = resolve(&r.kind)?;
         let labels = LabelSelector::parse(&r.label_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
         let fields = FieldSelector::parse(&r.field_selector).map_err(|e| Status::invalid_argument(e.to_string()))?;
-        let ns = if kind.namespaced && !r.namespace.is_empty() { Some(r.namespace.as_str()) } else { None };
-        let prefix = kind.prefix(ns);
-        let mut initial = Vec::new();
-        let from = if r.resource_version == 0 {
-            if r.send_initial_events {
-                let (kvs, rev) = self.store().list(&prefix).map_err(internal)?;
-                for kv in &kvs {
-                    let obj = object_json(kv)?;
-                    if labels.matches(&obj) && fields.matches(&obj) {
-                        initial.push(Ok(pb::WatchEvent {
-                            r#type: "ADDED".into(),
-                            json: obj.to_string(),
-                            resource_version: kv.mod_revision,
-                        }));
-                    }
-                }
-                rev
-            } else {
-                self.store().revision()
-            }
-        } else {
-            r.resource_version
+        let sel = Selection { namespace: Some(r.namespace.clone()), labels, fields };
+        let from = match (r.resource_version, r.send_initial_events) {
+            (0, true) => From::Current,
+            (0, false) => From::Now,
+            (rev, _) => From::After(rev),
         };
-        if from < self.store().compacted() {
-            return Err(status(RegistryError::Gone { requested: from, compacted: self.store().compacted() }));
-        }
         let bookmarks = r.allow_bookmarks.then(|| Duration::from_secs(1));
-        let (api_version, kind_name) = (kind.api_version, kind.kind);
-        let events = self.store().watch(prefix, from, bookmarks).filter_map(move |item| {
-            let out = match item {
-                Err(gone) => Some(Err(Status::out_of_range(format!("Gone: {gone}")))),
-                Ok(WatchItem::Progress(rev)) => Some(Ok(pb::WatchEvent {
-                    r#type: "BOOKMARK".into(),
-                    json: json!({"apiVersion": api_version, "kind": kind_name, "metadata": {"resourceVersion": rev.to_string()}}).to_string(),
-                    resource_version: rev,
-                })),
-                Ok(WatchItem::Event(ev)) => match with_resource_version(&ev.kv.value, ev.revision) {
-                    Ok(obj) if labels.matches(&obj) && fields.matches(&obj) => {
-                        let ty = match (ev.kind, ev.existed) {
-                            (EventKind::Delete, _) => "DELETED",
-                            (EventKind::Put, true) => "MODIFIED",
-                            (EventKind::Put, false) => "ADDED",
-                        };
-                        Some(Ok(pb::WatchEvent { r#type: ty.into(), json: obj.to_string(), resource_version: ev.revision }))
-                    }
-                    _ => None,
-                },
-            };
-            futures::future::ready(out)
+        let events = self.registry.watch_selected(kind, sel, from, bookmarks).map_err(status)?;
+        let stream = events.map(|item| match item {
+            Ok(ev) => Ok(pb::WatchEvent {
+                r#type: ev.kind.into(),
+                json: ev.object.to_string(),
+                resource_version: ev.revision,
+            }),
+            Err(e) => Err(status(e)),
         });
-        let stream = futures::stream::iter(initial).chain(events);
         Ok(Response::new(Box::pin(stream)))
     }
 

@@ -3,7 +3,6 @@
 //! only parses and dispatches.
 
 pub mod apply;
-pub mod columns;
 pub mod compact;
 pub mod connect;
 pub mod create;
@@ -14,6 +13,7 @@ pub mod exec;
 pub mod get;
 pub mod image;
 pub mod kinds;
+pub mod kubeconfig;
 pub mod logs;
 pub mod manifest;
 pub mod member;

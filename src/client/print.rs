@@ -4,8 +4,8 @@
 use chrono::{DateTime, Utc};
 use serde_json::Value;
 
-use super::columns::{age, headers, row};
 use super::kinds;
+use crate::objects::columns::{age, headers, row};
 use crate::objects::{meta_str, Kind};
 
 /// Output formats of `get` and `status`.
@@ -59,13 +59,13 @@ pub fn objects(kind: &Kind, items: &[Value], how: Listing, now: DateTime<Utc>) -
             let wide = how.output == Some(Output::Wide);
             let mut headers = headers(kind, wide);
             let mut rows: Vec<Vec<String>> = items.iter().map(|i| row(kind, i, wide, now)).collect();
-            if how.with_kind && headers.first() == Some(&"NAME") {
+            if how.with_kind && headers.first().is_some_and(|h| h == "NAME") {
                 for (r, i) in rows.iter_mut().zip(items) {
                     r[0] = kinds::display(kind, meta_str(i, "name"));
                 }
             }
             if how.all_namespaces && kind.namespaced {
-                headers.insert(0, "NAMESPACE");
+                headers.insert(0, "NAMESPACE".to_string());
                 for (r, i) in rows.iter_mut().zip(items) {
                     r.insert(0, meta_str(i, "namespace").to_string());
                 }
@@ -96,8 +96,8 @@ fn s<'a>(v: &'a Value, ptr: &str) -> &'a str {
 }
 
 /// Lay out rows in aligned columns, three spaces apart, as kubectl does.
-pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
-    let mut widths: Vec<usize> = headers.iter().map(|h| h.len()).collect();
+pub fn table<S: AsRef<str>>(headers: &[S], rows: &[Vec<String>]) -> String {
+    let mut widths: Vec<usize> = headers.iter().map(|h| h.as_ref().len()).collect();
     for r in rows {
         for (i, c) in r.iter().enumerate() {
             if i < widths.len() {
@@ -116,7 +116,7 @@ pub fn table(headers: &[&str], rows: &[Vec<String>]) -> String {
         }
         out.trim_end().to_string()
     };
-    let mut out = vec![line(headers.to_vec())];
+    let mut out = vec![line(headers.iter().map(AsRef::as_ref).collect())];
     for r in rows {
         out.push(line(r.iter().map(String::as_str).collect()));
     }
@@ -238,7 +238,10 @@ mod tests {
             "spec": {"containers": [{"name": "a"}], "nodeName": "n1"},
             "status": {"phase": "Running", "podIP": "10.244.0.5", "containerStatuses": [{"ready": true, "restartCount": 2}]}});
         let now = DateTime::parse_from_rfc3339("2026-01-01T00:00:10Z").unwrap().with_timezone(&Utc);
-        assert_eq!(row(kind, &pod, true, now), vec!["web", "1/1", "Running", "2", "10s", "10.244.0.5", "n1"]);
+        assert_eq!(
+            row(kind, &pod, true, now),
+            vec!["web", "1/1", "Running", "2", "10s", "10.244.0.5", "n1", "<none>", "<none>"]
+        );
         let t = table(&headers(kind, false), &[row(kind, &pod, false, now)]);
         assert_eq!(t, "NAME   READY   STATUS    RESTARTS   AGE\nweb    1/1     Running   2          10s");
     }

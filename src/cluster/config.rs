@@ -7,6 +7,7 @@
 //! D/pki/node.key
 //! D/db/              RocksDB: Raft log and state machine
 //! D/admin.conf       (init only) the admin's client config
+//! D/kubeconfig       (init only) the same credentials for kubectl
 //! ```
 
 use std::path::{Path, PathBuf};
@@ -84,6 +85,11 @@ impl DataDir {
     /// `D/db`.
     pub fn db_path(&self) -> PathBuf {
         self.0.join("db")
+    }
+
+    /// `D/kubeconfig` (init only): the admin's kubeconfig.
+    pub fn kubeconfig(&self) -> PathBuf {
+        self.0.join("kubeconfig")
     }
 
     /// `D/admin.conf`.
@@ -182,6 +188,44 @@ impl AdminConfig {
     pub fn save(&self, path: &Path) -> Result<(), ClusterError> {
         let text = serde_yaml_ng::to_string(self).map_err(|e| ClusterError::Config(e.to_string()))?;
         write_atomic(path, text.as_bytes(), 0o600)
+    }
+
+    /// The same credentials as a kubeconfig for kubectl and client libraries:
+    /// one cluster entry (and context) per API server, the first current.
+    pub fn kubeconfig(&self, servers: &[String]) -> String {
+        use base64::Engine;
+        let b64 = |s: &str| base64::engine::general_purpose::STANDARD.encode(s.as_bytes());
+        let name = |i: usize| if i == 0 { "clusterd".to_string() } else { format!("clusterd-{}", i + 1) };
+        let clusters: Vec<serde_json::Value> = servers
+            .iter()
+            .enumerate()
+            .map(|(i, s)| {
+                serde_json::json!({"name": name(i), "cluster": {
+                    "server": format!("https://{s}"),
+                    "certificate-authority-data": b64(&self.certificate_authority),
+                }})
+            })
+            .collect();
+        let contexts: Vec<serde_json::Value> = (0..servers.len())
+            .map(|i| serde_json::json!({"name": name(i), "context": {"cluster": name(i), "user": "clusterd-admin"}}))
+            .collect();
+        let mut user = serde_json::Map::new();
+        if !self.client_certificate.is_empty() {
+            user.insert("client-certificate-data".into(), b64(&self.client_certificate).into());
+            user.insert("client-key-data".into(), b64(&self.client_key).into());
+        } else if !self.token.is_empty() {
+            user.insert("token".into(), self.token.clone().into());
+        }
+        let config = serde_json::json!({
+            "apiVersion": "v1",
+            "kind": "Config",
+            "clusters": clusters,
+            "contexts": contexts,
+            "current-context": "clusterd",
+            "users": [{"name": "clusterd-admin", "user": user}],
+            "preferences": {},
+        });
+        serde_yaml_ng::to_string(&config).unwrap_or_default()
     }
 
     /// The client identity, if the config has a certificate.

@@ -7,7 +7,7 @@ use serde_json::{json, Value};
 use clusterd_raft::pki::Ca;
 use clusterd_raft::{Command, Member, Op, Txn};
 
-use super::config::{AdminConfig, NodeState};
+use super::config::{write_atomic, AdminConfig, NodeState};
 use super::run::{prepare, start_raft, RunningNode};
 use super::{ClusterError, NodeArgs};
 use crate::api::auth::hash_token;
@@ -122,7 +122,7 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
 
     let ca = Ca::generate(&args.name)?;
     let node_id = ca.issue(&format!("system:node:{}", args.name), &sans(&args, raft_addr, api_addr))?;
-    let admin_id = ca.issue("admin", &[])?;
+    let admin_id = ca.issue_client("admin", "system:masters")?;
     dir.save_pki(ca.cert_pem(), &node_id)?;
 
     let state = NodeState {
@@ -172,10 +172,12 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
         token: admin_token,
     };
     dir.save_state(&state)?;
+    write_atomic(&dir.kubeconfig(), admin.kubeconfig(&admin.servers).as_bytes(), 0o600)?;
     // admin.conf last: its presence says the node is ready.
     admin.save(&dir.admin_conf())?;
     println!("cluster initialized: node {} (api {}, raft {})", state.name, state.api_addr, state.raft_addr);
     println!("admin config: {}", dir.admin_conf().display());
+    println!("kubectl: export KUBECONFIG={}", dir.kubeconfig().display());
     println!("join more nodes with:");
     println!("  clusterd join {} --token {} --data-dir DIR --name NAME [--control-plane]", state.api_addr, join);
     running.run_until_signal().await

@@ -36,6 +36,8 @@ pub enum NodeCall {
         container: String,
         /// Command and arguments.
         command: Vec<String>,
+        /// The command's whole standard input (none: end of file at once).
+        stdin: Option<Vec<u8>>,
     },
     /// Import an OCI archive into the node's image store.
     LoadImage(Vec<u8>),
@@ -61,8 +63,8 @@ pub struct ContainerUsage {
 /// The answer to a [`NodeCall`].
 #[derive(Debug, Serialize, Deserialize)]
 pub enum NodeAnswer {
-    /// Log lines (without the CRI prefix).
-    Logs(Vec<String>),
+    /// Log lines (the CRI prefix parsed).
+    Logs(Vec<LogLine>),
     /// Exec result.
     Exec {
         /// Standard output.
@@ -116,22 +118,31 @@ pub fn decode<T: serde::de::DeserializeOwned>(b: &[u8]) -> Result<T, NodeCallErr
     Ok(bincode::serde::decode_from_slice(b, bincode::config::standard()).map(|(v, _)| v)?)
 }
 
-/// The content of CRI log lines (`<time> <stream> <P|F> <text>`); partial
-/// lines are joined.
-pub fn parse_cri_log(text: &str) -> Vec<String> {
+/// One line a container wrote, with the time the runtime recorded it (the
+/// REST API's `timestamps`, `sinceSeconds` and `sinceTime` need it).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LogLine {
+    /// RFC 3339 time with nanoseconds, as the runtime wrote it.
+    pub time: String,
+    /// The line without its newline.
+    pub text: String,
+}
+
+/// The lines of a CRI log (`<time> <stream> <P|F> <text>`); partial lines are
+/// joined and keep the time of their first part.
+pub fn parse_cri_log(text: &str) -> Vec<LogLine> {
     let mut out = Vec::new();
-    let mut partial = String::new();
+    let mut partial: Option<LogLine> = None;
     for line in text.lines() {
         let mut parts = line.splitn(4, ' ');
-        let (_, _, tag, rest) = (parts.next(), parts.next(), parts.next(), parts.next().unwrap_or(""));
-        partial.push_str(rest);
+        let (time, _, tag, rest) = (parts.next(), parts.next(), parts.next(), parts.next().unwrap_or(""));
+        let cur = partial.get_or_insert_with(|| LogLine { time: time.unwrap_or("").to_string(), text: String::new() });
+        cur.text.push_str(rest);
         if tag != Some("P") {
-            out.push(std::mem::take(&mut partial));
+            out.extend(partial.take());
         }
     }
-    if !partial.is_empty() {
-        out.push(partial);
-    }
+    out.extend(partial);
     out
 }
 
@@ -194,11 +205,11 @@ impl KubeletService {
                 })
                 .await?
             }
-            NodeCall::Exec { namespace, pod, container, command } => {
+            NodeCall::Exec { namespace, pod, container, command, stdin } => {
                 let rt = self.runtime()?;
                 tokio::task::spawn_blocking(move || {
                     let c = find(&rt, &namespace, &pod, &container, false)?;
-                    let r = rt.exec(&c.id, &command)?;
+                    let r = rt.exec_with_input(&c.id, &command, stdin)?;
                     Ok(NodeAnswer::Exec { stdout: r.stdout, stderr: r.stderr, exit_code: r.exit_code })
                 })
                 .await?
@@ -276,7 +287,15 @@ mod tests {
 
     #[test]
     fn cri_lines_lose_their_prefix_and_partials_join() {
-        let text = "2026-01-01T00:00:00.1Z stdout F hello\n2026-01-01T00:00:00.2Z stderr P par\n2026-01-01T00:00:00.3Z stderr F tial\n";
-        assert_eq!(parse_cri_log(text), vec!["hello".to_string(), "partial".to_string()]);
+        let text = "2026-01-01T00:00:00.1Z stdout F hello\n2026-01-01T00:00:00.2Z stderr P par\n2026-01-01T00:00:00.3Z stderr F tial\n2026-01-01T00:00:00.4Z stdout P cut";
+        let line = |time: &str, text: &str| LogLine { time: time.into(), text: text.into() };
+        assert_eq!(
+            parse_cri_log(text),
+            vec![
+                line("2026-01-01T00:00:00.1Z", "hello"),
+                line("2026-01-01T00:00:00.2Z", "partial"),
+                line("2026-01-01T00:00:00.4Z", "cut"),
+            ]
+        );
     }
 }

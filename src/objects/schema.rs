@@ -84,6 +84,7 @@ impl Catalogue {
             core::Binding,
             meta::Status,
             meta::DeleteOptions,
+            meta::Patch,
         );
         let mut definitions = generator.take_definitions(true);
         for f in patch_meta::FIELDS {
@@ -136,6 +137,55 @@ impl Catalogue {
     }
 }
 
+impl Catalogue {
+    /// The paths of the fields of `obj` that its definition does not know
+    /// (`spec.replica`, `spec.template.spec.containers[0].imagePullPolcy`), as
+    /// `fieldValidation=Strict` refuses them. Strategic-merge directives
+    /// (`$patch`, `$setElementOrder/…`) are not fields.
+    pub fn unknown_fields(&self, definition: &str, obj: &Value) -> Vec<String> {
+        let mut out = Vec::new();
+        if let Some(schema) = self.get(definition) {
+            self.walk(schema, obj, "", &mut out);
+        }
+        out
+    }
+
+    fn walk(&self, schema: &Value, value: &Value, path: &str, out: &mut Vec<String>) {
+        let schema = self.resolve(schema);
+        if schema.get("x-kubernetes-preserve-unknown-fields").is_some_and(|v| v == true) {
+            return;
+        }
+        match value {
+            Value::Object(map) => {
+                if let Some(props) = schema.get("properties").and_then(Value::as_object) {
+                    for (k, v) in map {
+                        if k.starts_with('$') {
+                            continue;
+                        }
+                        let sub = if path.is_empty() { k.clone() } else { format!("{path}.{k}") };
+                        match props.get(k) {
+                            Some(s) => self.walk(s, v, &sub, out),
+                            None => out.push(sub),
+                        }
+                    }
+                } else if let Some(values) = schema.get("additionalProperties").filter(|a| a.is_object()) {
+                    for (k, v) in map {
+                        self.walk(values, v, &format!("{path}[{k}]"), out);
+                    }
+                }
+            }
+            Value::Array(items) => {
+                if let Some(item) = schema.get("items") {
+                    for (i, v) in items.iter().enumerate() {
+                        self.walk(item, v, &format!("{path}[{i}]"), out);
+                    }
+                }
+            }
+            _ => {}
+        }
+    }
+}
+
 /// The definition a schema refers to (`{"$ref": …}` or `{"allOf": [{"$ref": …}]}`).
 pub fn ref_name(schema: &Value) -> Option<&str> {
     let r = schema
@@ -156,6 +206,23 @@ mod tests {
             let def = c.get(definition_of(kind)).unwrap_or_else(|| panic!("{}", kind.kind));
             assert!(def.get("properties").and_then(|p| p.get("metadata")).is_some(), "{}", kind.kind);
         }
+    }
+
+    #[test]
+    fn unknown_fields_are_named_by_their_paths() {
+        let c = catalogue();
+        let d = serde_json::json!({
+            "apiVersion": "apps/v1", "kind": "Deployment",
+            "metadata": {"name": "web", "labels": {"a": "b"}, "colour": "red"},
+            "spec": {"replica": 2, "template": {"spec": {"containers": [{"name": "c", "image": "i", "imagePullPolcy": "x"}]}}},
+            "status": {},
+        });
+        assert_eq!(
+            c.unknown_fields("io.k8s.api.apps.v1.Deployment", &d),
+            ["metadata.colour", "spec.replica", "spec.template.spec.containers[0].imagePullPolcy"]
+        );
+        let cm = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "x"}, "data": {"any": "thing"}});
+        assert!(c.unknown_fields("io.k8s.api.core.v1.ConfigMap", &cm).is_empty());
     }
 
     #[test]

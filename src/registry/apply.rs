@@ -520,21 +520,19 @@ fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
-/// What an apply does to the store, decided from the live object.
-#[derive(Clone, Debug, PartialEq)]
-pub enum Applied {
-    /// The object does not exist: create this (it passes admission there).
-    Create(Value),
-    /// Replace the live object with this merge (a user's update of the live
-    /// object's resourceVersion, unless the applied configuration named one).
-    Update(Value),
-    /// The live object already is what the apply asks for: write nothing.
-    Unchanged(Value),
-}
-
-/// The applied configuration checked against the request: its kind, name and
-/// namespace (filled in when left out), without managedFields of its own.
-fn checked_body(kind: &'static Kind, ns: &str, name: &str, mut body: Value) -> Result<Value, RegistryError> {
+/// An applied configuration made ready to merge: of the request's kind, with
+/// the name and namespace of the request (filled in when left out), without
+/// managedFields (those are the server's).
+pub(super) fn applied_config(
+    kind: &'static Kind,
+    ns: &str,
+    name: &str,
+    mut body: Value,
+    manager: &str,
+) -> Result<Value, RegistryError> {
+    if manager.is_empty() {
+        return Err(RegistryError::BadRequest("fieldManager is required for apply patches".into()));
+    }
     if Kind::of(&body) != Some(kind) {
         return Err(RegistryError::BadRequest(format!(
             "the applied object must be of apiVersion {} and kind {}",
@@ -586,53 +584,39 @@ impl Registry {
         manager: &str,
         force: bool,
     ) -> Result<Value, RegistryError> {
-        let pinned = body.pointer("/metadata/resourceVersion").is_some();
+        let ns = kind.namespace_or_default(namespace);
+        let body = applied_config(kind, ns, name, body, manager)?;
+        let definition = schema::definition_of(kind);
         for _ in 0..APPLY_RETRIES {
-            let r = match self.apply_plan(kind, namespace, name, body.clone(), manager, force)? {
-                Applied::Unchanged(live) => return Ok(live),
-                Applied::Create(obj) => match self.create(obj).await {
+            let Some(live) = self.get(kind, ns, name)? else {
+                let mut obj = apply_config(definition, &json!({"metadata": {}}), &body, manager, force, &now())
+                    .expect("nothing to conflict with");
+                // The object is the applied configuration itself (the merge
+                // above only computed its managedFields).
+                let managed = obj["metadata"]["managedFields"].take();
+                obj = body.clone();
+                obj["metadata"]["managedFields"] = managed;
+                match self.create(obj).await {
                     Err(RegistryError::AlreadyExists { .. }) => continue,
-                    other => other,
-                },
-                Applied::Update(merged) => self.update(merged, Origin::User).await,
+                    other => return other,
+                }
             };
-            match r {
-                Err(RegistryError::Conflict { .. } | RegistryError::NotFound { .. }) if !pinned => continue,
+            let merged = apply_config(definition, &live, &body, manager, force, &now())
+                .map_err(RegistryError::FieldManagerConflict)?;
+            if merged == live {
+                return Ok(live);
+            }
+            // Another write (or a delete) got in between: merge into what is there now.
+            match self.update(merged, Origin::User).await {
+                Err(RegistryError::Conflict { .. } | RegistryError::NotFound { .. })
+                    if body.pointer("/metadata/resourceVersion").is_none() =>
+                {
+                    continue
+                }
                 other => return other,
             }
         }
         Err(RegistryError::conflict(kind, name))
-    }
-
-    /// What [`Registry::apply`] would write, from the current replica,
-    /// without writing it (the REST door's `dryRun=All` runs the result
-    /// through its dry-run create or update).
-    pub fn apply_plan(
-        &self,
-        kind: &'static Kind,
-        namespace: &str,
-        name: &str,
-        body: Value,
-        manager: &str,
-        force: bool,
-    ) -> Result<Applied, RegistryError> {
-        if manager.is_empty() {
-            return Err(RegistryError::BadRequest("fieldManager is required for apply patches".into()));
-        }
-        let ns = kind.namespace_or_default(namespace);
-        let body = checked_body(kind, ns, name, body)?;
-        let definition = schema::definition_of(kind);
-        let Some(live) = self.get(kind, ns, name)? else {
-            let mut obj = body.clone();
-            let empty = json!({"metadata": {}});
-            let owned = apply_config(definition, &empty, &body, manager, force, &now())
-                .map_err(RegistryError::FieldManagerConflict)?;
-            obj["metadata"]["managedFields"] = owned["metadata"]["managedFields"].clone();
-            return Ok(Applied::Create(obj));
-        };
-        let merged = apply_config(definition, &live, &body, manager, force, &now())
-            .map_err(RegistryError::FieldManagerConflict)?;
-        Ok(if merged == live { Applied::Unchanged(live) } else { Applied::Update(merged) })
     }
 }
 

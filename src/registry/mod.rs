@@ -28,6 +28,7 @@ mod claims;
 #[cfg(test)]
 mod claims_tests;
 pub mod deletion;
+mod dry_run;
 pub mod error;
 pub mod events;
 pub mod informer;
@@ -35,6 +36,7 @@ pub mod patch;
 pub mod strategic;
 #[cfg(test)]
 pub(crate) mod testing;
+pub mod watch;
 mod write;
 
 use std::sync::Arc;

@@ -19,7 +19,7 @@ const USER_RETRIES: usize = 5;
 /// The same for the control plane's read-modify-writes.
 const MODIFY_RETRIES: usize = 10;
 
-fn kind_of(obj: &Value) -> Result<&'static Kind, RegistryError> {
+pub(super) fn kind_of(obj: &Value) -> Result<&'static Kind, RegistryError> {
     let kind = obj.get("kind").and_then(Value::as_str).unwrap_or("");
     let api = obj.get("apiVersion").and_then(Value::as_str).unwrap_or("");
     Kind::of(obj)

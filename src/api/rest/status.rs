@@ -80,6 +80,7 @@ impl From<RegistryError> for Failure {
             RegistryError::NotFound { resource, name }
             | RegistryError::AlreadyExists { resource, name }
             | RegistryError::Conflict { resource, name } => Some(json!({"name": name, "kind": resource})),
+            RegistryError::FieldManagerConflict(c) => Some(json!({"causes": c.causes()})),
             RegistryError::Invalid(inv) => Some(json!({
                 "name": inv.name,
                 "kind": inv.kind,

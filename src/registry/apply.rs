@@ -606,8 +606,13 @@ impl Registry {
             if merged == live {
                 return Ok(live);
             }
+            // Another write (or a delete) got in between: merge into what is there now.
             match self.update(merged, Origin::User).await {
-                Err(RegistryError::Conflict { .. }) if body.pointer("/metadata/resourceVersion").is_none() => continue,
+                Err(RegistryError::Conflict { .. } | RegistryError::NotFound { .. })
+                    if body.pointer("/metadata/resourceVersion").is_none() =>
+                {
+                    continue
+                }
                 other => return other,
             }
         }

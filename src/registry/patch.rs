@@ -43,11 +43,7 @@ impl Patch {
         let mut out = target.clone();
         match self {
             Patch::Merge(p) => crate::objects::merge::merge(&mut out, p),
-            Patch::Strategic(p) => {
-                let kind = crate::objects::Kind::of(target)
-                    .ok_or_else(|| PatchError::Malformed("the target's kind is not served".into()))?;
-                out = super::strategic::strategic_merge(crate::objects::schema::definition_of(kind), target, p)?;
-            }
+            Patch::Strategic(p) => out = super::strategic::strategic_merge(&definition_of(target), target, p)?,
             Patch::Json(ops) => {
                 let ops =
                     ops.as_array().ok_or_else(|| PatchError::Malformed("expected a list of operations".into()))?;
@@ -58,6 +54,22 @@ impl Patch {
         }
         Ok(out)
     }
+}
+
+/// The OpenAPI definition of `target` by its apiVersion and kind: a served
+/// kind's, or the catalogue's name for another type (`autoscaling/v1`
+/// `Scale`); a type the catalogue lacks merges as a JSON merge patch.
+fn definition_of(target: &Value) -> String {
+    use crate::objects::{schema, Kind};
+    if let Some(kind) = Kind::of(target) {
+        return schema::definition_of(kind).to_string();
+    }
+    let kind = target.get("kind").and_then(Value::as_str).unwrap_or("");
+    let (group, version) = match target.get("apiVersion").and_then(Value::as_str).unwrap_or("").split_once('/') {
+        Some((g, v)) => (g, v),
+        None => ("core", target.get("apiVersion").and_then(Value::as_str).unwrap_or("")),
+    };
+    format!("io.k8s.api.{group}.{version}.{kind}")
 }
 
 /// The reference tokens of a JSON pointer (`/a/b~1c` → `a`, `b/c`).
@@ -184,6 +196,12 @@ mod tests {
         let patch = json!({"spec": {"containers": [{"name": "a", "image": "a:2"}]}});
         let got = Patch::Strategic(patch.clone()).apply(&pod).unwrap();
         assert_eq!(got["spec"]["containers"], json!([{"name": "a", "image": "a:2"}, {"name": "b", "image": "b:1"}]));
+        // A type that is not a served kind is found in the catalogue too.
+        let scale = json!({"apiVersion": "autoscaling/v1", "kind": "Scale", "spec": {"replicas": 1}});
+        let got = Patch::Strategic(json!({"spec": {"replicas": 3}})).apply(&scale).unwrap();
+        assert_eq!(got["spec"]["replicas"], 3);
+        assert_eq!(definition_of(&scale), "io.k8s.api.autoscaling.v1.Scale");
+        assert_eq!(definition_of(&pod), "io.k8s.api.core.v1.Pod");
         // A merge patch replaces the list instead.
         let got = Patch::Merge(patch).apply(&pod).unwrap();
         assert_eq!(got["spec"]["containers"], json!([{"name": "a", "image": "a:2"}]));

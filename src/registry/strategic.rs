@@ -480,6 +480,20 @@ mod tests {
                     "spec": {"containers": [{"name": "a", "image": "a:2"}, {"name": "b", "image": "b:1"}]}}}}),
             ),
             (
+                "kubectl apply's three-way patch: orders, a deleted env var, a new image, an annotation",
+                DEPLOYMENT,
+                json!({"metadata": {"annotations": {"keep": "1"}}, "spec": {"template": {"spec": {"containers": [
+                    {"name": "web", "image": "web:1", "env": [{"name": "A", "value": "1"}, {"name": "B", "value": "2"}]},
+                    {"name": "injected", "image": "proxy"}]}}}}),
+                json!({"metadata": {"annotations": {"last-applied": "{}"}}, "spec": {"template": {"spec": {
+                    "$setElementOrder/containers": [{"name": "web"}],
+                    "containers": [{"name": "web", "image": "web:2",
+                        "$setElementOrder/env": [{"name": "A"}], "env": [{"name": "B", "$patch": "delete"}]}]}}}}),
+                json!({"metadata": {"annotations": {"keep": "1", "last-applied": "{}"}}, "spec": {"template": {"spec": {
+                    "containers": [{"name": "web", "image": "web:2", "env": [{"name": "A", "value": "1"}]},
+                        {"name": "injected", "image": "proxy"}]}}}}),
+            ),
+            (
                 "ownerReferences merge by uid",
                 POD,
                 json!({"metadata": {"ownerReferences": [{"uid": "1", "name": "x"}]}}),

@@ -350,7 +350,7 @@ fn lists_page_select_and_expire_and_service_accounts_authenticate() {
 
     step("a list paged two at a time shows every object once");
     for i in 0..5 {
-        let f = write(&c, &format!("cm{i}.yaml"), &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: page-{i}\n  labels: {{set: paged, n: \"{i}\"}}\n"));
+        let f = write(&c, &format!("cm{i}.yaml"), &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: page-{i}\n  labels: {{set: paged, num: \"{i}\"}}\n"));
         ok(&c, &["create", "-f", &f]);
     }
     let out = ok(&c, &["get", "cm", "-l", "set=paged", "--chunk-size=2", "-o", "name"]);
@@ -366,7 +366,7 @@ fn lists_page_select_and_expire_and_service_accounts_authenticate() {
     assert_eq!(rest["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
 
     step("label and field selectors in their full grammar");
-    let out = ok(&c, &["get", "cm", "-l", "set=paged,n in (1,3),n notin (3)", "-o", "name"]);
+    let out = ok(&c, &["get", "cm", "-l", "set=paged,num in (1,3),num notin (3)", "-o", "name"]);
     assert_eq!(out.trim(), "configmap/page-1");
     let out = ok(&c, &["get", "cm", "-l", "set=paged,!nothing", "--field-selector", "metadata.name!=page-0", "-o", "name"]);
     assert_eq!(out.lines().count(), 3, "{out}");
@@ -391,8 +391,9 @@ fn lists_page_select_and_expire_and_service_accounts_authenticate() {
     std::fs::write(&sa, serde_yaml_ng::to_string(&cfg).unwrap()).unwrap();
     let out = kubectl_with(&sa, &["get", "cm", "page-0", "-o", "name"], &[]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    ok(&c, &["delete", "secret", "default-token"]);
-    wait_for("the deleted token to stop working", Duration::from_secs(10), || {
+    // A new account of the same name (a new uid) gets a new token; the old one stops working.
+    ok(&c, &["delete", "serviceaccount", "default"]);
+    wait_for("the deleted account's token to stop working", Duration::from_secs(20), || {
         let out = kubectl_with(&sa, &["get", "cm", "page-0", "-o", "name"], &[]);
         (!out.status.success() && String::from_utf8_lossy(&out.stderr).contains("Unauthorized")).then_some(())
     });

@@ -265,6 +265,10 @@ fn kubectl_manages_an_application() {
     assert!(err.contains("conflict") && err.contains("owner"), "{err}");
     ok(&c, &["apply", "--server-side", "--field-manager=other", "--force-conflicts", "-f", &other]);
     assert_eq!(json_of(&c, &["get", "cm", "ssa"])["data"]["owner"], "second");
+    // A field a plain write changed is that writer's: applying another value conflicts.
+    ok(&c, &["patch", "cm", "ssa", "--type=merge", "-p", r#"{"data":{"extra":"y"}}"#, "--field-manager=patcher"]);
+    let err = fails(&c, &["apply", "--server-side", "-f", &ssa]);
+    assert!(err.contains("conflict") && err.contains("patcher") && err.contains("extra"), "{err}");
 
     step("edit with a non-interactive editor");
     let editor = write(&c, "editor.sh", "#!/bin/sh\nsed -i 's/greeting: bonjour/greeting: hallo/' \"$1\"\n");
@@ -343,7 +347,8 @@ fn lists_page_select_and_expire_and_service_accounts_authenticate() {
 
     step("get nodes -o wide prints Kubernetes' columns");
     let wide = ok(&c, &["get", "nodes", "-o", "wide"]);
-    for col in ["NAME", "STATUS", "ROLES", "VERSION", "INTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"] {
+    for col in ["NAME", "STATUS", "ROLES", "VERSION", "INTERNAL-IP", "OS-IMAGE", "KERNEL-VERSION", "CONTAINER-RUNTIME"]
+    {
         assert!(wide.lines().next().unwrap_or("").contains(col), "{col} missing in:\n{wide}");
     }
     assert!(wide.contains("n1") && wide.contains("Ready") && wide.contains("control-plane"), "{wide}");
@@ -356,19 +361,32 @@ fn lists_page_select_and_expire_and_service_accounts_authenticate() {
     let out = ok(&c, &["get", "cm", "-l", "set=paged", "--chunk-size=2", "-o", "name"]);
     let names: Vec<&str> = out.lines().collect();
     assert_eq!(names, (0..5).map(|i| format!("configmap/page-{i}")).collect::<Vec<_>>(), "{out}");
-    let first: Value = serde_json::from_str(&ok(&c, &["get", "--raw", "/api/v1/namespaces/default/configmaps?limit=2&labelSelector=set%3Dpaged"])).unwrap();
+    let first: Value = serde_json::from_str(&ok(
+        &c,
+        &["get", "--raw", "/api/v1/namespaces/default/configmaps?limit=2&labelSelector=set%3Dpaged"],
+    ))
+    .unwrap();
     assert_eq!(first["items"].as_array().unwrap().len(), 2);
     assert_eq!(first["metadata"]["remainingItemCount"], 3);
     let token = first["metadata"]["continue"].as_str().unwrap().to_string();
     ok(&c, &["delete", "cm", "page-4"]);
-    let rest: Value = serde_json::from_str(&ok(&c, &["get", "--raw", &format!("/api/v1/namespaces/default/configmaps?limit=10&labelSelector=set%3Dpaged&continue={token}")])).unwrap();
+    let rest: Value = serde_json::from_str(&ok(
+        &c,
+        &[
+            "get",
+            "--raw",
+            &format!("/api/v1/namespaces/default/configmaps?limit=10&labelSelector=set%3Dpaged&continue={token}"),
+        ],
+    ))
+    .unwrap();
     assert_eq!(rest["items"].as_array().unwrap().len(), 3, "later pages come from the first page's revision: {rest}");
     assert_eq!(rest["metadata"]["resourceVersion"], first["metadata"]["resourceVersion"]);
 
     step("label and field selectors in their full grammar");
     let out = ok(&c, &["get", "cm", "-l", "set=paged,num in (1,3),num notin (3)", "-o", "name"]);
     assert_eq!(out.trim(), "configmap/page-1");
-    let out = ok(&c, &["get", "cm", "-l", "set=paged,!nothing", "--field-selector", "metadata.name!=page-0", "-o", "name"]);
+    let out =
+        ok(&c, &["get", "cm", "-l", "set=paged,!nothing", "--field-selector", "metadata.name!=page-0", "-o", "name"]);
     assert_eq!(out.lines().count(), 3, "{out}");
     let err = fails(&c, &["get", "deployments", "--field-selector", "spec.nodeName=n1"]);
     assert!(err.contains("field label not supported"), "{err}");

@@ -89,6 +89,32 @@ impl Registry {
         }
     }
 
+    /// A user's create by a named field manager: every field it sets is
+    /// recorded as its own in `managedFields`.
+    pub async fn create_by(&self, mut obj: Value, manager: &str) -> Result<Value, RegistryError> {
+        if !manager.is_empty() {
+            super::apply::record_update(manager, &Value::Null, &mut obj);
+        }
+        self.create(obj).await
+    }
+
+    /// A user's update (or status update) by a named field manager: the
+    /// fields it changes are recorded as its own in `managedFields`.
+    pub async fn update_by(&self, mut obj: Value, status_only: bool, manager: &str) -> Result<Value, RegistryError> {
+        if !manager.is_empty() {
+            let kind = kind_of(&obj)?;
+            let ns = kind.namespace_or_default(meta_str(&obj, "namespace")).to_string();
+            if let Some(current) = self.get(kind, &ns, meta_str(&obj, "name"))? {
+                super::apply::record_update(manager, &current, &mut obj);
+            }
+        }
+        if status_only {
+            self.update_status(obj).await
+        } else {
+            self.update(obj, Origin::User).await
+        }
+    }
+
     /// Replace only the status of an object (the status subresource): the
     /// rest of the stored object is kept.
     pub async fn update_status(&self, obj: Value) -> Result<Value, RegistryError> {
@@ -205,12 +231,30 @@ impl Registry {
         patch: &Patch,
         status: bool,
     ) -> Result<Value, RegistryError> {
+        self.patch_by(kind, namespace, name, patch, status, "").await
+    }
+
+    /// [`Registry::patch`] by a named field manager (a REST request's
+    /// `fieldManager`): the fields it changes are recorded as its own in
+    /// `managedFields` (operation Update), as server-side apply reads them.
+    pub async fn patch_by(
+        &self,
+        kind: &'static Kind,
+        namespace: &str,
+        name: &str,
+        patch: &Patch,
+        status: bool,
+        manager: &str,
+    ) -> Result<Value, RegistryError> {
         let ns = kind.namespace_or_default(namespace);
         for _ in 0..USER_RETRIES {
             let current = self.get(kind, ns, name)?.ok_or_else(|| RegistryError::not_found(kind, name))?;
             // The patched object keeps the version it was made from (unless the
             // patch itself names one): a write in between is a conflict, retried.
-            let patched = patch.apply(&current).map_err(|e| RegistryError::BadRequest(e.to_string()))?;
+            let mut patched = patch.apply(&current).map_err(|e| RegistryError::BadRequest(e.to_string()))?;
+            if !manager.is_empty() {
+                super::apply::record_update(manager, &current, &mut patched);
+            }
             let r = if status { self.update_status(patched).await } else { self.update(patched, Origin::User).await };
             match r {
                 Err(RegistryError::Conflict { .. }) => continue,

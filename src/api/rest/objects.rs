@@ -12,7 +12,7 @@ use super::table;
 use super::Call;
 use crate::objects::{meta_str, Kind};
 use crate::registry::deletion::{DeleteOptions, Propagation};
-use crate::registry::{Origin, Patch, RegistryError};
+use crate::registry::{Patch, RegistryError};
 
 /// The namespace of a request for a namespaced kind (the path's, else `default`).
 fn namespace_of(call: &Call<'_>) -> String {
@@ -114,7 +114,7 @@ pub async fn create(call: &Call<'_>, bytes: &[u8]) -> Result<Response, Failure> 
     let created = if super::query::dry_run(&call.params)? {
         call.registry().dry_run_create(obj)?
     } else {
-        call.registry().create(obj).await?
+        call.registry().create_by(obj, call.params.get("fieldManager").unwrap_or("")).await?
     };
     Ok(with_warnings(object_answer(call, 201, &created), &warnings))
 }
@@ -133,8 +133,9 @@ pub async fn update(call: &Call<'_>, bytes: &[u8]) -> Result<Response, Failure> 
     let status = call.target.subresource == "status";
     let updated = match (super::query::dry_run(&call.params)?, status) {
         (true, _) => call.registry().dry_run_update(obj, status)?,
-        (false, true) => call.registry().update_status(obj).await?,
-        (false, false) => call.registry().update(obj, Origin::User).await?,
+        (false, status) => {
+            call.registry().update_by(obj, status, call.params.get("fieldManager").unwrap_or("")).await?
+        }
     };
     Ok(with_warnings(object_answer(call, 200, &updated), &warnings))
 }
@@ -167,7 +168,9 @@ pub async fn patch(call: &Call<'_>, bytes: &[u8]) -> Result<Response, Failure> {
     let patched = if super::query::dry_run(&call.params)? {
         call.registry().dry_run_patch(kind, &ns, &name, &patch, status)?
     } else {
-        call.registry().patch(kind, &ns, &name, &patch, status).await?
+        call.registry()
+            .patch_by(kind, &ns, &name, &patch, status, call.params.get("fieldManager").unwrap_or(""))
+            .await?
     };
     Ok(with_warnings(object_answer(call, 200, &patched), &warnings))
 }

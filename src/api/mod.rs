@@ -2,6 +2,7 @@
 //! Bodies are Kubernetes JSON; see `proto/clusterd.proto`.
 
 pub mod auth;
+pub mod columns;
 pub mod pods;
 pub mod rest;
 pub mod server;

@@ -5,7 +5,7 @@ use chrono::{DateTime, Utc};
 use serde_json::Value;
 
 use super::kinds;
-use crate::objects::columns::{age, headers, row};
+use crate::api::columns::{age, headers, row};
 use crate::objects::{meta_str, Kind};
 
 /// Output formats of `get` and `status`.

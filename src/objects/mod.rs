@@ -3,7 +3,6 @@
 //! against `k8s-openapi`'s types, so unknown fields survive a round trip.
 
 pub mod admission;
-pub mod columns;
 pub mod conditions;
 pub mod conventions;
 pub mod defaults;

@@ -2,7 +2,7 @@
 //! `application/json;as=Table;v=v1;g=meta.k8s.io` and prints the columns the
 //! server chose, so the server must know kubectl's columns (a plain list
 //! prints as NAME and AGE only). The columns and cells come from
-//! [`crate::objects::columns`], the same definition `clusterd get` prints.
+//! [`crate::api::columns`], the same definition `clusterd get` prints.
 //!
 //! Every cell is sent, the `-o wide` ones too: kubectl drops the
 //! `priority: 1` columns itself unless asked for them. Each row carries the
@@ -19,7 +19,7 @@
 use chrono::{DateTime, Utc};
 use serde_json::{json, Map, Value};
 
-use crate::objects::columns::{self, Column};
+use crate::api::columns::{self, Column};
 use crate::objects::Kind;
 
 /// The `apiVersion` of Tables and of the metadata-only row objects.

@@ -184,7 +184,7 @@ pub fn for_create(kind: &'static Kind, mut obj: Value, ctx: &CreateContext) -> R
             meta.remove(server_owned);
         }
         // Field ownership (server-side apply) is kept when given as a list.
-        if !meta.get("managedFields").and_then(Value::as_array).is_some_and(|l| !l.is_empty()) {
+        if meta.get("managedFields").and_then(Value::as_array).is_none_or(|l| l.is_empty()) {
             meta.remove("managedFields");
         }
         meta.insert("uid".into(), json!(ctx.uid));

@@ -568,6 +568,30 @@ pub(super) fn applied_config(
     Ok(body)
 }
 
+/// What an apply of `body` stores: merged into `live`, or (no live object)
+/// the applied configuration itself with its manager's managedFields.
+pub(super) fn applied(
+    definition: &str,
+    live: Option<&Value>,
+    body: &Value,
+    manager: &str,
+    force: bool,
+    now: &str,
+) -> Result<Value, RegistryError> {
+    match live {
+        Some(live) => {
+            apply_config(definition, live, body, manager, force, now).map_err(RegistryError::FieldManagerConflict)
+        }
+        None => {
+            let owned = apply_config(definition, &json!({"metadata": {}}), body, manager, force, now)
+                .map_err(RegistryError::FieldManagerConflict)?;
+            let mut obj = body.clone();
+            obj["metadata"]["managedFields"] = owned["metadata"]["managedFields"].clone();
+            Ok(obj)
+        }
+    }
+}
+
 impl Registry {
     /// Server-side apply of `body` (a full or partial object of `kind`) by
     /// `manager`: creates the object (through admission) if it does not
@@ -589,20 +613,12 @@ impl Registry {
         let definition = schema::definition_of(kind);
         for _ in 0..APPLY_RETRIES {
             let Some(live) = self.get(kind, ns, name)? else {
-                let mut obj = apply_config(definition, &json!({"metadata": {}}), &body, manager, force, &now())
-                    .expect("nothing to conflict with");
-                // The object is the applied configuration itself (the merge
-                // above only computed its managedFields).
-                let managed = obj["metadata"]["managedFields"].take();
-                obj = body.clone();
-                obj["metadata"]["managedFields"] = managed;
-                match self.create(obj).await {
+                match self.create(applied(definition, None, &body, manager, force, &now())?).await {
                     Err(RegistryError::AlreadyExists { .. }) => continue,
                     other => return other,
                 }
             };
-            let merged = apply_config(definition, &live, &body, manager, force, &now())
-                .map_err(RegistryError::FieldManagerConflict)?;
+            let merged = applied(definition, Some(&live), &body, manager, force, &now())?;
             if merged == live {
                 return Ok(live);
             }

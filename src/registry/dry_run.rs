@@ -48,25 +48,18 @@ impl Registry {
         let ns = kind.namespace_or_default(namespace);
         let body = super::apply::applied_config(kind, ns, name, body, manager)?;
         let definition = crate::objects::schema::definition_of(kind);
-        let now = crate::util::now();
         match self.get(kind, ns, name)? {
-            None => {
-                let merged = super::apply::apply_config(
-                    definition,
-                    &serde_json::json!({"metadata": {}}),
-                    &body,
-                    manager,
-                    force,
-                    &now,
-                )
-                .map_err(RegistryError::FieldManagerConflict)?;
-                let mut obj = body;
-                obj["metadata"]["managedFields"] = merged["metadata"]["managedFields"].clone();
-                self.dry_run_create(obj)
-            }
+            None => self.dry_run_create(super::apply::applied(
+                definition,
+                None,
+                &body,
+                manager,
+                force,
+                &crate::util::now(),
+            )?),
             Some(live) => {
-                let merged = super::apply::apply_config(definition, &live, &body, manager, force, &now)
-                    .map_err(RegistryError::FieldManagerConflict)?;
+                let merged =
+                    super::apply::applied(definition, Some(&live), &body, manager, force, &crate::util::now())?;
                 self.dry_run_update(merged, false)
             }
         }
@@ -84,7 +77,6 @@ impl Registry {
         let current = self
             .get(kind, kind.namespace_or_default(namespace), name)?
             .ok_or_else(|| RegistryError::not_found(kind, name))?;
-        let patched = patch.apply(&current).map_err(|e| RegistryError::BadRequest(e.to_string()))?;
-        self.dry_run_update(patched, status)
+        self.dry_run_update(super::write::patched(&current, patch, "")?, status)
     }
 }

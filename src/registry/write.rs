@@ -26,6 +26,16 @@ pub(super) fn kind_of(obj: &Value) -> Result<&'static Kind, RegistryError> {
         .ok_or_else(|| RegistryError::BadRequest(format!("no kind \"{kind}\" is registered for version \"{api}\"")))
 }
 
+/// `current` with `patch` applied, and the fields it changed recorded as
+/// `manager`'s (when named).
+pub(super) fn patched(current: &Value, patch: &Patch, manager: &str) -> Result<Value, RegistryError> {
+    let mut out = patch.apply(current).map_err(|e| RegistryError::BadRequest(e.to_string()))?;
+    if !manager.is_empty() {
+        super::apply::record_update(manager, current, &mut out);
+    }
+    Ok(out)
+}
+
 pub(super) fn stamped(mut body: Value, revision: u64) -> Value {
     body["metadata"]["resourceVersion"] = json!(revision.to_string());
     body
@@ -251,10 +261,7 @@ impl Registry {
             let current = self.get(kind, ns, name)?.ok_or_else(|| RegistryError::not_found(kind, name))?;
             // The patched object keeps the version it was made from (unless the
             // patch itself names one): a write in between is a conflict, retried.
-            let mut patched = patch.apply(&current).map_err(|e| RegistryError::BadRequest(e.to_string()))?;
-            if !manager.is_empty() {
-                super::apply::record_update(manager, &current, &mut patched);
-            }
+            let patched = patched(&current, patch, manager)?;
             let r = if status { self.update_status(patched).await } else { self.update(patched, Origin::User).await };
             match r {
                 Err(RegistryError::Conflict { .. }) => continue,

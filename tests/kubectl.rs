@@ -57,6 +57,43 @@ fn json_of(c: &Cluster, args: &[&str]) -> Value {
     serde_json::from_str(&ok(c, &a)).unwrap()
 }
 
+/// A kubectl that keeps printing (`-w`, `logs -f`), its output collected in a file.
+struct Streaming {
+    child: std::process::Child,
+    copier: std::thread::JoinHandle<()>,
+    out: PathBuf,
+}
+
+impl Streaming {
+    fn start(c: &Cluster, args: &[&str], file: &str) -> Streaming {
+        let mut child = Command::new("kubectl")
+            .env("KUBECONFIG", kubeconfig(c))
+            .args(args)
+            .stdout(Stdio::piped())
+            .stderr(Stdio::null())
+            .spawn()
+            .unwrap();
+        let out = c.dir.path().join(file);
+        let mut reader = child.stdout.take().unwrap();
+        let mut f = std::fs::File::create(&out).unwrap();
+        let copier = std::thread::spawn(move || {
+            let _ = std::io::copy(&mut reader, &mut f);
+        });
+        Streaming { child, copier, out }
+    }
+
+    /// What it printed so far.
+    fn text(&self) -> Option<String> {
+        std::fs::read_to_string(&self.out).ok()
+    }
+
+    fn stop(mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let _ = self.copier.join();
+    }
+}
+
 const APP: &str = r#"apiVersion: apps/v1
 kind: Deployment
 metadata:
@@ -146,32 +183,15 @@ fn kubectl_manages_an_application() {
 
     step("the pods run; a watch sees a new one");
     ok(&c, &["rollout", "status", "deployment/web", "--timeout=90s"]);
-    let mut watch = Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig(&c))
-        .args(["get", "pods", "-w", "--request-timeout=60s"])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let out_path = c.dir.path().join("watch.out");
-    let mut reader = watch.stdout.take().unwrap();
-    let copier = std::thread::spawn({
-        let out_path = out_path.clone();
-        move || {
-            let mut f = std::fs::File::create(out_path).unwrap();
-            let _ = std::io::copy(&mut reader, &mut f);
-        }
-    });
+    let watch = Streaming::start(&c, &["get", "pods", "-w", "--request-timeout=60s"], "watch.out");
     ok(&c, &["scale", "deployment", "web", "--replicas=4"]);
     wait_for("the watch to print a fourth pod", Duration::from_secs(30), || {
-        let text = std::fs::read_to_string(&out_path).ok()?;
+        let text = watch.text()?;
         let names: std::collections::BTreeSet<&str> =
             text.lines().filter(|l| l.starts_with("web-")).filter_map(|l| l.split_whitespace().next()).collect();
         (names.len() >= 4).then_some(())
     });
-    let _ = watch.kill();
-    let _ = watch.wait();
-    let _ = copier.join();
+    watch.stop();
 
     step("label, annotate, scale");
     ok(&c, &["label", "deployment", "web", "tier=front"]);
@@ -204,33 +224,15 @@ fn kubectl_manages_an_application() {
     step("logs -f follows a container; exec runs a command in it");
     let pods = json_of(&c, &["get", "pods", "-l", "app=web", "--field-selector=status.phase=Running"]);
     let pod = pods["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
-    let mut follow = Command::new("kubectl")
-        .env("KUBECONFIG", kubeconfig(&c))
-        .args(["logs", "-f", &pod])
-        .stdout(Stdio::piped())
-        .stderr(Stdio::null())
-        .spawn()
-        .unwrap();
-    let logs_path = c.dir.path().join("logs.out");
-    let mut reader = follow.stdout.take().unwrap();
-    let copier = std::thread::spawn({
-        let logs_path = logs_path.clone();
-        move || {
-            let mut f = std::fs::File::create(logs_path).unwrap();
-            let _ = std::io::copy(&mut reader, &mut f);
-        }
-    });
+    let follow = Streaming::start(&c, &["logs", "-f", &pod], "logs.out");
     let first = wait_for("a first line", Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(&logs_path).ok()?;
-        text.lines().next().map(str::to_string)
+        follow.text()?.lines().next().map(str::to_string)
     });
     wait_for("lines written after the follow began", Duration::from_secs(20), || {
-        let text = std::fs::read_to_string(&logs_path).ok()?;
+        let text = follow.text()?;
         (text.lines().count() >= 3 && text.lines().last() != Some(first.as_str())).then_some(())
     });
-    let _ = follow.kill();
-    let _ = follow.wait();
-    let _ = copier.join();
+    follow.stop();
     assert_eq!(ok(&c, &["exec", &pod, "--", "cat", "/VERSION"]), "v1\n");
     let out = kubectl(&c, &["exec", &pod, "--", "sh", "-c", "echo out; echo err >&2; exit 7"]);
     assert_eq!(out.status.code(), Some(7));

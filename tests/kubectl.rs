@@ -225,9 +225,7 @@ fn kubectl_manages_an_application() {
     let pods = json_of(&c, &["get", "pods", "-l", "app=web", "--field-selector=status.phase=Running"]);
     let pod = pods["items"][0]["metadata"]["name"].as_str().unwrap().to_string();
     let follow = Streaming::start(&c, &["logs", "-f", &pod], "logs.out");
-    let first = wait_for("a first line", Duration::from_secs(20), || {
-        follow.text()?.lines().next().map(str::to_string)
-    });
+    let first = wait_for("a first line", Duration::from_secs(20), || follow.text()?.lines().next().map(str::to_string));
     wait_for("lines written after the follow began", Duration::from_secs(20), || {
         let text = follow.text()?;
         (text.lines().count() >= 3 && text.lines().last() != Some(first.as_str())).then_some(())

@@ -81,6 +81,39 @@ pub fn list_document(kind: &Kind, meta: &Value, items: &[Vec<u8>]) -> Vec<u8> {
     out
 }
 
+/// The objects a watch's client holds as selected.
+struct Held {
+    keys: std::collections::HashSet<String>,
+    /// Whether `keys` is every selected object the client holds (the watch
+    /// began with the current state, or selects everything); else an object
+    /// changed before it was seen may be held already.
+    complete: bool,
+}
+
+impl Held {
+    /// What a change of `key` is to the client, if anything: ADDED when it
+    /// starts being selected, MODIFIED while it stays, DELETED when it is
+    /// deleted or stops being selected.
+    fn event(&mut self, key: &str, deleted: bool, existed: bool, selected: bool) -> Option<&'static str> {
+        let held = self.keys.contains(key) || (!self.complete && existed && selected);
+        match (deleted, selected, held) {
+            (true, _, true) | (true, true, false) => {
+                self.keys.remove(key);
+                Some("DELETED")
+            }
+            (true, false, false) | (false, false, false) => None,
+            (false, false, true) => {
+                self.keys.remove(key);
+                Some("DELETED")
+            }
+            (false, true, held) => {
+                self.keys.insert(key.to_string());
+                Some(if held && existed { "MODIFIED" } else { "ADDED" })
+            }
+        }
+    }
+}
+
 /// Where a watch starts.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum From {
@@ -152,6 +185,16 @@ impl Registry {
         if after < compacted {
             return Err(RegistryError::Gone { requested: after, compacted });
         }
+        // The keys the client holds as selected: an object that stops matching
+        // is DELETED for it, one that starts matching is ADDED.
+        let mut held = Held {
+            keys: initial
+                .iter()
+                .filter_map(|e| e.as_ref().ok())
+                .filter_map(|e| crate::objects::key_of(&e.object))
+                .collect(),
+            complete: from == From::Current || sel.everything(),
+        };
         let events = self.reader().watch(prefix, after, bookmarks).filter_map(move |item| {
             let out = match item {
                 Err(gone) => Some(Err(RegistryError::Gone { requested: gone.requested, compacted: gone.compacted })),
@@ -165,15 +208,12 @@ impl Registry {
                     revision: rev,
                 })),
                 Ok(WatchItem::Event(ev)) => match with_resource_version(&ev.kv.value, ev.revision) {
-                    Ok(object) if sel.matches(&object) => {
-                        let kind = match (ev.kind, ev.existed) {
-                            (EventKind::Delete, _) => "DELETED",
-                            (EventKind::Put, true) => "MODIFIED",
-                            (EventKind::Put, false) => "ADDED",
-                        };
-                        Some(Ok(WatchEvent { kind, object, revision: ev.revision }))
+                    Ok(object) => {
+                        let selected = sel.matches(&object);
+                        held.event(&ev.kv.key, ev.kind == EventKind::Delete, ev.existed, selected)
+                            .map(|kind| Ok(WatchEvent { kind, object, revision: ev.revision }))
                     }
-                    _ => None,
+                    Err(_) => None,
                 },
             };
             futures::future::ready(out)
@@ -186,6 +226,34 @@ impl Registry {
 mod tests {
     use super::*;
     use crate::objects::kinds;
+
+    #[test]
+    fn objects_entering_and_leaving_a_selection_are_added_and_deleted() {
+        // (deleted, existed, selected) of successive changes of one key, and what the client sees.
+        let cases: &[(bool, &[(bool, bool, bool)], &[Option<&str>])] = &[
+            // complete: created selected, changed, unselected, selected again, deleted
+            (
+                true,
+                &[
+                    (false, false, true),
+                    (false, true, true),
+                    (false, true, false),
+                    (false, true, true),
+                    (true, true, true),
+                ],
+                &[Some("ADDED"), Some("MODIFIED"), Some("DELETED"), Some("ADDED"), Some("DELETED")],
+            ),
+            // complete: an unselected object changes and goes: nothing
+            (true, &[(false, true, false), (true, true, false)], &[None, None]),
+            // incomplete (a watch from a revision): a selected change of an existing object is MODIFIED
+            (false, &[(false, true, true), (false, true, false)], &[Some("MODIFIED"), Some("DELETED")]),
+        ];
+        for (complete, changes, want) in cases {
+            let mut held = Held { keys: Default::default(), complete: *complete };
+            let got: Vec<Option<&str>> = changes.iter().map(|(d, e, s)| held.event("/k", *d, *e, *s)).collect();
+            assert_eq!(&got, want, "{changes:?}");
+        }
+    }
 
     #[test]
     fn a_list_document_is_json_around_the_items() {

@@ -353,6 +353,15 @@ fn lists_page_select_and_expire_and_service_accounts_authenticate() {
     }
     assert!(wide.contains("n1") && wide.contains("Ready") && wide.contains("control-plane"), "{wide}");
 
+    step("kubectl's protobuf generators: create namespace, configmap, secret");
+    ok(&c, &["create", "namespace", "team-a"]);
+    ok(&c, &["create", "configmap", "settings", "-n", "team-a", "--from-literal=colour=blue"]);
+    ok(&c, &["create", "secret", "generic", "creds", "-n", "team-a", "--from-literal=pw=hunter2"]);
+    assert_eq!(json_of(&c, &["get", "cm", "settings", "-n", "team-a"])["data"]["colour"], "blue");
+    assert_eq!(json_of(&c, &["get", "secret", "creds", "-n", "team-a"])["data"]["pw"], "aHVudGVyMg==");
+    let err = fails(&c, &["create", "deployment", "d", "--image=clusterd.local/busybox:v1"]);
+    assert!(err.contains("not accepted as protobuf") && err.contains("application/json"), "{err}");
+
     step("a list paged two at a time shows every object once");
     for i in 0..5 {
         let f = write(&c, &format!("cm{i}.yaml"), &format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: page-{i}\n  labels: {{set: paged, num: \"{i}\"}}\n"));

@@ -29,6 +29,12 @@ pub fn decode(content_type: &str, bytes: &[u8]) -> Result<Value, Failure> {
             format!("the request body is {} bytes, the limit is {MAX_BODY}", bytes.len()),
         ));
     }
+    if content_type == "application/vnd.kubernetes.protobuf" {
+        return super::protobuf::decode(bytes).map_err(|e| match e {
+            super::protobuf::ProtobufError::Unsupported(_) => Failure::new(415, "UnsupportedMediaType", e.to_string()),
+            super::protobuf::ProtobufError::Malformed(_) => Failure::bad_request(e.to_string()),
+        });
+    }
     if content_type.contains("protobuf") || content_type.contains("cbor") {
         return Err(Failure::new(
             415,
@@ -79,6 +85,7 @@ mod tests {
         );
         assert_eq!(decode("application/json", br#"{"a":1}"#).unwrap(), serde_json::json!({"a": 1}));
         assert_eq!(decode("application/json", b"{").unwrap_err().code, 400);
-        assert_eq!(decode("application/vnd.kubernetes.protobuf", b"k8s\0").unwrap_err().code, 415);
+        assert_eq!(decode("application/vnd.kubernetes.protobuf", b"{}").unwrap_err().code, 400);
+        assert_eq!(decode("application/cbor", b"").unwrap_err().code, 415);
     }
 }

@@ -15,6 +15,7 @@ pub mod logs;
 pub mod objects;
 pub mod openapi;
 pub mod pods;
+pub mod protobuf;
 pub mod query;
 pub mod route;
 pub mod scale;

@@ -14,7 +14,7 @@ use crate::client::get::GetArgs;
 use crate::client::image::ImageVerb;
 use crate::client::logs::LogsArgs;
 use crate::client::member::MemberVerb;
-use crate::client::node::{DataDirArgs, JoinArgs, NodeFlags};
+use crate::client::node::{DataDirArgs, JoinArgs, NodeFlags, RecoverArgs};
 use crate::client::print::Output;
 use crate::client::rollout::RolloutVerb;
 use crate::client::scale::ScaleArgs;
@@ -48,6 +48,9 @@ pub enum Verb {
     Join(JoinArgs),
     /// Run a node again from its data directory (runs in the foreground).
     Start(DataDirArgs),
+    /// Make a stopped surviving voter the only voter after the others are gone
+    /// for good, and run it (refused while a quorum of the old members answers).
+    Recover(RecoverArgs),
     /// Remove what a stopped node left on this host: its pods' containers and
     /// sandboxes, its bridge, nftables table and cgroups (like `kubeadm reset`).
     Reset(DataDirArgs),
@@ -114,6 +117,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Verb::Init(flags) => client::node::init(flags).await,
         Verb::Join(a) => client::node::join(a).await,
         Verb::Start(a) => client::node::start(a).await,
+        Verb::Recover(a) => client::node::recover(a).await,
         Verb::Reset(a) => client::node::reset(a).await,
         Verb::Token { command } => client::token::run(&opts, command).await,
         Verb::Status { output } => client::status::run(&opts, *output).await,

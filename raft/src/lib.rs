@@ -8,6 +8,7 @@
 //! * [`pki`] — the cluster CA and node certificates.
 //! * [`transport`] — QUIC with mutual TLS between nodes.
 //! * [`leadership`] — who leads, followed through changes.
+//! * [`recover`] — a survivor made the only voter after its quorum was lost for good.
 //! * [`node`] — a running member: propose (forwarded to the leader), read, watch,
 //!   membership changes.
 
@@ -23,6 +24,7 @@ pub mod leadership;
 pub mod network;
 pub mod node;
 pub mod pki;
+pub mod recover;
 pub mod rpc;
 pub mod transport;
 

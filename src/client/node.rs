@@ -1,4 +1,4 @@
-//! The node life-cycle verbs' flags — `init`, `join`, `start`, `reset` — and
+//! The node life-cycle verbs' flags — `init`, `join`, `start`, `recover`, `reset` — and
 //! their hand-over to the cluster layer, which runs the node.
 
 use std::net::SocketAddr;
@@ -115,6 +115,17 @@ pub struct DataDirArgs {
     pub data_dir: PathBuf,
 }
 
+/// `recover` arguments.
+#[derive(Args, Debug)]
+pub struct RecoverArgs {
+    /// Data directory of the stopped surviving voter.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// Recover even if a quorum of the old members answers (it splits the cluster).
+    #[arg(long)]
+    pub force: bool,
+}
+
 /// Run `init`.
 pub async fn init(flags: &NodeFlags) -> Result<(), CliError> {
     Ok(cluster::init(flags.args()).await?)
@@ -128,6 +139,11 @@ pub async fn join(a: &JoinArgs) -> Result<(), CliError> {
 /// Run `start`.
 pub async fn start(a: &DataDirArgs) -> Result<(), CliError> {
     Ok(cluster::start(&a.data_dir).await?)
+}
+
+/// Run `recover`.
+pub async fn recover(a: &RecoverArgs) -> Result<(), CliError> {
+    Ok(cluster::recover(&a.data_dir, a.force).await?)
 }
 
 /// Run `reset`.

@@ -1,10 +1,12 @@
 //! The life cycle of a node: `init` a new cluster, `join` one, `start` again from
-//! a data directory, and run until a signal stops it.
+//! a data directory, `recover` one from the loss of its quorum, and run until a
+//! signal stops it.
 
 pub mod config;
 pub mod dial;
 mod init;
 mod join;
+pub mod recover;
 mod reset;
 mod run;
 mod start;
@@ -14,6 +16,7 @@ use std::path::PathBuf;
 
 pub use init::init;
 pub use join::join;
+pub use recover::recover;
 pub use reset::reset;
 pub use run::{pick_port, RunningNode};
 pub use start::start;

@@ -18,9 +18,9 @@ use super::{be, cf, from_be, CF_LOGS, CF_RAFT_META};
 use crate::codec::{decode, encode};
 use crate::types::{Entry, LogId, TypeConfig, Vote};
 
-const KEY_VOTE: &[u8] = b"vote";
+pub(crate) const KEY_VOTE: &[u8] = b"vote";
 const KEY_COMMITTED: &[u8] = b"committed";
-const KEY_PURGED: &[u8] = b"last_purged";
+pub(crate) const KEY_PURGED: &[u8] = b"last_purged";
 
 /// The Raft log store. It owns the log's sync thread, stopped when it is dropped.
 pub struct LogStore {
@@ -44,7 +44,7 @@ pub(crate) fn io_err(e: impl std::fmt::Display) -> io::Error {
     io::Error::other(e.to_string())
 }
 
-fn meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<Option<T>> {
+pub(crate) fn meta<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<Option<T>> {
     let raw = db.get_cf(cf(db, CF_RAFT_META), key).map_err(io_err)?;
     raw.map(|b| decode(&b).map_err(io_err)).transpose()
 }

@@ -16,9 +16,9 @@
 
 mod flusher;
 pub mod format;
-mod log_store;
+pub(crate) mod log_store;
 pub mod reader;
-mod state_machine;
+pub(crate) mod state_machine;
 
 use std::path::Path;
 use std::sync::Arc;
@@ -90,8 +90,18 @@ const MEMTABLE_BUDGET: usize = 64 << 20;
 /// Open (or create) the store at `path` and return its log store, state machine
 /// and a read handle for the application.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenError> {
+    let db = Arc::new(open_db(path, true)?);
+    let reader = StoreReader::new(db.clone());
+    let sm = StateMachine::open(db.clone(), reader.clone())
+        .map_err(|e| OpenError::StateMachine { path: path.display().to_string(), reason: e.to_string() })?;
+    let log = LogStore::new(db).map_err(OpenError::Thread)?;
+    Ok((log, sm, reader))
+}
+
+/// Open the database at `path` (creating it if `create`), of this build's format only.
+pub(crate) fn open_db(path: &Path, create: bool) -> Result<DB, OpenError> {
     let mut opts = Options::default();
-    opts.create_if_missing(true);
+    opts.create_if_missing(create);
     opts.create_missing_column_families(true);
     opts.set_max_background_jobs(2);
     // One budget for the memtables of every column family (RocksDB's default
@@ -104,12 +114,7 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenEr
     let db = DB::open_cf_descriptors(&opts, path, cfs)
         .map_err(|source| OpenError::Db { path: path.display().to_string(), source })?;
     check_format(&db, path)?;
-    let db = Arc::new(db);
-    let reader = StoreReader::new(db.clone());
-    let sm = StateMachine::open(db.clone(), reader.clone())
-        .map_err(|e| OpenError::StateMachine { path: path.display().to_string(), reason: e.to_string() })?;
-    let log = LogStore::new(db).map_err(OpenError::Thread)?;
-    Ok((log, sm, reader))
+    Ok(db)
 }
 
 /// Open only a store of this build's format; record it in a new one.

@@ -22,7 +22,7 @@ use crate::command::{Command, CommandResponse, Compare, Event, EventKind, KeyVal
 use crate::types::{Entry, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
 const KEY_APPLIED: &[u8] = b"last_applied";
-const KEY_MEMBERSHIP: &[u8] = b"membership";
+pub(crate) const KEY_MEMBERSHIP: &[u8] = b"membership";
 const KEY_COMPACTED: &[u8] = b"compacted";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
 const PREFIX_UNIQUE: &[u8] = b"unique/";
@@ -63,7 +63,7 @@ const APPLY_CHUNK: usize = 1024;
 
 /// Read and decode a state-machine meta key. A value that does not decode is
 /// an error, never a silent default.
-fn meta_get<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<Option<T>> {
+pub(crate) fn meta_get<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> io::Result<Option<T>> {
     let raw = db.get_cf(cf(db, CF_KV_META), key).map_err(io_err)?;
     raw.map(|b| decode(&b).map_err(io_err)).transpose()
 }

@@ -44,7 +44,8 @@ const OBJECT_META: &[Field] = &[
     (14, "finalizers", Ty::Str, true),
 ];
 const NAMESPACE_SPEC: &[Field] = &[(1, "finalizers", Ty::Str, true)];
-const NAMESPACE: &[Field] = &[(1, "metadata", Ty::Msg(OBJECT_META), false), (2, "spec", Ty::Msg(NAMESPACE_SPEC), false)];
+const NAMESPACE: &[Field] =
+    &[(1, "metadata", Ty::Msg(OBJECT_META), false), (2, "spec", Ty::Msg(NAMESPACE_SPEC), false)];
 const CONFIG_MAP: &[Field] = &[
     (1, "metadata", Ty::Msg(OBJECT_META), false),
     (2, "data", Ty::MapStr, false),

@@ -213,7 +213,15 @@ impl RaftNode {
         loop {
             let leader = watch.leader();
             let attempt = match leader {
-                Some(l) if l == self.id => Some(Ok(self.handle(make()).await)),
+                // A leader that lost its quorum keeps its role until it hears of
+                // another term: its own writes wait no longer than the caller.
+                Some(l) if l == self.id => {
+                    let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
+                    match tokio::time::timeout(left, self.handle(make())).await {
+                        Ok(resp) => Some(Ok(resp)),
+                        Err(_) => Some(Err(TransportError::Timeout(format!("the local leader {l}")))),
+                    }
+                }
                 Some(l) => match self.member(l) {
                     Some(m) => {
                         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));

@@ -113,3 +113,28 @@ async fn three_voters_forward_failover_and_snapshot_catch_up() {
         n.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_leader_without_its_quorum_answers_a_write_in_the_callers_time() {
+    let h = Harness::new();
+    let (n1, m1) = h.node(1, 1000).await;
+    let (n2, m2) = h.node(2, 1000).await;
+    let (n3, m3) = h.node(3, 1000).await;
+    n1.initialize(m1).await.unwrap();
+    wait_leader(&[&n1], None).await;
+    n1.add_member(2, m2, true, WAIT).await.unwrap();
+    n1.add_member(3, m3, true, WAIT).await.unwrap();
+    n1.propose(put("/a", "1"), WAIT).await.unwrap();
+    eprintln!("--- both followers go; the leader keeps its role but cannot commit");
+    n2.shutdown().await;
+    n3.shutdown().await;
+    let wait = Duration::from_secs(2);
+    let started = tokio::time::Instant::now();
+    let r = tokio::time::timeout(Duration::from_secs(15), n1.propose(put("/b", "1"), wait)).await;
+    let took = started.elapsed();
+    let r = r.expect("the write came back instead of hanging");
+    assert!(r.is_err(), "no quorum, no commit: {r:?}");
+    eprintln!("refused in {took:?}: {}", r.unwrap_err());
+    assert!(took < Duration::from_secs(5), "within about the caller's wait: {took:?}");
+    n1.shutdown().await;
+}

@@ -6,7 +6,9 @@ pub mod dial;
 mod init;
 mod join;
 mod reset;
+mod restore;
 mod run;
+pub mod snapshot_file;
 mod start;
 
 use std::net::SocketAddr;
@@ -15,6 +17,7 @@ use std::path::PathBuf;
 pub use init::init;
 pub use join::join;
 pub use reset::reset;
+pub use restore::restore;
 pub use run::{pick_port, RunningNode};
 pub use start::start;
 

@@ -16,6 +16,7 @@
 
 mod flusher;
 pub mod format;
+pub mod import;
 mod log_store;
 pub mod reader;
 mod state_machine;
@@ -25,8 +26,9 @@ use std::sync::Arc;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
+pub use import::{Import, ImportError};
 pub use log_store::{LogReader, LogStore};
-pub use reader::{Gone, StoreReader};
+pub use reader::{Export, Gone, StoreReader};
 pub use state_machine::StateMachine;
 
 pub(crate) const CF_LOGS: &str = "logs";
@@ -90,6 +92,16 @@ const MEMTABLE_BUDGET: usize = 64 << 20;
 /// Open (or create) the store at `path` and return its log store, state machine
 /// and a read handle for the application.
 pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenError> {
+    let db = Arc::new(open_db(path)?);
+    let reader = StoreReader::new(db.clone());
+    let sm = StateMachine::open(db.clone(), reader.clone())
+        .map_err(|e| OpenError::StateMachine { path: path.display().to_string(), reason: e.to_string() })?;
+    let log = LogStore::new(db).map_err(OpenError::Thread)?;
+    Ok((log, sm, reader))
+}
+
+/// Open (or create) the database with its column families, of this build's format.
+pub(crate) fn open_db(path: &Path) -> Result<DB, OpenError> {
     let mut opts = Options::default();
     opts.create_if_missing(true);
     opts.create_missing_column_families(true);
@@ -104,12 +116,7 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenEr
     let db = DB::open_cf_descriptors(&opts, path, cfs)
         .map_err(|source| OpenError::Db { path: path.display().to_string(), source })?;
     check_format(&db, path)?;
-    let db = Arc::new(db);
-    let reader = StoreReader::new(db.clone());
-    let sm = StateMachine::open(db.clone(), reader.clone())
-        .map_err(|e| OpenError::StateMachine { path: path.display().to_string(), reason: e.to_string() })?;
-    let log = LogStore::new(db).map_err(OpenError::Thread)?;
-    Ok((log, sm, reader))
+    Ok(db)
 }
 
 /// Open only a store of this build's format; record it in a new one.
@@ -134,7 +141,7 @@ fn check_format(db: &DB, path: &Path) -> Result<(), OpenError> {
     }
 }
 
-fn is_empty(db: &DB) -> Result<bool, rocksdb::Error> {
+pub(crate) fn is_empty(db: &DB) -> Result<bool, rocksdb::Error> {
     for name in [CF_LOGS, CF_RAFT_META, CF_KV, CF_KV_META, CF_HISTORY] {
         if let Some(item) = db.iterator_cf(cf(db, name), rocksdb::IteratorMode::Start).next() {
             item?;

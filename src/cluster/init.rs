@@ -45,7 +45,10 @@ fn bootstrap_txn(
             key: crate::controllers::serviceaccount::SIGNING_KEY.into(),
             value: hex::encode(rand::random::<[u8; 32]>()).into_bytes(),
         },
-        Op::Put { key: keys::CA.into(), value: serde_json::to_vec(ca).map_err(|e| ClusterError::Config(e.to_string()))? },
+        Op::Put {
+            key: keys::CA.into(),
+            value: serde_json::to_vec(ca).map_err(|e| ClusterError::Config(e.to_string()))?,
+        },
         Op::Put { key: keys::ADMIN_TOKEN.into(), value: hash_token(admin_token).into_bytes() },
         member_record(state),
     ];
@@ -67,9 +70,10 @@ fn bootstrap_txn(
 pub(super) fn member_record(state: &NodeState) -> Op {
     Op::Put {
         key: format!("{}{}", keys::MEMBERS, state.name),
-        value: json!({"name": state.name, "raftAddr": state.raft_addr, "apiAddr": state.api_addr, "controlPlane": true})
-            .to_string()
-            .into_bytes(),
+        value:
+            json!({"name": state.name, "raftAddr": state.raft_addr, "apiAddr": state.api_addr, "controlPlane": true})
+                .to_string()
+                .into_bytes(),
     }
 }
 

@@ -216,3 +216,55 @@ fn keep_ca_lets_the_old_clusters_credentials_in_and_a_new_ca_does_not() {
     let out = with_old_config(&c);
     assert!(out.status.success(), "the old admin config: {}", stderr(&out));
 }
+
+/// Figures for the closing note: `cargo test --test backup figures -- --ignored --nocapture`.
+#[test]
+#[ignore = "a benchmark: 100,000 objects"]
+fn figures_for_100k_objects() {
+    use futures::StreamExt;
+    const OBJECTS: usize = 100_000;
+    let keep = tempfile::tempdir().unwrap();
+    let file = keep.path().join("big.snap");
+    let c = Cluster::init(&[]);
+    let began = std::time::Instant::now();
+    tokio::runtime::Runtime::new().unwrap().block_on(async {
+        clusterd_raft::pki::install_default_provider();
+        let cfg = clusterd::cluster::config::AdminConfig::load(&c.config).unwrap();
+        let client = clusterd::client::connect(&cfg, &[c.nodes[0].api_addr.clone()]).await.unwrap().0;
+        let creates = futures::stream::iter(0..OBJECTS).map(|i| {
+            let mut client = client.clone();
+            async move {
+                let json = serde_json::json!({"apiVersion": "v1", "kind": "ConfigMap",
+                    "metadata": {"name": format!("cm-{i}"), "namespace": "default"},
+                    "data": {"payload": "x".repeat(256)}});
+                client.create(clusterd::api::pb::ObjectRequest { json: json.to_string() }).await.unwrap();
+            }
+        });
+        creates.buffer_unordered(64).collect::<Vec<_>>().await;
+    });
+    eprintln!("created {OBJECTS} ConfigMaps in {:.1}s", began.elapsed().as_secs_f64());
+
+    let began = std::time::Instant::now();
+    let out = c.cli(&["snapshot", "save", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let save = began.elapsed();
+    let size = std::fs::metadata(&file).unwrap().len();
+    let began = std::time::Instant::now();
+    let revision = saved_revision(&file);
+    let check = began.elapsed();
+    drop(c);
+
+    let began = std::time::Instant::now();
+    let c = Cluster::restore(&file, &[]);
+    let restore = began.elapsed();
+    let names = c.ok(&["get", "cm", "-o", "name"]);
+    assert_eq!(names.lines().filter(|l| l.starts_with("configmap/cm-")).count(), OBJECTS);
+    eprintln!(
+        "FIGURES {OBJECTS} objects (256-byte payloads), revision {revision}: save {:.2}s, file {:.1} MiB, \
+         status (read + verify) {:.2}s, restore to a serving node {:.2}s",
+        save.as_secs_f64(),
+        size as f64 / (1 << 20) as f64,
+        check.as_secs_f64(),
+        restore.as_secs_f64()
+    );
+}

@@ -217,6 +217,32 @@ fn keep_ca_lets_the_old_clusters_credentials_in_and_a_new_ca_does_not() {
     assert!(out.status.success(), "the old admin config: {}", stderr(&out));
 }
 
+/// The scheduled snapshots in a node's data directory, oldest first.
+fn scheduled(dir: &Path) -> Vec<String> {
+    let mut names: Vec<String> = std::fs::read_dir(dir.join("snapshots"))
+        .map(|d| d.filter_map(|e| e.ok()?.file_name().into_string().ok()).filter(|n| n.ends_with(".snap")).collect())
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[test]
+fn voters_write_scheduled_snapshots_and_keep_the_newest() {
+    let mut c = Cluster::init(&["--snapshot-interval", "1", "--snapshot-retain", "2"]);
+    c.join("n2", false);
+    let dir = c.nodes[0].data_dir.clone();
+    let mut seen = std::collections::BTreeSet::new();
+    let kept = wait_for("n1 to write a third snapshot and keep two", Duration::from_secs(30), || {
+        let now = scheduled(&dir);
+        seen.extend(now.iter().cloned());
+        (seen.len() >= 3 && now.len() == 2).then_some(now)
+    });
+    let newest = dir.join("snapshots").join(kept.last().unwrap());
+    let revision = saved_revision(&newest);
+    assert!(revision > 0 && revision <= rv(&get(&c, &["namespaces"])));
+    assert!(scheduled(&c.nodes[1].data_dir).is_empty(), "a worker (not a voter) writes no snapshots");
+}
+
 /// Figures for the closing note: `cargo test --test backup figures -- --ignored --nocapture`.
 #[test]
 #[ignore = "a benchmark: 100,000 objects"]

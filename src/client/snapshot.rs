@@ -1,7 +1,7 @@
 //! `snapshot save|status|restore|build`: backups of the whole store, and a
 //! Raft snapshot built now.
 
-use std::io::{BufReader, BufWriter};
+use std::io::BufReader;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
@@ -13,7 +13,8 @@ use clusterd_raft::KeyValue;
 use super::connect::ConnectOpts;
 use super::error::CliError;
 use crate::api::pb;
-use crate::cluster::snapshot_file::{self, FileError, Header, Writer};
+use crate::cluster::backups::BackupSchedule;
+use crate::cluster::snapshot_file::{self, FileError, FileSink, Header};
 use crate::cluster::{self, NodeArgs};
 use crate::objects::network;
 use crate::util;
@@ -73,6 +74,12 @@ pub struct RestoreArgs {
     /// Log entries kept behind a snapshot.
     #[arg(long, default_value_t = 1_000)]
     pub keep_logs: u64,
+    /// Seconds between the snapshots this node writes into DATA_DIR/snapshots (0: none).
+    #[arg(long, default_value_t = 43_200)]
+    pub snapshot_interval: u64,
+    /// Scheduled snapshots kept (the oldest are removed).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_retain: u64,
     /// Registries this node pulls from over plain HTTP (host:port, repeatable).
     #[arg(long = "insecure-registry")]
     pub insecure_registries: Vec<String>,
@@ -94,6 +101,7 @@ impl RestoreArgs {
             api_addr: self.api_addr,
             snapshot_every: self.snapshot_every,
             keep_logs: self.keep_logs,
+            backups: BackupSchedule { interval_seconds: self.snapshot_interval, retain: self.snapshot_retain as usize },
             cluster_cidr: network::DEFAULT_CLUSTER_CIDR.into(),
             node_grace_period: 40,
             pod_eviction_timeout: 20,
@@ -146,37 +154,19 @@ async fn save(opts: &ConnectOpts, file: &Path) -> Result<(), CliError> {
         cluster: first.cluster,
         node: first.node,
     };
-    let mut part = file.as_os_str().to_os_string();
-    part.push(".part");
-    let part = PathBuf::from(part);
-    let out = std::fs::File::create(&part).map_err(io_error(&part))?;
-    let mut w = Writer::new(BufWriter::new(out), &header).map_err(file_error(&part))?;
-    let written: Result<(), CliError> = async {
-        while let Some(chunk) = stream.message().await? {
-            for e in chunk.entries {
-                let kv = KeyValue {
-                    key: e.key,
-                    value: e.value,
-                    create_revision: e.create_revision,
-                    mod_revision: e.mod_revision,
-                };
-                w.entry(&kv).map_err(file_error(&part))?;
-            }
+    let mut sink = FileSink::create(file, &header).map_err(file_error(file))?;
+    while let Some(chunk) = stream.message().await? {
+        for e in chunk.entries {
+            let kv = KeyValue {
+                key: e.key,
+                value: e.value,
+                create_revision: e.create_revision,
+                mod_revision: e.mod_revision,
+            };
+            sink.entry(&kv).map_err(file_error(file))?;
         }
-        Ok(())
     }
-    .await;
-    let finished = written.and_then(|()| w.finish().map_err(file_error(&part)));
-    let (out, size, checksum) = match finished {
-        Ok(f) => f,
-        Err(e) => {
-            let _ = std::fs::remove_file(&part);
-            return Err(e);
-        }
-    };
-    let out = out.into_inner().map_err(|e| io_error(&part)(e.into_error()))?;
-    out.sync_all().map_err(io_error(&part))?;
-    std::fs::rename(&part, file).map_err(io_error(file))?;
+    let (size, checksum) = sink.finish().map_err(file_error(file))?;
     println!(
         "saved revision {} ({} keys, {} bytes, sha256 {checksum}) from node {} to {} in {:.2}s",
         header.revision,

@@ -1,6 +1,7 @@
 //! The life cycle of a node: `init` a new cluster, `join` one, `start` again from
 //! a data directory, and run until a signal stops it.
 
+pub mod backups;
 pub mod config;
 pub mod dial;
 mod init;
@@ -74,6 +75,8 @@ pub struct NodeArgs {
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot.
     pub keep_logs: u64,
+    /// Scheduled snapshots into the data directory (voters only).
+    pub backups: backups::BackupSchedule,
     /// The cluster's pod network (`init` only).
     pub cluster_cidr: String,
     /// Lease age (s) after which a node is NotReady (`init` only).

@@ -16,7 +16,9 @@
 //! changed is refused — a changed byte either breaks the structure or the
 //! checksum. Reading is streaming (a file is never held whole in memory).
 
-use std::io::{self, Read, Write};
+use std::fs::File;
+use std::io::{self, BufWriter, Read, Write};
+use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 use sha2::{Digest, Sha256};
@@ -166,6 +168,49 @@ impl<W: Write> Writer<W> {
         self.out.write_all(&sum)?;
         self.out.flush()?;
         Ok((self.out, self.bytes + sum.len() as u64, hex::encode(sum)))
+    }
+}
+
+/// A snapshot file being written to disk: written as `FILE.part`, synced and
+/// renamed to `FILE` by [`FileSink::finish`]; the part is removed if it is
+/// dropped unfinished, so `FILE` is always whole.
+pub struct FileSink {
+    part: PathBuf,
+    path: PathBuf,
+    writer: Option<Writer<BufWriter<File>>>,
+}
+
+impl FileSink {
+    /// Start writing `path` with its header.
+    pub fn create(path: &Path, header: &Header) -> Result<Self, FileError> {
+        let mut part = path.as_os_str().to_os_string();
+        part.push(".part");
+        let part = PathBuf::from(part);
+        let out = File::create(&part)?;
+        let mut sink = FileSink { part, path: path.to_path_buf(), writer: None };
+        sink.writer = Some(Writer::new(BufWriter::new(out), header)?);
+        Ok(sink)
+    }
+
+    /// Add one key.
+    pub fn entry(&mut self, kv: &KeyValue) -> Result<(), FileError> {
+        self.writer.as_mut().expect("unfinished").entry(kv)
+    }
+
+    /// Append the checksum, sync and put the file in place; returns its size and checksum.
+    pub fn finish(mut self) -> Result<(u64, String), FileError> {
+        let (out, size, checksum) = self.writer.take().expect("unfinished").finish()?;
+        let out = out.into_inner().map_err(|e| e.into_error())?;
+        out.sync_all()?;
+        std::fs::rename(&self.part, &self.path)?;
+        Ok((size, checksum))
+    }
+}
+
+impl Drop for FileSink {
+    fn drop(&mut self) {
+        // Nothing to remove once finished (the part was renamed).
+        let _ = std::fs::remove_file(&self.part);
     }
 }
 

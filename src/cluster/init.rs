@@ -133,9 +133,7 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     let first = FirstNode::new(&args, dir, ca, raft_addr, api_addr)?;
     let node = start_raft(&first.dir, &first.state, first.ca.cert_pem(), &first.node_id).await?;
     let state = &first.state;
-    let member =
-        Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };
-    node.initialize(member).await?;
+    node.initialize(first.member()).await?;
     lead(&node).await?;
 
     let admin_token = hex::encode(rand::random::<[u8; 24]>());
@@ -202,6 +200,12 @@ impl FirstNode {
             resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
         };
         Ok(FirstNode { dir, state, ca, node_id })
+    }
+
+    /// The node's membership record.
+    pub(super) fn member(&self) -> Member {
+        let s = &self.state;
+        Member { name: s.name.clone(), raft_addr: s.raft_addr.clone(), api_addr: s.api_addr.clone() }
     }
 
     /// Serve the API, write the admin's credentials (a new client certificate,

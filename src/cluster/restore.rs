@@ -80,8 +80,7 @@ pub async fn restore(file: &Path, keep_ca: bool, args: NodeArgs) -> Result<(), C
     let (dir, listener, api_addr, raft_addr) = prepare(&args).await?;
     let first = FirstNode::new(&args, dir, ca, raft_addr, api_addr)?;
     let state = &first.state;
-    let member =
-        Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };
+    let member = first.member();
     let revision = summary.header.revision;
     let db = first.dir.db_path();
     let imported = match import(file, &db, revision, state.id, member) {

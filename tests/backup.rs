@@ -100,10 +100,11 @@ fn a_saved_cluster_is_restored_on_wiped_nodes_with_its_deployment_running() {
     });
     let deploy = get(&c, &["deploy", "web"]);
 
-    step("snapshot save, then a write the snapshot does not hold");
-    let out = c.cli(&["snapshot", "save", file.to_str().unwrap()]);
+    step("snapshot save through n2 (a follower), then a write the snapshot does not hold");
+    let out = c.cli_at(1, &["snapshot", "save", file.to_str().unwrap()]);
     assert!(out.status.success(), "snapshot save: {}", stderr(&out));
     eprintln!("{}", stdout(&out).trim());
+    assert!(stdout(&out).contains("from node n2"), "{}", stdout(&out));
     let revision = saved_revision(&file);
     assert!(revision >= rv(&deploy), "the snapshot's revision {revision} is before the Deployment's");
     assert!(c.apply(&cm("after-save")).status.success());

@@ -18,6 +18,7 @@ use crate::client::node::{DataDirArgs, JoinArgs, NodeFlags, RecoverArgs};
 use crate::client::print::Output;
 use crate::client::rollout::RolloutVerb;
 use crate::client::scale::ScaleArgs;
+use crate::client::snapshot::SnapshotVerb;
 use crate::client::token::TokenVerb;
 use crate::client::top::TopArgs;
 use crate::client::{self, ConnectOpts};
@@ -103,8 +104,12 @@ pub enum Verb {
         /// Revision.
         revision: Option<u64>,
     },
-    /// Build a Raft snapshot now on the node the client talks to.
-    Snapshot,
+    /// Backups of the whole store (save, status, restore) and Raft snapshots (build).
+    #[command(arg_required_else_help = true)]
+    Snapshot {
+        #[command(subcommand)]
+        command: SnapshotVerb,
+    },
     /// Print a kubeconfig for kubectl with this client's credentials and every API server.
     Kubeconfig,
 }
@@ -134,7 +139,7 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Verb::Image { command } => client::image::run(&opts, command).await,
         Verb::Top(a) => client::top::run(&opts, a).await,
         Verb::Compact { revision } => client::compact::run(&opts, *revision).await,
-        Verb::Snapshot => client::snapshot::run(&opts).await,
+        Verb::Snapshot { command } => client::snapshot::run(&opts, command).await,
         Verb::Kubeconfig => client::kubeconfig::run(&opts).await,
     }
 }

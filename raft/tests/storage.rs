@@ -4,9 +4,9 @@
 
 use std::time::Duration;
 
-use clusterd_raft::storage::{self, LogStore, StateMachine};
+use clusterd_raft::storage::{self, Export, Import, ImportError, LogStore, StateMachine};
 use clusterd_raft::types::{Entry, LeaderId, LogId, StorageError, TypeConfig};
-use clusterd_raft::{Command, Compare, EventKind, Op, Txn, WatchItem};
+use clusterd_raft::{Command, Compare, EventKind, KeyValue, Member, Op, Txn, WatchItem};
 use futures::StreamExt;
 use openraft::storage::RaftStateMachine;
 use openraft::testing::log::{StoreBuilder, Suite};
@@ -288,4 +288,74 @@ fn a_store_of_another_format_is_refused_with_what_to_do_and_left_untouched() {
     set_format_record(dir.path(), Some(storage::format::FORMAT));
     let (_log, _sm, reader) = storage::open(dir.path()).unwrap();
     assert_eq!(reader.get("/x").unwrap().unwrap().value, b"1");
+}
+
+#[tokio::test]
+async fn an_export_imported_elsewhere_is_a_store_at_its_revision_with_one_voter() {
+    let src = tempfile::tempdir().unwrap();
+    let (_log, mut sm, reader) = storage::open(src.path()).unwrap();
+    let cmd = |ops: Vec<Op>| Command::Txn(Txn::ops(ops));
+    let del = |k: &str| Op::Delete { key: k.into() };
+    sm.apply_batch(vec![
+        entry(1, cmd(vec![put("/a", "1"), put("/skip/x", "s")])),
+        entry(2, cmd(vec![put("/b", "2"), put("/c", "3")])),
+        entry(3, cmd(vec![put("/a", "4"), del("/c")])),
+        entry(4, cmd(vec![])),
+    ])
+    .unwrap();
+
+    // Tiny chunks: every key comes in its own, after the count.
+    let mut items = Vec::new();
+    reader
+        .export(&["/skip/"], 1, |e| {
+            items.push(e);
+            true
+        })
+        .unwrap();
+    assert_eq!(items[0], Export::Start { revision: 4, keys: 2 });
+    let kvs: Vec<KeyValue> = items[1..]
+        .iter()
+        .flat_map(|e| match e {
+            Export::Keys(k) => k.clone(),
+            other => panic!("{other:?} after the start"),
+        })
+        .collect();
+    assert_eq!(items.len(), 3, "one chunk per key");
+    assert_eq!(kvs, reader.list("/").unwrap().0.into_iter().filter(|kv| kv.key != "/skip/x").collect::<Vec<_>>());
+    let a = &kvs[0];
+    assert_eq!((a.key.as_str(), a.create_revision, a.mod_revision), ("/a", 1, 3));
+
+    let dst = tempfile::tempdir().unwrap();
+    let path = dst.path().join("db");
+    let mut import = Import::create(&path, 4).unwrap();
+    for kv in kvs.clone() {
+        import.put(kv).unwrap();
+    }
+    let member = Member { name: "r".into(), raft_addr: "127.0.0.1:1".into(), api_addr: "127.0.0.1:2".into() };
+    assert_eq!(import.finish(7, member.clone()).unwrap(), 2);
+
+    let (_log, mut sm, reader) = storage::open(&path).unwrap();
+    let (applied, membership) = sm.applied_state().await.unwrap();
+    assert_eq!(applied.map(|l| l.index), Some(4));
+    assert_eq!(membership.membership().voter_ids().collect::<Vec<_>>(), vec![7]);
+    assert_eq!(membership.membership().get_node(&7), Some(&member));
+    assert_eq!(reader.list("/").unwrap(), (kvs, 4));
+    assert_eq!(reader.compacted(), 4, "the history before the import is gone");
+    let r = sm.apply_batch(vec![entry(5, cmd(vec![put("/a", "5")]))]).unwrap();
+    assert_eq!(r[0].revision, 5);
+    let a = reader.get("/a").unwrap().unwrap();
+    assert_eq!((a.create_revision, a.mod_revision), (1, 5), "revisions go on from the import's");
+
+    // Refusals: a used directory, a key newer than the export, impossible revisions.
+    assert!(matches!(Import::create(&path, 4), Err(ImportError::NotEmpty(_))));
+    let mut import = Import::create(&dst.path().join("other"), 4).unwrap();
+    let kv = |create, modified| KeyValue {
+        key: "/k".into(),
+        value: vec![],
+        create_revision: create,
+        mod_revision: modified,
+    };
+    assert!(matches!(import.put(kv(1, 5)), Err(ImportError::Revision { mod_revision: 5, revision: 4, .. })));
+    assert!(matches!(import.put(kv(3, 2)), Err(ImportError::Revisions(_))));
+    assert!(matches!(import.put(kv(0, 2)), Err(ImportError::Revisions(_))));
 }

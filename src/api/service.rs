@@ -11,6 +11,7 @@ use serde_json::json;
 use tonic::{Request, Response, Status};
 
 use clusterd_raft::pki::Ca;
+use clusterd_raft::storage::Export;
 use clusterd_raft::{Command, Compare, Op, RaftNode, StoreReader, Txn};
 
 use super::auth::authorize;
@@ -28,6 +29,10 @@ use crate::util;
 
 /// How long a cluster call waits for a leader.
 const WRITE_WAIT: Duration = Duration::from_secs(10);
+
+/// Bytes of keys and values per message of a `SaveSnapshot` stream (far
+/// below gRPC's 4 MiB message limit, unless one object is that big).
+const SNAPSHOT_CHUNK_BYTES: usize = 1 << 20;
 
 /// The API service of one node: a door to its registry, and the cluster calls.
 #[derive(Clone)]
@@ -387,6 +392,49 @@ impl Clusterd for Api {
     async fn top(&self, req: Request<pb::TopRequest>) -> Result<Response<pb::TopResponse>, Status> {
         authorize(self.store(), &req)?;
         Ok(Response::new(super::pods::top(self.registry(), req.into_inner()).await?))
+    }
+
+    type SaveSnapshotStream = Pin<Box<dyn Stream<Item = Result<pb::SaveSnapshotChunk, Status>> + Send>>;
+
+    async fn save_snapshot(
+        &self,
+        req: Request<pb::SaveSnapshotRequest>,
+    ) -> Result<Response<Self::SaveSnapshotStream>, Status> {
+        authorize(self.store(), &req)?;
+        // Everything committed before the call is in the snapshot.
+        self.read_barrier(true).await?;
+        let cluster = self.ca()?.fingerprint().map_err(internal)?;
+        let node = self.node().member(self.node().id).map(|m| m.name).unwrap_or_default();
+        let store = self.store().clone();
+        let (tx, rx) = tokio::sync::mpsc::channel(4);
+        tokio::task::spawn_blocking(move || {
+            let mut first = Some((cluster, node));
+            let sent = store.export(crate::cluster::snapshot_file::LEFT_OUT, SNAPSHOT_CHUNK_BYTES, |item| {
+                let chunk = match item {
+                    Export::Start { revision, keys } => {
+                        let (cluster, node) = first.take().unwrap_or_default();
+                        pb::SaveSnapshotChunk { revision, keys, cluster, node, entries: Vec::new() }
+                    }
+                    Export::Keys(kvs) => pb::SaveSnapshotChunk {
+                        entries: kvs
+                            .into_iter()
+                            .map(|kv| pb::SnapshotEntry {
+                                key: kv.key,
+                                value: kv.value,
+                                create_revision: kv.create_revision,
+                                mod_revision: kv.mod_revision,
+                            })
+                            .collect(),
+                        ..Default::default()
+                    },
+                };
+                tx.blocking_send(Ok(chunk)).is_ok()
+            });
+            if let Err(e) = sent {
+                let _ = tx.blocking_send(Err(internal(e)));
+            }
+        });
+        Ok(Response::new(Box::pin(tokio_stream::wrappers::ReceiverStream::new(rx))))
     }
 
     async fn snapshot(&self, req: Request<pb::SnapshotRequest>) -> Result<Response<pb::SnapshotResponse>, Status> {

@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use clap::Args;
 
 use super::error::CliError;
+use crate::cluster::backups::BackupSchedule;
 use crate::cluster::{self, NodeArgs};
 
 /// Placement and tuning flags shared by `init` and `join`.
@@ -30,6 +31,13 @@ pub struct NodeFlags {
     /// Log entries kept behind a snapshot.
     #[arg(long, default_value_t = 1_000)]
     pub keep_logs: u64,
+    /// Seconds between the snapshots this node writes into DATA_DIR/snapshots
+    /// if it is a voter (0: none); see `clusterd snapshot status|restore`.
+    #[arg(long, default_value_t = 43_200)]
+    pub snapshot_interval: u64,
+    /// Scheduled snapshots kept (the oldest are removed).
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
+    pub snapshot_retain: u64,
     /// Pod network of the whole cluster (a /16), split into a /24 per node (`init` only).
     #[arg(long, default_value = crate::objects::network::DEFAULT_CLUSTER_CIDR)]
     pub cluster_cidr: String,
@@ -73,6 +81,7 @@ impl NodeFlags {
             api_addr: self.api_addr,
             snapshot_every: self.snapshot_every,
             keep_logs: self.keep_logs,
+            backups: BackupSchedule { interval_seconds: self.snapshot_interval, retain: self.snapshot_retain as usize },
             cluster_cidr: self.cluster_cidr.clone(),
             node_grace_period: self.node_grace_period,
             pod_eviction_timeout: self.pod_eviction_timeout,

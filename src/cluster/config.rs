@@ -36,6 +36,9 @@ pub struct NodeState {
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot.
     pub keep_logs: u64,
+    /// Scheduled snapshots into `D/snapshots` (voters only).
+    #[serde(default, skip_serializing_if = "super::backups::BackupSchedule::is_off")]
+    pub backups: super::backups::BackupSchedule,
     /// Registries the kubelet pulls from over plain HTTP.
     #[serde(default)]
     pub insecure_registries: Vec<String>,

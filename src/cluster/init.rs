@@ -4,10 +4,10 @@ use std::time::Duration;
 
 use serde_json::{json, Value};
 
-use clusterd_raft::pki::Ca;
+use clusterd_raft::pki::{Ca, Identity};
 use clusterd_raft::{Command, Member, Op, Txn};
 
-use super::config::{write_atomic, AdminConfig, NodeState};
+use super::config::{write_atomic, AdminConfig, DataDir, NodeState};
 use super::run::{prepare, start_raft, RunningNode};
 use super::{ClusterError, NodeArgs};
 use crate::api::auth::hash_token;
@@ -45,14 +45,12 @@ fn bootstrap_txn(
             key: crate::controllers::serviceaccount::SIGNING_KEY.into(),
             value: hex::encode(rand::random::<[u8; 32]>()).into_bytes(),
         },
-        Op::Put { key: keys::CA.into(), value: serde_json::to_vec(ca).map_err(|e| ClusterError::Config(e.to_string()))? },
-        Op::Put { key: keys::ADMIN_TOKEN.into(), value: hash_token(admin_token).into_bytes() },
         Op::Put {
-            key: format!("{}{}", keys::MEMBERS, state.name),
-            value: json!({"name": state.name, "raftAddr": state.raft_addr, "apiAddr": state.api_addr, "controlPlane": true})
-                .to_string()
-                .into_bytes(),
+            key: keys::CA.into(),
+            value: serde_json::to_vec(ca).map_err(|e| ClusterError::Config(e.to_string()))?,
         },
+        Op::Put { key: keys::ADMIN_TOKEN.into(), value: hash_token(admin_token).into_bytes() },
+        member_record(state),
     ];
     let mut objects: Vec<_> = BUILTIN_NAMESPACES
         .iter()
@@ -66,6 +64,17 @@ fn bootstrap_txn(
         add_object(&mut txn, obj, &net)?;
     }
     Ok(txn)
+}
+
+/// The registration of a first node (`/clusterd/members/<name>`).
+pub(super) fn member_record(state: &NodeState) -> Op {
+    Op::Put {
+        key: format!("{}{}", keys::MEMBERS, state.name),
+        value:
+            json!({"name": state.name, "raftAddr": state.raft_addr, "apiAddr": state.api_addr, "controlPlane": true})
+                .to_string()
+                .into_bytes(),
+    }
 }
 
 /// The Services every cluster has: `kubernetes` (the API servers, at the
@@ -90,7 +99,7 @@ fn builtin_services(net: &ServiceNetwork) -> [Value; 2] {
 /// Admit `obj` as a user's create would be and add it to the bootstrap
 /// transaction — a Service with the allocation records of its addresses, by
 /// the registry's own allocation.
-fn add_object(txn: &mut Txn, obj: Value, net: &ServiceNetwork) -> Result<(), ClusterError> {
+pub(super) fn add_object(txn: &mut Txn, obj: Value, net: &ServiceNetwork) -> Result<(), ClusterError> {
     let config = |e: &dyn std::fmt::Display| ClusterError::Config(e.to_string());
     let kind = Kind::of(&obj).expect("built-in kinds are registered");
     let ctx = util::create_context();
@@ -121,35 +130,14 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     let (dir, listener, api_addr, raft_addr) = prepare(&args).await?;
 
     let ca = Ca::generate(&args.name)?;
-    let node_id = ca.issue(&format!("system:node:{}", args.name), &sans(&args, raft_addr, api_addr))?;
-    let admin_id = ca.issue_client("admin", "system:masters")?;
-    dir.save_pki(ca.cert_pem(), &node_id)?;
-
-    let state = NodeState {
-        id: 1,
-        name: args.name.clone(),
-        raft_addr: raft_addr.to_string(),
-        api_addr: api_addr.to_string(),
-        control_plane: true,
-        snapshot_every: args.snapshot_every,
-        keep_logs: args.keep_logs,
-        insecure_registries: args.insecure_registries.clone(),
-        node_ip: args.node_ip.map(|ip| ip.to_string()),
-        resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
-    };
-    let node = start_raft(&dir, &state, ca.cert_pem(), &node_id).await?;
-    let member =
-        Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };
-    node.initialize(member).await?;
-    node.raft
-        .wait(Some(Duration::from_secs(30)))
-        .current_leader(1, "init: become leader")
-        .await
-        .map_err(|e| ClusterError::Config(format!("the new node did not become leader: {e}")))?;
+    let first = FirstNode::new(&args, dir, ca, raft_addr, api_addr)?;
+    let node = start_raft(&first.dir, &first.state, first.ca.cert_pem(), &first.node_id).await?;
+    let state = &first.state;
+    node.initialize(first.member()).await?;
+    lead(&node).await?;
 
     let admin_token = hex::encode(rand::random::<[u8; 24]>());
-    let join = JoinToken::generate(&ca.fingerprint()?);
-    let expiration = util::rfc3339(chrono::Utc::now() + chrono::Duration::hours(24));
+    let join = JoinToken::generate(&first.ca.fingerprint()?);
     let mut settings = json!({
         "clusterCIDR": args.cluster_cidr,
         "nodeGracePeriodSeconds": args.node_grace_period,
@@ -158,29 +146,102 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
     if let (Some(all), Value::Object(net)) = (settings.as_object_mut(), services.settings()) {
         all.extend(net);
     }
-    let txn = bootstrap_txn(&ca, &admin_token, &state, &join, &expiration, &settings)?;
+    let txn = bootstrap_txn(&first.ca, &admin_token, state, &join, &join_token_expiration(), &settings)?;
     node.propose(Command::Txn(txn), Duration::from_secs(30)).await?;
+    first.serve(node, listener, admin_token, &join, "cluster initialized").await
+}
 
-    let running = RunningNode::serve(node, listener, ca.cert_pem().to_string(), node_id, &dir, &state)?;
-    let admin = AdminConfig {
-        api_version: "clusterd.io/v1".into(),
-        kind: "Config".into(),
-        servers: vec![state.api_addr.clone()],
-        certificate_authority: ca.cert_pem().to_string(),
-        client_certificate: admin_id.cert_pem,
-        client_key: admin_id.key_pem,
-        token: admin_token,
-    };
-    dir.save_state(&state)?;
-    write_atomic(&dir.kubeconfig(), admin.kubeconfig(&admin.servers).as_bytes(), 0o600)?;
-    // admin.conf last: its presence says the node is ready.
-    admin.save(&dir.admin_conf())?;
-    println!("cluster initialized: node {} (api {}, raft {})", state.name, state.api_addr, state.raft_addr);
-    println!("admin config: {}", dir.admin_conf().display());
-    println!("kubectl: export KUBECONFIG={}", dir.kubeconfig().display());
-    println!("join more nodes with:");
-    println!("  clusterd join {} --token {} --data-dir DIR --name NAME [--control-plane]", state.api_addr, join);
-    running.run_until_signal().await
+/// When the join token a first node prints expires.
+pub(super) fn join_token_expiration() -> String {
+    util::rfc3339(chrono::Utc::now() + chrono::Duration::hours(24))
+}
+
+/// Wait until a new cluster's one voter leads it.
+pub(super) async fn lead(node: &clusterd_raft::RaftNode) -> Result<(), ClusterError> {
+    node.raft
+        .wait(Some(Duration::from_secs(30)))
+        .current_leader(node.id, "become leader")
+        .await
+        .map_err(|e| ClusterError::Config(format!("the new node did not become leader: {e}")))?;
+    Ok(())
+}
+
+/// The first node of a new cluster (`init`, `snapshot restore`): node id 1,
+/// its certificate from the cluster CA, saved in its data directory.
+pub(super) struct FirstNode {
+    pub(super) dir: DataDir,
+    pub(super) state: NodeState,
+    pub(super) ca: Ca,
+    pub(super) node_id: Identity,
+}
+
+impl FirstNode {
+    /// Issue the node's certificate and save it with the CA's in `dir`.
+    pub(super) fn new(
+        args: &NodeArgs,
+        dir: DataDir,
+        ca: Ca,
+        raft_addr: std::net::SocketAddr,
+        api_addr: std::net::SocketAddr,
+    ) -> Result<Self, ClusterError> {
+        let node_id = ca.issue(&format!("system:node:{}", args.name), &sans(args, raft_addr, api_addr))?;
+        dir.save_pki(ca.cert_pem(), &node_id)?;
+        let state = NodeState {
+            id: 1,
+            name: args.name.clone(),
+            raft_addr: raft_addr.to_string(),
+            api_addr: api_addr.to_string(),
+            control_plane: true,
+            snapshot_every: args.snapshot_every,
+            keep_logs: args.keep_logs,
+            backups: args.backups,
+            insecure_registries: args.insecure_registries.clone(),
+            node_ip: args.node_ip.map(|ip| ip.to_string()),
+            resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
+        };
+        Ok(FirstNode { dir, state, ca, node_id })
+    }
+
+    /// The node's membership record.
+    pub(super) fn member(&self) -> Member {
+        let s = &self.state;
+        Member { name: s.name.clone(), raft_addr: s.raft_addr.clone(), api_addr: s.api_addr.clone() }
+    }
+
+    /// Serve the API, write the admin's credentials (a new client certificate,
+    /// and `admin_token` unless empty) and the node state, say how to use and
+    /// join the cluster, and run until a signal.
+    pub(super) async fn serve(
+        self,
+        node: std::sync::Arc<clusterd_raft::RaftNode>,
+        listener: tokio::net::TcpListener,
+        admin_token: String,
+        join: &JoinToken,
+        done: &str,
+    ) -> Result<(), ClusterError> {
+        let FirstNode { dir, state, ca, node_id } = self;
+        let admin_id = ca.issue_client("admin", "system:masters")?;
+        let running = RunningNode::serve(node, listener, ca.cert_pem().to_string(), node_id, &dir, &state)?;
+        let admin = AdminConfig {
+            api_version: "clusterd.io/v1".into(),
+            kind: "Config".into(),
+            servers: vec![state.api_addr.clone()],
+            certificate_authority: ca.cert_pem().to_string(),
+            client_certificate: admin_id.cert_pem,
+            client_key: admin_id.key_pem,
+            token: admin_token,
+        };
+        dir.save_state(&state)?;
+        write_atomic(&dir.kubeconfig(), admin.kubeconfig(&admin.servers).as_bytes(), 0o600)?;
+        // admin.conf last: its presence says the node is ready.
+        admin.save(&dir.admin_conf())?;
+        println!("{done}: node {} (api {}, raft {})", state.name, state.api_addr, state.raft_addr);
+        println!("admin config: {}", dir.admin_conf().display());
+        println!("kubectl: export KUBECONFIG={}", dir.kubeconfig().display());
+        println!("join more nodes with:");
+        println!("  clusterd join {} --token {} --data-dir DIR --name NAME [--control-plane]", state.api_addr, join);
+        running.run_until_signal().await
+    }
 }
 
 #[cfg(test)]

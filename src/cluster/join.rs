@@ -41,6 +41,7 @@ pub async fn join(server: &str, token: &str, control_plane: bool, args: NodeArgs
         control_plane,
         snapshot_every: args.snapshot_every,
         keep_logs: args.keep_logs,
+        backups: args.backups,
         insecure_registries: args.insecure_registries.clone(),
         node_ip: args.node_ip.map(|ip| ip.to_string()),
         resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),

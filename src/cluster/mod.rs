@@ -2,13 +2,16 @@
 //! a data directory, `recover` one from the loss of its quorum, and run until a
 //! signal stops it.
 
+pub mod backups;
 pub mod config;
 pub mod dial;
 mod init;
 mod join;
 pub mod recover;
 mod reset;
+mod restore;
 mod run;
+pub mod snapshot_file;
 mod start;
 
 use std::net::SocketAddr;
@@ -18,6 +21,7 @@ pub use init::init;
 pub use join::join;
 pub use recover::recover;
 pub use reset::reset;
+pub use restore::restore;
 pub use run::{pick_port, RunningNode};
 pub use start::start;
 
@@ -74,6 +78,8 @@ pub struct NodeArgs {
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot.
     pub keep_logs: u64,
+    /// Scheduled snapshots into the data directory (voters only).
+    pub backups: backups::BackupSchedule,
     /// The cluster's pod network (`init` only).
     pub cluster_cidr: String,
     /// Lease age (s) after which a node is NotReady (`init` only).

@@ -224,6 +224,11 @@ impl RunningNode {
         let arbiters = start_actors(&node, &registry, &ca_pem, dir, state, stop.subscribe());
         let api = Api::new(registry);
         tokio::spawn(compact_history(node.clone(), stop.subscribe()));
+        if state.control_plane {
+            let cluster = clusterd_raft::pki::fingerprint_pem(&ca_pem).unwrap_or_default();
+            let (store, name) = (node.store.clone(), state.name.clone());
+            tokio::spawn(super::backups::run(store, dir.0.clone(), state.backups, cluster, name, stop.subscribe()));
+        }
         let task = tokio::spawn(async move {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;

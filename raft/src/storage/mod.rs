@@ -16,6 +16,7 @@
 
 mod flusher;
 pub mod format;
+pub mod import;
 pub(crate) mod log_store;
 pub mod reader;
 pub(crate) mod state_machine;
@@ -25,8 +26,9 @@ use std::sync::Arc;
 
 use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 
+pub use import::{Import, ImportError};
 pub use log_store::{LogReader, LogStore};
-pub use reader::{Gone, StoreReader};
+pub use reader::{Export, Gone, StoreReader};
 pub use state_machine::StateMachine;
 
 pub(crate) const CF_LOGS: &str = "logs";
@@ -98,7 +100,8 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenEr
     Ok((log, sm, reader))
 }
 
-/// Open the database at `path` (creating it if `create`), of this build's format only.
+/// Open the database at `path` (creating it if `create`) with its column
+/// families, of this build's format only.
 pub(crate) fn open_db(path: &Path, create: bool) -> Result<DB, OpenError> {
     let mut opts = Options::default();
     opts.create_if_missing(create);
@@ -139,7 +142,7 @@ fn check_format(db: &DB, path: &Path) -> Result<(), OpenError> {
     }
 }
 
-fn is_empty(db: &DB) -> Result<bool, rocksdb::Error> {
+pub(crate) fn is_empty(db: &DB) -> Result<bool, rocksdb::Error> {
     for name in [CF_LOGS, CF_RAFT_META, CF_KV, CF_KV_META, CF_HISTORY] {
         if let Some(item) = db.iterator_cf(cf(db, name), rocksdb::IteratorMode::Start).next() {
             item?;

@@ -96,6 +96,20 @@ impl Hub {
     }
 }
 
+/// What [`StoreReader::export`] hands over.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Export {
+    /// First: the revision everything is read at, and how many keys follow.
+    Start {
+        /// The replica's revision at the read.
+        revision: u64,
+        /// The number of keys that follow.
+        keys: u64,
+    },
+    /// The next keys, in key order.
+    Keys(Vec<KeyValue>),
+}
+
 /// One item of a watch stream.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum WatchItem {
@@ -182,6 +196,55 @@ impl StoreReader {
             out.push(decode::<Stored>(&v)?.into_kv(key));
         }
         Ok((out, revision))
+    }
+
+    /// Every key of the replica but those under `exclude`, read at one
+    /// revision and handed to `sink` in key order: first [`Export::Start`],
+    /// then the keys in chunks of about `chunk_bytes`. Stops when `sink`
+    /// returns false. Blocking (it reads the whole store): call it off the
+    /// async workers.
+    pub fn export(
+        &self,
+        exclude: &[&str],
+        chunk_bytes: usize,
+        mut sink: impl FnMut(Export) -> bool,
+    ) -> Result<(), ReadError> {
+        let snap = self.db.snapshot();
+        let revision = match snap.get_cf(cf(&self.db, CF_KV_META), KEY_REVISION)? {
+            Some(raw) => decode::<u64>(&raw)?,
+            None => 0,
+        };
+        let kept = |k: &[u8]| !exclude.iter().any(|p| k.starts_with(p.as_bytes()));
+        // Two passes over the same RocksDB snapshot: the count first (keys only
+        // are compared, values are not decoded), so the receiver knows it up front.
+        let mut keys = 0u64;
+        for item in snap.iterator_cf(cf(&self.db, CF_KV), IteratorMode::Start) {
+            let (k, _) = item?;
+            keys += u64::from(kept(&k));
+        }
+        if !sink(Export::Start { revision, keys }) {
+            return Ok(());
+        }
+        let mut chunk = Vec::new();
+        let mut bytes = 0;
+        for item in snap.iterator_cf(cf(&self.db, CF_KV), IteratorMode::Start) {
+            let (k, v) = item?;
+            if !kept(&k) {
+                continue;
+            }
+            bytes += k.len() + v.len();
+            chunk.push(decode::<Stored>(&v)?.into_kv(String::from_utf8_lossy(&k).into_owned()));
+            if bytes >= chunk_bytes && !sink(Export::Keys(std::mem::take(&mut chunk))) {
+                return Ok(());
+            }
+            if chunk.is_empty() {
+                bytes = 0;
+            }
+        }
+        if !chunk.is_empty() {
+            sink(Export::Keys(chunk));
+        }
+        Ok(())
     }
 
     /// The events of revisions `from..=to`.

@@ -21,9 +21,9 @@ use crate::codec::{decode, encode};
 use crate::command::{Command, CommandResponse, Compare, Event, EventKind, KeyValue, Op, Txn};
 use crate::types::{Entry, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
 
-const KEY_APPLIED: &[u8] = b"last_applied";
+pub(crate) const KEY_APPLIED: &[u8] = b"last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"membership";
-const KEY_COMPACTED: &[u8] = b"compacted";
+pub(crate) const KEY_COMPACTED: &[u8] = b"compacted";
 const KEY_SNAPSHOT: &[u8] = b"snapshot";
 const PREFIX_UNIQUE: &[u8] = b"unique/";
 

@@ -204,7 +204,9 @@ mod tests {
     #[test]
     fn a_quorum_is_a_majority_of_every_voter_set() {
         let s = |ids: &[NodeId]| ids.iter().copied().collect::<BTreeSet<_>>();
-        let table: &[(&[&[NodeId]], &[NodeId], bool)] = &[
+        // (voter sets, members up, quorum)
+        type Case<'a> = (&'a [&'a [NodeId]], &'a [NodeId], bool);
+        let table: &[Case] = &[
             // (voter sets, members up, quorum)
             (&[&[1, 2, 3]], &[1], false),
             (&[&[1, 2, 3]], &[1, 2], true),

@@ -409,7 +409,7 @@ impl Clusterd for Api {
         let (tx, rx) = tokio::sync::mpsc::channel(4);
         tokio::task::spawn_blocking(move || {
             let mut first = Some((cluster, node));
-            let sent = store.export(crate::cluster::snapshot_file::LEFT_OUT, SNAPSHOT_CHUNK_BYTES, |item| {
+            let sent = store.export(keys::NOT_IN_SNAPSHOTS, SNAPSHOT_CHUNK_BYTES, |item| {
                 let chunk = match item {
                     Export::Start { revision, keys } => {
                         let (cluster, node) = first.take().unwrap_or_default();

@@ -41,7 +41,7 @@ pub enum SnapshotVerb {
     /// cluster gets a new CA and admin credentials (D/admin.conf,
     /// D/kubeconfig) unless --keep-ca; other nodes join it with a token
     /// (printed, or `clusterd token create`).
-    Restore(RestoreArgs),
+    Restore(Box<RestoreArgs>),
     /// Build a Raft snapshot now on the node the client talks to (and purge the log behind it).
     Build,
 }

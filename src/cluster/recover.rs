@@ -195,7 +195,8 @@ mod tests {
     #[test]
     fn recovery_is_refused_while_a_quorum_answers_unless_forced() {
         use Decision::*;
-        let table: &[(&[&[NodeId]], &[NodeId], bool, Decision)] = &[
+        type Case<'a> = (&'a [&'a [NodeId]], &'a [NodeId], bool, Decision);
+        let table: &[Case] = &[
             // (voter sets, others up, force, decision); the node is 1.
             (&[&[1, 2, 3]], &[], false, Rewrite),
             (&[&[1, 2, 3]], &[2], false, RefuseQuorumUp),

@@ -35,10 +35,10 @@ pub const VERSION: u32 = 1;
 /// is a corrupted one (an object is far smaller).
 const MAX_FIELD: usize = 64 << 20;
 
-/// Key prefixes a snapshot leaves out: node registrations name members a
-/// restored cluster does not have (and would keep those names from joining
-/// it again). The Raft membership is not in the keys at all.
-pub const LEFT_OUT: &[&str] = &[crate::objects::conventions::keys::MEMBERS];
+/// Key prefixes a snapshot leaves out (see [`keys::NOT_IN_SNAPSHOTS`]).
+///
+/// [`keys::NOT_IN_SNAPSHOTS`]: crate::objects::conventions::keys::NOT_IN_SNAPSHOTS
+pub const LEFT_OUT: &[&str] = crate::objects::conventions::keys::NOT_IN_SNAPSHOTS;
 
 /// Whether a key is left out of snapshots (and of restored stores).
 pub fn left_out(key: &str) -> bool {

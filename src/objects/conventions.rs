@@ -21,6 +21,10 @@ pub mod keys {
     pub const ADMIN_TOKEN: &str = "/clusterd/admin-token";
     /// Node registrations: `/clusterd/members/<name>`.
     pub const MEMBERS: &str = "/clusterd/members/";
+    /// Key prefixes a backup snapshot leaves out: node registrations name
+    /// members a restored cluster does not have (and would keep those names
+    /// from joining it again). The Raft membership is not in the keys at all.
+    pub const NOT_IN_SNAPSHOTS: &[&str] = &[MEMBERS];
 }
 
 /// The namespace of the nodes' heartbeat Leases.

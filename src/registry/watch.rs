@@ -230,7 +230,8 @@ mod tests {
     #[test]
     fn objects_entering_and_leaving_a_selection_are_added_and_deleted() {
         // (deleted, existed, selected) of successive changes of one key, and what the client sees.
-        let cases: &[(bool, &[(bool, bool, bool)], &[Option<&str>])] = &[
+        type Case<'a> = (bool, &'a [(bool, bool, bool)], &'a [Option<&'a str>]);
+        let cases: &[Case] = &[
             // complete: created selected, changed, unselected, selected again, deleted
             (
                 true,

@@ -143,7 +143,7 @@ fn string(b: &[u8]) -> Result<String, ProtobufError> {
 
 fn map_entry(b: &[u8], bytes_value: bool) -> Result<(String, Value), ProtobufError> {
     let mut buf = b;
-    let (mut k, mut v) = (String::new(), if bytes_value { json!("") } else { json!("") });
+    let (mut k, mut v) = (String::new(), json!(""));
     while !buf.is_empty() {
         match next_field(&mut buf)? {
             (1, Raw::Bytes(b)) => k = string(b)?,

@@ -2,7 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/clusterd
-APT_PACKAGES := clang libclang-dev libseccomp-dev pkg-config busybox-static etcd-server etcd-client runc crun nftables iproute2 util-linux docker-registry skopeo curl python3-venv
+APT_PACKAGES := clang libclang-dev libseccomp-dev pkg-config busybox-static etcd-server etcd-client runc crun nftables iproute2 util-linux docker-registry skopeo curl python3-venv systemd
 # Integration tests start several node processes each; two at a time suit a 2-core machine.
 TEST_THREADS ?= 2
 

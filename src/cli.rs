@@ -110,6 +110,9 @@ pub enum Verb {
         #[command(subcommand)]
         command: SnapshotVerb,
     },
+    /// Write the systemd unit that keeps this host's node running (Restart=always,
+    /// KillMode=process so containers outlive a restart, Delegate=yes).
+    InstallService(client::install_service::InstallServiceArgs),
     /// Print a kubeconfig for kubectl with this client's credentials and every API server.
     Kubeconfig,
 }
@@ -141,5 +144,6 @@ pub async fn run(cli: Cli) -> Result<(), CliError> {
         Verb::Compact { revision } => client::compact::run(&opts, *revision).await,
         Verb::Snapshot { command } => client::snapshot::run(&opts, command).await,
         Verb::Kubeconfig => client::kubeconfig::run(&opts).await,
+        Verb::InstallService(a) => client::install_service::run(a).await,
     }
 }

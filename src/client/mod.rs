@@ -12,6 +12,7 @@ pub mod error;
 pub mod exec;
 pub mod get;
 pub mod image;
+pub mod install_service;
 pub mod kinds;
 pub mod kubeconfig;
 pub mod logs;

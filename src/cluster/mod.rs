@@ -11,6 +11,7 @@ pub mod recover;
 mod reset;
 mod restore;
 mod run;
+pub mod service_unit;
 pub mod snapshot_file;
 mod start;
 

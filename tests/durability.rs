@@ -29,6 +29,8 @@ struct Ack {
     name: String,
     value: String,
     revision: String,
+    /// When it was acknowledged.
+    at: std::time::Instant,
 }
 
 type Acks = Arc<Mutex<Vec<Ack>>>;
@@ -69,7 +71,7 @@ async fn writer(w: usize, cfg: AdminConfig, servers: Vec<String>, acks: Acks, st
                 let stored: Value = serde_json::from_str(&resp.into_inner().json).expect("the stored object");
                 let revision = stored["metadata"]["resourceVersion"].as_str().expect("a resourceVersion").to_string();
                 assert_eq!(stored["data"]["v"], value.as_str(), "the acknowledged object is the one written");
-                acks.lock().unwrap().push(Ack { name, value, revision });
+                acks.lock().unwrap().push(Ack { name, value, revision, at: std::time::Instant::now() });
             }
             _ => {
                 client = None;
@@ -168,6 +170,70 @@ fn acknowledged_writes_survive_five_leader_kills_and_a_follower_kill() {
         for (name, (_, revision)) in &stored {
             let first = revisions.entry(revision.clone()).or_insert_with(|| name.clone());
             assert_eq!(first, name, "revision {revision} names two objects (seen on {})", c.nodes[idx].name);
+        }
+    }
+}
+
+#[test]
+fn a_rolling_restart_under_writes_loses_no_acknowledged_write() {
+    clusterd_raft::pki::install_default_provider();
+    let mut c = Cluster::init(&[]);
+    c.join("n2", true);
+    c.join("n3", true);
+    let cfg = AdminConfig::load(&c.config).unwrap();
+    let servers: Vec<String> = c.nodes.iter().map(|n| n.api_addr.clone()).collect();
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let acks: Acks = Arc::default();
+    let stop = Arc::new(AtomicBool::new(false));
+    let writers: Vec<_> =
+        (0..WRITERS).map(|w| rt.spawn(writer(w, cfg.clone(), servers.clone(), acks.clone(), stop.clone()))).collect();
+    let acked = || acks.lock().unwrap().len();
+    let more_acks = |what: &str| {
+        let from = acked();
+        wait_for(what, Duration::from_secs(90), || (acked() >= from + BATCH).then_some(()));
+    };
+
+    // As an upgrade does it: each node in turn stopped (SIGTERM), started
+    // again from its data dir, and serving before the next one goes.
+    for idx in 0..c.nodes.len() {
+        more_acks("writes acknowledged before the restart");
+        let t = std::time::Instant::now();
+        let status = c.nodes[idx].stop();
+        assert!(status.success(), "{} exited {status:?} on SIGTERM", c.nodes[idx].name);
+        c.nodes[idx].restart();
+        c.wait_serving(idx);
+        let down = t.elapsed();
+        more_acks("writes acknowledged after the restart");
+        // The cluster's downtime for writes: the longest pause between two
+        // acknowledgements while the node was away.
+        let mut times: Vec<std::time::Instant> = acks.lock().unwrap().iter().map(|a| a.at).collect();
+        times.sort();
+        let gap = times.windows(2).filter(|w| w[1] > t).map(|w| w[1] - w[0]).max().unwrap_or_default();
+        eprintln!(
+            "--- {}: restarted in {down:?}; longest pause between acknowledged writes {gap:?} ({} acknowledged)",
+            c.nodes[idx].name,
+            acked()
+        );
+    }
+    more_acks("writes acknowledged with every node restarted");
+    stop.store(true, Ordering::Relaxed);
+    for w in writers {
+        rt.block_on(w).expect("a writer ended cleanly");
+    }
+
+    let acks = acks.lock().unwrap().clone();
+    eprintln!("--- {} writes acknowledged; every node must hold each of them", acks.len());
+    for (idx, server) in servers.iter().enumerate() {
+        let stored = wait_for(
+            &format!("{} to hold every acknowledged write", c.nodes[idx].name),
+            Duration::from_secs(60),
+            || {
+                let stored = rt.block_on(stored_on(&cfg, server))?;
+                acks.iter().all(|a| stored.contains_key(&a.name)).then_some(stored)
+            },
+        );
+        for a in &acks {
+            assert_eq!(stored[&a.name], (a.value.clone(), a.revision.clone()), "{} on {}", a.name, c.nodes[idx].name);
         }
     }
 }

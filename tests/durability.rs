@@ -107,133 +107,126 @@ async fn stored_on(cfg: &AdminConfig, server: &str) -> Option<BTreeMap<String, (
     )
 }
 
-#[test]
-fn acknowledged_writes_survive_five_leader_kills_and_a_follower_kill() {
-    clusterd_raft::pki::install_default_provider();
-    let mut c = Cluster::init(&[]);
-    c.join("n2", true);
-    c.join("n3", true);
-    let cfg = AdminConfig::load(&c.config).unwrap();
-    let servers: Vec<String> = c.nodes.iter().map(|n| n.api_addr.clone()).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let acks: Acks = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> =
-        (0..WRITERS).map(|w| rt.spawn(writer(w, cfg.clone(), servers.clone(), acks.clone(), stop.clone()))).collect();
-    let acked = || acks.lock().unwrap().len();
-    let more_acks = |what: &str| {
-        let from = acked();
-        wait_for(what, Duration::from_secs(90), || (acked() >= from + BATCH).then_some(()));
-    };
+/// Three voters and writers creating objects through them until stopped.
+struct Load {
+    c: Cluster,
+    cfg: AdminConfig,
+    servers: Vec<String>,
+    rt: tokio::runtime::Runtime,
+    acks: Acks,
+    stop: Arc<AtomicBool>,
+    writers: Vec<tokio::task::JoinHandle<()>>,
+}
 
-    let mut leaders_killed = Vec::new();
-    for round in 0..6 {
-        more_acks("writes acknowledged before the kill");
-        let live = (0..c.nodes.len()).find(|&i| c.nodes[i].alive()).expect("a live node");
-        let leader = wait_for("a leader", Duration::from_secs(30), || leader_seen_by(&c, live));
-        let li = c.nodes.iter().position(|n| n.name == leader).expect("the leader is a node");
-        // Five leaders, then a follower, each killed while the writers run.
-        let victim = if round < 5 { li } else { (li + 1) % c.nodes.len() };
-        eprintln!("--- round {round}: kill -9 {} ({} writes acknowledged)", c.nodes[victim].name, acked());
-        c.nodes[victim].kill9();
-        if round < 5 {
-            leaders_killed.push(leader);
+impl Load {
+    fn start() -> Load {
+        clusterd_raft::pki::install_default_provider();
+        let mut c = Cluster::init(&[]);
+        c.join("n2", true);
+        c.join("n3", true);
+        let cfg = AdminConfig::load(&c.config).unwrap();
+        let servers: Vec<String> = c.nodes.iter().map(|n| n.api_addr.clone()).collect();
+        let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+        let acks: Acks = Arc::default();
+        let stop = Arc::new(AtomicBool::new(false));
+        let writers = (0..WRITERS)
+            .map(|w| rt.spawn(writer(w, cfg.clone(), servers.clone(), acks.clone(), stop.clone())))
+            .collect();
+        Load { c, cfg, servers, rt, acks, stop, writers }
+    }
+
+    fn acked(&self) -> usize {
+        self.acks.lock().unwrap().len()
+    }
+
+    /// Wait for another [`BATCH`] acknowledged writes.
+    fn more_acks(&self, what: &str) {
+        let from = self.acked();
+        wait_for(what, Duration::from_secs(90), || (self.acked() >= from + BATCH).then_some(()));
+    }
+
+    /// Stop the writers; then every node must hold every acknowledged object
+    /// with its value at the revision that was acknowledged, and no revision
+    /// may name two different objects.
+    fn stop_and_check(mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+        for w in std::mem::take(&mut self.writers) {
+            self.rt.block_on(w).expect("a writer ended cleanly");
         }
-        more_acks("writes acknowledged by the survivors");
-        c.nodes[victim].restart();
-        c.wait_serving(victim);
-    }
-    more_acks("writes acknowledged with every node back");
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        rt.block_on(w).expect("a writer ended cleanly");
-    }
-    assert_eq!(leaders_killed.len(), 5);
-
-    let acks = acks.lock().unwrap().clone();
-    eprintln!("--- {} writes acknowledged; every node must hold each of them", acks.len());
-    let mut revisions: BTreeMap<String, String> = BTreeMap::new();
-    for (idx, server) in servers.iter().enumerate() {
-        let stored = wait_for(
-            &format!("{} to hold every acknowledged write", c.nodes[idx].name),
-            Duration::from_secs(60),
-            || {
-                let stored = rt.block_on(stored_on(&cfg, server))?;
+        let acks = self.acks.lock().unwrap().clone();
+        eprintln!("--- {} writes acknowledged; every node must hold each of them", acks.len());
+        let mut revisions: BTreeMap<String, String> = BTreeMap::new();
+        for (idx, server) in self.servers.iter().enumerate() {
+            let node = &self.c.nodes[idx].name;
+            let stored = wait_for(&format!("{node} to hold every acknowledged write"), Duration::from_secs(60), || {
+                let stored = self.rt.block_on(stored_on(&self.cfg, server))?;
                 acks.iter().all(|a| stored.contains_key(&a.name)).then_some(stored)
-            },
-        );
-        for a in &acks {
-            let (value, revision) = &stored[&a.name];
-            assert_eq!(value, &a.value, "{} on {}: the acknowledged value", a.name, c.nodes[idx].name);
-            assert_eq!(revision, &a.revision, "{} on {}: the acknowledged revision", a.name, c.nodes[idx].name);
-        }
-        for (name, (_, revision)) in &stored {
-            let first = revisions.entry(revision.clone()).or_insert_with(|| name.clone());
-            assert_eq!(first, name, "revision {revision} names two objects (seen on {})", c.nodes[idx].name);
+            });
+            for a in &acks {
+                let (value, revision) = &stored[&a.name];
+                assert_eq!(value, &a.value, "{} on {node}: the acknowledged value", a.name);
+                assert_eq!(revision, &a.revision, "{} on {node}: the acknowledged revision", a.name);
+            }
+            for (name, (_, revision)) in &stored {
+                let first = revisions.entry(revision.clone()).or_insert_with(|| name.clone());
+                assert_eq!(first, name, "revision {revision} names two objects (seen on {node})");
+            }
         }
     }
 }
 
 #[test]
-fn a_rolling_restart_under_writes_loses_no_acknowledged_write() {
-    clusterd_raft::pki::install_default_provider();
-    let mut c = Cluster::init(&[]);
-    c.join("n2", true);
-    c.join("n3", true);
-    let cfg = AdminConfig::load(&c.config).unwrap();
-    let servers: Vec<String> = c.nodes.iter().map(|n| n.api_addr.clone()).collect();
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let acks: Acks = Arc::default();
-    let stop = Arc::new(AtomicBool::new(false));
-    let writers: Vec<_> =
-        (0..WRITERS).map(|w| rt.spawn(writer(w, cfg.clone(), servers.clone(), acks.clone(), stop.clone()))).collect();
-    let acked = || acks.lock().unwrap().len();
-    let more_acks = |what: &str| {
-        let from = acked();
-        wait_for(what, Duration::from_secs(90), || (acked() >= from + BATCH).then_some(()));
-    };
+fn acknowledged_writes_survive_five_leader_kills_and_a_follower_kill() {
+    let mut load = Load::start();
+    let mut leaders_killed = Vec::new();
+    for round in 0..6 {
+        load.more_acks("writes acknowledged before the kill");
+        let acked = load.acked();
+        let c = &mut load.c;
+        let live = (0..c.nodes.len()).find(|&i| c.nodes[i].alive()).expect("a live node");
+        let leader = wait_for("a leader", Duration::from_secs(30), || leader_seen_by(c, live));
+        let li = c.nodes.iter().position(|n| n.name == leader).expect("the leader is a node");
+        // Five leaders, then a follower, each killed while the writers run.
+        let victim = if round < 5 { li } else { (li + 1) % c.nodes.len() };
+        eprintln!("--- round {round}: kill -9 {} ({acked} writes acknowledged)", c.nodes[victim].name);
+        c.nodes[victim].kill9();
+        if round < 5 {
+            leaders_killed.push(leader);
+        }
+        load.more_acks("writes acknowledged by the survivors");
+        load.c.nodes[victim].restart();
+        load.c.wait_serving(victim);
+    }
+    load.more_acks("writes acknowledged with every node back");
+    assert_eq!(leaders_killed.len(), 5);
+    load.stop_and_check();
+}
 
+#[test]
+fn a_rolling_restart_under_writes_loses_no_acknowledged_write() {
+    let mut load = Load::start();
     // As an upgrade does it: each node in turn stopped (SIGTERM), started
     // again from its data dir, and serving before the next one goes.
-    for idx in 0..c.nodes.len() {
-        more_acks("writes acknowledged before the restart");
+    for idx in 0..load.c.nodes.len() {
+        load.more_acks("writes acknowledged before the restart");
         let t = std::time::Instant::now();
-        let status = c.nodes[idx].stop();
-        assert!(status.success(), "{} exited {status:?} on SIGTERM", c.nodes[idx].name);
-        c.nodes[idx].restart();
-        c.wait_serving(idx);
+        let status = load.c.nodes[idx].stop();
+        assert!(status.success(), "{} exited {status:?} on SIGTERM", load.c.nodes[idx].name);
+        load.c.nodes[idx].restart();
+        load.c.wait_serving(idx);
         let down = t.elapsed();
-        more_acks("writes acknowledged after the restart");
+        load.more_acks("writes acknowledged after the restart");
         // The cluster's downtime for writes: the longest pause between two
-        // acknowledgements while the node was away.
-        let mut times: Vec<std::time::Instant> = acks.lock().unwrap().iter().map(|a| a.at).collect();
+        // acknowledgements since the node was stopped.
+        let mut times: Vec<std::time::Instant> = load.acks.lock().unwrap().iter().map(|a| a.at).collect();
         times.sort();
         let gap = times.windows(2).filter(|w| w[1] > t).map(|w| w[1] - w[0]).max().unwrap_or_default();
         eprintln!(
             "--- {}: restarted in {down:?}; longest pause between acknowledged writes {gap:?} ({} acknowledged)",
-            c.nodes[idx].name,
-            acked()
+            load.c.nodes[idx].name,
+            load.acked()
         );
     }
-    more_acks("writes acknowledged with every node restarted");
-    stop.store(true, Ordering::Relaxed);
-    for w in writers {
-        rt.block_on(w).expect("a writer ended cleanly");
-    }
-
-    let acks = acks.lock().unwrap().clone();
-    eprintln!("--- {} writes acknowledged; every node must hold each of them", acks.len());
-    for (idx, server) in servers.iter().enumerate() {
-        let stored = wait_for(
-            &format!("{} to hold every acknowledged write", c.nodes[idx].name),
-            Duration::from_secs(60),
-            || {
-                let stored = rt.block_on(stored_on(&cfg, server))?;
-                acks.iter().all(|a| stored.contains_key(&a.name)).then_some(stored)
-            },
-        );
-        for a in &acks {
-            assert_eq!(stored[&a.name], (a.value.clone(), a.revision.clone()), "{} on {}", a.name, c.nodes[idx].name);
-        }
-    }
+    load.more_acks("writes acknowledged with every node restarted");
+    load.stop_and_check();
 }

@@ -2,7 +2,6 @@
 //! Raft snapshot built now.
 
 use std::io::BufReader;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Instant;
 
@@ -12,11 +11,10 @@ use clusterd_raft::KeyValue;
 
 use super::connect::ConnectOpts;
 use super::error::CliError;
+use super::node::NodeFlags;
 use crate::api::pb;
-use crate::cluster::backups::BackupSchedule;
+use crate::cluster;
 use crate::cluster::snapshot_file::{self, FileError, FileSink, Header};
-use crate::cluster::{self, NodeArgs};
-use crate::objects::network;
 use crate::util;
 
 /// `snapshot` verbs.
@@ -46,73 +44,20 @@ pub enum SnapshotVerb {
     Build,
 }
 
-/// `snapshot restore` arguments.
+/// `snapshot restore` arguments: the file, and the new node's flags as `init`
+/// takes them (the cluster-wide ones — CIDRs, domain, grace periods — come
+/// from the snapshot and are ignored here).
 #[derive(Args, Debug)]
 pub struct RestoreArgs {
     /// The backup file (`clusterd snapshot save`).
     pub file: PathBuf,
-    /// Data directory of the new node (must not hold a node).
-    #[arg(long)]
-    pub data_dir: PathBuf,
-    /// Node name.
-    #[arg(long)]
-    pub name: String,
-    /// Raft transport address (QUIC); port 0 picks a free one.
-    #[arg(long, default_value = "127.0.0.1:2380")]
-    pub raft_addr: SocketAddr,
-    /// API address (gRPC over TLS); port 0 picks a free one.
-    #[arg(long, default_value = "127.0.0.1:6443")]
-    pub api_addr: SocketAddr,
     /// Keep the CA (and admin token) recorded in the snapshot, so that the old
     /// cluster's client and node certificates still work; by default the
     /// restored cluster gets a new CA.
     #[arg(long)]
     pub keep_ca: bool,
-    /// Build a Raft snapshot (and purge the log behind it) every N entries.
-    #[arg(long, default_value_t = 10_000)]
-    pub snapshot_every: u64,
-    /// Log entries kept behind a snapshot.
-    #[arg(long, default_value_t = 1_000)]
-    pub keep_logs: u64,
-    /// Seconds between the snapshots this node writes into DATA_DIR/snapshots (0: none).
-    #[arg(long, default_value_t = 43_200)]
-    pub snapshot_interval: u64,
-    /// Scheduled snapshots kept (the oldest are removed).
-    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u64).range(1..))]
-    pub snapshot_retain: u64,
-    /// Registries this node pulls from over plain HTTP (host:port, repeatable).
-    #[arg(long = "insecure-registry")]
-    pub insecure_registries: Vec<String>,
-    /// The address other hosts reach this node at (default: the Raft address's IP).
-    #[arg(long)]
-    pub node_ip: Option<std::net::IpAddr>,
-    /// Resolver configuration of this host (default: /etc/resolv.conf).
-    #[arg(long)]
-    pub resolv_conf: Option<PathBuf>,
-}
-
-impl RestoreArgs {
-    /// The node's arguments; the cluster's own settings come from the snapshot.
-    fn node_args(&self) -> NodeArgs {
-        NodeArgs {
-            data_dir: self.data_dir.clone(),
-            name: self.name.clone(),
-            raft_addr: self.raft_addr,
-            api_addr: self.api_addr,
-            snapshot_every: self.snapshot_every,
-            keep_logs: self.keep_logs,
-            backups: BackupSchedule { interval_seconds: self.snapshot_interval, retain: self.snapshot_retain as usize },
-            cluster_cidr: network::DEFAULT_CLUSTER_CIDR.into(),
-            node_grace_period: 40,
-            pod_eviction_timeout: 20,
-            insecure_registries: self.insecure_registries.clone(),
-            service_cidr: network::DEFAULT_SERVICE_CIDR.into(),
-            service_node_port_range: network::DEFAULT_NODE_PORT_RANGE.into(),
-            cluster_domain: network::DEFAULT_CLUSTER_DOMAIN.into(),
-            node_ip: self.node_ip,
-            resolv_conf: self.resolv_conf.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
-        }
-    }
+    #[command(flatten)]
+    pub node: NodeFlags,
 }
 
 /// Run a `snapshot` verb.
@@ -120,7 +65,7 @@ pub async fn run(opts: &ConnectOpts, verb: &SnapshotVerb) -> Result<(), CliError
     match verb {
         SnapshotVerb::Save { file } => save(opts, file).await,
         SnapshotVerb::Status { file } => status(file),
-        SnapshotVerb::Restore(a) => Ok(cluster::restore(&a.file, a.keep_ca, a.node_args()).await?),
+        SnapshotVerb::Restore(a) => Ok(cluster::restore(&a.file, a.keep_ca, a.node.args()).await?),
         SnapshotVerb::Build => {
             let mut c = opts.connect().await?;
             c.snapshot(pb::SnapshotRequest {}).await?;

@@ -14,7 +14,7 @@ use crate::client::get::GetArgs;
 use crate::client::image::ImageVerb;
 use crate::client::logs::LogsArgs;
 use crate::client::member::MemberVerb;
-use crate::client::node::{DataDirArgs, JoinArgs, NodeFlags, RecoverArgs};
+use crate::client::node::{DataDirArgs, JoinArgs, NodeFlags, RecoverArgs, StartArgs};
 use crate::client::print::Output;
 use crate::client::rollout::RolloutVerb;
 use crate::client::scale::ScaleArgs;
@@ -48,7 +48,7 @@ pub enum Verb {
     /// Join a cluster (runs in the foreground).
     Join(JoinArgs),
     /// Run a node again from its data directory (runs in the foreground).
-    Start(DataDirArgs),
+    Start(StartArgs),
     /// Make a stopped surviving voter the only voter after the others are gone
     /// for good, and run it (refused while a quorum of the old members answers).
     Recover(RecoverArgs),

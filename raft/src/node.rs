@@ -126,10 +126,33 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let network = NetworkFactory { transport: transport.clone() };
+        let addresses = crate::network::Addresses::default();
+        let network = NetworkFactory { transport: transport.clone(), addresses: addresses.clone() };
         let raft = Raft::new(opts.id, Arc::new(config), network, log_store, state_machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
+        // Keep the address book in step with the membership (looked at only
+        // when the membership's log id moves, not on every write).
+        let mut metrics = raft.metrics();
+        tokio::spawn(async move {
+            let mut seen = None;
+            loop {
+                let nodes: Option<Vec<(NodeId, Member)>> = {
+                    let m = metrics.borrow_watched();
+                    let at = *m.membership_config.log_id();
+                    (seen != Some(at)).then(|| {
+                        seen = Some(at);
+                        m.membership_config.nodes().map(|(id, n)| (*id, n.clone())).collect()
+                    })
+                };
+                if let Some(nodes) = nodes {
+                    addresses.update(nodes.iter().map(|(id, m)| (id, m)));
+                }
+                if metrics.changed().await.is_err() {
+                    return;
+                }
+            }
+        });
         let node =
             Arc::new(RaftNode { id: opts.id, raft, store, transport: transport.clone(), service: Default::default() });
         tokio::spawn(transport.serve(node.clone()));
@@ -391,6 +414,15 @@ impl RaftNode {
             RaftError::APIError(ClientWriteError::ForwardToLeader(f)) => self.redirect(f.leader_id),
             e => RemoteError::Failed(e.to_string()),
         };
+        // A member asking again with other addresses has moved: its entry is
+        // rewritten in place (it keeps its role).
+        if let Some((_, known, _)) = self.members().into_iter().find(|m| m.0 == id) {
+            if known != member {
+                let nodes = std::collections::BTreeMap::from([(id, member)]);
+                self.raft.change_membership(ChangeMembers::SetNodes(nodes), false).await.map_err(fail)?;
+            }
+            return Ok(());
+        }
         self.raft.add_learner(id, member, true).await.map_err(fail)?;
         if voter {
             let mut voters: BTreeSet<NodeId> = self.members().into_iter().filter(|m| m.2).map(|m| m.0).collect();

@@ -116,7 +116,22 @@ pub struct JoinArgs {
     pub node: NodeFlags,
 }
 
-/// `start` and `reset` arguments.
+/// `start` arguments.
+#[derive(Args, Debug)]
+pub struct StartArgs {
+    /// Data directory of the node.
+    #[arg(long)]
+    pub data_dir: PathBuf,
+    /// A new Raft address, when the host's address changed (the node's
+    /// membership entry, registration and certificate follow).
+    #[arg(long)]
+    pub raft_addr: Option<SocketAddr>,
+    /// A new API address, when the host's address changed.
+    #[arg(long)]
+    pub api_addr: Option<SocketAddr>,
+}
+
+/// `reset` arguments.
 #[derive(Args, Debug)]
 pub struct DataDirArgs {
     /// Data directory of the node.
@@ -146,8 +161,9 @@ pub async fn join(a: &JoinArgs) -> Result<(), CliError> {
 }
 
 /// Run `start`.
-pub async fn start(a: &DataDirArgs) -> Result<(), CliError> {
-    Ok(cluster::start(&a.data_dir).await?)
+pub async fn start(a: &StartArgs) -> Result<(), CliError> {
+    let moved = cluster::Moved { raft_addr: a.raft_addr, api_addr: a.api_addr };
+    Ok(cluster::start(&a.data_dir, moved).await?)
 }
 
 /// Run `recover`.

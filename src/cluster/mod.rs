@@ -7,6 +7,7 @@ pub mod config;
 pub mod dial;
 mod init;
 mod join;
+mod moved;
 pub mod recover;
 mod reset;
 mod restore;
@@ -24,7 +25,7 @@ pub use recover::recover;
 pub use reset::reset;
 pub use restore::restore;
 pub use run::{pick_port, RunningNode};
-pub use start::start;
+pub use start::{start, Moved};
 
 /// A node could not be set up or run.
 #[derive(Debug, thiserror::Error)]

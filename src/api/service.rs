@@ -273,13 +273,8 @@ impl Clusterd for Api {
         if resp.failed_compare.is_some() {
             return Err(Status::already_exists(format!("a node named \"{}\" is already registered", r.name)));
         }
-        let hosts = [&r.raft_addr, &r.api_addr]
-            .iter()
-            .filter_map(|a| a.parse::<std::net::SocketAddr>().ok())
-            .map(|a| a.ip().to_string())
-            .chain([r.name.clone()])
-            .collect::<Vec<_>>();
-        let id = ca.issue(&format!("system:node:{}", r.name), &hosts).map_err(internal)?;
+        let hosts = crate::objects::conventions::node_certificate_names(&r.name, &r.raft_addr, &r.api_addr);
+        let id = ca.issue(&crate::objects::conventions::node_user(&r.name), &hosts).map_err(internal)?;
         let peers = self.node().members().into_iter().map(|(_, m, _)| m.raft_addr).collect();
         Ok(Response::new(pb::JoinResponse {
             node_id: resp.revision,

@@ -22,10 +22,6 @@ use crate::util;
 /// The namespaces every cluster starts with.
 pub const BUILTIN_NAMESPACES: &[&str] = &["default", "kube-system", "kube-public", "kube-node-lease"];
 
-fn sans(args: &NodeArgs, raft: std::net::SocketAddr, api: std::net::SocketAddr) -> Vec<String> {
-    vec![raft.ip().to_string(), api.ip().to_string(), args.name.clone()]
-}
-
 /// The writes that make a fresh cluster: its CA, admin token, first member,
 /// built-in namespaces and the first join token.
 fn bootstrap_txn(
@@ -184,7 +180,12 @@ impl FirstNode {
         raft_addr: std::net::SocketAddr,
         api_addr: std::net::SocketAddr,
     ) -> Result<Self, ClusterError> {
-        let node_id = ca.issue(&format!("system:node:{}", args.name), &sans(args, raft_addr, api_addr))?;
+        let names = crate::objects::conventions::node_certificate_names(
+            &args.name,
+            &raft_addr.to_string(),
+            &api_addr.to_string(),
+        );
+        let node_id = ca.issue(&crate::objects::conventions::node_user(&args.name), &names)?;
         dir.save_pki(ca.cert_pem(), &node_id)?;
         let state = NodeState {
             id: 1,

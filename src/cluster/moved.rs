@@ -14,20 +14,10 @@ use clusterd_raft::{Command, Member, Op, Txn};
 use super::config::{DataDir, NodeState};
 use super::run::RunningNode;
 use super::ClusterError;
-use crate::objects::conventions::keys;
+use crate::objects::conventions::{self, keys};
 
 /// How long the moved node keeps asking for its new membership entry.
 const ANNOUNCE_WAIT: Duration = Duration::from_secs(60);
-
-/// The addresses a certificate of `state` names.
-fn sans(state: &NodeState) -> Vec<String> {
-    [&state.raft_addr, &state.api_addr]
-        .iter()
-        .filter_map(|a| a.parse::<std::net::SocketAddr>().ok())
-        .map(|a| a.ip().to_string())
-        .chain([state.name.clone()])
-        .collect()
-}
 
 /// Issue this node a certificate for its new addresses from the CA in its
 /// own (stopped) replica, and keep it in the data dir.
@@ -40,7 +30,8 @@ pub fn reissue_certificate(dir: &DataDir, state: &NodeState) -> Result<Identity,
         .map_err(|e| ClusterError::Config(e.to_string()))?
         .ok_or_else(|| ClusterError::Config("the replica holds no cluster CA".into()))?;
     let ca: Ca = serde_json::from_slice(&kv.value).map_err(|e| ClusterError::Config(e.to_string()))?;
-    let id = ca.issue(&format!("system:node:{}", state.name), &sans(state))?;
+    let names = conventions::node_certificate_names(&state.name, &state.raft_addr, &state.api_addr);
+    let id = ca.issue(&conventions::node_user(&state.name), &names)?;
     dir.save_pki(&ca_pem, &id)?;
     Ok(id)
 }
@@ -68,27 +59,4 @@ pub async fn announce(running: &RunningNode, state: &NodeState) -> Result<(), Cl
         state.name, state.raft_addr, state.api_addr
     );
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_moved_node_is_certified_for_its_new_addresses() {
-        let state = NodeState {
-            id: 7,
-            name: "n2".into(),
-            raft_addr: "127.0.0.2:2380".into(),
-            api_addr: "127.0.0.3:6443".into(),
-            control_plane: true,
-            snapshot_every: 1,
-            keep_logs: 1,
-            backups: Default::default(),
-            insecure_registries: vec![],
-            node_ip: None,
-            resolv_conf: None,
-        };
-        assert_eq!(sans(&state), ["127.0.0.2", "127.0.0.3", "n2"]);
-    }
 }

@@ -8,6 +8,24 @@ pub const SERVICE_ACCOUNT_MOUNT_PATH: &str = "/var/run/secrets/kubernetes.io/ser
 /// Where the cluster's settings live in the store.
 pub const CLUSTER_CONFIG_KEY: &str = "/clusterd/config";
 
+/// The names a node's certificate carries besides `clusterd-node` and
+/// `localhost`: the IPs of its Raft and API addresses, and its name.
+pub fn node_certificate_names(name: &str, raft_addr: &str, api_addr: &str) -> Vec<String> {
+    let mut out: Vec<String> = [raft_addr, api_addr]
+        .iter()
+        .filter_map(|a| a.parse::<std::net::SocketAddr>().ok())
+        .map(|a| a.ip().to_string())
+        .collect();
+    out.dedup();
+    out.push(name.to_string());
+    out
+}
+
+/// The user name of a node's certificate.
+pub fn node_user(name: &str) -> String {
+    format!("system:node:{name}")
+}
+
 /// The name of a ServiceAccount's token Secret.
 pub fn token_secret_name(sa: &str) -> String {
     format!("{sa}-token")
@@ -29,3 +47,15 @@ pub mod keys {
 
 /// The namespace of the nodes' heartbeat Leases.
 pub const NODE_LEASE_NAMESPACE: &str = "kube-node-lease";
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_node_certificate_names_its_addresses_and_its_name() {
+        assert_eq!(node_certificate_names("n2", "127.0.0.2:2380", "127.0.0.3:6443"), ["127.0.0.2", "127.0.0.3", "n2"]);
+        assert_eq!(node_certificate_names("n1", "10.0.0.1:2380", "10.0.0.1:6443"), ["10.0.0.1", "n1"]);
+        assert_eq!(node_user("n1"), "system:node:n1");
+    }
+}

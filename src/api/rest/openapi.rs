@@ -618,16 +618,15 @@ fn kind_paths(kind: &'static Kind) -> Vec<PathEntry> {
     }];
     let mut object_params = vec![&NAME];
     object_params.extend(scope_params.iter().copied());
-    paths.push(PathEntry {
-        path: object.clone(),
-        params: object_params.clone(),
-        ops: vec![
-            op("get", "get", id("read", ""), format!("Read a {k}."), &[], None, (object_of(def), JSON), &[200]),
+    // Read, replace and patch: of the object, and of its subresources alike.
+    let read_replace_patch = |suffix: &str, what: &str, def: &str| {
+        vec![
+            op("get", "get", id("read", suffix), format!("Read {what}."), &[], None, (object_of(def), JSON), &[200]),
             op(
                 "put",
                 "put",
-                id("replace", ""),
-                format!("Replace a {k}."),
+                id("replace", suffix),
+                format!("Replace {what}."),
                 WRITE_PARAMS,
                 Some((object_of(def), JSON)),
                 (object_of(def), JSON),
@@ -636,25 +635,27 @@ fn kind_paths(kind: &'static Kind) -> Vec<PathEntry> {
             op(
                 "patch",
                 "patch",
-                id("patch", ""),
-                format!("Patch a {k}."),
+                id("patch", suffix),
+                format!("Patch {what}."),
                 PATCH_PARAMS,
                 Some((object_of(PATCH), PATCH_CONTENT_TYPES)),
                 (object_of(def), JSON),
                 &[200, 201],
             ),
-            op(
-                "delete",
-                "delete",
-                id("delete", ""),
-                format!("Delete a {k}."),
-                DELETE_PARAMS,
-                Some((object_of(DELETE_OPTIONS), JSON)),
-                (object_of(STATUS), JSON),
-                &[200, 202],
-            ),
-        ],
-    });
+        ]
+    };
+    let mut object_ops = read_replace_patch("", &format!("a {k}"), def);
+    object_ops.push(op(
+        "delete",
+        "delete",
+        id("delete", ""),
+        format!("Delete a {k}."),
+        DELETE_PARAMS,
+        Some((object_of(DELETE_OPTIONS), JSON)),
+        (object_of(STATUS), JSON),
+        &[200, 202],
+    ));
+    paths.push(PathEntry { path: object.clone(), params: object_params.clone(), ops: object_ops });
     if kind.namespaced {
         paths.push(PathEntry {
             path: format!("{}/{plural}", gv.url()),
@@ -671,49 +672,12 @@ fn kind_paths(kind: &'static Kind) -> Vec<PathEntry> {
             )],
         });
     }
-    // Subresources read, replaced and patched like the object itself.
     let mut rw = |sub: &str, sub_def: &str, sub_gvk: Gvk| {
-        let title = capitalise(sub);
-        let with = |mut o: Operation| {
-            o.gvk = sub_gvk.clone();
-            o
-        };
-        paths.push(PathEntry {
-            path: format!("{object}/{sub}"),
-            params: object_params.clone(),
-            ops: vec![
-                with(op(
-                    "get",
-                    "get",
-                    id("read", &title),
-                    format!("Read the {sub} of a {k}."),
-                    &[],
-                    None,
-                    (object_of(sub_def), JSON),
-                    &[200],
-                )),
-                with(op(
-                    "put",
-                    "put",
-                    id("replace", &title),
-                    format!("Replace the {sub} of a {k}."),
-                    WRITE_PARAMS,
-                    Some((object_of(sub_def), JSON)),
-                    (object_of(sub_def), JSON),
-                    &[200, 201],
-                )),
-                with(op(
-                    "patch",
-                    "patch",
-                    id("patch", &title),
-                    format!("Patch the {sub} of a {k}."),
-                    PATCH_PARAMS,
-                    Some((object_of(PATCH), PATCH_CONTENT_TYPES)),
-                    (object_of(sub_def), JSON),
-                    &[200, 201],
-                )),
-            ],
-        });
+        let ops = read_replace_patch(&capitalise(sub), &format!("the {sub} of a {k}"), sub_def)
+            .into_iter()
+            .map(|o| Operation { gvk: sub_gvk.clone(), ..o })
+            .collect();
+        paths.push(PathEntry { path: format!("{object}/{sub}"), params: object_params.clone(), ops });
     };
     if kind.has_status {
         rw("status", def, gvk.clone());

@@ -1,7 +1,10 @@
 //! A node whose address changed: stopped, started with new addresses
 //! (127.0.0.2 instead of 127.0.0.1), it rejoins the cluster there — its
 //! membership entry and registration follow, it catches up, serves the API at
-//! its new address with a certificate that names it, and takes writes.
+//! its new address with a certificate that names it, and takes writes. And a
+//! whole cluster whose addresses all changed: every node started with its new
+//! addresses and the other members' (`--peer`), a leader is elected, the
+//! membership names the new addresses, and every node serves there.
 
 mod fixtures;
 
@@ -11,11 +14,31 @@ use serde_json::Value;
 
 use fixtures::{step, wait_for, Cluster};
 
-/// A free TCP and UDP port on 127.0.0.2.
-fn free_on_second_loopback() -> (String, String) {
-    let tcp = std::net::TcpListener::bind("127.0.0.2:0").unwrap().local_addr().unwrap();
-    let udp = std::net::UdpSocket::bind("127.0.0.2:0").unwrap().local_addr().unwrap();
+/// A free TCP and UDP port on loopback address `ip` (an API and a Raft address).
+fn free_on(ip: &str) -> (String, String) {
+    let tcp = std::net::TcpListener::bind(format!("{ip}:0")).unwrap().local_addr().unwrap();
+    let udp = std::net::UdpSocket::bind(format!("{ip}:0")).unwrap().local_addr().unwrap();
     (tcp.to_string(), udp.to_string())
+}
+
+/// A ConfigMap manifest.
+fn cm(name: &str) -> String {
+    format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: b\n")
+}
+
+/// `kubectl get cm NAME -o json` at API `api` with the cluster's kubeconfig.
+fn kubectl_get_cm(c: &Cluster, api: &str, name: &str) -> Value {
+    let kc = c.dir.path().join("kubeconfig");
+    if !kc.exists() {
+        std::fs::write(&kc, c.cli_at(0, &["kubeconfig"]).stdout).unwrap();
+    }
+    let out = std::process::Command::new("kubectl")
+        .env("KUBECONFIG", &kc)
+        .args(["--server", &format!("https://{api}"), "get", "cm", name, "-o", "json"])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "kubectl at {api}: {}", String::from_utf8_lossy(&out.stderr));
+    serde_json::from_slice(&out.stdout).unwrap()
 }
 
 #[test]
@@ -23,7 +46,6 @@ fn a_node_restarted_at_a_new_address_rejoins_and_serves() {
     let mut c = Cluster::init(&[]);
     c.join("n2", true);
     c.join("n3", true);
-    let cm = |name: &str| format!("apiVersion: v1\nkind: ConfigMap\nmetadata:\n  name: {name}\ndata:\n  a: b\n");
     assert!(c.apply(&cm("before-move")).status.success());
 
     step("n2 stops; a write lands while it is away");
@@ -31,7 +53,7 @@ fn a_node_restarted_at_a_new_address_rejoins_and_serves() {
     assert!(c.apply(&cm("while-away")).status.success());
 
     step("n2 starts at 127.0.0.2 with new ports");
-    let (api, raft) = free_on_second_loopback();
+    let (api, raft) = free_on("127.0.0.2");
     let data_dir = c.nodes[1].data_dir.display().to_string();
     c.nodes[1].run_as(&["start", "--data-dir", &data_dir, "--raft-addr", &raft, "--api-addr", &api]);
     c.nodes[1].api_addr = api.clone();
@@ -62,14 +84,86 @@ fn a_node_restarted_at_a_new_address_rejoins_and_serves() {
     step("kubectl reaches n2 at its new address: the certificate names it");
     let kubeconfig = c.ok(&["kubeconfig"]);
     assert!(kubeconfig.contains(&format!("https://{api}")), "{kubeconfig}");
-    let kc = c.dir.path().join("kubeconfig");
-    std::fs::write(&kc, &kubeconfig).unwrap();
-    let out = std::process::Command::new("kubectl")
-        .env("KUBECONFIG", &kc)
-        .args(["--server", &format!("https://{api}"), "get", "cm", "after-move", "-o", "json"])
-        .output()
-        .unwrap();
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
-    let obj: Value = serde_json::from_slice(&out.stdout).unwrap();
+    let obj = kubectl_get_cm(&c, &api, "after-move");
     assert_eq!(obj["metadata"]["name"], "after-move");
+}
+
+#[test]
+fn a_cluster_whose_addresses_all_changed_restarts_with_the_new_ones() {
+    let mut c = Cluster::init(&[]);
+    c.join("n2", true);
+    c.join("n3", true);
+    assert!(c.apply(&cm("before-move")).status.success());
+
+    step("all three stop (SIGTERM)");
+    for n in &mut c.nodes {
+        assert!(n.stop().success(), "{} exited uncleanly", n.name);
+    }
+    let old: Vec<String> = c.nodes.iter().map(|n| n.raft_addr.clone()).collect();
+
+    step("all three start at 127.0.0.3 with new ports, each given the others' new Raft addresses");
+    let new: Vec<(String, String)> = (0..3).map(|_| free_on("127.0.0.3")).collect();
+    for i in 0..3 {
+        let data_dir = c.nodes[i].data_dir.display().to_string();
+        let (api, raft) = &new[i];
+        let mut args: Vec<String> = ["start", "--data-dir", &data_dir, "--raft-addr", raft, "--api-addr", api]
+            .iter()
+            .map(|s| s.to_string())
+            .collect();
+        for (j, n) in c.nodes.iter().enumerate().filter(|(j, _)| *j != i) {
+            args.extend(["--peer".to_string(), format!("{}={}", n.name, new[j].1)]);
+        }
+        let args: Vec<&str> = args.iter().map(String::as_str).collect();
+        c.nodes[i].run_as(&args);
+        c.nodes[i].api_addr = api.clone();
+        c.nodes[i].raft_addr = raft.clone();
+    }
+    for i in 0..3 {
+        c.wait_serving(i);
+    }
+
+    step("a leader; the membership names every node's new addresses; three voters");
+    wait_for("the new addresses of all three in the membership", Duration::from_secs(60), || {
+        let out = c.cli_at(0, &["status", "-o", "json"]);
+        let st: Value = serde_json::from_slice(&out.stdout).ok()?;
+        let members = st["members"].as_array()?;
+        let moved = c.nodes.iter().zip(&new).all(|(n, (api, raft))| {
+            members
+                .iter()
+                .any(|m| m["name"] == n.name.as_str() && m["raftAddr"] == raft.as_str() && m["apiAddr"] == api.as_str())
+        });
+        let voters = members.iter().filter(|m| m["role"] == "voter").count();
+        let leader = st["leader"].as_str().is_some_and(|l| !l.is_empty());
+        (moved && voters == 3 && members.len() == 3 && leader).then_some(())
+    });
+    let st: Value = serde_json::from_slice(&c.cli_at(1, &["status", "-o", "json"]).stdout).unwrap();
+    for m in st["members"].as_array().unwrap() {
+        assert!(!old.contains(&m["raftAddr"].as_str().unwrap().to_string()), "an old address is left: {st}");
+        assert!(m["lastApplied"].is_u64(), "the leader reaches every member at its new address: {st}");
+    }
+
+    step("the old write is on every node; new writes through each node, read on the others");
+    for i in 0..3 {
+        wait_for(&format!("before-move on {}", c.nodes[i].name), Duration::from_secs(30), || {
+            c.cli_at(i, &["get", "cm", "before-move"]).status.success().then_some(())
+        });
+        let name = format!("after-move-{}", c.nodes[i].name);
+        let path = c.dir.path().join(format!("{name}.yaml"));
+        std::fs::write(&path, cm(&name)).unwrap();
+        let out = c.cli_at(i, &["apply", "-f", path.to_str().unwrap()]);
+        assert!(out.status.success(), "write through {}: {}", c.nodes[i].name, String::from_utf8_lossy(&out.stderr));
+    }
+    for i in 0..3 {
+        for writer in &c.nodes {
+            let name = format!("after-move-{}", writer.name);
+            let out = c.cli_at(i, &["get", "cm", &name]);
+            assert!(out.status.success(), "{name} on {}: {}", c.nodes[i].name, String::from_utf8_lossy(&out.stderr));
+        }
+    }
+
+    step("kubectl reaches every node at its new API address");
+    for (api, _) in &new {
+        let obj = kubectl_get_cm(&c, api, "before-move");
+        assert_eq!(obj["metadata"]["name"], "before-move");
+    }
 }

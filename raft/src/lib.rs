@@ -7,6 +7,7 @@
 //! * [`command`] — etcd-like transactions with compare-and-swap.
 //! * [`pki`] — the cluster CA and node certificates.
 //! * [`transport`] — QUIC with mutual TLS between nodes.
+//! * [`addresses`] — where each member is reached now.
 //! * [`leadership`] — who leads, followed through changes.
 //! * [`recover`] — a survivor made the only voter after its quorum was lost for good.
 //! * [`node`] — a running member: propose (forwarded to the leader), read, watch,
@@ -20,6 +21,7 @@ pub mod types;
 pub use command::{Command, CommandResponse, Compare, Event, EventKind, KeyValue, Op, Txn};
 pub use storage::{Gone, StoreReader};
 pub use types::{Member, NodeId, Raft, TypeConfig};
+pub mod addresses;
 pub mod leadership;
 pub mod network;
 pub mod node;

@@ -9,6 +9,7 @@ use openraft::errors::{Fatal, NetworkError, RPCError, RaftError, ReplicationClos
 use openraft::network::{RPCOption, RaftNetworkFactory, RaftNetworkV2};
 use openraft::raft::{AppendEntriesRequest, AppendEntriesResponse, SnapshotResponse, VoteRequest, VoteResponse};
 
+use crate::addresses::Addresses;
 use crate::rpc::{Request, Response};
 use crate::transport::{Transport, TransportError};
 use crate::types::{Member, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
@@ -17,28 +18,8 @@ use crate::types::{Member, NodeId, Snapshot, SnapshotData, TypeConfig, Vote};
 #[derive(Clone)]
 pub struct NetworkFactory {
     pub(crate) transport: Arc<Transport>,
-    /// The members' current addresses.
+    /// The members' current addresses (see [`Addresses`]).
     pub(crate) addresses: Addresses,
-}
-
-/// Where each member is now. openraft keeps a peer client (and the address it
-/// was made with) while the member stays; a member whose address changed
-/// (`SetNodes`) is reached at its new one because every call looks it up here.
-#[derive(Clone, Default)]
-pub struct Addresses(Arc<std::sync::RwLock<std::collections::HashMap<NodeId, String>>>);
-
-impl Addresses {
-    /// Record every member's address.
-    pub fn update<'a>(&self, members: impl IntoIterator<Item = (&'a NodeId, &'a Member)>) {
-        let mut map = self.0.write().expect("addresses lock");
-        for (id, m) in members {
-            map.insert(*id, m.raft_addr.clone());
-        }
-    }
-
-    fn get(&self, id: NodeId) -> Option<String> {
-        self.0.read().expect("addresses lock").get(&id).cloned()
-    }
 }
 
 impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
@@ -47,6 +28,7 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
     async fn new_client(&mut self, target: NodeId, node: &Member) -> PeerClient {
         PeerClient {
             target,
+            name: node.name.clone(),
             addr: node.raft_addr.clone(),
             transport: self.transport.clone(),
             addresses: self.addresses.clone(),
@@ -57,6 +39,8 @@ impl RaftNetworkFactory<TypeConfig> for NetworkFactory {
 /// Sends Raft RPCs to one peer.
 pub struct PeerClient {
     target: NodeId,
+    /// The peer's member name (addresses given at start are by name).
+    name: String,
     /// The address the client was made with (until the book knows better).
     addr: String,
     transport: Arc<Transport>,
@@ -103,7 +87,7 @@ impl From<CallError> for StreamingError<TypeConfig> {
 
 impl PeerClient {
     async fn send(&self, req: Request, ttl: Duration) -> Result<Response, CallError> {
-        let addr = self.addresses.get(self.target).unwrap_or_else(|| self.addr.clone());
+        let addr = self.addresses.get(self.target, &self.name).unwrap_or_else(|| self.addr.clone());
         self.transport.call(&addr, &req, ttl).await.map_err(|e| match e {
             TransportError::Unreachable { .. } => CallError::Unreachable(e),
             e => CallError::Network(e),

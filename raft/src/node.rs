@@ -14,6 +14,7 @@ use openraft::errors::{ClientWriteError, InitializeError, LinearizableReadError,
 use openraft::{ChangeMembers, Config, ReadPolicy, SnapshotPolicy};
 use tokio::time::Instant;
 
+use crate::addresses::Addresses;
 use crate::command::{Command, CommandResponse};
 use crate::leadership::LeaderWatch;
 use crate::network::NetworkFactory;
@@ -45,6 +46,9 @@ pub struct NodeOptions {
     pub keep_logs: u64,
     /// Raft heartbeat interval.
     pub heartbeat: Duration,
+    /// Transport addresses of members by name, used until the membership names
+    /// a new address for them (a cluster whose addresses all changed).
+    pub peers: Vec<(String, String)>,
 }
 
 impl NodeOptions {
@@ -59,6 +63,7 @@ impl NodeOptions {
             snapshot_every: 10_000,
             keep_logs: 1_000,
             heartbeat: Duration::from_millis(100),
+            peers: Vec::new(),
         }
     }
 }
@@ -72,6 +77,9 @@ pub enum NodeError {
     /// The transport failed.
     #[error(transparent)]
     Transport(#[from] TransportError),
+    /// An address was given for a name that is no member.
+    #[error("no member is named {name} (members: {members})")]
+    UnknownPeer { name: String, members: String },
     /// Raft refused to start or failed fatally.
     #[error("raft: {0}")]
     Raft(String),
@@ -104,6 +112,8 @@ pub struct RaftNode {
     /// Reads and watches of the local replica.
     pub store: StoreReader,
     transport: Arc<Transport>,
+    /// Where each member is reached now.
+    addresses: Addresses,
     service: std::sync::OnceLock<Arc<dyn NodeService>>,
 }
 
@@ -126,14 +136,21 @@ impl RaftNode {
         }
         .validate()
         .map_err(|e| NodeError::Raft(e.to_string()))?;
-        let addresses = crate::network::Addresses::default();
+        // Given addresses are in the book before Raft's first election.
+        let addresses = Addresses::with_given(opts.peers.iter().cloned());
         let network = NetworkFactory { transport: transport.clone(), addresses: addresses.clone() };
         let raft = Raft::new(opts.id, Arc::new(config), network, log_store, state_machine)
             .await
             .map_err(|e| NodeError::Raft(e.to_string()))?;
+        if let Some(e) = unknown_peer(&raft, &opts.peers).await {
+            let _ = raft.shutdown().await;
+            transport.close();
+            return Err(e);
+        }
         // Keep the address book in step with the membership (looked at only
         // when the membership's log id moves, not on every write).
         let mut metrics = raft.metrics();
+        let book = addresses.clone();
         tokio::spawn(async move {
             let mut seen = None;
             loop {
@@ -146,15 +163,21 @@ impl RaftNode {
                     })
                 };
                 if let Some(nodes) = nodes {
-                    addresses.update(nodes.iter().map(|(id, m)| (id, m)));
+                    book.update(nodes.iter().map(|(id, m)| (id, m)));
                 }
                 if metrics.changed().await.is_err() {
                     return;
                 }
             }
         });
-        let node =
-            Arc::new(RaftNode { id: opts.id, raft, store, transport: transport.clone(), service: Default::default() });
+        let node = Arc::new(RaftNode {
+            id: opts.id,
+            raft,
+            store,
+            transport: transport.clone(),
+            addresses,
+            service: Default::default(),
+        });
         tokio::spawn(transport.serve(node.clone()));
         Ok(node)
     }
@@ -213,6 +236,13 @@ impl RaftNode {
         self.raft.server_metrics().borrow_watched().membership_config.membership().get_node(&id).cloned()
     }
 
+    /// Where member `id` is reached now: its membership address, or the
+    /// address this node was given for it at start (see [`Addresses`]).
+    pub fn address_of(&self, id: NodeId) -> Option<String> {
+        let m = self.member(id)?;
+        Some(self.addresses.get(id, &m.name).unwrap_or(m.raft_addr))
+    }
+
     /// Every member with whether it votes.
     pub fn members(&self) -> Vec<(NodeId, Member, bool)> {
         let stored = self.raft.server_metrics().borrow_watched().membership_config.clone();
@@ -245,8 +275,8 @@ impl RaftNode {
                         Err(_) => Some(Err(TransportError::Timeout(format!("the local leader {l}")))),
                     }
                 }
-                Some(l) => match self.member(l) {
-                    Some(m) => {
+                Some(l) => match self.address_of(l) {
+                    Some(addr) => {
                         let left = deadline.saturating_duration_since(Instant::now()).max(Duration::from_millis(100));
                         let mut deposed = self.leader_watch();
                         let deposed = async move { deposed.until_not(Some(l)).await };
@@ -254,9 +284,9 @@ impl RaftNode {
                         // by waiting out the connection's idle timeout.
                         let req = make();
                         tokio::select! {
-                            r = self.transport.call(&m.raft_addr, &req, left) => Some(r),
+                            r = self.transport.call(&addr, &req, left) => Some(r),
                             _ = deposed => Some(Err(TransportError::Broken {
-                                addr: m.raft_addr.clone(),
+                                addr: addr.clone(),
                                 reason: "the leader changed while the request was in flight; its outcome is unknown".into(),
                             })),
                         }
@@ -355,11 +385,12 @@ impl RaftNode {
     }
 
     fn redirect(&self, leader: Option<NodeId>) -> RemoteError {
-        RemoteError::NotLeader(leader.and_then(|l| self.member(l).map(|m| (l, m.raft_addr))))
+        RemoteError::NotLeader(leader.and_then(|l| self.address_of(l).map(|a| (l, a))))
     }
 
     /// Ask the cluster, through any of `peers` (transport addresses), to add this
-    /// node. Used by a joining node, which does not know the leader yet.
+    /// node. Used by a joining node, which does not know the leader yet, and by
+    /// a moved node (which may be the leader itself: then it asks itself).
     pub async fn request_membership(
         &self,
         peers: &[String],
@@ -368,17 +399,24 @@ impl RaftNode {
         wait: Duration,
     ) -> Result<(), NodeError> {
         let deadline = Instant::now() + wait;
-        let req = Request::AddMember { id: self.id, member, voter };
+        let req = Request::AddMember { id: self.id, member: member.clone(), voter };
         let mut targets: Vec<String> = peers.to_vec();
         let mut last_err = None;
         while Instant::now() < deadline {
-            let Some(addr) = targets.first().cloned() else {
-                break;
-            };
             let left = deadline.saturating_duration_since(Instant::now());
-            match self.transport.call(&addr, &req, left).await {
+            let answer = match targets.first() {
+                _ if self.is_leader() => {
+                    Ok(Response::Membership(self.local_add_member(self.id, member.clone(), voter).await))
+                }
+                Some(addr) => self.transport.call(addr, &req, left).await,
+                // A member alone in its membership: it leads once it has elected itself.
+                None => Err(TransportError::Unreachable { addr: "a leader".into(), reason: "no peer to ask".into() }),
+            };
+            match answer {
                 Ok(Response::Membership(Ok(()))) => return Ok(()),
-                Ok(Response::Membership(Err(RemoteError::NotLeader(Some((_, leader_addr)))))) => {
+                Ok(Response::Membership(Err(RemoteError::NotLeader(Some((leader, leader_addr))))))
+                    if leader != self.id =>
+                {
                     targets.retain(|t| *t != leader_addr);
                     targets.insert(0, leader_addr);
                     continue;
@@ -455,11 +493,12 @@ impl RaftNode {
             return Err(self.not_leader());
         }
         let members = self.members();
-        let asks = members.iter().map(|(id, m, _)| async move {
+        let asks = members.iter().map(|(id, _, _)| async move {
             if *id == self.id {
                 return Some(self.store.revision());
             }
-            match self.transport.call(&m.raft_addr, &Request::Applied, Duration::from_millis(500)).await {
+            let addr = self.address_of(*id)?;
+            match self.transport.call(&addr, &Request::Applied, Duration::from_millis(500)).await {
                 Ok(Response::Applied(r)) => Some(r),
                 _ => None,
             }
@@ -472,6 +511,22 @@ impl RaftNode {
             .collect();
         Ok(ClusterStatus { leader: Some(self.id), members })
     }
+}
+
+/// A given address whose name is no member's (a typo would leave the member
+/// unreachable without a word). The membership is known once Raft has loaded
+/// it from storage (its first metrics are empty).
+async fn unknown_peer(raft: &Raft, peers: &[(String, String)]) -> Option<NodeError> {
+    if peers.is_empty() {
+        return None;
+    }
+    let loaded = |m: &openraft::RaftMetrics<TypeConfig>| m.membership_config.membership().nodes().next().is_some();
+    let _ = raft.wait(Some(Duration::from_secs(10))).metrics(loaded, "the membership loaded").await;
+    let metrics = raft.metrics().borrow_watched().membership_config.clone();
+    let names: BTreeSet<String> = metrics.membership().nodes().map(|(_, m)| m.name.clone()).collect();
+    let (name, _) = peers.iter().find(|(name, _)| !names.contains(name))?;
+    let members = names.into_iter().collect::<Vec<_>>().join(", ");
+    Some(NodeError::UnknownPeer { name: name.clone(), members })
 }
 
 fn is_not_leader(resp: &Response) -> bool {

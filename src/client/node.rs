@@ -129,6 +129,10 @@ pub struct StartArgs {
     /// A new API address, when the host's address changed.
     #[arg(long)]
     pub api_addr: Option<SocketAddr>,
+    /// Another member's new Raft address, when every node moved (repeat for
+    /// each other member): reached there until the membership names it.
+    #[arg(long = "peer", value_name = "NAME=RAFTADDR")]
+    pub peers: Vec<cluster::Peer>,
 }
 
 /// `reset` arguments.
@@ -162,7 +166,7 @@ pub async fn join(a: &JoinArgs) -> Result<(), CliError> {
 
 /// Run `start`.
 pub async fn start(a: &StartArgs) -> Result<(), CliError> {
-    let moved = cluster::Moved { raft_addr: a.raft_addr, api_addr: a.api_addr };
+    let moved = cluster::Moved { raft_addr: a.raft_addr, api_addr: a.api_addr, peers: a.peers.clone() };
     Ok(cluster::start(&a.data_dir, moved).await?)
 }
 

@@ -127,7 +127,7 @@ pub async fn init(args: NodeArgs) -> Result<(), ClusterError> {
 
     let ca = Ca::generate(&args.name)?;
     let first = FirstNode::new(&args, dir, ca, raft_addr, api_addr)?;
-    let node = start_raft(&first.dir, &first.state, first.ca.cert_pem(), &first.node_id).await?;
+    let node = start_raft(&first.dir, &first.state, first.ca.cert_pem(), &first.node_id, &[]).await?;
     let state = &first.state;
     node.initialize(first.member()).await?;
     lead(&node).await?;

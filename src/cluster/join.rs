@@ -46,7 +46,7 @@ pub async fn join(server: &str, token: &str, control_plane: bool, args: NodeArgs
         node_ip: args.node_ip.map(|ip| ip.to_string()),
         resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
     };
-    let node = start_raft(&dir, &state, &resp.ca_cert, &id).await?;
+    let node = start_raft(&dir, &state, &resp.ca_cert, &id, &[]).await?;
     let member =
         Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };
     node.request_membership(&resp.peers, member, control_plane, Duration::from_secs(120)).await?;

@@ -21,6 +21,7 @@ use std::path::PathBuf;
 
 pub use init::init;
 pub use join::join;
+pub use moved::Peer;
 pub use recover::recover;
 pub use reset::reset;
 pub use restore::restore;

@@ -3,7 +3,14 @@
 //! replica holds), then tells the cluster — its Raft membership entry is
 //! rewritten through the leader, and its registration (what other nodes use
 //! to reach it for logs and exec) is updated.
+//!
+//! When every node moved, no node reaches another at the addresses the
+//! membership holds, so no leader is elected to rewrite them: each node is
+//! started with the others' new Raft addresses (`--peer NAME=ADDR`), which the
+//! Raft network uses until the membership names new ones.
 
+use std::net::SocketAddr;
+use std::str::FromStr;
 use std::time::Duration;
 
 use serde_json::json;
@@ -18,6 +25,54 @@ use crate::objects::conventions::{self, keys};
 
 /// How long the moved node keeps asking for its new membership entry.
 const ANNOUNCE_WAIT: Duration = Duration::from_secs(60);
+
+/// Another member's new Raft address, given at start (`--peer NAME=ADDR`).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Peer {
+    /// The member's name.
+    pub name: String,
+    /// Its Raft (transport) address now.
+    pub raft_addr: SocketAddr,
+}
+
+/// A `--peer` that is not `NAME=IP:PORT`.
+#[derive(Debug, PartialEq, Eq, thiserror::Error)]
+#[error("--peer {0:?}: expected NAME=IP:PORT (a member's name and its new Raft address)")]
+pub struct BadPeer(String);
+
+impl FromStr for Peer {
+    type Err = BadPeer;
+
+    fn from_str(s: &str) -> Result<Self, BadPeer> {
+        let bad = || BadPeer(s.to_string());
+        let (name, addr) = s.split_once('=').ok_or_else(bad)?;
+        let raft_addr = addr.trim().parse().map_err(|_| bad())?;
+        let name = name.trim();
+        if name.is_empty() {
+            return Err(bad());
+        }
+        Ok(Peer { name: name.to_string(), raft_addr })
+    }
+}
+
+/// The given peers as the Raft node takes them, refused if one names this
+/// node itself or a name twice.
+pub fn given_addresses(own_name: &str, peers: &[Peer]) -> Result<Vec<(String, String)>, ClusterError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for p in peers {
+        if p.name == own_name {
+            return Err(ClusterError::Config(format!(
+                "--peer {}: that is this node (its own new addresses are --raft-addr and --api-addr)",
+                p.name
+            )));
+        }
+        if out.iter().any(|(n, _)| *n == p.name) {
+            return Err(ClusterError::Config(format!("--peer {} is given twice", p.name)));
+        }
+        out.push((p.name.clone(), p.raft_addr.to_string()));
+    }
+    Ok(out)
+}
 
 /// Issue this node a certificate for its new addresses from the CA in its
 /// own (stopped) replica, and keep it in the data dir.
@@ -37,13 +92,18 @@ pub fn reissue_certificate(dir: &DataDir, state: &NodeState) -> Result<Identity,
 }
 
 /// Tell the cluster the node's new addresses: its membership entry (through
-/// the leader, reached at the addresses this replica knows) and its registration.
+/// the leader, reached at the addresses this replica knows or was given) and
+/// its registration.
 pub async fn announce(running: &RunningNode, state: &NodeState) -> Result<(), ClusterError> {
     let node = &running.node;
     let member =
         Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };
-    let peers: Vec<String> =
-        node.members().into_iter().filter(|(id, _, _)| *id != state.id).map(|(_, m, _)| m.raft_addr).collect();
+    let peers: Vec<String> = node
+        .members()
+        .into_iter()
+        .filter(|(id, _, _)| *id != state.id)
+        .filter_map(|(id, _, _)| node.address_of(id))
+        .collect();
     node.request_membership(&peers, member, state.control_plane, ANNOUNCE_WAIT).await?;
     let key = format!("{}{}", keys::MEMBERS, state.name);
     let record = json!({
@@ -59,4 +119,36 @@ pub async fn announce(running: &RunningNode, state: &NodeState) -> Result<(), Cl
         state.name, state.raft_addr, state.api_addr
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn peers_are_a_name_and_an_address() {
+        let ok = |name: &str, addr: &str| Ok(Peer { name: name.into(), raft_addr: addr.parse().unwrap() });
+        let cases: &[(&str, Result<Peer, BadPeer>)] = &[
+            ("n2=127.0.0.2:7001", ok("n2", "127.0.0.2:7001")),
+            (" n2 = 127.0.0.2:7001", ok("n2", "127.0.0.2:7001")),
+            ("n2=[::1]:7001", ok("n2", "[::1]:7001")),
+            ("n2@127.0.0.2:7001", Err(BadPeer("n2@127.0.0.2:7001".into()))),
+            ("=127.0.0.2:7001", Err(BadPeer("=127.0.0.2:7001".into()))),
+            ("n2=127.0.0.2", Err(BadPeer("n2=127.0.0.2".into()))),
+            ("n2=host.example:7001", Err(BadPeer("n2=host.example:7001".into()))),
+        ];
+        for (text, want) in cases {
+            assert_eq!(&text.parse::<Peer>(), want, "{text}");
+        }
+    }
+
+    #[test]
+    fn a_node_is_not_its_own_peer_and_a_peer_is_given_once() {
+        let p = |s: &str| s.parse::<Peer>().unwrap();
+        let given = given_addresses("n1", &[p("n2=127.0.0.2:1"), p("n3=127.0.0.3:1")]).unwrap();
+        assert_eq!(given, [("n2".to_string(), "127.0.0.2:1".to_string()), ("n3".into(), "127.0.0.3:1".into())]);
+        assert!(given_addresses("n1", &[p("n1=127.0.0.2:1")]).is_err());
+        assert!(given_addresses("n1", &[p("n2=127.0.0.2:1"), p("n2=127.0.0.3:1")]).is_err());
+        assert_eq!(given_addresses("n1", &[]).unwrap(), []);
+    }
 }

@@ -138,7 +138,7 @@ pub async fn recover(data_dir: &Path, force: bool) -> Result<(), ClusterError> {
     }
     let recovered_at = store.membership().map_err(failed)?.log_id.map(|l| l.index).unwrap_or(0);
     drop(store);
-    let running = launch(&dir).await?;
+    let running = launch(&dir, &[]).await?;
     tokio::spawn(remove_stale_registrations(running.node.clone(), recovered_at));
     print_rejoin(&state.api_addr, &dropped);
     running.run_until_signal().await

@@ -91,7 +91,7 @@ pub async fn restore(file: &Path, keep_ca: bool, args: NodeArgs) -> Result<(), C
             return Err(e);
         }
     };
-    let node = start_raft(&first.dir, state, first.ca.cert_pem(), &first.node_id).await?;
+    let node = start_raft(&first.dir, state, first.ca.cert_pem(), &first.node_id, &[]).await?;
     lead(&node).await?;
 
     // This node's registration, a join token, and unless the CA is kept the

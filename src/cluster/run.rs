@@ -65,12 +65,14 @@ pub async fn prepare(args: &super::NodeArgs) -> Result<(DataDir, TcpListener, So
     Ok((dir, listener, api_addr, raft_addr))
 }
 
-/// Start the Raft member from a data directory's state.
+/// Start the Raft member from a data directory's state; `peers` are members'
+/// addresses given at start, by name (see `clusterd start --peer`).
 pub async fn start_raft(
     dir: &DataDir,
     state: &NodeState,
     ca_pem: &str,
     id: &Identity,
+    peers: &[(String, String)],
 ) -> Result<Arc<RaftNode>, ClusterError> {
     let bind: SocketAddr = state
         .raft_addr
@@ -79,6 +81,7 @@ pub async fn start_raft(
     let mut opts = NodeOptions::new(state.id, bind, dir.db_path(), ca_pem.to_string(), id.clone());
     opts.snapshot_every = state.snapshot_every;
     opts.keep_logs = state.keep_logs;
+    opts.peers = peers.to_vec();
     Ok(RaftNode::start(opts).await?)
 }
 

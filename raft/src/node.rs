@@ -236,6 +236,16 @@ impl RaftNode {
         self.raft.server_metrics().borrow_watched().membership_config.membership().get_node(&id).cloned()
     }
 
+    /// This node's own membership entry, once Raft has loaded the membership
+    /// from storage (right after start its metrics are still empty).
+    pub async fn own_member(&self, wait: Duration) -> Option<Member> {
+        let id = self.id;
+        let loaded =
+            move |m: &openraft::RaftMetrics<TypeConfig>| m.membership_config.membership().get_node(&id).is_some();
+        let _ = self.raft.wait(Some(wait)).metrics(loaded, "this node's membership entry").await;
+        self.member(id)
+    }
+
     /// Where member `id` is reached now: its membership address, or the
     /// address this node was given for it at start (see [`Addresses`]).
     pub fn address_of(&self, id: NodeId) -> Option<String> {

@@ -11,20 +11,24 @@
 
 use std::net::SocketAddr;
 use std::str::FromStr;
+use std::sync::Arc;
 use std::time::Duration;
 
 use serde_json::json;
 
 use clusterd_raft::pki::{Ca, Identity};
-use clusterd_raft::{Command, Member, Op, Txn};
+use clusterd_raft::{Command, Member, Op, RaftNode, Txn};
 
 use super::config::{DataDir, NodeState};
-use super::run::RunningNode;
 use super::ClusterError;
 use crate::objects::conventions::{self, keys};
 
-/// How long the moved node keeps asking for its new membership entry.
+/// How long the moved node asks for its new membership entry before it says
+/// so in its log (and asks again).
 const ANNOUNCE_WAIT: Duration = Duration::from_secs(60);
+
+/// How long Raft may take to load the membership from storage.
+const LOAD_WAIT: Duration = Duration::from_secs(30);
 
 /// Another member's new Raft address, given at start (`--peer NAME=ADDR`).
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -93,18 +97,49 @@ pub fn reissue_certificate(dir: &DataDir, state: &NodeState) -> Result<Identity,
 
 /// Tell the cluster the node's new addresses: its membership entry (through
 /// the leader, reached at the addresses this replica knows or was given) and
-/// its registration.
-pub async fn announce(running: &RunningNode, state: &NodeState) -> Result<(), ClusterError> {
-    let node = &running.node;
+/// its registration. Runs beside the serving node until it is done: when the
+/// whole cluster moved, there is no leader until enough of the others have
+/// been started too, which may take an operator a while. Nothing to do when
+/// the membership already names the node's addresses (a move that was not
+/// recorded before the node stopped again is finished by a plain start), nor
+/// for a node that is no member.
+pub async fn announce(node: Arc<RaftNode>, state: NodeState) {
     let member =
         Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };
+    match node.own_member(LOAD_WAIT).await {
+        Some(m) if m == member => return,
+        Some(_) => {}
+        // Removed from the cluster (or the membership did not load): asking
+        // now would add it again.
+        None => {
+            tracing::warn!(name = %state.name, "this node is not in the membership: its addresses are not announced");
+            return;
+        }
+    }
+    loop {
+        match announce_once(&node, &state, &member).await {
+            Ok(()) => {
+                println!(
+                    "node {} now at raft {}, api {}: membership and registration updated",
+                    state.name, state.raft_addr, state.api_addr
+                );
+                return;
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "the new addresses are not recorded yet (no leader reached); retrying")
+            }
+        }
+    }
+}
+
+async fn announce_once(node: &RaftNode, state: &NodeState, member: &Member) -> Result<(), ClusterError> {
     let peers: Vec<String> = node
         .members()
         .into_iter()
         .filter(|(id, _, _)| *id != state.id)
         .filter_map(|(id, _, _)| node.address_of(id))
         .collect();
-    node.request_membership(&peers, member, state.control_plane, ANNOUNCE_WAIT).await?;
+    node.request_membership(&peers, member.clone(), state.control_plane, ANNOUNCE_WAIT).await?;
     let key = format!("{}{}", keys::MEMBERS, state.name);
     let record = json!({
         "name": state.name,
@@ -114,10 +149,6 @@ pub async fn announce(running: &RunningNode, state: &NodeState) -> Result<(), Cl
     });
     let put = Op::Put { key, value: record.to_string().into_bytes() };
     node.propose(Command::Txn(Txn::ops(vec![put])), ANNOUNCE_WAIT).await?;
-    println!(
-        "node {} now at raft {}, api {}: membership and registration updated",
-        state.name, state.raft_addr, state.api_addr
-    );
     Ok(())
 }
 

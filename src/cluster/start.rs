@@ -10,7 +10,9 @@ use super::ClusterError;
 /// Start the node kept in `data_dir` and run it until a signal. With new
 /// addresses (a node whose host's address changed), the node takes them: its
 /// Raft membership entry and registration are rewritten through the cluster,
-/// and its certificate is issued again for them. Peers given with their new
+/// and its certificate is issued again for them (the membership and
+/// registration are also rewritten when an earlier move was not recorded
+/// before the node stopped). Peers given with their new
 /// addresses (a whole cluster moved) are reached there.
 pub async fn start(data_dir: &Path, moved: Moved) -> Result<(), ClusterError> {
     let dir = DataDir(data_dir.to_path_buf());
@@ -23,17 +25,16 @@ pub async fn start(data_dir: &Path, moved: Moved) -> Result<(), ClusterError> {
     if let Some(a) = moved.api_addr {
         state.api_addr = a.to_string();
     }
-    if state == old {
-        return launch(&dir, &peers).await?.run_until_signal().await;
+    if state != old {
+        println!(
+            "node {} moves: raft {} -> {}, api {} -> {}",
+            state.name, old.raft_addr, state.raft_addr, old.api_addr, state.api_addr
+        );
+        super::moved::reissue_certificate(&dir, &state)?;
+        dir.save_state(&state)?;
     }
-    println!(
-        "node {} moves: raft {} -> {}, api {} -> {}",
-        state.name, old.raft_addr, state.raft_addr, old.api_addr, state.api_addr
-    );
-    super::moved::reissue_certificate(&dir, &state)?;
-    dir.save_state(&state)?;
     let running = launch(&dir, &peers).await?;
-    super::moved::announce(&running, &state).await?;
+    tokio::spawn(super::moved::announce(running.node.clone(), state));
     running.run_until_signal().await
 }
 

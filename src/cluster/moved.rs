@@ -27,6 +27,9 @@ use crate::objects::conventions::{self, keys};
 /// so in its log (and asks again).
 const ANNOUNCE_WAIT: Duration = Duration::from_secs(60);
 
+/// The pause before asking again after a failed announcement.
+const RETRY_PAUSE: Duration = Duration::from_secs(1);
+
 /// How long Raft may take to load the membership from storage.
 const LOAD_WAIT: Duration = Duration::from_secs(30);
 
@@ -126,7 +129,8 @@ pub async fn announce(node: Arc<RaftNode>, state: NodeState) {
                 return;
             }
             Err(e) => {
-                tracing::warn!(error = %e, "the new addresses are not recorded yet (no leader reached); retrying")
+                tracing::warn!(error = %e, "the new addresses are not recorded yet; retrying");
+                tokio::time::sleep(RETRY_PAUSE).await;
             }
         }
     }

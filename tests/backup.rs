@@ -1,6 +1,7 @@
 //! Backup and restore on real multi-process clusters: `snapshot save` from a
-//! running cluster, the cluster wiped, `snapshot restore` into a new one that
-//! other nodes join; damaged files refused before anything is written.
+//! running three-node cluster, the cluster wiped, `snapshot restore` on one
+//! node that two others join as voters; damaged files refused before anything
+//! is written.
 //! Needs root and `make images`.
 
 mod fixtures;
@@ -92,6 +93,7 @@ fn a_saved_cluster_is_restored_on_wiped_nodes_with_its_deployment_running() {
     let file = keep.path().join("backup.snap");
     let mut c = Cluster::init(&[]);
     c.join("n2", true);
+    c.join("n3", true);
     c.ok(&["image", "load", &image("busybox-v1.tar")]);
     assert!(c.apply(DEPLOYMENT).status.success());
     let pods = wait_for("the Deployment's two pods to run", Duration::from_secs(90), || {
@@ -112,9 +114,10 @@ fn a_saved_cluster_is_restored_on_wiped_nodes_with_its_deployment_running() {
     step("stop and wipe every node (containers, network, data directories)");
     drop(c);
 
-    step("restore on n1 from the file, join n2");
+    step("restore on n1 from the file, join n2 and n3");
     let mut c = Cluster::restore(&file, &[]);
     c.join("n2", true);
+    c.join("n3", true);
     let restored = get(&c, &["deploy", "web"]);
     assert_eq!(restored["metadata"]["uid"], deploy["metadata"]["uid"], "the same Deployment, not a new one");
     assert!(rv(&restored) >= rv(&deploy), "the Deployment went back in time");
@@ -124,8 +127,12 @@ fn a_saved_cluster_is_restored_on_wiped_nodes_with_its_deployment_running() {
         !list["items"].as_array().unwrap().iter().any(|m| m["metadata"]["name"] == "after-save"),
         "a write after the snapshot came back"
     );
-    let members = c.status()["members"].as_array().unwrap().len();
-    assert_eq!(members, 2, "the restored cluster has the nodes that joined it, no others");
+    let st = c.status();
+    let members = st["members"].as_array().unwrap();
+    let mut names: Vec<&str> = members.iter().map(|m| m["name"].as_str().unwrap()).collect();
+    names.sort();
+    assert_eq!(names, ["n1", "n2", "n3"], "the restored cluster has the nodes that joined it, no others: {st}");
+    assert!(members.iter().all(|m| m["role"] == "voter"), "three voters: {st}");
 
     step("the fresh nodes get the image again; the Deployment's pods run again");
     c.ok(&["image", "load", &image("busybox-v1.tar")]);
@@ -138,8 +145,10 @@ fn a_saved_cluster_is_restored_on_wiped_nodes_with_its_deployment_running() {
     step("the restored cluster accepts writes");
     let out = c.apply(&cm("after-restore"));
     assert!(out.status.success(), "{}", stderr(&out));
-    let out = c.cli_at(1, &["get", "cm", "after-restore"]);
-    assert!(out.status.success(), "{}", stderr(&out));
+    for i in [1, 2] {
+        let out = c.cli_at(i, &["get", "cm", "after-restore"]);
+        assert!(out.status.success(), "read on {}: {}", c.nodes[i].name, stderr(&out));
+    }
 }
 
 #[test]
@@ -294,4 +303,105 @@ fn figures_for_100k_objects() {
         check.as_secs_f64(),
         restore.as_secs_f64()
     );
+}
+
+/// A pod pinned to node `node` whose httpd listens on a port no other test uses.
+fn pinned_pod(node: &str) -> String {
+    format!(
+        r#"apiVersion: v1
+kind: Pod
+metadata:
+  name: keep-{node}
+spec:
+  nodeName: {node}
+  terminationGracePeriodSeconds: 1
+  containers:
+  - name: httpd
+    image: clusterd.local/busybox:v1
+    imagePullPolicy: Never
+    command: ["httpd", "-f", "-p", "18123", "-h", "/"]
+"#
+    )
+}
+
+/// The host's processes running the pinned pods' httpd.
+fn pinned_httpds() -> usize {
+    let Ok(procs) = std::fs::read_dir("/proc") else { return 0 };
+    procs
+        .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
+        .filter(|c| c.as_slice() == b"httpd\0-f\0-p\018123\0-h\0/\0")
+        .count()
+}
+
+/// A host whose node's cluster state is gone (`node.json` and `db/` removed,
+/// so `snapshot restore` and `join` accept its data directory) while its
+/// containers still run: restored with `--keep-ca` (same host key) and joined
+/// under the same names, the kubelets find the containers in the runtime's
+/// records (`D/runtime`, kept) by pod uid and adopt them.
+#[test]
+fn restored_with_keep_ca_a_node_of_the_same_name_adopts_its_running_containers() {
+    let keep = tempfile::tempdir().unwrap();
+    let file = keep.path().join("backup.snap");
+    let mut c = Cluster::init(&[]);
+    c.join("n2", true);
+    c.ok(&["image", "load", &image("busybox-v1.tar")]);
+    for node in ["n1", "n2"] {
+        assert!(c.apply(&pinned_pod(node)).status.success());
+    }
+    for node in ["n1", "n2"] {
+        let pod = format!("keep-{node}");
+        wait_for(&format!("{pod} to run"), Duration::from_secs(90), || {
+            c.cli(&["exec", &pod, "--", "touch", "/adopted"]).status.success().then_some(())
+        });
+    }
+    assert_eq!(pinned_httpds(), 2);
+    let out = c.cli(&["snapshot", "save", file.to_str().unwrap()]);
+    assert!(out.status.success(), "{}", stderr(&out));
+
+    step("both nodes stop; their containers keep running; their cluster state is wiped (node.json, db/)");
+    for n in &mut c.nodes {
+        assert!(n.stop().success());
+        std::fs::remove_file(n.data_dir.join("node.json")).unwrap();
+        std::fs::remove_dir_all(n.data_dir.join("db")).unwrap();
+    }
+    assert_eq!(pinned_httpds(), 2, "the containers outlive their nodes");
+
+    step("restore --keep-ca as n1 in its old data directory; n2 joins in its own");
+    let (api, raft) = (fixtures::free_tcp(), fixtures::free_udp());
+    let dd = c.nodes[0].data_dir.display().to_string();
+    let restore = ["snapshot", "restore", file.to_str().unwrap(), "--keep-ca", "--data-dir", &dd, "--name", "n1"];
+    let mut args: Vec<&str> = restore.to_vec();
+    args.extend(["--api-addr", &api, "--raft-addr", &raft]);
+    c.nodes[0].run_as(&args);
+    (c.nodes[0].api_addr, c.nodes[0].raft_addr) = (api.clone(), raft);
+    c.wait_serving(0);
+    let out = c.cli_at(0, &["token", "create"]);
+    assert!(out.status.success(), "{}", stderr(&out));
+    let token = stdout(&out).lines().last().unwrap().trim().to_string();
+    let (api2, raft2) = (fixtures::free_tcp(), fixtures::free_udp());
+    let dd2 = c.nodes[1].data_dir.display().to_string();
+    let join = ["join", &api, "--token", &token, "--data-dir", &dd2, "--name", "n2", "--control-plane"];
+    let mut args: Vec<&str> = join.to_vec();
+    args.extend(["--api-addr", &api2, "--raft-addr", &raft2]);
+    c.nodes[1].run_as(&args);
+    (c.nodes[1].api_addr, c.nodes[1].raft_addr) = (api2, raft2);
+    c.wait_serving(1);
+
+    step("each pod runs in the container it had (the file written before is there), not a second one");
+    for node in ["n1", "n2"] {
+        let pod = format!("keep-{node}");
+        let out = wait_for(&format!("{pod} to answer exec"), Duration::from_secs(90), || {
+            let out = c.cli_at(0, &["exec", &pod, "--", "ls", "/adopted"]);
+            (out.status.success() || stderr(&out).contains("No such file")).then_some(out)
+        });
+        assert!(out.status.success(), "{pod} runs in a new container: {}", stderr(&out));
+    }
+    assert_eq!(pinned_httpds(), 2, "a pod's container was started a second time");
+
+    step("the new kubelets manage the adopted containers: deleting the pods stops them");
+    for node in ["n1", "n2"] {
+        let out = c.cli_at(0, &["delete", "pod", &format!("keep-{node}")]);
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    wait_for("the adopted containers to stop", Duration::from_secs(60), || (pinned_httpds() == 0).then_some(()));
 }

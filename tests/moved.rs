@@ -101,23 +101,52 @@ fn a_cluster_whose_addresses_all_changed_restarts_with_the_new_ones() {
     }
     let old: Vec<String> = c.nodes.iter().map(|n| n.raft_addr.clone()).collect();
 
-    step("all three start at 127.0.0.3 with new ports, each given the others' new Raft addresses");
     let new: Vec<(String, String)> = (0..3).map(|_| free_on("127.0.0.3")).collect();
-    for i in 0..3 {
+    let start_args = |i: usize, peers: &[String]| -> Vec<String> {
         let data_dir = c.nodes[i].data_dir.display().to_string();
         let (api, raft) = &new[i];
         let mut args: Vec<String> = ["start", "--data-dir", &data_dir, "--raft-addr", raft, "--api-addr", api]
             .iter()
             .map(|s| s.to_string())
             .collect();
-        for (j, n) in c.nodes.iter().enumerate().filter(|(j, _)| *j != i) {
-            args.extend(["--peer".to_string(), format!("{}={}", n.name, new[j].1)]);
+        for p in peers {
+            args.extend(["--peer".to_string(), p.clone()]);
         }
-        let args: Vec<&str> = args.iter().map(String::as_str).collect();
-        c.nodes[i].run_as(&args);
-        c.nodes[i].api_addr = api.clone();
-        c.nodes[i].raft_addr = raft.clone();
+        args
+    };
+    let others = |i: usize| -> Vec<String> {
+        (0..3).filter(|j| *j != i).map(|j| format!("{}={}", c.nodes[j].name, new[j].1)).collect()
+    };
+    let args: Vec<Vec<String>> = (0..3).map(|i| start_args(i, &others(i))).collect();
+    let typo = start_args(2, &["n9=127.0.0.3:1".to_string()]);
+
+    step("n1 and n2 start at 127.0.0.3 with new ports, each given the others' new Raft addresses");
+    for i in 0..2 {
+        let a: Vec<&str> = args[i].iter().map(String::as_str).collect();
+        c.nodes[i].run_as(&a);
+        (c.nodes[i].api_addr, c.nodes[i].raft_addr) = new[i].clone();
     }
+    step("two of three are a quorum: a leader records their new addresses while n3 is still away");
+    wait_for("n1's and n2's new addresses in the membership", Duration::from_secs(60), || {
+        let st: Value = serde_json::from_slice(&c.cli_at(0, &["status", "-o", "json"]).stdout).ok()?;
+        let members = st["members"].as_array()?;
+        let at = |name: &str, i: usize| members.iter().any(|m| m["name"] == name && m["raftAddr"] == new[i].1.as_str());
+        (at("n1", 0) && at("n2", 1)).then_some(())
+    });
+
+    step("n3 given a peer that is no member is refused");
+    let out = std::process::Command::new(fixtures::bin()).args(&typo).output().unwrap();
+    assert!(!out.status.success(), "a start with an unknown peer ran");
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("no member is named n9"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    step("n3 starts with the right peers (its move, saved by the refused start, is finished now)");
+    let a: Vec<&str> = args[2].iter().map(String::as_str).collect();
+    c.nodes[2].run_as(&a);
+    (c.nodes[2].api_addr, c.nodes[2].raft_addr) = new[2].clone();
     for i in 0..3 {
         c.wait_serving(i);
     }

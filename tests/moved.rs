@@ -121,10 +121,9 @@ fn a_cluster_whose_addresses_all_changed_restarts_with_the_new_ones() {
     let typo = start_args(2, &["n9=127.0.0.3:1".to_string()]);
 
     step("n1 and n2 start at 127.0.0.3 with new ports, each given the others' new Raft addresses");
-    for i in 0..2 {
-        let a: Vec<&str> = args[i].iter().map(String::as_str).collect();
-        c.nodes[i].run_as(&a);
-        (c.nodes[i].api_addr, c.nodes[i].raft_addr) = new[i].clone();
+    for ((n, a), addrs) in c.nodes.iter_mut().zip(&args).zip(&new).take(2) {
+        n.run_as(&a.iter().map(String::as_str).collect::<Vec<_>>());
+        (n.api_addr, n.raft_addr) = addrs.clone();
     }
     step("two of three are a quorum: a leader records their new addresses while n3 is still away");
     wait_for("n1's and n2's new addresses in the membership", Duration::from_secs(60), || {
@@ -172,21 +171,21 @@ fn a_cluster_whose_addresses_all_changed_restarts_with_the_new_ones() {
     }
 
     step("the old write is on every node; new writes through each node, read on the others");
-    for i in 0..3 {
-        wait_for(&format!("before-move on {}", c.nodes[i].name), Duration::from_secs(30), || {
+    for (i, n) in c.nodes.iter().enumerate() {
+        wait_for(&format!("before-move on {}", n.name), Duration::from_secs(30), || {
             c.cli_at(i, &["get", "cm", "before-move"]).status.success().then_some(())
         });
-        let name = format!("after-move-{}", c.nodes[i].name);
+        let name = format!("after-move-{}", n.name);
         let path = c.dir.path().join(format!("{name}.yaml"));
         std::fs::write(&path, cm(&name)).unwrap();
         let out = c.cli_at(i, &["apply", "-f", path.to_str().unwrap()]);
-        assert!(out.status.success(), "write through {}: {}", c.nodes[i].name, String::from_utf8_lossy(&out.stderr));
+        assert!(out.status.success(), "write through {}: {}", n.name, String::from_utf8_lossy(&out.stderr));
     }
-    for i in 0..3 {
+    for (i, n) in c.nodes.iter().enumerate() {
         for writer in &c.nodes {
             let name = format!("after-move-{}", writer.name);
             let out = c.cli_at(i, &["get", "cm", &name]);
-            assert!(out.status.success(), "{name} on {}: {}", c.nodes[i].name, String::from_utf8_lossy(&out.stderr));
+            assert!(out.status.success(), "{name} on {}: {}", n.name, String::from_utf8_lossy(&out.stderr));
         }
     }
 

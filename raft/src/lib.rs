@@ -5,7 +5,7 @@
 //!
 //! * [`storage`] — the Raft log and the state machine in one RocksDB.
 //! * [`command`] — etcd-like transactions with compare-and-swap.
-//! * [`pki`] — the cluster CA and node certificates.
+//! * [`pki`] — the cluster CA and node certificates (replaceable while in use).
 //! * [`transport`] — QUIC with mutual TLS between nodes.
 //! * [`leadership`] — who leads, followed through changes.
 //! * [`recover`] — a survivor made the only voter after its quorum was lost for good.
@@ -21,6 +21,7 @@ pub use command::{Command, CommandResponse, Compare, Event, EventKind, KeyValue,
 pub use storage::{Gone, StoreReader};
 pub use types::{Member, NodeId, Raft, TypeConfig};
 pub mod leadership;
+mod live_identity;
 pub mod network;
 pub mod node;
 pub mod pki;

@@ -17,7 +17,7 @@ use tokio::time::Instant;
 use crate::command::{Command, CommandResponse};
 use crate::leadership::LeaderWatch;
 use crate::network::NetworkFactory;
-use crate::pki::Identity;
+use crate::pki::{Identity, LiveIdentity};
 use crate::rpc::{ClusterStatus, MemberStatus, RemoteError, Request, Response};
 use crate::storage::{self, StoreReader};
 use crate::transport::{Handler, Transport, TransportError};
@@ -104,6 +104,7 @@ pub struct RaftNode {
     /// Reads and watches of the local replica.
     pub store: StoreReader,
     transport: Arc<Transport>,
+    identity: Arc<LiveIdentity>,
     service: std::sync::OnceLock<Arc<dyn NodeService>>,
 }
 
@@ -113,7 +114,8 @@ impl RaftNode {
     /// new cluster.
     pub async fn start(opts: NodeOptions) -> Result<Arc<RaftNode>, NodeError> {
         let (log_store, state_machine, store) = storage::open(&opts.db_path)?;
-        let transport = Arc::new(Transport::bind(opts.bind, &opts.ca_pem, &opts.identity)?);
+        let identity = LiveIdentity::new(&opts.ca_pem, &opts.identity).map_err(TransportError::from)?;
+        let transport = Arc::new(Transport::bind(opts.bind, identity.clone())?);
         let hb = opts.heartbeat.as_millis() as u64;
         let config = Config {
             cluster_name: "clusterd".into(),
@@ -153,8 +155,14 @@ impl RaftNode {
                 }
             }
         });
-        let node =
-            Arc::new(RaftNode { id: opts.id, raft, store, transport: transport.clone(), service: Default::default() });
+        let node = Arc::new(RaftNode {
+            id: opts.id,
+            raft,
+            store,
+            transport: transport.clone(),
+            identity,
+            service: Default::default(),
+        });
         tokio::spawn(transport.serve(node.clone()));
         Ok(node)
     }
@@ -177,6 +185,12 @@ impl RaftNode {
             Response::App(r) => Ok(r?),
             other => Err(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
         }
+    }
+
+    /// This node's certificate, as the transport presents it (replace it to
+    /// renew: new connections present the new one).
+    pub fn identity(&self) -> &Arc<LiveIdentity> {
+        &self.identity
     }
 
     /// The transport's bound address.

@@ -165,6 +165,25 @@ mod tests {
     }
 
     #[test]
+    fn a_short_lived_or_expired_certificate_is_due_and_a_fresh_one_is_not() {
+        use clusterd_raft::pki::{not_after, Ca};
+        let s = Duration::from_secs;
+        let ca = Ca::generate("t").unwrap();
+        let ca_not_after = not_after(ca.cert_pem()).unwrap();
+        let issued = |validity| not_after(&ca.issue("n1", &[], validity).unwrap().cert_pem).unwrap();
+        let now = SystemTime::now();
+        let cases = [
+            (issued(s(365 * 86_400)), s(30 * 86_400), Renewal::Fresh),
+            (issued(s(60)), s(20), Renewal::Fresh),
+            (issued(s(20)), s(30), Renewal::Due),
+            (issued(s(0)), s(1), Renewal::Due),
+        ];
+        for (cert_not_after, margin, want) in cases {
+            assert_eq!(renewal(now, cert_not_after, ca_not_after, margin), want, "{margin:?}");
+        }
+    }
+
+    #[test]
     fn nodes_look_at_their_certificate_a_quarter_margin_apart() {
         let s = Duration::from_secs;
         for (before, every) in [(s(14), s(3) + Duration::from_millis(500)), (s(2), s(1)), (s(30 * 86_400), s(600))] {

@@ -23,6 +23,10 @@ use crate::util;
 /// How long publishing the expiry may wait for the leader.
 const PUBLISH_WAIT: Duration = Duration::from_secs(10);
 
+/// How soon a node tries again to publish its expiry when it could not (its
+/// registration not in its replica yet, just after a join; no leader).
+const PUBLISH_RETRY: Duration = Duration::from_secs(2);
+
 /// What to do about a certificate now.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Renewal {
@@ -76,11 +80,16 @@ pub async fn run(node: Arc<RaftNode>, dir: DataDir, state: NodeState, mut stoppe
         if let Err(e) = renew_if_due(&node, &dir, &state) {
             tracing::warn!(node = %state.name, error = %e, "certificate renewal failed; trying again in {every:?}");
         }
-        if let Err(e) = publish(&node, &state).await {
-            tracing::debug!(node = %state.name, error = %e, "certificate expiry not published yet");
-        }
+        let published = match publish(&node, &state).await {
+            Ok(done) => done,
+            Err(e) => {
+                tracing::debug!(node = %state.name, error = %e, "certificate expiry not published yet");
+                false
+            }
+        };
+        let next = if published { every } else { every.min(PUBLISH_RETRY) };
         tokio::select! {
-            _ = tokio::time::sleep(every) => {}
+            _ = tokio::time::sleep(next) => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
     }
@@ -119,21 +128,22 @@ fn renew_if_due(node: &RaftNode, dir: &DataDir, state: &NodeState) -> Result<(),
 }
 
 /// Write the certificate's expiry into the node's registration if it says
-/// otherwise (after a renewal, a start, or a rewrite of the record by a move).
-async fn publish(node: &RaftNode, state: &NodeState) -> Result<(), ClusterError> {
+/// otherwise (after a renewal, a start, or a rewrite of the record by a
+/// move). Whether the registration says it now.
+async fn publish(node: &RaftNode, state: &NodeState) -> Result<bool, ClusterError> {
     let key = format!("{}{}", keys::MEMBERS, state.name);
     let store_err = |e: &dyn std::fmt::Display| ClusterError::Config(e.to_string());
     // Not registered (yet, or any more): nothing to publish.
-    let Some(kv) = node.store.get(&key).map_err(|e| store_err(&e))? else { return Ok(()) };
+    let Some(kv) = node.store.get(&key).map_err(|e| store_err(&e))? else { return Ok(false) };
     let record: Value = serde_json::from_slice(&kv.value).map_err(|e| store_err(&e))?;
-    let Some(next) = with_expiry(&record, &stamp(node.identity().not_after())) else { return Ok(()) };
+    let Some(next) = with_expiry(&record, &stamp(node.identity().not_after())) else { return Ok(true) };
     // Only over the record as read: a newer one is looked at next time.
     let txn = Txn {
         compares: vec![Compare::ModRevision(key.clone(), kv.mod_revision)],
         success: vec![Op::Put { key, value: next.to_string().into_bytes() }],
     };
-    node.propose(Command::Txn(txn), PUBLISH_WAIT).await?;
-    Ok(())
+    let resp = node.propose(Command::Txn(txn), PUBLISH_WAIT).await?;
+    Ok(resp.failed_compare.is_none())
 }
 
 #[cfg(test)]

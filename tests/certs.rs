@@ -115,13 +115,12 @@ fn nodes_renew_their_certificates_through_the_cluster_and_keep_working() {
     println!("published expiries: {seen:?}");
 
     // Each API serves a valid (renewed) certificate; writes go through every node.
-    for i in 0..3 {
-        let der =
-            wait_for(&format!("{}'s API to serve a valid certificate", names[i]), Duration::from_secs(10), || {
-                served_cert(&c, i).ok()
-            });
-        assert!(not_after_der(&der) > first_expiry, "{} serves a renewed certificate", names[i]);
-        write_through(&c, i, &format!("after-expiry-{i}")).unwrap_or_else(|e| panic!("write via {}: {e}", names[i]));
+    for (i, name) in names.iter().enumerate() {
+        let der = wait_for(&format!("{name}'s API to serve a valid certificate"), Duration::from_secs(10), || {
+            served_cert(&c, i).ok()
+        });
+        assert!(not_after_der(&der) > first_expiry, "{name} serves a renewed certificate");
+        write_through(&c, i, &format!("after-expiry-{i}")).unwrap_or_else(|e| panic!("write via {name}: {e}"));
     }
 
     // The certificate files changed on disk (same key: the renewal re-signs it).

@@ -60,7 +60,7 @@ pub async fn run(opts: &ConnectOpts, output: Option<Output>) -> Result<(), CliEr
 /// for a config with a bearer token only).
 fn client_certificate(config: &AdminConfig) -> Value {
     let Some(id) = config.identity() else { return json!({"user": null, "certNotAfter": null}) };
-    let user = pki::certs(&id.cert_pem).ok().and_then(|c| c.first().and_then(|der| pki::common_name(der)));
+    let user = pki::certs(&id.cert_pem).ok().and_then(|c| c.first().and_then(|der| pki::common_name(der.as_ref())));
     let not_after = pki::not_after(&id.cert_pem).ok().map(crate::cluster::stamp);
     json!({"user": user, "certNotAfter": not_after})
 }

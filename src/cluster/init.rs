@@ -223,7 +223,7 @@ impl FirstNode {
         join: &JoinToken,
         done: &str,
     ) -> Result<(), ClusterError> {
-        let FirstNode { dir, state, ca, node_id: _ } = self;
+        let FirstNode { dir, state, ca, .. } = self;
         let admin_id = ca.issue_client("admin", "system:masters", clusterd_raft::pki::CLIENT_VALIDITY)?;
         let running = RunningNode::serve(node, listener, ca.cert_pem().to_string(), &dir, &state)?;
         let admin = AdminConfig {

@@ -2,7 +2,8 @@
 //! live for seconds renew them through the cluster and keep working long
 //! after the first ones expired — the API serves the renewed certificate,
 //! peers accept each other's over QUIC, a restarted node comes back with its
-//! renewed certificate from disk — and `clusterd status` shows the expiries.
+//! renewed certificate from disk, one kept down past its expiry renews as it
+//! starts — and `clusterd status` shows the expiries.
 
 mod fixtures;
 
@@ -149,6 +150,21 @@ fn nodes_renew_their_certificates_through_the_cluster_and_keep_working() {
     });
     let out = c.cli_at(2, &["get", "cm", "after-restart", "-o", "name"]);
     assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+
+    // A node kept down until the certificate on its disk expired renews it
+    // as it starts (from the CA in its own replica) and serves again.
+    c.nodes[2].stop();
+    let on_disk = pki::not_after(&node_cert(&c, 2)).unwrap();
+    wait_for("n3's certificate on disk to expire", Duration::from_secs(60), || {
+        (SystemTime::now() > on_disk + Duration::from_secs(1)).then_some(())
+    });
+    c.nodes[2].restart();
+    c.wait_serving(2);
+    let der = wait_for("a handshake with n3, started with an expired certificate", Duration::from_secs(10), || {
+        served_cert(&c, 2).ok()
+    });
+    assert!(not_after_der(&der) > SystemTime::now(), "n3 serves a certificate renewed at its start");
+    wait_for("writes through n3", Duration::from_secs(30), || write_through(&c, 2, "after-expired-restart").ok());
 }
 
 #[test]

@@ -77,9 +77,7 @@ pub fn stamp(t: SystemTime) -> String {
 pub async fn run(node: Arc<RaftNode>, dir: DataDir, state: NodeState, mut stopped: watch::Receiver<bool>) {
     let every = check_every(&state.certificates);
     loop {
-        if let Err(e) = renew_if_due(&node, &dir, &state) {
-            tracing::warn!(node = %state.name, error = %e, "certificate renewal failed; trying again in {every:?}");
-        }
+        renew_now_if_due(&node, &dir, &state);
         let published = match publish(&node, &state).await {
             Ok(done) => done,
             Err(e) => {
@@ -92,6 +90,15 @@ pub async fn run(node: Arc<RaftNode>, dir: DataDir, state: NodeState, mut stoppe
             _ = tokio::time::sleep(next) => {}
             _ = stopped.wait_for(|s| *s) => return,
         }
+    }
+}
+
+/// Renew the certificate if it is due; a failure is logged (and the next
+/// check tries again).
+pub fn renew_now_if_due(node: &RaftNode, dir: &DataDir, state: &NodeState) {
+    if let Err(e) = renew_if_due(node, dir, state) {
+        let every = check_every(&state.certificates);
+        tracing::warn!(node = %state.name, error = %e, "certificate renewal failed; trying again in {every:?}");
     }
 }
 

@@ -225,6 +225,8 @@ impl RunningNode {
         let arbiters = start_actors(&node, &registry, &ca_pem, dir, state, stop.subscribe());
         let api = Api::new(registry);
         tokio::spawn(compact_history(node.clone(), stop.subscribe()));
+        // A certificate that expired while the node was down is renewed before the API serves it.
+        super::renewal::renew_now_if_due(&node, dir, state);
         tokio::spawn(super::renewal::run(node.clone(), dir.clone(), state.clone(), stop.subscribe()));
         let id = node.identity().clone();
         if state.control_plane {

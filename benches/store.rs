@@ -173,8 +173,8 @@ fn start_etcd() -> Option<Etcd> {
     }
     let dir = tempfile::tempdir().unwrap();
     let ca = clusterd_raft::pki::Ca::generate("etcd-bench").unwrap();
-    let server = ca.issue("etcd", &["127.0.0.1".into()]).unwrap();
-    let client = ca.issue("bench", &[]).unwrap();
+    let server = ca.issue("etcd", &["127.0.0.1".into()], clusterd_raft::pki::NODE_VALIDITY).unwrap();
+    let client = ca.issue("bench", &[], clusterd_raft::pki::NODE_VALIDITY).unwrap();
     let file = |name: &str, text: &str| {
         let p = dir.path().join(name);
         std::fs::write(&p, text).unwrap();

@@ -60,7 +60,7 @@ pub enum Verb {
         #[command(subcommand)]
         command: TokenVerb,
     },
-    /// Leader, members, roles and applied revisions.
+    /// Leader, members, roles, applied revisions and certificate expiries.
     Status {
         /// Output format.
         #[arg(short, long)]

@@ -325,7 +325,7 @@ async fn unauthenticated_clients_and_forged_tokens_are_refused() {
     assert!(client.list(pb::ListRequest { kind: "ns".into(), ..Default::default() }).await.is_ok());
     eprintln!("--- a client certificate from another CA fails the handshake");
     let other = clusterd_raft::pki::Ca::generate("other").unwrap();
-    let stranger = other.issue("admin", &[]).unwrap();
+    let stranger = other.issue("admin", &[], clusterd_raft::pki::NODE_VALIDITY).unwrap();
     let mut forged = cfg.clone();
     forged.client_certificate = stranger.cert_pem;
     forged.client_key = stranger.key_pem;

@@ -5,7 +5,7 @@
 //!
 //! * [`storage`] — the Raft log and the state machine in one RocksDB.
 //! * [`command`] — etcd-like transactions with compare-and-swap.
-//! * [`pki`] — the cluster CA and node certificates.
+//! * [`pki`] — the cluster CA and node certificates (replaceable while in use).
 //! * [`transport`] — QUIC with mutual TLS between nodes.
 //! * [`addresses`] — where each member is reached now.
 //! * [`leadership`] — who leads, followed through changes.
@@ -23,6 +23,7 @@ pub use storage::{Gone, StoreReader};
 pub use types::{Member, NodeId, Raft, TypeConfig};
 pub mod addresses;
 pub mod leadership;
+mod live_identity;
 pub mod network;
 pub mod node;
 pub mod pki;

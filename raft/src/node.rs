@@ -18,7 +18,7 @@ use crate::addresses::Addresses;
 use crate::command::{Command, CommandResponse};
 use crate::leadership::LeaderWatch;
 use crate::network::NetworkFactory;
-use crate::pki::Identity;
+use crate::pki::{Identity, LiveIdentity};
 use crate::rpc::{ClusterStatus, MemberStatus, RemoteError, Request, Response};
 use crate::storage::{self, StoreReader};
 use crate::transport::{Handler, Transport, TransportError};
@@ -114,6 +114,7 @@ pub struct RaftNode {
     transport: Arc<Transport>,
     /// Where each member is reached now.
     addresses: Addresses,
+    identity: Arc<LiveIdentity>,
     service: std::sync::OnceLock<Arc<dyn NodeService>>,
 }
 
@@ -123,7 +124,8 @@ impl RaftNode {
     /// new cluster.
     pub async fn start(opts: NodeOptions) -> Result<Arc<RaftNode>, NodeError> {
         let (log_store, state_machine, store) = storage::open(&opts.db_path)?;
-        let transport = Arc::new(Transport::bind(opts.bind, &opts.ca_pem, &opts.identity)?);
+        let identity = LiveIdentity::new(&opts.ca_pem, &opts.identity).map_err(TransportError::from)?;
+        let transport = Arc::new(Transport::bind(opts.bind, identity.clone())?);
         let hb = opts.heartbeat.as_millis() as u64;
         let config = Config {
             cluster_name: "clusterd".into(),
@@ -176,6 +178,7 @@ impl RaftNode {
             store,
             transport: transport.clone(),
             addresses,
+            identity,
             service: Default::default(),
         });
         tokio::spawn(transport.serve(node.clone()));
@@ -200,6 +203,12 @@ impl RaftNode {
             Response::App(r) => Ok(r?),
             other => Err(RemoteError::Failed(format!("unexpected answer {other:?}")).into()),
         }
+    }
+
+    /// This node's certificate, as the transport presents it (replace it to
+    /// renew: new connections present the new one).
+    pub fn identity(&self) -> &Arc<LiveIdentity> {
+        &self.identity
     }
 
     /// The transport's bound address.

@@ -175,7 +175,7 @@ pub async fn probe(
     identity: &Identity,
     timeout: Duration,
 ) -> Result<BTreeSet<NodeId>, crate::transport::TransportError> {
-    let transport = Transport::bind(bind, ca_pem, identity)?;
+    let transport = Transport::bind(bind, crate::pki::LiveIdentity::new(ca_pem, identity)?)?;
     let asks = peers.iter().map(|(id, addr)| {
         let transport = &transport;
         async move {

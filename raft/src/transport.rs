@@ -10,7 +10,7 @@ use std::time::Duration;
 use quinn::crypto::rustls::{QuicClientConfig, QuicServerConfig};
 
 use crate::codec::{decode, encode, CodecError};
-use crate::pki::{self, Identity, PkiError};
+use crate::pki::{self, LiveIdentity, PkiError};
 use crate::rpc::{Request, Response};
 
 const ALPN: &[u8] = b"clusterd-raft/1";
@@ -62,13 +62,14 @@ fn transport_config() -> Arc<quinn::TransportConfig> {
 }
 
 impl Transport {
-    /// Bind the endpoint on `addr` with this node's identity.
-    pub fn bind(addr: SocketAddr, ca_pem: &str, id: &Identity) -> Result<Transport, TransportError> {
-        let server_tls = pki::server_config(ca_pem, id, false, &[ALPN])?;
+    /// Bind the endpoint on `addr` with this node's identity; each new
+    /// connection, served or made, presents its certificate of the moment.
+    pub fn bind(addr: SocketAddr, id: Arc<LiveIdentity>) -> Result<Transport, TransportError> {
+        let server_tls = pki::server_config(id.clone(), false, &[ALPN])?;
         let quic_server = QuicServerConfig::try_from(server_tls).map_err(|e| TransportError::Setup(e.to_string()))?;
         let mut server = quinn::ServerConfig::with_crypto(Arc::new(quic_server));
         server.transport_config(transport_config());
-        let client_tls = pki::client_config(ca_pem, Some(id), &[ALPN])?;
+        let client_tls = pki::node_client_config(id, &[ALPN])?;
         let quic_client = QuicClientConfig::try_from(client_tls).map_err(|e| TransportError::Setup(e.to_string()))?;
         let mut client = quinn::ClientConfig::new(Arc::new(quic_client));
         client.transport_config(transport_config());

@@ -24,7 +24,7 @@ impl Harness {
     }
 
     fn identity(&self, id: u64) -> Identity {
-        self.ca.issue(&format!("n{id}"), &["127.0.0.1".into()]).unwrap()
+        self.ca.issue(&format!("n{id}"), &["127.0.0.1".into()], clusterd_raft::pki::NODE_VALIDITY).unwrap()
     }
 
     async fn node(&self, id: u64, bind: std::net::SocketAddr) -> Arc<RaftNode> {

@@ -26,7 +26,8 @@ impl Harness {
 
     async fn node(&self, id: u64, snapshot_every: u64) -> (Arc<RaftNode>, Member) {
         let bind = free_udp();
-        let identity = self.ca.issue(&format!("n{id}"), &["127.0.0.1".into()]).unwrap();
+        let identity =
+            self.ca.issue(&format!("n{id}"), &["127.0.0.1".into()], clusterd_raft::pki::NODE_VALIDITY).unwrap();
         let mut opts =
             NodeOptions::new(id, bind, self.dir.path().join(format!("n{id}")), self.ca.cert_pem().into(), identity);
         opts.snapshot_every = snapshot_every;

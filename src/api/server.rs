@@ -16,7 +16,7 @@ use tokio::sync::{OwnedSemaphorePermit, Semaphore};
 use tokio_rustls::TlsAcceptor;
 use tonic::transport::server::Connected;
 
-use clusterd_raft::pki::{self, Identity, PkiError};
+use clusterd_raft::pki::{self, LiveIdentity, PkiError};
 
 use super::pb::clusterd_server::ClusterdServer;
 use super::service::Api;
@@ -87,15 +87,15 @@ const DRAIN: Duration = Duration::from_secs(3);
 
 /// Serve `api` on `listener` until `shutdown` resolves: gRPC and the
 /// Kubernetes REST API on one TLS port (HTTP/2, and HTTP/1.1 for clients and
-/// WebSocket upgrades that need it).
+/// WebSocket upgrades that need it). Each handshake presents `id`'s
+/// certificate of the moment (a renewed one without a restart).
 pub async fn serve(
     listener: TcpListener,
     api: Api,
-    ca_pem: &str,
-    id: &Identity,
+    id: Arc<LiveIdentity>,
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), PkiError> {
-    let tls = pki::server_config(ca_pem, id, true, &[b"h2", b"http/1.1"])?;
+    let tls = pki::server_config(id, true, &[b"h2", b"http/1.1"])?;
     let acceptor = TlsAcceptor::from(Arc::new(tls));
     let slots = Arc::new(Semaphore::new(MAX_CONNECTIONS));
     let grpc =

@@ -99,6 +99,20 @@ impl Api {
                 raft_addr: m.raft_addr,
                 api_addr: m.api_addr,
                 last_applied: None,
+                cert_not_after: String::new(),
+            })
+            .collect()
+    }
+
+    /// When each registered node's certificate expires, as the node
+    /// published it in its registration, by node name.
+    fn cert_expiries(&self) -> std::collections::HashMap<String, String> {
+        let Ok((kvs, _)) = self.store().list(keys::MEMBERS) else { return Default::default() };
+        kvs.iter()
+            .filter_map(|kv| {
+                let v: serde_json::Value = serde_json::from_slice(&kv.value).ok()?;
+                let not_after = v.get(keys::MEMBER_CERT_NOT_AFTER)?.as_str()?.to_string();
+                Some((v.get("name")?.as_str()?.to_string(), not_after))
             })
             .collect()
     }
@@ -214,11 +228,13 @@ impl Clusterd for Api {
         authorize(self.store(), &req)?;
         let st = self.node().cluster_status(WRITE_WAIT).await.map_err(unavailable)?;
         let leader = st.leader.and_then(|l| st.members.iter().find(|m| m.id == l)).map(|m| m.member.name.clone());
+        let mut expiries = self.cert_expiries();
         let members = st
             .members
             .into_iter()
             .map(|m| pb::MemberInfo {
                 id: m.id,
+                cert_not_after: expiries.remove(&m.member.name).unwrap_or_default(),
                 name: m.member.name,
                 role: if m.voter { "voter" } else { "learner" }.into(),
                 raft_addr: m.member.raft_addr,
@@ -273,8 +289,19 @@ impl Clusterd for Api {
         if resp.failed_compare.is_some() {
             return Err(Status::already_exists(format!("a node named \"{}\" is already registered", r.name)));
         }
-        let hosts = crate::objects::conventions::node_certificate_names(&r.name, &r.raft_addr, &r.api_addr);
-        let id = ca.issue(&crate::objects::conventions::node_user(&r.name), &hosts).map_err(internal)?;
+        let validity = match r.cert_validity_seconds {
+            0 => clusterd_raft::pki::NODE_VALIDITY,
+            s => Duration::from_secs(s),
+        };
+        let id = crate::objects::conventions::issue_node_certificate(
+            &ca,
+            &r.name,
+            &r.raft_addr,
+            &r.api_addr,
+            validity,
+            None,
+        )
+        .map_err(internal)?;
         let peers = self.node().members().into_iter().map(|(_, m, _)| m.raft_addr).collect();
         Ok(Response::new(pb::JoinResponse {
             node_id: resp.revision,

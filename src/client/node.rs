@@ -3,11 +3,13 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
+use std::time::Duration;
 
 use clap::Args;
 
 use super::error::CliError;
 use crate::cluster::backups::BackupSchedule;
+use crate::cluster::node_cert::CertPolicy;
 use crate::cluster::{self, NodeArgs};
 
 /// Placement and tuning flags shared by `init` and `join`.
@@ -69,6 +71,14 @@ pub struct NodeFlags {
     /// (default: /etc/resolv.conf).
     #[arg(long)]
     pub resolv_conf: Option<PathBuf>,
+    /// How long the certificates this node obtains are valid (e.g. 365d,
+    /// 720h, 30s); never past the cluster CA's expiry.
+    #[arg(long, default_value = "365d", value_parser = crate::util::duration::parse)]
+    pub cert_validity: Duration,
+    /// The node renews its certificate through the cluster when less than
+    /// this is left (e.g. 30d, 14s).
+    #[arg(long, default_value = "30d", value_parser = crate::util::duration::parse)]
+    pub cert_renew_before: Duration,
 }
 
 impl NodeFlags {
@@ -91,6 +101,7 @@ impl NodeFlags {
             cluster_domain: self.cluster_domain.clone(),
             node_ip: self.node_ip,
             resolv_conf: self.resolv_conf.as_ref().map(|p| std::path::absolute(p).unwrap_or_else(|_| p.clone())),
+            certificates: CertPolicy::new(self.cert_validity, self.cert_renew_before),
         }
     }
 }

@@ -3,7 +3,7 @@
 //! ```text
 //! D/node.json        id, name, addresses, role, tuning
 //! D/pki/ca.crt       the cluster CA certificate
-//! D/pki/node.crt     this node's certificate (server and client)
+//! D/pki/node.crt     this node's certificate (server and client; renewed in place)
 //! D/pki/node.key
 //! D/db/              RocksDB: Raft log and state machine
 //! D/admin.conf       (init only) the admin's client config
@@ -49,6 +49,10 @@ pub struct NodeState {
     /// The host's resolver settings (`--resolv-conf`); default: `/etc/resolv.conf`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub resolv_conf: Option<String>,
+    /// How long this node's certificates are valid and when it renews them
+    /// (`--cert-validity`, `--cert-renew-before`).
+    #[serde(default)]
+    pub certificates: super::node_cert::CertPolicy,
 }
 
 /// The data directory layout.
@@ -139,6 +143,21 @@ impl DataDir {
         }
         serde_json::from_str(&read(&self.state_path())?)
             .map_err(|e| ClusterError::Config(format!("{}: {e}", self.state_path().display())))
+    }
+
+    /// `D/pki/node.crt`: this node's certificate.
+    pub fn node_cert_path(&self) -> PathBuf {
+        self.0.join("pki").join("node.crt")
+    }
+
+    /// Replace this node's certificate (renewed for the key it has): the one
+    /// file is written whole and renamed into place, then its directory is
+    /// synced, so a restart finds the old certificate or the new one.
+    pub fn save_node_cert(&self, cert_pem: &str) -> Result<(), ClusterError> {
+        let path = self.node_cert_path();
+        write_atomic(&path, cert_pem.as_bytes(), 0o644)?;
+        let pki = self.0.join("pki");
+        std::fs::File::open(&pki).and_then(|d| d.sync_all()).map_err(|e| io_err(&pki, e))
     }
 
     /// Save the CA certificate and this node's identity.

@@ -180,12 +180,14 @@ impl FirstNode {
         raft_addr: std::net::SocketAddr,
         api_addr: std::net::SocketAddr,
     ) -> Result<Self, ClusterError> {
-        let names = crate::objects::conventions::node_certificate_names(
+        let node_id = crate::objects::conventions::issue_node_certificate(
+            &ca,
             &args.name,
             &raft_addr.to_string(),
             &api_addr.to_string(),
-        );
-        let node_id = ca.issue(&crate::objects::conventions::node_user(&args.name), &names)?;
+            args.certificates.validity(),
+            None,
+        )?;
         dir.save_pki(ca.cert_pem(), &node_id)?;
         let state = NodeState {
             id: 1,
@@ -199,6 +201,7 @@ impl FirstNode {
             insecure_registries: args.insecure_registries.clone(),
             node_ip: args.node_ip.map(|ip| ip.to_string()),
             resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
+            certificates: args.certificates,
         };
         Ok(FirstNode { dir, state, ca, node_id })
     }
@@ -220,9 +223,9 @@ impl FirstNode {
         join: &JoinToken,
         done: &str,
     ) -> Result<(), ClusterError> {
-        let FirstNode { dir, state, ca, node_id } = self;
-        let admin_id = ca.issue_client("admin", "system:masters")?;
-        let running = RunningNode::serve(node, listener, ca.cert_pem().to_string(), node_id, &dir, &state)?;
+        let FirstNode { dir, state, ca, .. } = self;
+        let admin_id = ca.issue_client("admin", "system:masters", clusterd_raft::pki::CLIENT_VALIDITY)?;
+        let running = RunningNode::serve(node, listener, ca.cert_pem().to_string(), &dir, &state)?;
         let admin = AdminConfig {
             api_version: "clusterd.io/v1".into(),
             kind: "Config".into(),

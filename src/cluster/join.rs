@@ -27,6 +27,7 @@ pub async fn join(server: &str, token: &str, control_plane: bool, args: NodeArgs
             raft_addr: raft_addr.to_string(),
             api_addr: api_addr.to_string(),
             control_plane,
+            cert_validity_seconds: args.certificates.validity_seconds,
         })
         .await
         .map_err(|s| ClusterError::Join(s.message().to_string()))?
@@ -45,13 +46,14 @@ pub async fn join(server: &str, token: &str, control_plane: bool, args: NodeArgs
         insecure_registries: args.insecure_registries.clone(),
         node_ip: args.node_ip.map(|ip| ip.to_string()),
         resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
+        certificates: args.certificates,
     };
     let node = start_raft(&dir, &state, &resp.ca_cert, &id, &[]).await?;
     let member =
         Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };
     node.request_membership(&resp.peers, member, control_plane, Duration::from_secs(120)).await?;
     dir.save_state(&state)?;
-    let running = RunningNode::serve(node, listener, resp.ca_cert, id, &dir, &state)?;
+    let running = RunningNode::serve(node, listener, resp.ca_cert, &dir, &state)?;
     let role = if control_plane { "control-plane" } else { "worker" };
     println!(
         "node {} joined as {role} (id {}, api {}, raft {})",

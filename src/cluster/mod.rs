@@ -8,7 +8,9 @@ pub mod dial;
 mod init;
 mod join;
 mod moved;
+pub mod node_cert;
 pub mod recover;
+mod renewal;
 mod reset;
 mod restore;
 mod run;
@@ -23,6 +25,7 @@ pub use init::init;
 pub use join::join;
 pub use moved::Peer;
 pub use recover::recover;
+pub use renewal::stamp;
 pub use reset::reset;
 pub use restore::restore;
 pub use run::{pick_port, RunningNode};
@@ -103,4 +106,6 @@ pub struct NodeArgs {
     /// The resolver settings forwarded names and `dnsPolicy: Default` pods
     /// use (default: `/etc/resolv.conf`).
     pub resolv_conf: Option<PathBuf>,
+    /// How long this node's certificates are valid, and when it renews them.
+    pub certificates: node_cert::CertPolicy,
 }

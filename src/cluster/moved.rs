@@ -16,12 +16,12 @@ use std::time::Duration;
 
 use serde_json::json;
 
-use clusterd_raft::pki::{Ca, Identity};
+use clusterd_raft::pki::Identity;
 use clusterd_raft::{Command, Member, Op, RaftNode, Txn};
 
 use super::config::{DataDir, NodeState};
 use super::ClusterError;
-use crate::objects::conventions::{self, keys};
+use crate::objects::conventions::keys;
 
 /// How long the moved node asks for its new membership entry before it says
 /// so in its log (and asks again).
@@ -87,13 +87,7 @@ pub fn reissue_certificate(dir: &DataDir, state: &NodeState) -> Result<Identity,
     let (ca_pem, _) = dir.load_pki()?;
     let (_log, _sm, reader) = clusterd_raft::storage::open(&dir.db_path())
         .map_err(|e| ClusterError::Config(format!("{}: {e}", dir.db_path().display())))?;
-    let kv = reader
-        .get(keys::CA)
-        .map_err(|e| ClusterError::Config(e.to_string()))?
-        .ok_or_else(|| ClusterError::Config("the replica holds no cluster CA".into()))?;
-    let ca: Ca = serde_json::from_slice(&kv.value).map_err(|e| ClusterError::Config(e.to_string()))?;
-    let names = conventions::node_certificate_names(&state.name, &state.raft_addr, &state.api_addr);
-    let id = ca.issue(&conventions::node_user(&state.name), &names)?;
+    let id = super::node_cert::issue_from_replica(&reader, state, None)?;
     dir.save_pki(&ca_pem, &id)?;
     Ok(id)
 }

@@ -56,6 +56,7 @@ pub fn pick_port(addr: SocketAddr) -> Result<SocketAddr, ClusterError> {
 /// The first steps of `init` and `join`: a fresh data directory, the API
 /// listener bound, and the transport address (a free port for port 0).
 pub async fn prepare(args: &super::NodeArgs) -> Result<(DataDir, TcpListener, SocketAddr, SocketAddr), ClusterError> {
+    args.certificates.check()?;
     let dir = DataDir(args.data_dir.clone());
     dir.ensure_fresh()?;
     let listener = bind_api(args.api_addr).await?;
@@ -212,12 +213,12 @@ fn start_actors(
 }
 
 impl RunningNode {
-    /// Serve the API for `node` on `listener`.
+    /// Serve the API for `node` on `listener`, presenting the node's
+    /// certificate, which the node renews before it expires.
     pub fn serve(
         node: Arc<RaftNode>,
         listener: TcpListener,
         ca_pem: String,
-        id: Identity,
         dir: &DataDir,
         state: &NodeState,
     ) -> Result<Self, ClusterError> {
@@ -227,6 +228,10 @@ impl RunningNode {
         let arbiters = start_actors(&node, &registry, &ca_pem, dir, state, stop.subscribe());
         let api = Api::new(registry);
         tokio::spawn(compact_history(node.clone(), stop.subscribe()));
+        // A certificate that expired while the node was down is renewed before the API serves it.
+        super::renewal::renew_now_if_due(&node, dir, state);
+        tokio::spawn(super::renewal::run(node.clone(), dir.clone(), state.clone(), stop.subscribe()));
+        let id = node.identity().clone();
         if state.control_plane {
             let cluster = clusterd_raft::pki::fingerprint_pem(&ca_pem).unwrap_or_default();
             let (store, name) = (node.store.clone(), state.name.clone());
@@ -236,7 +241,7 @@ impl RunningNode {
             let shutdown = async move {
                 let _ = stopped.wait_for(|s| *s).await;
             };
-            if let Err(e) = crate::api::server::serve(listener, api, &ca_pem, &id, shutdown).await {
+            if let Err(e) = crate::api::server::serve(listener, api, id, shutdown).await {
                 tracing::error!(error = %e, "api server failed");
             }
         });

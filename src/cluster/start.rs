@@ -60,7 +60,7 @@ pub(super) async fn launch(dir: &DataDir, peers: &[(String, String)]) -> Result<
         .map_err(|_| ClusterError::Config(format!("apiAddr \"{}\" is not IP:port", state.api_addr)))?;
     let listener = bind_api(api_addr).await?;
     let node = start_raft(dir, &state, &ca_pem, &id, peers).await?;
-    let running = RunningNode::serve(node, listener, ca_pem, id, dir, &state)?;
+    let running = RunningNode::serve(node, listener, ca_pem, dir, &state)?;
     tracing::info!(name = %state.name, api = %running.api_addr, "node started");
     println!("node {} started (api {}, raft {})", state.name, state.api_addr, state.raft_addr);
     Ok(running)

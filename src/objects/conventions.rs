@@ -21,6 +21,25 @@ pub fn node_certificate_names(name: &str, raft_addr: &str, api_addr: &str) -> Ve
     out
 }
 
+/// A node's certificate: for its user and the names above, signed by `ca`,
+/// valid for `validity`; for the node's key `key_pem` if given (a renewal
+/// keeps the key), else for a new one. `init`, the join handler, a moved
+/// node and a renewal all issue it here.
+pub fn issue_node_certificate(
+    ca: &clusterd_raft::pki::Ca,
+    name: &str,
+    raft_addr: &str,
+    api_addr: &str,
+    validity: std::time::Duration,
+    key_pem: Option<&str>,
+) -> Result<clusterd_raft::pki::Identity, clusterd_raft::pki::PkiError> {
+    let names = node_certificate_names(name, raft_addr, api_addr);
+    match key_pem {
+        Some(key) => ca.issue_for_key(&node_user(name), &names, validity, key),
+        None => ca.issue(&node_user(name), &names, validity),
+    }
+}
+
 /// The user name of a node's certificate.
 pub fn node_user(name: &str) -> String {
     format!("system:node:{name}")
@@ -39,6 +58,9 @@ pub mod keys {
     pub const ADMIN_TOKEN: &str = "/clusterd/admin-token";
     /// Node registrations: `/clusterd/members/<name>`.
     pub const MEMBERS: &str = "/clusterd/members/";
+    /// The field of a registration in which its node publishes when its
+    /// certificate expires (RFC 3339).
+    pub const MEMBER_CERT_NOT_AFTER: &str = "certNotAfter";
     /// Key prefixes a backup snapshot leaves out: node registrations name
     /// members a restored cluster does not have (and would keep those names
     /// from joining it again). The Raft membership is not in the keys at all.

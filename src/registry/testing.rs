@@ -36,7 +36,8 @@ impl TestCluster {
         let mut members = Vec::new();
         for id in 1..=n {
             let bind = free_udp();
-            let identity = ca.issue(&format!("n{id}"), &["127.0.0.1".into()]).unwrap();
+            let identity =
+                ca.issue(&format!("n{id}"), &["127.0.0.1".into()], clusterd_raft::pki::NODE_VALIDITY).unwrap();
             let opts = NodeOptions::new(id, bind, dir.path().join(format!("n{id}")), ca.cert_pem().into(), identity);
             nodes.push(RaftNode::start(opts).await.unwrap());
             members.push(Member { name: format!("n{id}"), raft_addr: bind.to_string(), api_addr: String::new() });

@@ -1,6 +1,8 @@
-//! Small helpers shared across the crate: time stamps and identifiers, and
-//! the host's resolver settings ([`resolv`]).
+//! Small helpers shared across the crate: time stamps and identifiers, the
+//! host's resolver settings ([`resolv`]) and time spans on command lines
+//! ([`duration`]).
 
+pub mod duration;
 pub mod resolv;
 
 use chrono::{DateTime, SecondsFormat, Utc};

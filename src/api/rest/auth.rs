@@ -83,7 +83,7 @@ mod tests {
     #[test]
     fn certificates_name_the_user_and_groups() {
         let ca = clusterd_raft::pki::Ca::generate("test").unwrap();
-        let id = ca.issue_client("jane", "developers").unwrap();
+        let id = ca.issue_client("jane", "developers", clusterd_raft::pki::CLIENT_VALIDITY).unwrap();
         let der = rustls_pki_types::pem::PemObject::from_pem_slice(id.cert_pem.as_bytes()).unwrap();
         let user = from_certificate(&der).unwrap();
         assert_eq!(user, User { name: "jane".into(), groups: vec!["developers".into()] });

@@ -79,7 +79,7 @@ pub fn stale_registrations(records: &[(String, u64)], members: &BTreeSet<String>
 pub async fn recover(data_dir: &Path, force: bool) -> Result<(), ClusterError> {
     let dir = DataDir(data_dir.to_path_buf());
     let state = dir.load_state()?;
-    let (ca_pem, identity) = dir.load_pki()?;
+    let (ca_pem, identity) = super::renewal::pki_renewed_while_stopped(&dir, &state)?;
     let failed = |e: clusterd_raft::recover::RecoverError| ClusterError::Config(e.to_string());
     let store = StoppedStore::open(&dir.db_path()).map_err(failed)?;
     let members = store.membership().map_err(failed)?;

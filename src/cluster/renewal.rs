@@ -134,6 +134,29 @@ fn renew_if_due(node: &RaftNode, dir: &DataDir, state: &NodeState) -> Result<(),
     }
 }
 
+/// The node's CA and identity from its data dir, its certificate renewed
+/// first (from the CA in its stopped replica) if it is due: what a command
+/// run on a stopped node (`recover`) presents to the others, which refuse an
+/// expired certificate — a node down past its renewal must not take live
+/// members for gone because they turned its probe away.
+pub fn pki_renewed_while_stopped(
+    dir: &DataDir,
+    state: &NodeState,
+) -> Result<(String, clusterd_raft::pki::Identity), ClusterError> {
+    let (ca_pem, id) = dir.load_pki()?;
+    let not_after = clusterd_raft::pki::not_after(&id.cert_pem)?;
+    let ca_not_after = clusterd_raft::pki::not_after(&ca_pem)?;
+    if renewal(SystemTime::now(), not_after, ca_not_after, state.certificates.renew_before()) != Renewal::Due {
+        return Ok((ca_pem, id));
+    }
+    let (_log, _sm, reader) = clusterd_raft::storage::open(&dir.db_path())
+        .map_err(|e| ClusterError::Config(format!("{}: {e}", dir.db_path().display())))?;
+    let renewed = node_cert::issue_from_replica(&reader, state, Some(&id.key_pem))?;
+    dir.save_node_cert(&renewed.cert_pem)?;
+    tracing::info!(node = %state.name, not_after = %stamp(clusterd_raft::pki::not_after(&renewed.cert_pem)?), "node certificate renewed while stopped");
+    Ok((ca_pem, renewed))
+}
+
 /// Write the certificate's expiry into the node's registration if it says
 /// otherwise (after a renewal, a start, or a rewrite of the record by a
 /// move). Whether the registration says it now.

@@ -2,6 +2,15 @@
 
 use clap::Parser;
 
+/// jemalloc for the whole process — Rust, and RocksDB's C++ through the
+/// unprefixed `malloc`: glibc's arenas kept the peaks of a burst of writes
+/// (RocksDB compactions, snapshot builds) resident for good. Measured on a
+/// node written 100,000 ConfigMaps of 512 B (debug build): 525 MiB resident
+/// after the writes with glibc, 335 MiB with MALLOC_ARENA_MAX=2, 209 MiB with
+/// jemalloc, which returns freed pages to the system after a few seconds.
+#[global_allocator]
+static ALLOCATOR: tikv_jemallocator::Jemalloc = tikv_jemallocator::Jemalloc;
+
 fn main() -> anyhow::Result<()> {
     // `clusterd shim …` forks right away: dispatch before any thread exists.
     let args: Vec<String> = std::env::args().collect();

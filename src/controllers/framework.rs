@@ -71,8 +71,9 @@ pub enum Action {
     /// Delete an object whose owners are all gone — after checking the store
     /// for them (a pod goes gracefully).
     DeleteOrphan(Value),
-    /// Delete every object under a key prefix, in one transaction (for kinds
-    /// a controller does not keep in its cache, such as a namespace's events).
+    /// Delete every object under a key prefix, in transactions of bounded size
+    /// (for kinds a controller does not keep in its cache, such as a
+    /// terminating namespace's ConfigMaps and events).
     DeletePrefix(String),
     /// Record an event about an object.
     Event {

@@ -12,6 +12,8 @@ pub mod framework;
 pub mod gc;
 pub mod job;
 pub mod namespace;
+#[cfg(test)]
+mod namespace_tests;
 pub mod nodeipam;
 pub mod nodelifecycle;
 pub mod replicaset;

@@ -15,7 +15,7 @@ use clusterd_raft::{Compare, Op, Txn};
 use super::{Registry, RegistryError};
 use crate::objects::merge::{diff, merge};
 use crate::objects::pod::PodFacts;
-use crate::objects::{key_of, kinds, meta_str, with_resource_version, Kind};
+use crate::objects::{kinds, meta_str, with_resource_version, Kind};
 
 /// The finalizer of Foreground propagation.
 pub const FOREGROUND: &str = "foregroundDeletion";
@@ -240,21 +240,26 @@ impl Registry {
         }
     }
 
-    /// The control plane's removal of every object under a key prefix in one
-    /// transaction (a terminating namespace's events), with the allocation
-    /// records of the Services among them. Returns how many objects went.
+    /// The control plane's removal of every object under a key prefix (a
+    /// terminating namespace's ConfigMaps, Secrets, Services, events...), with
+    /// the allocation records of the Services among them, in transactions of
+    /// at most [`REMOVE_BATCH`] objects: a namespace of 100,000 objects goes in
+    /// Raft entries of bounded size. Returns how many objects went.
     pub async fn remove_prefix(&self, prefix: &str) -> Result<usize, RegistryError> {
-        let (objs, _) = self.list_prefix(prefix)?;
-        let keys: std::collections::BTreeSet<String> = objs.iter().filter_map(key_of).collect();
-        let mut ops: Vec<Op> = keys.iter().map(|key| Op::Delete { key: key.clone() }).collect();
-        let n = ops.len();
-        ops.extend(self.records_under(prefix, &keys)?);
-        if !ops.is_empty() {
+        // Only the keys are needed: the values are not parsed.
+        let keys: Vec<String> = self.reader().list(prefix)?.0.into_iter().map(|kv| kv.key).collect();
+        for batch in keys.chunks(REMOVE_BATCH) {
+            let batch: std::collections::BTreeSet<String> = batch.iter().cloned().collect();
+            let mut ops: Vec<Op> = batch.iter().map(|key| Op::Delete { key: key.clone() }).collect();
+            ops.extend(self.records_under(prefix, &batch)?);
             self.propose(Txn::ops(ops)).await?;
         }
-        Ok(n)
+        Ok(keys.len())
     }
 }
+
+/// The most objects [`Registry::remove_prefix`] removes in one transaction.
+pub const REMOVE_BATCH: usize = 500;
 
 #[cfg(test)]
 mod tests {

@@ -1,0 +1,151 @@
+//! A node killed at the worst moment of starting a pod: its pause process runs
+//! and the sandbox record does not have it yet (the `pause-started` crash
+//! point, see `clusterd_runtime::failpoint`). Nothing the node started may be
+//! unknown to it afterwards: a restarted node runs the pod once, and
+//! `clusterd reset` leaves none of it behind. Needs root and `make images`.
+
+mod fixtures;
+
+use std::path::PathBuf;
+use std::process::Command;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use fixtures::{bin, image, step, wait_for, Cluster};
+
+/// Pause processes (`clusterd shim pause … --hostname H …`, the zygote's
+/// forks show that title too) of the pod whose hostname is `hostname`.
+fn pauses(hostname: &str) -> Vec<i32> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let Ok(pid) = e.file_name().to_string_lossy().parse::<i32>() else { continue };
+        let Ok(raw) = std::fs::read(e.path().join("cmdline")) else { continue };
+        let text = String::from_utf8_lossy(&raw).replace('\0', " ");
+        let words: Vec<&str> = text.split_whitespace().collect();
+        let pause = words.windows(2).any(|w| w == ["shim", "pause"]);
+        if pause && words.windows(2).any(|w| w == ["--hostname", hostname]) {
+            pids.push(pid);
+        }
+    }
+    pids
+}
+
+/// Kills what a failing run leaves of the pod (its pause processes), so
+/// that even a failed assertion leaves the host clean.
+struct Sweep(String);
+
+impl Drop for Sweep {
+    fn drop(&mut self) {
+        for pid in pauses(&self.0) {
+            let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+    }
+}
+
+fn pod_status(c: &Cluster, name: &str) -> Option<Value> {
+    let out = c.cli(&["get", "pod", name, "-o", "json"]);
+    out.status.success().then(|| serde_json::from_slice(&out.stdout).unwrap())
+}
+
+fn running(p: &Value) -> bool {
+    let ready = p
+        .pointer("/status/conditions")
+        .and_then(Value::as_array)
+        .is_some_and(|cs| cs.iter().any(|c| c["type"] == "Ready" && c["status"] == "True"));
+    p["status"]["phase"] == "Running" && ready
+}
+
+/// The cgroup directories named after node `n1` of this cluster, in any hierarchy.
+fn node_cgroups(c: &Cluster) -> Vec<PathBuf> {
+    let ca = std::fs::read_to_string(c.nodes[0].data_dir.join("pki/ca.crt")).unwrap();
+    let name = format!("clusterd-n1-{}", clusterd::kubelet::cluster_tag(&ca));
+    let mut found = Vec::new();
+    for h in std::fs::read_dir("/sys/fs/cgroup").unwrap().flatten() {
+        for dir in [h.path().join(&name), PathBuf::from("/sys/fs/cgroup").join(&name)] {
+            if dir.is_dir() && !found.contains(&dir) {
+                found.push(dir);
+            }
+        }
+    }
+    found
+}
+
+/// Processes whose network namespace is `ns` (a `net:[inode]` link).
+fn in_netns(ns: &str) -> Vec<String> {
+    let mut pids = Vec::new();
+    for e in std::fs::read_dir("/proc").unwrap().flatten() {
+        let name = e.file_name().to_string_lossy().into_owned();
+        if name.parse::<u32>().is_ok()
+            && std::fs::read_link(e.path().join("ns/net")).is_ok_and(|l| l.to_string_lossy() == ns)
+        {
+            pids.push(name);
+        }
+    }
+    pids
+}
+
+/// A one-node cluster with the test image, whose node is restarted with the
+/// `pause-started` crash point; a pod is applied and the node dies starting
+/// it. Returns the cluster, the pod's name (its hostname) and the sweeper.
+fn crash_while_starting_a_pod(tag: &str) -> (Cluster, String, Sweep) {
+    let pod = format!("crash-{tag}-{}", std::process::id());
+    let sweep = Sweep(pod.clone());
+    let mut c = Cluster::init(&[]);
+    c.ok(&["image", "load", &image("busybox-v1.tar")]);
+    wait_for("n1 with a pod CIDR", Duration::from_secs(60), || {
+        let out = c.cli(&["get", "node", "n1", "-o", "json"]);
+        let node: Value = serde_json::from_slice(&out.stdout).ok()?;
+        node.pointer("/spec/podCIDR").map(|_| ())
+    });
+
+    step("n1 restarts with CLUSTERD_FAILPOINT=pause-started");
+    c.nodes[0].stop();
+    c.nodes[0].restart_with_env(&[("CLUSTERD_FAILPOINT", "pause-started")]);
+    c.wait_serving(0);
+
+    step("a pod is applied; n1 dies between forking its pause and recording it");
+    let manifest = format!(
+        "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: clusterd.local/busybox:v1\n    command: [\"sleep\", \"3600\"]\n"
+    );
+    let out = c.apply(&manifest);
+    assert!(out.status.success(), "apply: {}", String::from_utf8_lossy(&out.stderr));
+    let n = &mut c.nodes[0];
+    wait_for("n1 to die at the crash point", Duration::from_secs(60), || (!n.alive()).then_some(()));
+    assert!(n.log().contains("CLUSTERD_FAILPOINT"), "n1 died elsewhere:\n{}", n.log());
+    n.kill9();
+    let left = pauses(&pod);
+    assert_eq!(left.len(), 1, "the crash landed after the pause started: one pause of {pod} runs ({left:?})");
+    (c, pod, sweep)
+}
+
+#[test]
+fn a_node_restarted_after_a_crash_while_starting_a_pod_runs_it_once() {
+    let (mut c, pod, _sweep) = crash_while_starting_a_pod("restart");
+
+    step("n1 restarts without the crash point: the pod runs, with one pause process");
+    c.nodes[0].restart();
+    c.wait_serving(0);
+    wait_for(&format!("pod {pod} Running and Ready"), Duration::from_secs(90), || {
+        pod_status(&c, &pod).filter(running).map(|_| ())
+    });
+    let left = pauses(&pod);
+    assert_eq!(left.len(), 1, "exactly one pause process of {pod} runs after the restart: {left:?}");
+}
+
+#[test]
+fn reset_after_a_crash_while_starting_a_pod_leaves_nothing_behind() {
+    let (c, pod, _sweep) = crash_while_starting_a_pod("reset");
+    let pause = pauses(&pod)[0];
+    let netns = std::fs::read_link(format!("/proc/{pause}/ns/net")).unwrap().to_string_lossy().into_owned();
+
+    step("clusterd reset of n1's data directory");
+    let out = Command::new(bin()).args(["reset", "--data-dir"]).arg(&c.nodes[0].data_dir).output().unwrap();
+    assert!(out.status.success(), "reset: {}", String::from_utf8_lossy(&out.stderr));
+    wait_for("no pause process of the pod", Duration::from_secs(10), || pauses(&pod).is_empty().then_some(()));
+    wait_for("the pod's network namespace to be gone", Duration::from_secs(10), || {
+        in_netns(&netns).is_empty().then_some(())
+    });
+    let cgroups = node_cgroups(&c);
+    assert!(cgroups.is_empty(), "n1's cgroups are left: {cgroups:?}");
+}

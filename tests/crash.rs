@@ -1,8 +1,10 @@
-//! A node killed at the worst moment of starting a pod: its pause process runs
-//! and the sandbox record does not have it yet (the `pause-started` crash
-//! point, see `clusterd_runtime::failpoint`). Nothing the node started may be
-//! unknown to it afterwards: a restarted node runs the pod once, and
-//! `clusterd reset` leaves none of it behind. Needs root and `make images`.
+//! A node killed at the worst moments of starting a pod (crash points, see
+//! `clusterd_runtime::failpoint`): its pause process runs and the sandbox
+//! record does not have it yet (`pause-started`); a container's rootfs is
+//! mounted and its record not written (`container-mounted`). Nothing the node
+//! started may be unknown to it afterwards: a restarted node runs the pod
+//! once, and `clusterd reset` leaves none of it behind. Needs root and
+//! `make images`.
 
 mod fixtures;
 
@@ -85,10 +87,17 @@ fn in_netns(ns: &str) -> Vec<String> {
     pids
 }
 
+/// Overlay mounts under node `n1`'s containers directory.
+fn rootfs_mounts(c: &Cluster) -> Vec<String> {
+    let under = c.nodes[0].data_dir.join("runtime/containers").display().to_string();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+    info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&under)).map(String::from).collect()
+}
+
 /// A one-node cluster with the test image, whose node is restarted with the
-/// `pause-started` crash point; a pod is applied and the node dies starting
-/// it. Returns the cluster, the pod's name (its hostname) and the sweeper.
-fn crash_while_starting_a_pod(tag: &str) -> (Cluster, String, Sweep) {
+/// crash point `failpoint`; a pod is applied and the node dies starting it
+/// there. Returns the cluster, the pod's name (its hostname) and the sweeper.
+fn crash_while_starting_a_pod(tag: &str, failpoint: &str) -> (Cluster, String, Sweep) {
     let pod = format!("crash-{tag}-{}", std::process::id());
     let sweep = Sweep(pod.clone());
     let mut c = Cluster::init(&[]);
@@ -99,12 +108,12 @@ fn crash_while_starting_a_pod(tag: &str) -> (Cluster, String, Sweep) {
         node.pointer("/spec/podCIDR").map(|_| ())
     });
 
-    step("n1 restarts with CLUSTERD_FAILPOINT=pause-started");
+    step(&format!("n1 restarts with CLUSTERD_FAILPOINT={failpoint}"));
     c.nodes[0].stop();
-    c.nodes[0].restart_with_env(&[("CLUSTERD_FAILPOINT", "pause-started")]);
+    c.nodes[0].restart_with_env(&[("CLUSTERD_FAILPOINT", failpoint)]);
     c.wait_serving(0);
 
-    step("a pod is applied; n1 dies between forking its pause and recording it");
+    step("a pod is applied; n1 dies at the crash point while starting it");
     let manifest = format!(
         "apiVersion: v1\nkind: Pod\nmetadata:\n  name: {pod}\nspec:\n  terminationGracePeriodSeconds: 1\n  containers:\n  - name: main\n    image: clusterd.local/busybox:v1\n    command: [\"sleep\", \"3600\"]\n"
     );
@@ -116,14 +125,17 @@ fn crash_while_starting_a_pod(tag: &str) -> (Cluster, String, Sweep) {
     n.kill9();
     let left = pauses(&pod);
     assert_eq!(left.len(), 1, "the crash landed after the pause started: one pause of {pod} runs ({left:?})");
+    if failpoint == "container-mounted" {
+        assert_eq!(rootfs_mounts(&c).len(), 1, "the crash landed after the rootfs was mounted");
+    }
     (c, pod, sweep)
 }
 
-#[test]
-fn a_node_restarted_after_a_crash_while_starting_a_pod_runs_it_once() {
-    let (mut c, pod, _sweep) = crash_while_starting_a_pod("restart");
+/// Restart the crashed node: the pod runs, with one pause and one rootfs.
+fn restart_runs_the_pod_once(failpoint: &str) {
+    let (mut c, pod, _sweep) = crash_while_starting_a_pod(&format!("restart-{failpoint}"), failpoint);
 
-    step("n1 restarts without the crash point: the pod runs, with one pause process");
+    step("n1 restarts without the crash point: the pod runs, with one pause process and one rootfs");
     c.nodes[0].restart();
     c.wait_serving(0);
     wait_for(&format!("pod {pod} Running and Ready"), Duration::from_secs(90), || {
@@ -131,11 +143,13 @@ fn a_node_restarted_after_a_crash_while_starting_a_pod_runs_it_once() {
     });
     let left = pauses(&pod);
     assert_eq!(left.len(), 1, "exactly one pause process of {pod} runs after the restart: {left:?}");
+    let mounts = rootfs_mounts(&c);
+    assert_eq!(mounts.len(), 1, "exactly one rootfs is mounted for the pod's one container: {mounts:?}");
 }
 
-#[test]
-fn reset_after_a_crash_while_starting_a_pod_leaves_nothing_behind() {
-    let (c, pod, _sweep) = crash_while_starting_a_pod("reset");
+/// `clusterd reset` of the crashed node: no pause, netns, rootfs or cgroup is left.
+fn reset_leaves_nothing_behind(failpoint: &str) {
+    let (c, pod, _sweep) = crash_while_starting_a_pod(&format!("reset-{failpoint}"), failpoint);
     let pause = pauses(&pod)[0];
     let netns = std::fs::read_link(format!("/proc/{pause}/ns/net")).unwrap().to_string_lossy().into_owned();
 
@@ -146,6 +160,28 @@ fn reset_after_a_crash_while_starting_a_pod_leaves_nothing_behind() {
     wait_for("the pod's network namespace to be gone", Duration::from_secs(10), || {
         in_netns(&netns).is_empty().then_some(())
     });
+    let mounts = rootfs_mounts(&c);
+    assert!(mounts.is_empty(), "rootfs mounts are left: {mounts:?}");
     let cgroups = node_cgroups(&c);
     assert!(cgroups.is_empty(), "n1's cgroups are left: {cgroups:?}");
+}
+
+#[test]
+fn a_node_restarted_after_a_crash_between_forking_a_pause_and_recording_it_runs_the_pod_once() {
+    restart_runs_the_pod_once("pause-started");
+}
+
+#[test]
+fn reset_after_a_crash_between_forking_a_pause_and_recording_it_leaves_nothing_behind() {
+    reset_leaves_nothing_behind("pause-started");
+}
+
+#[test]
+fn a_node_restarted_after_a_crash_between_mounting_a_rootfs_and_recording_it_runs_the_pod_once() {
+    restart_runs_the_pod_once("container-mounted");
+}
+
+#[test]
+fn reset_after_a_crash_between_mounting_a_rootfs_and_recording_it_leaves_nothing_behind() {
+    reset_leaves_nothing_behind("container-mounted");
 }

@@ -7,6 +7,8 @@
 //! Names in use:
 //! * `pause-started` — a pod's pause process runs and reported its pid; the
 //!   sandbox record does not have it yet (see `Runtime::run_pod_sandbox`).
+//! * `container-mounted` — a container's rootfs is mounted; its `meta.json`
+//!   is not written yet (see `Runtime::create_container`).
 
 /// The environment variable naming the crash point to die at.
 pub const ENV: &str = "CLUSTERD_FAILPOINT";

@@ -659,6 +659,7 @@ impl Runtime {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(fail(format!("overlay mount: {e}")));
         }
+        crate::failpoint::crash_point("container-mounted");
         let mut env = image.config.env.clone();
         for (k, v) in &config.env {
             env.retain(|e| !e.starts_with(&format!("{k}=")));

@@ -33,14 +33,22 @@ fn pauses(hostname: &str) -> Vec<i32> {
     pids
 }
 
-/// Kills what a failing run leaves of the pod (its pause processes), so
-/// that even a failed assertion leaves the host clean.
-struct Sweep(String);
+/// Removes what a failing run leaves of the pod (its pause processes and
+/// rootfs mounts under the node's data directory), so that even a failed
+/// assertion leaves the host clean. Made after the cluster, so dropped before
+/// it (the harness then resets the node and removes its directory).
+struct Sweep {
+    hostname: String,
+    data_dir: PathBuf,
+}
 
 impl Drop for Sweep {
     fn drop(&mut self) {
-        for pid in pauses(&self.0) {
+        for pid in pauses(&self.hostname) {
             let _ = nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), nix::sys::signal::Signal::SIGKILL);
+        }
+        for m in mounts_under(&self.data_dir) {
+            let _ = nix::mount::umount2(m.as_str(), nix::mount::MntFlags::MNT_DETACH);
         }
     }
 }
@@ -87,11 +95,16 @@ fn in_netns(ns: &str) -> Vec<String> {
     pids
 }
 
-/// Overlay mounts under node `n1`'s containers directory.
-fn rootfs_mounts(c: &Cluster) -> Vec<String> {
-    let under = c.nodes[0].data_dir.join("runtime/containers").display().to_string();
-    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap();
+/// Mount points under `dir`.
+fn mounts_under(dir: &std::path::Path) -> Vec<String> {
+    let under = dir.display().to_string();
+    let info = std::fs::read_to_string("/proc/self/mountinfo").unwrap_or_default();
     info.lines().filter_map(|l| l.split(' ').nth(4)).filter(|m| m.starts_with(&under)).map(String::from).collect()
+}
+
+/// Rootfs mounts under node `n1`'s containers directory.
+fn rootfs_mounts(c: &Cluster) -> Vec<String> {
+    mounts_under(&c.nodes[0].data_dir.join("runtime/containers"))
 }
 
 /// A one-node cluster with the test image, whose node is restarted with the
@@ -99,8 +112,8 @@ fn rootfs_mounts(c: &Cluster) -> Vec<String> {
 /// there. Returns the cluster, the pod's name (its hostname) and the sweeper.
 fn crash_while_starting_a_pod(tag: &str, failpoint: &str) -> (Cluster, String, Sweep) {
     let pod = format!("crash-{tag}-{}", std::process::id());
-    let sweep = Sweep(pod.clone());
     let mut c = Cluster::init(&[]);
+    let sweep = Sweep { hostname: pod.clone(), data_dir: c.nodes[0].data_dir.clone() };
     c.ok(&["image", "load", &image("busybox-v1.tar")]);
     wait_for("n1 with a pod CIDR", Duration::from_secs(60), || {
         let out = c.cli(&["get", "node", "n1", "-o", "json"]);

@@ -366,7 +366,10 @@ impl Runtime {
             let phase = read_json::<SandboxRecord>(&self.sandbox_path(&id)).ok().map(|r| r.phase);
             if recovery::leftover(Found::Sandbox(phase)) == Leftover::Remove {
                 tracing::info!(sandbox = %id, ?phase, "runtime: removing a sandbox an earlier run did not finish");
-                self.remove_pod_sandbox(&id)?;
+                // Its record stays if this fails: the next start, or `reset`, tries again.
+                if let Err(e) = self.remove_pod_sandbox(&id) {
+                    tracing::warn!(sandbox = %id, error = %e, "runtime: removing an unfinished sandbox failed");
+                }
             }
         }
         let dir = self.cfg.root.join("containers");
@@ -379,9 +382,12 @@ impl Runtime {
             };
             if recovery::leftover(found) == Leftover::Remove {
                 tracing::info!(container = %id, ?found, "runtime: removing a container an earlier run did not finish");
-                match rec {
-                    Some(_) => self.remove_container(&id)?,
-                    None => self.remove_container_dir(&id, None)?,
+                let removed = match rec {
+                    Some(_) => self.remove_container(&id),
+                    None => self.remove_container_dir(&id, None),
+                };
+                if let Err(e) = removed {
+                    tracing::warn!(container = %id, error = %e, "runtime: removing an unfinished container failed");
                 }
             }
         }
@@ -623,7 +629,10 @@ impl Runtime {
     }
 
     /// Create a container in a sandbox: its rootfs (overlay of the image's
-    /// layers and its own upper directory) and its bundle.
+    /// layers and its own upper directory) and its bundle. Its directory,
+    /// named by its id, is made before anything is mounted in it and gets its
+    /// `meta.json` last: one without it is a creation cut short, which the
+    /// next opening of the runtime unmounts and removes (see [`recovery`]).
     pub fn create_container(&self, sandbox_id: &str, config: ContainerConfig) -> Result<String, RuntimeError> {
         let sandbox = self.sandbox(sandbox_id)?;
         let image = self.images.resolve(&config.image)?;

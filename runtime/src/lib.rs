@@ -6,13 +6,19 @@
 //! * [`runtime`] — the CRI-shaped API: sandboxes and containers.
 //! * [`shim`] — the per-container process that creates, holds and reaps a container.
 //! * [`bundle`] — OCI runtime specs.
+//! * [`cgroup`] — the node's cgroups, and where a pod's pause process is placed.
 //! * [`image`] — the content-addressed image store and OCI archives.
 //! * [`network`] — the node's bridge, per-pod veths, IPAM and masquerade.
+//! * [`recovery`] — what a restarted runtime keeps or removes of an earlier run.
+//! * [`failpoint`] — crash points a test can make the node die at.
 
 pub mod bundle;
+pub mod cgroup;
 pub mod error;
+pub mod failpoint;
 pub mod image;
 pub mod network;
+pub mod recovery;
 pub mod runtime;
 pub mod shim;
 

@@ -240,6 +240,13 @@ impl PodNetwork {
     /// so a restarted node removes what it no longer wants.
     pub fn sync_routes(&self, routes: &[PodRoute]) -> Result<(), RuntimeError> {
         let before = self.installed_routes();
+        // Recorded before they are added: a node killed in between still
+        // knows every route it may have installed (and `reset` removes them).
+        let mut may_exist = before.clone();
+        may_exist.extend(routes.iter().filter(|r| !before.contains(r)).cloned());
+        if may_exist != before {
+            self.save_routes(&may_exist)?;
+        }
         let gone: String = before
             .iter()
             .filter(|r| !routes.iter().any(|n| n.cidr == r.cidr))
@@ -253,9 +260,16 @@ impl PodNetwork {
         if !wanted.is_empty() {
             run_with_input("ip", &["-batch", "-"], Some(&wanted))?;
         }
+        self.save_routes(routes)
+    }
+
+    fn save_routes(&self, routes: &[PodRoute]) -> Result<(), RuntimeError> {
+        use std::io::Write;
         let path = self.routes_path();
         let tmp = path.with_extension("tmp");
-        std::fs::write(&tmp, serde_json::to_vec(routes).expect("json")).at(&tmp)?;
+        let mut f = std::fs::File::create(&tmp).at(&tmp)?;
+        f.write_all(&serde_json::to_vec(routes).expect("json")).at(&tmp)?;
+        f.sync_all().at(&tmp)?;
         std::fs::rename(&tmp, &path).at(&path)
     }
 

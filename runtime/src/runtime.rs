@@ -2,13 +2,19 @@
 //!
 //! ```text
 //! ROOT/images/                  the image store
-//! ROOT/sandboxes/<id>.json      a sandbox: its pod and its pause process
+//! ROOT/sandboxes/<id>.json      a sandbox: its pod, its pause process and how
+//!                               far its making got (written before each step)
 //! ROOT/containers/<id>/         a container: meta.json, bundle/config.json,
 //!                               rootfs (overlay mount), upper/, work/,
 //!                               status.json (written by its shim), <id>.log
 //! ROOT/state/                   libcontainer's state
 //! ```
-//! Cgroups live under `/clusterd-<node>/<sandbox>/<container>` in every hierarchy.
+//! Cgroups live under `/clusterd-<node>/<sandbox>/<container>` in every hierarchy;
+//! a sandbox's pause process under `/clusterd-<node>/<sandbox>/pause` (see [`cgroup`]).
+//!
+//! Nothing is made on the host before a record on disk names it: a daemon
+//! killed at any step leaves what a restarted runtime, or `clusterd reset`,
+//! finds and removes (see [`recovery`]).
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -19,9 +25,11 @@ use nix::unistd::Pid;
 use serde::{Deserialize, Serialize};
 
 use crate::bundle::{resolve_command, BundleSpec, Mount, Resources};
+use crate::cgroup;
 use crate::error::{IoContext, RuntimeError};
 use crate::image::ImageStore;
 use crate::network::PodNetwork;
+use crate::recovery::{self, Found, Leftover, SandboxPhase};
 use crate::shim::{self, ShimStatus};
 
 /// Where and as whom the runtime works.
@@ -60,10 +68,17 @@ pub struct SandboxConfig {
 struct SandboxRecord {
     id: String,
     config: SandboxConfig,
+    /// 0 until the pause reported its pid.
     pause_pid: i32,
     created_at: String,
     #[serde(default)]
     ip: Option<String>,
+    #[serde(default)]
+    phase: SandboxPhase,
+    /// The cgroup the pause process is born in (None: records from before
+    /// pauses were placed, or a host without a hierarchy to place them in).
+    #[serde(default)]
+    pause_cgroup: Option<String>,
 }
 
 /// A container to create.
@@ -244,69 +259,17 @@ fn read_json<T: serde::de::DeserializeOwned>(path: &Path) -> Result<T, RuntimeEr
     serde_json::from_slice(&bytes).map_err(|e| RuntimeError::Io { path: path.into(), source: std::io::Error::other(e) })
 }
 
+/// Write `v` to `path` atomically and durably: a record written here is on
+/// disk before the step it announces makes anything on the host.
 fn write_json<T: Serialize>(path: &Path, v: &T) -> Result<(), RuntimeError> {
+    use std::io::Write;
     let tmp = path.with_extension("tmp");
-    std::fs::write(&tmp, serde_json::to_vec_pretty(v).expect("json")).at(&tmp)?;
-    std::fs::rename(&tmp, path).at(path)
-}
-
-/// The cgroup hierarchies mounted on this host (v1 controllers and v2).
-fn cgroup_roots() -> Vec<PathBuf> {
-    let base = Path::new("/sys/fs/cgroup");
-    let mut roots = Vec::new();
-    if base.join("cgroup.controllers").exists() {
-        roots.push(base.to_path_buf());
-        return roots;
-    }
-    if let Ok(rd) = std::fs::read_dir(base) {
-        for e in rd.flatten() {
-            let p = e.path();
-            if p.is_dir() && !p.is_symlink() {
-                roots.push(p);
-            }
-        }
-    }
-    roots
-}
-
-/// Remove a cgroup directory tree (children first) in every hierarchy.
-fn remove_cgroup(rel: &str) {
-    fn rm(dir: &Path) {
-        if let Ok(rd) = std::fs::read_dir(dir) {
-            for e in rd.flatten() {
-                if e.file_type().is_ok_and(|t| t.is_dir()) {
-                    rm(&e.path());
-                }
-            }
-        }
-        let _ = std::fs::remove_dir(dir);
-    }
-    for root in cgroup_roots() {
-        rm(&root.join(rel.trim_start_matches('/')));
-    }
-}
-
-/// CPU and memory use read from the cgroup at `path` (v1 or v2).
-fn cgroup_stats(path: &str) -> Stats {
-    let rel = path.trim_start_matches('/');
-    let read = |p: PathBuf| std::fs::read_to_string(p).ok();
-    let num = |s: Option<String>| s.and_then(|s| s.trim().parse::<u64>().ok());
-    let base = Path::new("/sys/fs/cgroup");
-    let stat_field = |text: &str, key: &str| {
-        text.lines().find_map(|l| l.strip_prefix(key).and_then(|v| v.trim().parse::<u64>().ok())).unwrap_or(0)
-    };
-    if base.join("cgroup.controllers").exists() {
-        let dir = base.join(rel);
-        let cpu = read(dir.join("cpu.stat")).map(|t| stat_field(&t, "usage_usec ") * 1000).unwrap_or(0);
-        let usage = num(read(dir.join("memory.current"))).unwrap_or(0);
-        let inactive = read(dir.join("memory.stat")).map(|t| stat_field(&t, "inactive_file ")).unwrap_or(0);
-        return Stats { cpu_usage_ns: cpu, memory_working_set: usage.saturating_sub(inactive) };
-    }
-    let cpu = num(read(base.join("cpuacct").join(rel).join("cpuacct.usage"))).unwrap_or(0);
-    let mem = base.join("memory").join(rel);
-    let usage = num(read(mem.join("memory.usage_in_bytes"))).unwrap_or(0);
-    let inactive = read(mem.join("memory.stat")).map(|t| stat_field(&t, "total_inactive_file ")).unwrap_or(0);
-    Stats { cpu_usage_ns: cpu, memory_working_set: usage.saturating_sub(inactive) }
+    let mut f = std::fs::File::create(&tmp).at(&tmp)?;
+    f.write_all(&serde_json::to_vec_pretty(v).expect("json")).at(&tmp)?;
+    f.sync_all().at(&tmp)?;
+    std::fs::rename(&tmp, path).at(path)?;
+    let dir = path.parent().unwrap_or(Path::new("."));
+    std::fs::File::open(dir).and_then(|d| d.sync_all()).at(dir)
 }
 
 impl Runtime {
@@ -332,9 +295,11 @@ impl Runtime {
     }
 
     /// Remove what the runtime made on the host for its node — the bridge, the
-    /// nftables table and the (empty) cgroup parent — when the node leaves it.
+    /// nftables table and the cgroup parent, with any process still in it —
+    /// when the node leaves it.
     pub fn teardown(&self) -> Result<(), RuntimeError> {
-        remove_cgroup(&self.cgroup_parent());
+        cgroup::kill_tree(&self.cgroup_parent());
+        cgroup::remove(&self.cgroup_parent());
         match &self.network {
             Some(net) => net.teardown(),
             None => Ok(()),
@@ -377,7 +342,55 @@ impl Runtime {
         self.cfg.root.join("state")
     }
 
+    /// `/clusterd-<node>/<sandbox>/pause`: the cgroup a sandbox's pause is born in.
+    fn pause_cgroup(&self, id: &str) -> String {
+        format!("{}/{id}/pause", self.cgroup_parent())
+    }
+
+    fn sandbox_ids(&self) -> Result<Vec<String>, RuntimeError> {
+        let dir = self.cfg.root.join("sandboxes");
+        let mut ids = Vec::new();
+        for e in std::fs::read_dir(&dir).at(&dir)? {
+            let name = e.at(&dir)?.file_name().to_string_lossy().into_owned();
+            if let Some(id) = name.strip_suffix(".json") {
+                ids.push(id.to_string());
+            }
+        }
+        ids.sort();
+        Ok(ids)
+    }
+
     fn recover(&self) -> Result<(), RuntimeError> {
+        // What an earlier run began and did not finish goes first (see [`recovery`]).
+        for id in self.sandbox_ids()? {
+            let phase = read_json::<SandboxRecord>(&self.sandbox_path(&id)).ok().map(|r| r.phase);
+            if recovery::leftover(Found::Sandbox(phase)) == Leftover::Remove {
+                tracing::info!(sandbox = %id, ?phase, "runtime: removing a sandbox an earlier run did not finish");
+                // Its record stays if this fails: the next start, or `reset`, tries again.
+                if let Err(e) = self.remove_pod_sandbox(&id) {
+                    tracing::warn!(sandbox = %id, error = %e, "runtime: removing an unfinished sandbox failed");
+                }
+            }
+        }
+        let dir = self.cfg.root.join("containers");
+        for e in std::fs::read_dir(&dir).at(&dir)? {
+            let id = e.at(&dir)?.file_name().to_string_lossy().into_owned();
+            let rec = self.record(&id).ok();
+            let found = Found::Container {
+                recorded: rec.is_some(),
+                sandbox_known: rec.as_ref().is_some_and(|r| self.sandbox_path(&r.sandbox_id).exists()),
+            };
+            if recovery::leftover(found) == Leftover::Remove {
+                tracing::info!(container = %id, ?found, "runtime: removing a container an earlier run did not finish");
+                let removed = match rec {
+                    Some(_) => self.remove_container(&id),
+                    None => self.remove_container_dir(&id, None),
+                };
+                if let Err(e) = removed {
+                    tracing::warn!(container = %id, error = %e, "runtime: removing an unfinished container failed");
+                }
+            }
+        }
         for id in self.container_ids()? {
             let dir = self.container_dir(&id);
             let status = shim::read_status(&dir.join("status.json"));
@@ -397,6 +410,21 @@ impl Runtime {
             }
         }
         Ok(())
+    }
+
+    /// Remove everything the runtime made for its node, whatever state it is
+    /// in: every sandbox and container, whatever is left in the node's
+    /// cgroups, its network. Returns how many sandboxes there were.
+    pub fn reset(&self) -> Result<usize, RuntimeError> {
+        let sandboxes = self.sandbox_ids()?;
+        for id in &sandboxes {
+            self.remove_pod_sandbox(id)?;
+        }
+        for id in self.container_ids()? {
+            self.remove_container(&id)?;
+        }
+        self.teardown()?;
+        Ok(sandboxes.len())
     }
 
     fn container_ids(&self) -> Result<Vec<String>, RuntimeError> {
@@ -471,30 +499,58 @@ impl Runtime {
 
     /// Create a pod sandbox: a pause process holding new network, IPC and UTS
     /// namespaces (loopback up) that the pod's containers join.
+    ///
+    /// Each step is recorded before it is taken (see [`recovery`]): the
+    /// sandbox's id, which names its cgroup, veth and address; then the pid of
+    /// its pause, which is born in that cgroup; then its address.
     pub fn run_pod_sandbox(&self, config: SandboxConfig) -> Result<String, RuntimeError> {
         let id = new_id();
         let hostname = if config.hostname.is_empty() { config.name.clone() } else { config.hostname.clone() };
-        let pid = self
-            .run_shim(&["pause", "--hostname", &hostname])
-            .map_err(|reason| RuntimeError::Sandbox { id: id.clone(), reason })?;
-        // Recorded before the network is attached, so a daemon killed in between
-        // leaves a sandbox that restart, removal and `reset` know of.
-        let mut rec = SandboxRecord { id: id.clone(), config, pause_pid: pid.as_raw(), created_at: now(), ip: None };
+        let placed = cgroup::identity_root().is_some().then(|| self.pause_cgroup(&id));
+        let mut rec = SandboxRecord {
+            id: id.clone(),
+            config,
+            pause_pid: 0,
+            created_at: now(),
+            ip: None,
+            phase: SandboxPhase::Intent,
+            pause_cgroup: placed.clone(),
+        };
+        write_json(&self.sandbox_path(&id), &rec)?;
+        let failed = |reason: String| {
+            let _ = self.remove_pod_sandbox(&id);
+            RuntimeError::Sandbox { id: id.clone(), reason }
+        };
+        let mut args = vec!["pause", "--hostname", &hostname];
+        if let Some(cg) = &placed {
+            cgroup::create(cg).map_err(|e| failed(format!("cgroup {cg}: {e}")))?;
+            args.extend(["--cgroup", cg]);
+        }
+        let pid = self.run_shim(&args).map_err(failed)?;
+        crate::failpoint::crash_point("pause-started");
+        rec.pause_pid = pid.as_raw();
+        rec.phase = SandboxPhase::Started;
         if let Err(e) = write_json(&self.sandbox_path(&id), &rec) {
-            let _ = kill(pid, Signal::SIGKILL);
-            return Err(e);
+            return Err(failed(e.to_string()));
         }
         if let Some(net) = &self.network {
-            match net.attach(&id, pid.as_raw()) {
-                Ok(ip) => rec.ip = Some(ip.to_string()),
-                Err(e) => {
-                    let _ = self.remove_pod_sandbox(&id);
-                    return Err(RuntimeError::Sandbox { id, reason: e.to_string() });
-                }
-            }
+            let ip = net.attach(&id, pid.as_raw()).map_err(|e| failed(e.to_string()))?;
+            rec.ip = Some(ip.to_string());
         }
-        write_json(&self.sandbox_path(&id), &rec)?;
+        rec.phase = SandboxPhase::Ready;
+        if let Err(e) = write_json(&self.sandbox_path(&id), &rec) {
+            return Err(failed(e.to_string()));
+        }
         Ok(id)
+    }
+
+    /// Whether a sandbox's pause process runs: in its cgroup when it was
+    /// placed in one (a pid alone may have been reused since).
+    fn pause_alive(rec: &SandboxRecord) -> bool {
+        match &rec.pause_cgroup {
+            Some(cg) => rec.pause_pid > 0 && alive(rec.pause_pid) && cgroup::procs(cg).contains(&rec.pause_pid),
+            None => alive(rec.pause_pid),
+        }
     }
 
     fn sandbox(&self, id: &str) -> Result<SandboxRecord, RuntimeError> {
@@ -508,26 +564,17 @@ impl Runtime {
     /// A sandbox's state.
     pub fn sandbox_status(&self, id: &str) -> Result<SandboxStatus, RuntimeError> {
         let rec = self.sandbox(id)?;
-        Ok(SandboxStatus {
-            id: rec.id,
-            config: rec.config,
-            ready: alive(rec.pause_pid),
-            pid: rec.pause_pid,
-            ip: rec.ip,
-        })
+        let ready = rec.phase == SandboxPhase::Ready && Self::pause_alive(&rec);
+        Ok(SandboxStatus { id: rec.id, config: rec.config, ready, pid: rec.pause_pid, ip: rec.ip })
     }
 
     /// Every sandbox.
     pub fn list_sandboxes(&self) -> Result<Vec<SandboxStatus>, RuntimeError> {
-        let dir = self.cfg.root.join("sandboxes");
         let mut out = Vec::new();
-        for e in std::fs::read_dir(&dir).at(&dir)? {
-            let name = e.at(&dir)?.file_name().to_string_lossy().into_owned();
-            if let Some(id) = name.strip_suffix(".json") {
-                // A sandbox removed while we list is simply not there.
-                if let Ok(st) = self.sandbox_status(id) {
-                    out.push(st);
-                }
+        for id in self.sandbox_ids()? {
+            // A sandbox removed while we list is simply not there.
+            if let Ok(st) = self.sandbox_status(&id) {
+                out.push(st);
             }
         }
         Ok(out)
@@ -539,37 +586,61 @@ impl Runtime {
         for c in self.list_containers(Some(id))? {
             self.stop_container(&c.id, grace)?;
         }
-        if alive(rec.pause_pid) {
-            let _ = kill(Pid::from_raw(rec.pause_pid), Signal::SIGKILL);
-            let deadline = Instant::now() + Duration::from_secs(5);
-            while alive(rec.pause_pid) && Instant::now() < deadline {
-                std::thread::sleep(Duration::from_millis(5));
-            }
+        self.kill_pause(id, Some(&rec))
+    }
+
+    /// Kill the sandbox's pause: everything in its cgroup (the pid need not be
+    /// known), or, for a sandbox recorded before pauses were placed, its pid.
+    fn kill_pause(&self, id: &str, rec: Option<&SandboxRecord>) -> Result<(), RuntimeError> {
+        let cg = rec.and_then(|r| r.pause_cgroup.clone()).unwrap_or_else(|| self.pause_cgroup(id));
+        if !cgroup::kill_all(&cg) {
+            return Err(RuntimeError::Host {
+                command: format!("kill cgroup {cg}"),
+                reason: "its processes did not exit".into(),
+            });
+        }
+        let Some(rec) = rec.filter(|r| r.pause_cgroup.is_none() && alive(r.pause_pid)) else { return Ok(()) };
+        let _ = kill(Pid::from_raw(rec.pause_pid), Signal::SIGKILL);
+        let deadline = Instant::now() + Duration::from_secs(5);
+        while alive(rec.pause_pid) && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(5));
         }
         Ok(())
     }
 
-    /// Remove a stopped sandbox, its containers and its cgroups.
+    /// Remove a sandbox in any state — its containers, its pause, its
+    /// cgroups, its veth and address, its record — even one whose record
+    /// does not parse (its file name is its id, which names the rest).
     pub fn remove_pod_sandbox(&self, id: &str) -> Result<(), RuntimeError> {
-        self.stop_pod_sandbox(id, Duration::ZERO)?;
+        let path = self.sandbox_path(id);
+        if !path.exists() {
+            return Err(RuntimeError::SandboxNotFound(id.to_string()));
+        }
+        let rec = read_json::<SandboxRecord>(&path).ok();
         for c in self.list_containers(Some(id))? {
             self.remove_container(&c.id)?;
         }
-        remove_cgroup(&format!("{}/{}", self.cgroup_parent(), id));
+        self.kill_pause(id, rec.as_ref())?;
+        cgroup::remove(&format!("{}/{}", self.cgroup_parent(), id));
         if let Some(net) = &self.network {
             net.detach(id)?;
         }
-        let path = self.sandbox_path(id);
         std::fs::remove_file(&path).at(&path)
     }
 
     /// Create a container in a sandbox: its rootfs (overlay of the image's
-    /// layers and its own upper directory) and its bundle.
+    /// layers and its own upper directory) and its bundle. Its directory,
+    /// named by its id, is made before anything is mounted in it and gets its
+    /// `meta.json` last: one without it is a creation cut short, which the
+    /// next opening of the runtime unmounts and removes (see [`recovery`]).
     pub fn create_container(&self, sandbox_id: &str, config: ContainerConfig) -> Result<String, RuntimeError> {
         let sandbox = self.sandbox(sandbox_id)?;
         let image = self.images.resolve(&config.image)?;
         let id = new_id();
         let fail = |reason: String| RuntimeError::CreateContainer { id: id.clone(), reason };
+        if sandbox.phase != SandboxPhase::Ready {
+            return Err(fail(format!("sandbox {sandbox_id} is not ready")));
+        }
         let args = resolve_command(&image.config.entrypoint, &image.config.cmd, &config.command, &config.args);
         if args.is_empty() {
             return Err(fail("no command: the image has no entrypoint or cmd and the container gives none".into()));
@@ -597,6 +668,7 @@ impl Runtime {
             let _ = std::fs::remove_dir_all(&dir);
             return Err(fail(format!("overlay mount: {e}")));
         }
+        crate::failpoint::crash_point("container-mounted");
         let mut env = image.config.env.clone();
         for (k, v) in &config.env {
             env.retain(|e| !e.starts_with(&format!("{k}=")));
@@ -746,6 +818,13 @@ impl Runtime {
     pub fn remove_container(&self, id: &str) -> Result<(), RuntimeError> {
         let rec = self.record(id)?;
         self.stop_container(id, Duration::ZERO)?;
+        self.remove_container_dir(id, Some(&rec))
+    }
+
+    /// Remove a stopped container's rootfs mount, directory, libcontainer
+    /// state and cgroup; without its record (one whose creation was cut
+    /// short), what its directory holds.
+    fn remove_container_dir(&self, id: &str, rec: Option<&ContainerRecord>) -> Result<(), RuntimeError> {
         let dir = self.container_dir(id);
         let _ = nix::mount::umount2(&dir.join("rootfs"), nix::mount::MntFlags::MNT_DETACH);
         // The shim deletes libcontainer's state once the container has exited;
@@ -756,7 +835,9 @@ impl Runtime {
                 let _ = c.delete(true);
             }
         }
-        remove_cgroup(&rec.cgroups_path);
+        if let Some(rec) = rec {
+            cgroup::remove(&rec.cgroups_path);
+        }
         std::fs::remove_dir_all(&dir).at(&dir)
     }
 
@@ -815,12 +896,12 @@ impl Runtime {
     /// CPU and memory use, from the container's cgroup.
     pub fn stats(&self, id: &str) -> Result<Stats, RuntimeError> {
         let rec = self.record(id)?;
-        Ok(cgroup_stats(&rec.cgroups_path))
+        Ok(cgroup::stats(&rec.cgroups_path))
     }
 
     /// CPU and memory use of every pod of this node together (its cgroup parent).
     pub fn node_stats(&self) -> Stats {
-        cgroup_stats(&self.cgroup_parent())
+        cgroup::stats(&self.cgroup_parent())
     }
 }
 

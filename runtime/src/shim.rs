@@ -4,7 +4,8 @@
 //! daemon never calls them — holds the container's stdout and stderr and writes
 //! them in the CRI log format, reaps it, and records its exit code and whether
 //! the kernel's OOM killer ended it. Also `shim exec` (a process in a running
-//! container) and `shim pause` (the pod sandbox's namespace holder).
+//! container) and `shim pause` (the pod sandbox's namespace holder, born in
+//! the cgroup its sandbox record names).
 //!
 //! The shim detaches (fork + setsid) once the container runs, so containers
 //! outlive a restart of the node daemon.
@@ -333,8 +334,14 @@ fn exec(args: &[String]) -> Result<i32, String> {
     Ok(code)
 }
 
+/// `shim pause --hostname H [--cgroup REL]`: with a cgroup (which the runtime
+/// made and recorded first), the shim enters it before it forks, so the pause
+/// is born in it and never runs where its node cannot find it.
 fn pause(args: &[String]) -> Result<i32, String> {
     let hostname = arg(args, "--hostname").unwrap_or_else(|| "pod".into());
+    if let Some(cg) = arg(args, "--cgroup") {
+        crate::cgroup::enter(&cg).map_err(|e| format!("err cgroup {cg}: {e}"))?;
+    }
     detach(move |report| {
         use nix::sched::{unshare, CloneFlags};
         if let Err(e) = unshare(CloneFlags::CLONE_NEWNET | CloneFlags::CLONE_NEWIPC | CloneFlags::CLONE_NEWUTS) {

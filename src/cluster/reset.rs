@@ -29,13 +29,12 @@ pub async fn reset(data_dir: &Path) -> Result<(), ClusterError> {
     }
     let runtime = tokio::task::spawn_blocking(move || -> Result<(), ClusterError> {
         let failed = |e: clusterd_runtime::RuntimeError| ClusterError::Config(e.to_string());
+        // Opening the runtime removes what a crashed node began and did not
+        // finish; `reset` then removes everything else it recorded, and kills
+        // whatever is left in the node's cgroups.
         let rt = Runtime::new(rcfg).map_err(failed)?;
-        let sandboxes = rt.list_sandboxes().map_err(failed)?;
-        for s in &sandboxes {
-            rt.remove_pod_sandbox(&s.id).map_err(failed)?;
-        }
-        rt.teardown().map_err(failed)?;
-        println!("node {host_key}: removed {} pod sandbox(es), its network and cgroups", sandboxes.len());
+        let sandboxes = rt.reset().map_err(failed)?;
+        println!("node {host_key}: removed {sandboxes} pod sandbox(es), its network and cgroups");
         Ok(())
     })
     .await

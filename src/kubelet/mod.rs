@@ -169,8 +169,12 @@ async fn run_until(cfg: KubeletConfig, store: Registry, stop: watch::Receiver<bo
     });
 
     let cidr = wait_pod_cidr(&store, &cfg.name).await;
-    let _ = std::fs::create_dir_all(cfg.data_dir.join("kubelet"));
-    let _ = std::fs::write(cfg.pod_cidr_file(), &cidr);
+    // Recorded (durably) before the runtime makes the bridge and nftables
+    // table it names: `clusterd reset` finds the network through this file.
+    if let Err(e) = save_pod_cidr(&cfg, &cidr) {
+        tracing::error!(error = %e, "kubelet: cannot record the pod CIDR; the runtime is not started");
+        return;
+    }
     let cluster_cidr = store.settings().get("clusterCIDR").and_then(serde_json::Value::as_str).map(String::from);
     let rcfg = cfg.runtime_config(Some(cidr.clone()), cluster_cidr);
     let runtime = match tokio::task::spawn_blocking(move || Runtime::new(rcfg)).await {
@@ -198,6 +202,20 @@ async fn run_until(cfg: KubeletConfig, store: Registry, stop: watch::Receiver<bo
         host_resolv_conf: cfg.resolv_conf.clone(),
     });
     Kubelet { env, node_name: cfg.name.clone(), workers: HashMap::new(), synced: false, stop }.start();
+}
+
+/// Write the node's pod CIDR to [`KubeletConfig::pod_cidr_file`] and sync it.
+fn save_pod_cidr(cfg: &KubeletConfig, cidr: &str) -> std::io::Result<()> {
+    use std::io::Write;
+    let path = cfg.pod_cidr_file();
+    let dir = path.parent().expect("under the data directory");
+    std::fs::create_dir_all(dir)?;
+    let tmp = path.with_extension("tmp");
+    let mut f = std::fs::File::create(&tmp)?;
+    f.write_all(cidr.as_bytes())?;
+    f.sync_all()?;
+    std::fs::rename(&tmp, &path)?;
+    std::fs::File::open(dir)?.sync_all()
 }
 
 /// What the kubelet reads of the cluster's settings (written at `init`).

@@ -6,4 +6,12 @@
 //! here too, so a seed reproduces a run. Nothing here knows clusterd: the
 //! harness (`tests/chaos.rs`) turns its gRPC answers into these types.
 
+pub mod facts;
 pub mod history;
+pub mod linearizable;
+pub mod violation;
+
+#[cfg(test)]
+mod sim;
+#[cfg(test)]
+mod testkit;

@@ -9,6 +9,8 @@
 pub mod facts;
 pub mod history;
 pub mod linearizable;
+pub mod lists;
+pub mod revisions;
 pub mod violation;
 
 #[cfg(test)]

@@ -17,6 +17,9 @@ pub enum ViolationKind {
     Watch,
     /// One revision names two different changes (or one value two revisions).
     Revision,
+    /// An output holds a value that no create or update of that key wrote
+    /// (or one whose write was refused).
+    Phantom,
 }
 
 impl std::fmt::Display for ViolationKind {
@@ -27,6 +30,7 @@ impl std::fmt::Display for ViolationKind {
             ViolationKind::LostWrite => "lost write",
             ViolationKind::Watch => "watch",
             ViolationKind::Revision => "revision",
+            ViolationKind::Phantom => "phantom value",
         })
     }
 }

@@ -10,6 +10,7 @@ pub mod facts;
 pub mod history;
 pub mod linearizable;
 pub mod lists;
+pub mod lost;
 pub mod revisions;
 pub mod violation;
 

@@ -13,6 +13,7 @@ pub mod lists;
 pub mod lost;
 pub mod revisions;
 pub mod violation;
+pub mod watches;
 
 #[cfg(test)]
 mod sim;

@@ -161,8 +161,10 @@ pub fn check(h: &History, facts: &Facts) -> Vec<Violation> {
                         vec![(*get).clone()],
                     ),
                     Outcome::NotFound if matches!(change, Change::Put(_)) => {
-                        let deleted_later =
-                            facts.by_key.get(*key).is_some_and(|m| m.range(x + 1..).any(|(_, c)| *c == Change::Delete));
+                        let deleted_later = facts.by_key.get(*key).is_some_and(|m| {
+                            m.range((std::ops::Bound::Excluded(x), std::ops::Bound::Unbounded))
+                                .any(|(_, c)| *c == Change::Delete)
+                        });
                         if !deleted_later && !unknown_delete(h, key, sent_at(h, facts, change), get.complete) {
                             fail(
                                 format!(

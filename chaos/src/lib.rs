@@ -12,6 +12,7 @@ pub mod linearizable;
 pub mod lists;
 pub mod lost;
 pub mod revisions;
+pub mod schedule;
 pub mod violation;
 pub mod watches;
 

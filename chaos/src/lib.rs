@@ -11,6 +11,7 @@ pub mod history;
 pub mod linearizable;
 pub mod lists;
 pub mod lost;
+pub mod report;
 pub mod revisions;
 pub mod schedule;
 pub mod violation;

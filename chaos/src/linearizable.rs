@@ -508,15 +508,21 @@ fn unknown(mut op: MOp) -> MOp {
     op
 }
 
+/// The instant `d` from now (far away if that overflows).
+fn after(d: Duration) -> Instant {
+    let now = Instant::now();
+    now.checked_add(d).unwrap_or_else(|| now + Duration::from_secs(86_400 * 365))
+}
+
 fn check_model(model: &Model, budget: Budget) -> KeyVerdict {
     let all: Vec<usize> = (0..model.ops.len()).collect();
     let empty = State { value: None, floor: 0 };
-    match search(model, &all, None, empty, Instant::now() + budget.search) {
+    match search(model, &all, None, empty, after(budget.search)) {
         Search::Linearizable => return KeyVerdict::Linearizable,
         Search::OutOfTime => return KeyVerdict::Inconclusive,
         Search::NotLinearizable => {}
     }
-    let deadline = Instant::now() + budget.shrink;
+    let deadline = after(budget.shrink);
     // The earliest answer no order explains: the shortest failing cut
     // (a cut of a linearizable history is linearizable).
     let mut answers: Vec<u64> = model.ops.iter().filter_map(|o| o.ret).collect();

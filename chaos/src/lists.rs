@@ -40,17 +40,26 @@ fn write_revision(op: &Op) -> Option<Revision> {
     }
 }
 
-/// Whether a delete of `key` whose revision nothing reveals could have
-/// taken effect after `after` (a time) and before `before` (a time).
-fn unknown_delete(h: &History, key: &Key, after: u64, before: u64) -> bool {
-    h.ops.iter().any(|o| {
-        let possible = match &o.outcome {
-            Outcome::Unknown => true,
-            Outcome::Deleted { revision: None } => o.complete > after,
-            _ => false,
-        };
-        possible && matches!(&o.call, Call::Delete { key: k, .. } if k == key) && o.invoke < before
-    })
+/// Every delete whose revision nothing reveals (its answer was lost, or
+/// carried none), by key.
+fn unrevealed_deletes(h: &History) -> BTreeMap<&Key, Vec<&Op>> {
+    let mut m: BTreeMap<&Key, Vec<&Op>> = BTreeMap::new();
+    for o in &h.ops {
+        if let (Call::Delete { key, .. }, Outcome::Unknown | Outcome::Deleted { revision: None }) =
+            (&o.call, &o.outcome)
+        {
+            m.entry(key).or_default().push(o);
+        }
+    }
+    m
+}
+
+/// Whether one of those deletes of `key` could have taken effect after
+/// time `after` and before time `before`.
+fn unknown_delete(deletes: &BTreeMap<&Key, Vec<&Op>>, key: &Key, after: u64, before: u64) -> bool {
+    deletes
+        .get(key)
+        .is_some_and(|ds| ds.iter().any(|o| o.invoke < before && (o.outcome == Outcome::Unknown || o.complete > after)))
 }
 
 /// When the write of a value was sent (0 if unknown).
@@ -83,6 +92,7 @@ pub fn check(h: &History, facts: &Facts) -> Vec<Violation> {
         min_written[i] = if r < min_written[i + 1].0 { (r, n) } else { min_written[i + 1] };
     }
 
+    let deletes = unrevealed_deletes(h);
     let mut gets_by_key: BTreeMap<&Key, Vec<&Op>> = BTreeMap::new();
     for o in &h.ops {
         if let Call::Get { key } = &o.call {
@@ -145,7 +155,7 @@ pub fn check(h: &History, facts: &Facts) -> Vec<Violation> {
                 continue;
             }
             let Some((r, change @ Change::Put(v))) = changes.range(..=at).next_back() else { continue };
-            if !unknown_delete(h, key, sent_at(h, facts, change), list.complete) {
+            if !unknown_delete(&deletes, key, sent_at(h, facts, change), list.complete) {
                 fail(format!("{key} is missing though {v:?} was written at rev {r}"), writer_ops(h, facts, change));
             }
         }
@@ -165,7 +175,7 @@ pub fn check(h: &History, facts: &Facts) -> Vec<Violation> {
                             m.range((std::ops::Bound::Excluded(x), std::ops::Bound::Unbounded))
                                 .any(|(_, c)| *c == Change::Delete)
                         });
-                        if !deleted_later && !unknown_delete(h, key, sent_at(h, facts, change), get.complete) {
+                        if !deleted_later && !unknown_delete(&deletes, key, sent_at(h, facts, change), get.complete) {
                             fail(
                                 format!(
                                     "a later read did not find {key}, listed at rev {x}, and no delete explains it"

@@ -287,4 +287,18 @@ mod tests {
         assert_eq!(r.ops.get("update"), Some(&OutcomeCounts { ok: 1, refused: 1, unknown: 0 }));
         assert_eq!(r.ops.get("delete"), Some(&OutcomeCounts { ok: 0, refused: 0, unknown: 1 }));
     }
+
+    #[test]
+    fn the_time_of_every_check_per_10000_ops_is_printed() {
+        let h = simulate(&SimConfig { seed: 12, clients: 8, keys: 10, ops: 10_000, unknown_pct: 10, lists: true });
+        let r = check(&h);
+        assert!(r.ok(), "{r}");
+        println!(
+            "every check: {} ops ({} watch events, {} final reads) in {:?}",
+            r.total_ops(),
+            r.watch_events,
+            r.finals,
+            r.check_time
+        );
+    }
 }

@@ -43,9 +43,13 @@ pub enum Change {
 /// One output saying that `key` changed by `change` at `revision`.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
+    /// The revision of the change.
     pub revision: Revision,
+    /// The key changed.
     pub key: Key,
+    /// What the change was.
     pub change: Change,
+    /// The output that told it.
     pub source: Source,
 }
 

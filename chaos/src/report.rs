@@ -32,6 +32,7 @@ pub struct FaultRecord {
     pub description: String,
     /// Offsets from the start of the run.
     pub start: Duration,
+    /// When it was healed (offset from the start of the run).
     pub healed: Duration,
     /// When the cluster answered a linearizable write again after healing;
     /// `None` if it did not before the run ended.
@@ -54,12 +55,15 @@ pub struct Report {
     pub ops: BTreeMap<&'static str, OutcomeCounts>,
     /// Watch logs, events delivered, and reconnects.
     pub watches: usize,
+    /// Events the watch logs hold in all.
     pub watch_events: usize,
+    /// Times watch streams broke and were resumed.
     pub reconnects: usize,
     /// Nodes read after healing.
     pub finals: usize,
     /// Keys and operations the linearizability search covered.
     pub keys_checked: usize,
+    /// See `keys_checked`.
     pub ops_checked: usize,
     /// Keys whose search ran out of its time budget (neither proven nor refuted).
     pub inconclusive: Vec<Key>,

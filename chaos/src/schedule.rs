@@ -16,12 +16,19 @@ use serde::{Deserialize, Serialize};
 /// A kind of fault, as enabled in a configuration.
 #[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash, Serialize, Deserialize)]
 pub enum FaultClass {
+    /// `Fault::Partition`.
     Partition,
+    /// `Fault::OneWayPartition`.
     OneWayPartition,
+    /// `Fault::IsolateLeader`.
     IsolateLeader,
+    /// `Fault::Kill`.
     Kill,
+    /// `Fault::Pause`.
     Pause,
+    /// `Fault::DiskFull`.
     DiskFull,
+    /// `Fault::RestartAll`.
     RestartAll,
 }
 
@@ -121,6 +128,7 @@ impl std::fmt::Display for Fault {
 /// A fault at its place in the run.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ScheduledFault {
+    /// What to inject.
     pub fault: Fault,
     /// Offset from the start of the run.
     pub start: Duration,
@@ -138,17 +146,21 @@ impl ScheduledFault {
 /// What a schedule is drawn from.
 #[derive(Clone, Debug, PartialEq)]
 pub struct ScheduleConfig {
+    /// The seed: the same seed draws the same schedule.
     pub seed: u64,
     /// The whole run.
     pub total: Duration,
+    /// How many nodes the cluster has (faults name nodes `0..nodes`).
     pub nodes: usize,
     /// The kinds that may be drawn.
     pub kinds: Vec<FaultClass>,
     /// Bounds of one fault's duration (a pause must outlast the election timeout).
     pub min_fault: Duration,
+    /// See `min_fault`.
     pub max_fault: Duration,
     /// Bounds of the quiet gap before each fault.
     pub min_gap: Duration,
+    /// See `min_gap`.
     pub max_gap: Duration,
     /// The fraction of the run at its end with no fault.
     pub quiet_tail: f64,

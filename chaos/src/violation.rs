@@ -38,6 +38,7 @@ impl std::fmt::Display for ViolationKind {
 /// One violation.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Violation {
+    /// Which check found it.
     pub kind: ViolationKind,
     /// What is wrong, in words.
     pub explanation: String,

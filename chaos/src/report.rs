@@ -9,6 +9,7 @@ use std::time::{Duration, Instant};
 use crate::facts::{refused, Facts};
 use crate::history::{Call, History, Key, Outcome};
 use crate::linearizable::{self, Budget};
+use crate::schedule::ScheduledFault;
 use crate::violation::{Violation, ViolationKind};
 use crate::{lists, lost, revisions, watches};
 
@@ -40,6 +41,17 @@ pub struct FaultRecord {
 }
 
 impl FaultRecord {
+    /// The record of a scheduled fault, before its recovery is known.
+    pub fn scheduled(f: &ScheduledFault) -> FaultRecord {
+        FaultRecord {
+            kind: f.fault.class().name().to_string(),
+            description: f.fault.to_string(),
+            start: f.start,
+            healed: f.healed(),
+            recovered: None,
+        }
+    }
+
     /// How long after healing the cluster recovered.
     pub fn recovery(&self) -> Option<Duration> {
         self.recovered.map(|r| r.saturating_sub(self.healed))
@@ -256,6 +268,16 @@ mod tests {
                 recovered: Some(Duration::from_secs(17)),
             },
         ];
+        let scheduled = crate::schedule::ScheduledFault {
+            fault: crate::schedule::Fault::OneWayPartition { from: 0, to: 2 },
+            start: Duration::from_secs(20),
+            duration: Duration::from_secs(3),
+        };
+        let mut record = FaultRecord::scheduled(&scheduled);
+        assert_eq!((record.kind.as_str(), record.healed), ("one-way-partition", Duration::from_secs(23)));
+        assert_eq!(record.recovery(), None);
+        record.recovered = Some(Duration::from_secs(21));
+        assert_eq!(record.recovery(), Some(Duration::ZERO), "recovered while the fault was on");
         let text = r.to_string();
         println!("{text}");
         assert!(r.ok(), "{text}");

@@ -327,4 +327,84 @@ mod tests {
             r.check_time
         );
     }
+
+    #[test]
+    fn no_false_alarms_on_many_correct_runs() {
+        for seed in 0..40u64 {
+            let unknown_pct = (seed % 5) as u32 * 10;
+            let keys = 1 + (seed % 4) as usize * 3;
+            let mut h =
+                simulate(&SimConfig { seed: 100 + seed, clients: 6, keys, ops: 1500, unknown_pct, lists: true });
+            if seed % 2 == 1 {
+                // Less knowledge: lost writes only revealed by reads, lists and final reads.
+                h.watches.clear();
+            }
+            let r = check(&h);
+            assert!(r.ok(), "seed {seed}: {r}");
+        }
+    }
+
+    #[test]
+    fn injected_faults_in_a_correct_run_are_caught_by_their_checker() {
+        let base = simulate(&SimConfig { seed: 31, clients: 6, keys: 4, ops: 1500, unknown_pct: 0, lists: true });
+        assert!(check(&base).ok());
+        type Mutation = Box<dyn Fn(&mut History)>;
+        let table: Vec<(&str, Mutation, ViolationKind)> = vec![
+            (
+                "a final read loses a key",
+                Box::new(|h| {
+                    for f in &mut h.finals {
+                        f.items.remove(0);
+                    }
+                }),
+                ViolationKind::LostWrite,
+            ),
+            (
+                "a watch skips an event",
+                Box::new(|h| {
+                    h.watches[0].events.remove(10);
+                }),
+                ViolationKind::Watch,
+            ),
+            (
+                "a watch repeats an event",
+                Box::new(|h| {
+                    let e = h.watches[0].events[10].clone();
+                    h.watches[0].events.insert(11, e);
+                }),
+                ViolationKind::Watch,
+            ),
+            (
+                "a list misses an item",
+                Box::new(|h| {
+                    let list = h
+                        .ops
+                        .iter_mut()
+                        .rev()
+                        .find(|o| matches!(&o.outcome, Outcome::Listed { items, .. } if !items.is_empty()))
+                        .expect("a non-empty list");
+                    if let Outcome::Listed { items, .. } = &mut list.outcome {
+                        items.remove(0);
+                    }
+                }),
+                ViolationKind::List,
+            ),
+            (
+                "two writes answered with one revision",
+                Box::new(|h| {
+                    let mut written = h.ops.iter_mut().filter(|o| matches!(o.outcome, Outcome::Written { .. }));
+                    let first = written.next().map(|o| o.outcome.clone()).expect("a write");
+                    let second = written.nth(5).expect("more writes");
+                    second.outcome = first;
+                }),
+                ViolationKind::Revision,
+            ),
+        ];
+        for (name, mutate, kind) in table {
+            let mut h = base.clone();
+            mutate(&mut h);
+            let r = check(&h);
+            assert!(r.violations_by_kind().contains_key(&kind), "{name}: {r}");
+        }
+    }
 }

@@ -87,9 +87,9 @@ pub fn check(h: &History, facts: &Facts) -> Vec<Violation> {
         h.ops.iter().enumerate().filter_map(|(n, o)| write_revision(o).map(|r| (o.invoke, r, n))).collect();
     by_invoke.sort_unstable();
     let mut min_written: Vec<(Revision, usize)> = vec![(Revision::MAX, usize::MAX); by_invoke.len() + 1];
-    for i in (0..by_invoke.len()).rev() {
-        let (_, r, n) = by_invoke[i];
-        min_written[i] = if r < min_written[i + 1].0 { (r, n) } else { min_written[i + 1] };
+    for (i, &(_, r, n)) in by_invoke.iter().enumerate().rev() {
+        let later = min_written[i + 1];
+        min_written[i] = if r < later.0 { (r, n) } else { later };
     }
 
     let deletes = unrevealed_deletes(h);

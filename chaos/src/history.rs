@@ -134,3 +134,51 @@ pub struct History {
     pub watches: Vec<WatchLog>,
     pub finals: Vec<FinalRead>,
 }
+
+/// Nanoseconds as milliseconds with three decimals.
+fn ms(ns: u64) -> String {
+    format!("{}.{:03}ms", ns / 1_000_000, (ns / 1_000) % 1_000)
+}
+
+impl std::fmt::Display for Call {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Call::Create { key, value } => write!(f, "create {key} = {value:?}"),
+            Call::Update { key, value, expected } => write!(f, "update {key} = {value:?} if at rev {expected}"),
+            Call::Delete { key, expected: Some(e) } => write!(f, "delete {key} if at rev {e}"),
+            Call::Delete { key, expected: None } => write!(f, "delete {key}"),
+            Call::Get { key } => write!(f, "get {key}"),
+            Call::List => write!(f, "list"),
+        }
+    }
+}
+
+impl std::fmt::Display for Outcome {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Outcome::Written { revision } => write!(f, "written at rev {revision}"),
+            Outcome::Deleted { revision: Some(r) } => write!(f, "deleted at rev {r}"),
+            Outcome::Deleted { revision: None } => write!(f, "deleted"),
+            Outcome::Found { value, revision } => write!(f, "found {value:?} (rev {revision})"),
+            Outcome::NotFound => write!(f, "not found"),
+            Outcome::Listed { revision, items } => {
+                write!(f, "listed at rev {revision}: [")?;
+                for (n, (k, v, r)) in items.iter().enumerate() {
+                    let sep = if n == 0 { "" } else { ", " };
+                    write!(f, "{sep}{k}={v:?}@{r}")?;
+                }
+                write!(f, "]")
+            }
+            Outcome::Conflict => write!(f, "conflict"),
+            Outcome::Exists => write!(f, "exists"),
+            Outcome::Unknown => write!(f, "unknown"),
+        }
+    }
+}
+
+/// One line: client, invoke–complete times, call, outcome.
+impl std::fmt::Display for Op {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "c{} [{} – {}] {} → {}", self.client, ms(self.invoke), ms(self.complete), self.call, self.outcome)
+    }
+}

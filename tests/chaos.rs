@@ -10,7 +10,8 @@
 //! `make test` runs a short run (60 s of faults, fixed seed); `make chaos`
 //! a long one (`CHAOS_SECONDS`, `CHAOS_SEED`). A failing run prints its seed
 //! and violations and keeps the nodes' logs and the history under
-//! `target/chaos/`. Needs root.
+//! `target/chaos/`; `CHAOS_FAULTS=kill,pause` limits a run to those kinds.
+//! Needs root.
 
 mod fixtures;
 #[path = "fixtures/nemesis.rs"]
@@ -74,6 +75,7 @@ fn schedule(seed: u64) -> impl Iterator<Item = Planned> {
         FaultKind::Pause(Leader),
         FaultKind::FillDisk(Leader),
         FaultKind::FillDisk(Follower),
+        FaultKind::FillDiskRestart(Follower),
         FaultKind::KillAll,
     ];
     let mut rng = StdRng::seed_from_u64(seed);
@@ -169,9 +171,12 @@ fn a_cluster_under_faults_keeps_its_promises() {
         .map(|id| rt.spawn(watcher::watcher(id, cfg.clone(), servers.clone(), from, clock, until.clone())))
         .collect();
 
+    // CHAOS_FAULTS=kill,pause: only faults of these kinds (by label).
+    let only: Vec<String> = std::env::var("CHAOS_FAULTS").map_or(vec![], |v| v.split(',').map(String::from).collect());
     let mut faults = Vec::new();
     let end = Instant::now() + Duration::from_secs(seconds);
-    for planned in schedule(seed) {
+    let planned = schedule(seed).filter(|p| only.is_empty() || only.iter().any(|o| o == p.kind.label()));
+    for planned in planned.take(if only.is_empty() { usize::MAX } else { 10_000 }) {
         if Instant::now() + planned.rest >= end {
             break;
         }
@@ -204,7 +209,7 @@ fn a_cluster_under_faults_keeps_its_promises() {
     let mut watches = Vec::new();
     for mut w in watchers {
         let left = deadline.saturating_duration_since(Instant::now());
-        let log = match rt.block_on(tokio::time::timeout(left, &mut w)) {
+        let log = match rt.block_on(async { tokio::time::timeout(left, &mut w).await }) {
             Ok(log) => log.expect("a watcher"),
             Err(_) => {
                 until.give_up.store(true, Ordering::SeqCst);
@@ -236,12 +241,15 @@ fn a_cluster_under_faults_keeps_its_promises() {
     let checks = check(&history);
     eprintln!("===== fault run, seed {seed}, {seconds} s =====");
     eprint!("{}", summary::summary(&history, &faults, &checks));
+    for f in &nemesis.notes {
+        eprintln!("note: {f}");
+    }
     for f in &nemesis.findings {
         eprintln!("finding: {f}");
     }
     eprintln!("history: {}", dir.join("history.json").display());
     let failed: Vec<&(&str, Vec<String>)> = checks.iter().filter(|(_, v)| !v.is_empty()).collect();
-    if !failed.is_empty() || !nemesis.findings.is_empty() {
+    if !failed.is_empty() || !nemesis.findings.is_empty() || !nemesis.notes.is_empty() {
         for n in &nemesis.cluster.nodes {
             std::fs::write(dir.join(format!("{}.log", n.name)), n.log()).unwrap();
         }
@@ -254,4 +262,5 @@ fn a_cluster_under_faults_keeps_its_promises() {
         }
     }
     assert!(failed.is_empty(), "seed {seed}: {} checks failed; record in {}", failed.len(), dir.display());
+    assert!(nemesis.findings.is_empty(), "seed {seed}: {:?}; record in {}", nemesis.findings, dir.display());
 }

@@ -107,7 +107,9 @@ fn env_u64(name: &str, default: u64) -> u64 {
 async fn list_through(cfg: &AdminConfig, server: &str) -> Option<FinalRead> {
     let mut api = dial(cfg, server).await?;
     match workload::send(&mut api, &Call::List).await {
-        workload::Answer::List(l, revision) => Some(FinalRead { node: String::new(), revision, items: workload::items(&l)? }),
+        workload::Answer::List(l, revision) => {
+            Some(FinalRead { node: String::new(), revision, items: workload::items(&l)? })
+        }
         _ => None,
     }
 }
@@ -157,10 +159,7 @@ fn a_cluster_under_faults_keeps_its_promises() {
     let mut nemesis = Nemesis::new(c);
 
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let from = rt
-        .block_on(list_through(&cfg, &servers[0]))
-        .expect("the workload's starting revision")
-        .revision;
+    let from = rt.block_on(list_through(&cfg, &servers[0])).expect("the workload's starting revision").revision;
     let clock = Clock(Instant::now());
     let stop = Arc::new(AtomicBool::new(false));
     let until = Until::default();

@@ -221,7 +221,10 @@ impl Registry {
         opts: &DeleteOptions,
     ) -> Result<Value, RegistryError> {
         let key = kind.key(kind.namespace_or_default(namespace), name);
-        let existing = self.reader().get(&key)?.ok_or_else(|| RegistryError::not_found(kind, name))?;
+        let existing = self
+            .current_for_write(&key, opts.resource_version)
+            .await?
+            .ok_or_else(|| RegistryError::not_found(kind, name))?;
         if opts.resource_version.is_some_and(|rv| rv != existing.mod_revision) {
             return Err(RegistryError::conflict(kind, name));
         }
@@ -302,7 +305,11 @@ mod tests {
         let cases = [
             (&any, conflict(), true),
             (&any, Err(RegistryError::not_found(&kinds::CONFIG_MAP, "c")), false),
-            (&any, Err(RegistryError::Unavailable(clusterd_raft::NodeError::NoLeader(std::time::Duration::from_secs(1)))), false),
+            (
+                &any,
+                Err(RegistryError::Unavailable(clusterd_raft::NodeError::NoLeader(std::time::Duration::from_secs(1)))),
+                false,
+            ),
             (&any, Ok(json!({})), false),
             (&at_7, conflict(), false),
             (&at_7, Ok(json!({})), false),

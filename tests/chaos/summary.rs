@@ -89,7 +89,12 @@ pub fn summary(h: &History, faults: &[FaultRecord], checks: &[(&str, Vec<String>
     for (f, r) in faults.iter().zip(&rec) {
         let held = Duration::from_nanos(f.healed - f.injected);
         let r = r.map_or("no write since".to_string(), |r| format!("{:.2}s", r.as_secs_f64()));
-        s += &format!("  {:>7.1}s {:<40} held {:.1}s, first ok write after heal {r}\n", f.injected as f64 / 1e9, f.what, held.as_secs_f64());
+        s += &format!(
+            "  {:>7.1}s {:<40} held {:.1}s, first ok write after heal {r}\n",
+            f.injected as f64 / 1e9,
+            f.what,
+            held.as_secs_f64()
+        );
     }
     let got: Vec<Duration> = rec.iter().flatten().copied().collect();
     if !got.is_empty() {
@@ -97,7 +102,11 @@ pub fn summary(h: &History, faults: &[FaultRecord], checks: &[(&str, Vec<String>
             "recovery (heal to first ok write): p50 {:.2}s, max {:.2}s{}\n",
             quantile(&got, 0.5).as_secs_f64(),
             got.iter().max().unwrap().as_secs_f64(),
-            if got.len() < rec.len() { format!(" ({} faults without a write after)", rec.len() - got.len()) } else { String::new() }
+            if got.len() < rec.len() {
+                format!(" ({} faults without a write after)", rec.len() - got.len())
+            } else {
+                String::new()
+            }
         );
     }
     let events: usize = h.watches.iter().map(|w| w.events.len()).sum();
@@ -167,7 +176,10 @@ fn watch_order(h: &History) -> Vec<String> {
         let mut last = w.from;
         for e in &w.events {
             if e.revision <= last {
-                out.push(format!("watcher {}: {:?} {} at revision {} after {last}", w.watcher, e.kind, e.key, e.revision));
+                out.push(format!(
+                    "watcher {}: {:?} {} at revision {} after {last}",
+                    w.watcher, e.kind, e.key, e.revision
+                ));
             }
             last = last.max(e.revision);
         }
@@ -190,7 +202,8 @@ mod tests {
         let f = |healed| FaultRecord { kind: "kill", what: "kill -9 n1".into(), injected: 0, healed };
         let mut unknown = write(150, 400, "a", "x", 0);
         unknown.outcome = Outcome::Unknown;
-        let ops = vec![write(50, 120, "a", "v", 3), unknown, write(160, 300, "a", "w", 5), write(170, 250, "b", "u", 4)];
+        let ops =
+            vec![write(50, 120, "a", "v", 3), unknown, write(160, 300, "a", "w", 5), write(170, 250, "b", "u", 4)];
         let r = recoveries(&[f(100), f(1000)], &ops);
         assert_eq!(r, vec![Some(Duration::from_nanos(150)), None]);
     }

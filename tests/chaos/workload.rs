@@ -96,7 +96,9 @@ pub fn outcome(call: &Call, answer: Answer) -> Outcome {
         (Call::Get { .. }, Answer::Object(o)) => {
             item(&o).map_or(unknown, |(_, value, revision)| Outcome::Found { value, revision })
         }
-        (Call::List, Answer::List(l, revision)) => items(&l).map_or(unknown, |items| Outcome::Listed { revision, items }),
+        (Call::List, Answer::List(l, revision)) => {
+            items(&l).map_or(unknown, |items| Outcome::Listed { revision, items })
+        }
         (Call::Create { .. }, Answer::Failed(Code::AlreadyExists)) => Outcome::Exists,
         (Call::Update { .. } | Call::Delete { .. }, Answer::Failed(Code::Aborted | Code::FailedPrecondition)) => {
             Outcome::Conflict
@@ -118,7 +120,9 @@ pub async fn send(api: &mut ApiClient, call: &Call) -> Answer {
     };
     let fut = async {
         match call {
-            Call::Create { key, value } => object(api.create(pb::ObjectRequest { json: configmap(key, value, None) }).await),
+            Call::Create { key, value } => {
+                object(api.create(pb::ObjectRequest { json: configmap(key, value, None) }).await)
+            }
             Call::Update { key, value, expected } => {
                 object(api.update(pb::ObjectRequest { json: configmap(key, value, Some(*expected)) }).await)
             }
@@ -319,7 +323,10 @@ mod tests {
         assert_eq!(known.get(&key(1)), None, "an unknown write leaves the key in doubt");
         learn(&mut known, &op(Call::List, Outcome::Listed { revision: 9, items: vec![(key(2), "z".into(), 8)] }));
         assert_eq!((known.get(&key(1)), known.get(&key(2))), (Some(&None), Some(&Some(8))));
-        learn(&mut known, &op(Call::Delete { key: key(2), expected: Some(8) }, Outcome::Deleted { revision: Some(10) }));
+        learn(
+            &mut known,
+            &op(Call::Delete { key: key(2), expected: Some(8) }, Outcome::Deleted { revision: Some(10) }),
+        );
         assert_eq!(known.get(&key(2)), Some(&None));
     }
 }

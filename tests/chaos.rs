@@ -10,7 +10,8 @@
 //! `make test` runs a short run (60 s of faults, fixed seed); `make chaos`
 //! a long one (`CHAOS_SECONDS`, `CHAOS_SEED`). A failing run prints its seed
 //! and violations and keeps the nodes' logs and the history under
-//! `target/chaos/`; `CHAOS_FAULTS=kill,pause` limits a run to those kinds.
+//! `target/chaos/`; `CHAOS_FAULTS=kill,pause` limits a run to those kinds,
+//! `CHAOS_HOLD_SECONDS` holds each fault that long.
 //! Needs root.
 
 mod fixtures;
@@ -179,6 +180,8 @@ fn a_cluster_under_faults_keeps_its_promises() {
         if Instant::now() + planned.rest >= end {
             break;
         }
+        let hold = std::env::var("CHAOS_HOLD_SECONDS").ok().and_then(|v| v.parse().ok()).map(Duration::from_secs);
+        let planned = Planned { hold: hold.unwrap_or(planned.hold), ..planned };
         std::thread::sleep(planned.rest);
         let injected = clock.now();
         let (what, line) = nemesis.inject(planned.kind);

@@ -64,6 +64,29 @@ pub fn recoveries(faults: &[FaultRecord], ops: &[Op]) -> Vec<Option<Duration>> {
         .collect()
 }
 
+/// The longest time without an acknowledged write from each fault's
+/// injection until the first acknowledged write after it healed: how long
+/// the cluster took no writes.
+pub fn outages(faults: &[FaultRecord], ops: &[Op]) -> Vec<Duration> {
+    let mut done: Vec<u64> = ops.iter().filter(|o| acked_write(o)).map(|o| o.complete).collect();
+    done.sort();
+    faults
+        .iter()
+        .map(|f| {
+            let mut last = f.injected;
+            let mut longest = 0;
+            for &t in done.iter().filter(|&&t| t > f.injected) {
+                longest = longest.max(t - last);
+                last = t;
+                if t >= f.healed {
+                    break;
+                }
+            }
+            Duration::from_nanos(longest)
+        })
+        .collect()
+}
+
 fn counts<'a>(labels: impl Iterator<Item = &'a str>) -> String {
     let mut m: BTreeMap<&str, usize> = BTreeMap::new();
     for l in labels {
@@ -86,9 +109,11 @@ pub fn summary(h: &History, faults: &[FaultRecord], checks: &[(&str, Vec<String>
     s += &format!("  by outcome: {}\n", counts(h.ops.iter().map(|o| outcome_label(&o.outcome))));
     s += &format!("faults: {} ({})\n", faults.len(), counts(faults.iter().map(|f| f.kind)));
     let rec = recoveries(faults, &h.ops);
-    for (f, r) in faults.iter().zip(&rec) {
+    let out = outages(faults, &h.ops);
+    for ((f, r), o) in faults.iter().zip(&rec).zip(&out) {
         let held = Duration::from_nanos(f.healed - f.injected);
         let r = r.map_or("no write since".to_string(), |r| format!("{:.2}s", r.as_secs_f64()));
+        let r = format!("{r}, longest time without an ok write {:.2}s", o.as_secs_f64());
         s += &format!(
             "  {:>7.1}s {:<40} held {:.1}s, first ok write after heal {r}\n",
             f.injected as f64 / 1e9,
@@ -107,6 +132,13 @@ pub fn summary(h: &History, faults: &[FaultRecord], checks: &[(&str, Vec<String>
             } else {
                 String::new()
             }
+        );
+    }
+    if !out.is_empty() {
+        s += &format!(
+            "write outage (longest time without an ok write, per fault): p50 {:.2}s, max {:.2}s\n",
+            quantile(&out, 0.5).as_secs_f64(),
+            out.iter().max().unwrap().as_secs_f64()
         );
     }
     let events: usize = h.watches.iter().map(|w| w.events.len()).sum();
@@ -206,6 +238,10 @@ mod tests {
             vec![write(50, 120, "a", "v", 3), unknown, write(160, 300, "a", "w", 5), write(170, 250, "b", "u", 4)];
         let r = recoveries(&[f(100), f(1000)], &ops);
         assert_eq!(r, vec![Some(Duration::from_nanos(150)), None]);
+        // Acknowledged at 120, 250, 300: from the injection at 0 until 120,
+        // the first after the heal at 100; then 130 more until 250 when the
+        // fault held until 200.
+        assert_eq!(outages(&[f(100), f(200)], &ops), vec![Duration::from_nanos(120), Duration::from_nanos(130)]);
     }
 
     #[test]

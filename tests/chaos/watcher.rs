@@ -64,14 +64,14 @@ pub async fn watcher(
     let mut log = WatchLog { watcher: id, from, events: Vec::new(), reconnects: 0 };
     let mut last = from;
     let mut node = id % servers.len();
-    let mut started = false;
+    // Attempts to open a stream, and streams opened (the first is no reconnect).
+    let (mut attempts, mut opened) = (0usize, 0usize);
     while !until.reached(last) {
-        if started {
-            log.reconnects += 1;
+        if attempts > 0 {
             node = (node + 1) % servers.len();
             tokio::time::sleep(Duration::from_millis(100)).await;
         }
-        started = true;
+        attempts += 1;
         let Some(mut api) = dial(&cfg, &servers[node]).await else { continue };
         let req = pb::WatchRequest {
             kind: "ConfigMap".into(),
@@ -83,6 +83,8 @@ pub async fn watcher(
         };
         let Ok(Ok(resp)) = tokio::time::timeout(OP_TIMEOUT, api.watch(req)).await else { continue };
         let mut stream = resp.into_inner();
+        opened += 1;
+        log.reconnects = opened - 1;
         while !until.reached(last) {
             match tokio::time::timeout(SILENCE, stream.message()).await {
                 Ok(Ok(Some(ev))) => {

@@ -6,7 +6,7 @@ APT_PACKAGES := clang libclang-dev libseccomp-dev pkg-config busybox-static etcd
 # Integration tests start several node processes each; two at a time suit a 2-core machine.
 TEST_THREADS ?= 2
 
-.PHONY: deps build images run test bench lint fmt reset
+.PHONY: deps build images run test chaos bench lint fmt reset
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -29,6 +29,17 @@ run: build images
 test: deps images
 	$(CARGO) test --workspace --no-run
 	$(CARGO) test --workspace -- --test-threads=$(TEST_THREADS)
+
+# A long fault run (tests/chaos.rs): CHAOS_SECONDS of faults from CHAOS_SEED.
+# Builds the test binaries as `make test` does (no other feature set, so no
+# rebuild of RocksDB), then runs only the fault run's binary.
+CHAOS_SECONDS ?= 1800
+CHAOS_SEED ?= $(shell date +%s)
+chaos: deps
+	$(CARGO) test --workspace --no-run
+	@bin=$$($(CARGO) test --workspace --no-run --message-format=json 2>/dev/null | grep -o '"executable":"[^"]*/deps/chaos-[0-9a-f]*"' | tail -1 | cut -d'"' -f4); \
+	test -x "$$bin" || { echo "no chaos test binary found"; exit 1; }; \
+	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) $$bin a_cluster_under_faults_keeps_its_promises --exact --nocapture
 
 bench: deps images
 	$(CARGO) bench --bench store

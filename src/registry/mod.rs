@@ -33,6 +33,8 @@ pub mod error;
 pub mod events;
 pub mod informer;
 pub mod patch;
+#[cfg(test)]
+mod replica_tests;
 pub mod strategic;
 #[cfg(test)]
 pub(crate) mod testing;
@@ -44,7 +46,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use clusterd_raft::{Command, CommandResponse, RaftNode, StoreReader, Txn};
+use clusterd_raft::{Command, CommandResponse, KeyValue, RaftNode, StoreReader, Txn};
 
 pub use deletion::DeleteOptions;
 pub use error::RegistryError;
@@ -151,5 +153,46 @@ impl Registry {
 
     async fn propose(&self, txn: Txn) -> Result<CommandResponse, RegistryError> {
         self.node.propose(Command::Txn(txn), WRITE_WAIT).await.map_err(RegistryError::Unavailable)
+    }
+
+    /// The object at `key` as a write that depends on it must see it: the
+    /// local replica's copy, unless that copy would refuse the write (no such
+    /// object, or not at the `expected` resourceVersion). A replica lagging
+    /// behind the leader must not refuse what the cluster committed, so the
+    /// key is then read again after a read barrier.
+    async fn current_for_write(&self, key: &str, expected: Option<u64>) -> Result<Option<KeyValue>, RegistryError> {
+        let local = self.node.store.get(key)?;
+        if !refuses(local.as_ref().map(|kv| kv.mod_revision), expected) {
+            return Ok(local);
+        }
+        self.node.read_barrier(WRITE_WAIT).await.map_err(RegistryError::Unavailable)?;
+        Ok(self.node.store.get(key)?)
+    }
+}
+
+/// Whether an object at `current` (None: absent) refuses a write expecting
+/// `expected` (None: any version).
+fn refuses(current: Option<u64>, expected: Option<u64>) -> bool {
+    match (current, expected) {
+        (None, _) => true,
+        (Some(c), Some(e)) => c != e,
+        (Some(_), None) => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn a_write_is_refused_by_an_absent_object_or_another_version() {
+        let cases = [
+            (None, None, true),
+            (None, Some(3), true),
+            (Some(3), Some(3), false),
+            (Some(4), Some(3), true),
+            (Some(4), None, false),
+        ];
+        for (current, expected, want) in cases {
+            assert_eq!(super::refuses(current, expected), want, "{current:?} {expected:?}");
+        }
     }
 }

@@ -147,7 +147,8 @@ impl Registry {
         // Automatic Service addresses another write took meanwhile.
         let mut lost = BTreeSet::new();
         for _ in 0..USER_RETRIES {
-            let existing = self.reader().get(&key)?.ok_or_else(|| RegistryError::not_found(kind, &name))?;
+            let existing =
+                self.current_for_write(&key, expected).await?.ok_or_else(|| RegistryError::not_found(kind, &name))?;
             if expected.is_some_and(|rv| rv != existing.mod_revision) {
                 return Err(RegistryError::conflict(kind, &name));
             }

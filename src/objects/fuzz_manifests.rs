@@ -253,3 +253,17 @@ fn the_seeds_are_admitted() {
         }
     }
 }
+
+/// Found by fuzzing: a Secret whose `stringData` held a value that is no
+/// string was admitted, the value stored as "".
+#[test]
+fn a_secret_with_a_non_string_in_string_data_is_refused_at_its_path() {
+    let secret =
+        json!({"apiVersion": "v1", "kind": "Secret", "metadata": {"name": "s"}, "stringData": {"password": false}});
+    match for_create(Kind::of(&secret).unwrap(), secret, &CTX) {
+        Err(AdmissionError::Invalid(inv)) => {
+            assert_eq!(inv.causes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), ["stringData.password"])
+        }
+        other => panic!("{other:?}"),
+    }
+}

@@ -202,10 +202,11 @@ proptest! {
     #[test]
     fn fuzz_valid_messages_round_trip(c in command()) {
         let bytes = encode(&Request::Write(c.clone())).unwrap();
-        match decode::<Request>(&bytes) {
-            Ok(Request::Write(back)) => prop_assert_eq!(back, c),
-            other => prop_assert!(false, "decoded {other:?}"),
-        }
+        let back = match decode::<Request>(&bytes) {
+            Ok(Request::Write(back)) => back,
+            other => return Err(TestCaseError::fail(format!("decoded {other:?}"))),
+        };
+        prop_assert_eq!(back, c);
     }
 
     #[test]

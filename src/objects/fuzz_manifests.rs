@@ -197,16 +197,17 @@ pub(crate) fn admit_checked(obj: Value) -> Result<(), TestCaseError> {
                 let back: Value = serde_json::from_slice(&bytes).unwrap();
                 prop_assert_eq!(back, a.body);
             }
+            Ok(())
         }
         Err(AdmissionError::Invalid(inv)) => {
             prop_assert!(!inv.causes.is_empty());
             for c in &inv.causes {
                 prop_assert!(!c.field.is_empty(), "a cause without a field: {c}");
             }
+            Ok(())
         }
-        Err(other) => prop_assert!(false, "admission of a manifest of a kind it serves: {other}"),
+        Err(other) => Err(TestCaseError::fail(format!("admission of a manifest of a kind it serves: {other}"))),
     }
-    Ok(())
 }
 
 proptest! {
@@ -232,15 +233,21 @@ proptest! {
         if ["kind", "apiVersion", "status", "metadata.namespace"].iter().any(|p| names(p, &path)) {
             return Ok(());
         }
-        let kind = Kind::of(&obj).expect("the kind is untouched");
-        match for_create(kind, obj.clone(), &CTX) {
-            Err(AdmissionError::Invalid(inv)) => prop_assert!(
-                inv.causes.iter().any(|c| names(&c.field, &path)),
-                "{} {} -> {}: refused for {:?}", path, before, after, inv.causes
-            ),
-            Ok(_) => prop_assert!(false, "{path}: {before} -> {after} was admitted"),
-            Err(e) => prop_assert!(false, "{path}: {e}"),
+        // Fields of two types: int-or-string (`targetPort: ""` is defaulted to
+        // the port, as Kubernetes does) and quantities (`cpu: 1` or `"1"`).
+        if [".targetPort", ".maxSurge", ".maxUnavailable", ".resources."].iter().any(|f| path.contains(f)) {
+            return Ok(());
         }
+        let kind = Kind::of(&obj).expect("the kind is untouched");
+        let causes = match for_create(kind, obj, &CTX) {
+            Err(AdmissionError::Invalid(inv)) => inv.causes,
+            Ok(_) => Vec::new(),
+            Err(e) => return Err(TestCaseError::fail(format!("{path}: {e}"))),
+        };
+        prop_assert!(
+            causes.iter().any(|c| names(&c.field, &path)),
+            "{} {} -> {}: admitted, or refused for {:?}", path, before, after, causes
+        );
     }
 }
 
@@ -265,5 +272,20 @@ fn a_secret_with_a_non_string_in_string_data_is_refused_at_its_path() {
             assert_eq!(inv.causes.iter().map(|c| c.field.as_str()).collect::<Vec<_>>(), ["stringData.password"])
         }
         other => panic!("{other:?}"),
+    }
+}
+
+/// Found by fuzzing: a float with 17 significant digits was stored one unit
+/// in the last place off the one answered (serde_json's fast float parsing),
+/// so an object read back differed from the object created.
+#[test]
+fn a_float_is_stored_as_it_was_written() {
+    for x in [-3.840144243765258e-155, -4.9061072383403995e+233] {
+        let pod = json!({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "p", "annotations": {}},
+            "spec": {"containers": [{"name": "c", "image": "i"}], "x": x}});
+        let a = for_create(Kind::of(&pod).unwrap(), pod, &CTX).unwrap();
+        let stored: Value = serde_json::from_slice(&a.bytes().unwrap()).unwrap();
+        assert_eq!(stored["spec"]["x"].as_f64(), Some(x));
+        assert_eq!(stored, a.body);
     }
 }

@@ -1,4 +1,4 @@
-# clusterd — `make run` brings up a local 3-node cluster, `make test` runs every test.
+# clusterd — `make run` brings up a local 3-node cluster, `make test` runs every test, `make fuzz` fuzzes for long.
 SHELL := /bin/bash
 CARGO ?= cargo
 BIN := target/debug/clusterd
@@ -6,7 +6,7 @@ APT_PACKAGES := clang libclang-dev libseccomp-dev pkg-config busybox-static etcd
 # Integration tests start several node processes each; two at a time suit a 2-core machine.
 TEST_THREADS ?= 2
 
-.PHONY: deps build images run test chaos bench lint fmt reset
+.PHONY: deps build images run test chaos fuzz bench lint fmt reset
 
 deps:
 	@missing=""; for p in $(APT_PACKAGES); do dpkg -s $$p >/dev/null 2>&1 || missing="$$missing $$p"; done; \
@@ -40,6 +40,16 @@ chaos: deps
 	@bin=$$($(CARGO) test --workspace --no-run --message-format=json 2>/dev/null | grep -o '"executable":"[^"]*/deps/chaos-[0-9a-f]*"' | tail -1 | cut -d'"' -f4); \
 	test -x "$$bin" || { echo "no chaos test binary found"; exit 1; }; \
 	CHAOS_SECONDS=$(CHAOS_SECONDS) CHAOS_SEED=$(CHAOS_SEED) $$bin a_cluster_under_faults_keeps_its_promises --exact --nocapture
+
+# Property-based fuzzing (proptest on stable Rust): the `fuzz` tests of every
+# crate — manifests through admission and the registry, request bodies, gRPC
+# requests, selectors, quantities, Raft frames — with many more cases than the
+# few hundred each runs in `make test`. Only the unit-test binaries are built
+# (no node processes run). FUZZ_CASES scales every target.
+FUZZ_CASES ?= 100000
+fuzz: deps
+	$(CARGO) test --workspace --lib --no-run
+	PROPTEST_CASES=$(FUZZ_CASES) $(CARGO) test --workspace --lib -- fuzz --test-threads=$(TEST_THREADS)
 
 bench: deps images
 	$(CARGO) bench --bench store

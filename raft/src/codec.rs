@@ -20,8 +20,35 @@ pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, CodecError> {
 }
 
 /// Decode a value.
+///
+/// Bytes come from peers (frames) as well as from the local store. A string or
+/// byte buffer is allocated at the length its prefix claims before its bytes
+/// are read, so without a limit a forged prefix of ten bytes asked for
+/// exabytes: a capacity-overflow panic, or an allocation failure that aborts
+/// the process. No valid encoding claims more bytes than it holds, so every
+/// input is decoded under the smallest limit (of a few steps, the limit is a
+/// type parameter) at or above its own length: a forged length is an error
+/// before anything is allocated for it, and what a decode claims stays within
+/// 64 KiB or 16 times its input.
 pub fn decode<T: DeserializeOwned>(bytes: &[u8]) -> Result<T, CodecError> {
-    let (v, _) = bincode::serde::decode_from_slice(bytes, bincode::config::standard())?;
+    const KIB_64: usize = 1 << 16;
+    const MIB: usize = 1 << 20;
+    const MIB_16: usize = 1 << 24;
+    const MIB_256: usize = 1 << 28;
+    const GIB_4: usize = 1 << 32;
+    match bytes.len() {
+        n if n <= KIB_64 => decode_within::<T, KIB_64>(bytes),
+        n if n <= MIB => decode_within::<T, MIB>(bytes),
+        n if n <= MIB_16 => decode_within::<T, MIB_16>(bytes),
+        n if n <= MIB_256 => decode_within::<T, MIB_256>(bytes),
+        n if n <= GIB_4 => decode_within::<T, GIB_4>(bytes),
+        _ => decode_within::<T, { usize::MAX }>(bytes),
+    }
+}
+
+fn decode_within<T: DeserializeOwned, const LIMIT: usize>(bytes: &[u8]) -> Result<T, CodecError> {
+    let config = bincode::config::standard().with_limit::<LIMIT>();
+    let (v, _) = bincode::serde::decode_from_slice(bytes, config)?;
     Ok(v)
 }
 
@@ -45,6 +72,41 @@ mod tests {
     enum OldOp {
         Put { key: String, value: Vec<u8> },
         Delete { key: String },
+    }
+
+    /// A length prefix (bincode's varint: 253, then a u64) claiming 2^62 bytes.
+    const HUGE_LENGTH: [u8; 9] = [253, 0, 0, 0, 0, 0, 0, 0, 0x40];
+
+    #[test]
+    fn a_forged_string_length_is_an_error_not_a_panic() {
+        // It panicked with "capacity overflow" (and a claim of a terabyte aborted the process).
+        assert!(matches!(decode::<String>(&HUGE_LENGTH), Err(CodecError::Decode(_))));
+        let tib = [253, 0, 0, 0, 0, 0, 1, 0, 0];
+        assert!(matches!(decode::<String>(&tib), Err(CodecError::Decode(_))));
+    }
+
+    #[test]
+    fn a_forged_byte_buffer_length_in_a_peer_request_is_an_error() {
+        // Request::App(bytes): variant 9, then the buffer's length.
+        let mut frame = vec![9];
+        frame.extend_from_slice(&HUGE_LENGTH);
+        assert!(decode::<crate::rpc::Request>(&frame).is_err());
+        // A key of a forwarded write (Request::Write(Command::Txn ..)) likewise.
+        let txn = crate::command::Command::Txn(crate::command::Txn::ops(vec![Op::Delete { key: "k".into() }]));
+        let mut write = encode(&crate::rpc::Request::Write(txn)).unwrap();
+        let at = write.iter().position(|&b| b == b'k').unwrap() - 1;
+        write.truncate(at);
+        write.extend_from_slice(&HUGE_LENGTH);
+        assert!(decode::<crate::rpc::Request>(&write).is_err());
+    }
+
+    #[test]
+    fn values_at_every_size_step_decode() {
+        for len in [0, 1 << 16, (1 << 16) + 1, 1 << 20, (1 << 20) + 1, 3 << 20] {
+            let v = vec![7u8; len];
+            let bytes = encode(&serde_bytes::ByteBuf::from(v.clone())).unwrap();
+            assert_eq!(decode::<serde_bytes::ByteBuf>(&bytes).unwrap().into_vec(), v, "{len}");
+        }
     }
 
     #[test]

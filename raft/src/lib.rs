@@ -13,8 +13,12 @@
 //! * [`node`] — a running member: propose (forwarded to the leader), read, watch,
 //!   membership changes.
 
+#[cfg(test)]
+mod alloc_probe;
 pub mod codec;
 pub mod command;
+#[cfg(test)]
+mod fuzz_frames;
 pub mod storage;
 pub mod types;
 

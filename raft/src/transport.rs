@@ -14,7 +14,10 @@ use crate::pki::{self, LiveIdentity, PkiError};
 use crate::rpc::{Request, Response};
 
 const ALPN: &[u8] = b"clusterd-raft/1";
-const MAX_FRAME: usize = 512 * 1024 * 1024;
+/// The largest frame taken (a whole snapshot travels in one).
+pub(crate) const MAX_FRAME: usize = 512 * 1024 * 1024;
+/// What a frame's buffer starts with before its bytes arrive.
+const FRAME_CHUNK: usize = 64 * 1024;
 
 /// A request over the transport failed.
 #[derive(Debug, thiserror::Error)]
@@ -176,14 +179,24 @@ async fn write_frame(send: &mut quinn::SendStream, bytes: &[u8]) -> std::io::Res
     Ok(())
 }
 
-async fn read_frame(recv: &mut quinn::RecvStream) -> std::io::Result<Vec<u8>> {
+/// Read one frame: a big-endian `u32` length, then that many bytes. The
+/// buffer grows as the bytes arrive: a header alone (a peer may send 4096
+/// streams at once) claims no memory, and one above [`MAX_FRAME`] is refused.
+pub(crate) async fn read_frame<R: tokio::io::AsyncRead + Unpin>(recv: &mut R) -> std::io::Result<Vec<u8>> {
+    use tokio::io::AsyncReadExt;
     let mut len = [0u8; 4];
-    recv.read_exact(&mut len).await.map_err(std::io::Error::other)?;
+    recv.read_exact(&mut len).await?;
     let len = u32::from_be_bytes(len) as usize;
     if len > MAX_FRAME {
         return Err(std::io::Error::other(format!("frame of {len} bytes is too large")));
     }
-    let mut buf = vec![0u8; len];
-    recv.read_exact(&mut buf).await.map_err(std::io::Error::other)?;
+    let mut buf = Vec::with_capacity(len.min(FRAME_CHUNK));
+    recv.take(len as u64).read_to_end(&mut buf).await?;
+    if buf.len() < len {
+        return Err(std::io::Error::new(
+            std::io::ErrorKind::UnexpectedEof,
+            format!("frame ended after {} of {len} bytes", buf.len()),
+        ));
+    }
     Ok(buf)
 }

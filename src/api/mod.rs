@@ -3,6 +3,8 @@
 
 pub mod auth;
 pub mod columns;
+#[cfg(test)]
+mod fuzz_requests;
 pub mod pods;
 pub mod rest;
 pub mod server;

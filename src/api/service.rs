@@ -121,7 +121,8 @@ impl Api {
     pub async fn create_token(&self, ttl: Duration) -> Result<String, Status> {
         let ca = self.ca()?;
         let token = JoinToken::generate(&ca.fingerprint().map_err(internal)?);
-        let expiration = util::rfc3339(chrono::Utc::now() + chrono::Duration::from_std(ttl).map_err(internal)?);
+        let expiration =
+            super::tokens::expiration(chrono::Utc::now(), ttl).map_err(|e| Status::invalid_argument(e.to_string()))?;
         self.registry.create(token.secret_object(&expiration)).await.map_err(status)?;
         Ok(token.to_string())
     }

@@ -22,6 +22,24 @@ pub struct JoinToken {
 #[error("malformed join token: expected K10<ca-sha256>::<id>.<secret>")]
 pub struct MalformedToken;
 
+/// The time-to-live asked for is past the last time a Secret can hold.
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+#[error("a token's time to live of {0} seconds ends after the year 9999")]
+pub struct TtlTooLong(pub u64);
+
+/// When a token made at `now` with time to live `ttl` expires, RFC 3339. A
+/// ttl is the caller's number (`CreateTokenRequest.ttl_seconds`): adding one
+/// past chrono's range panicked the handler.
+pub fn expiration(now: chrono::DateTime<chrono::Utc>, ttl: std::time::Duration) -> Result<String, TtlTooLong> {
+    let last = k8s_openapi::jiff::Timestamp::MAX.as_second();
+    chrono::TimeDelta::from_std(ttl)
+        .ok()
+        .and_then(|d| now.checked_add_signed(d))
+        .filter(|t| t.timestamp() <= last)
+        .map(crate::util::rfc3339)
+        .ok_or(TtlTooLong(ttl.as_secs()))
+}
+
 fn random_string(len: usize) -> String {
     use rand::Rng;
     const CHARS: &[u8] = b"abcdefghijklmnopqrstuvwxyz0123456789";
@@ -95,6 +113,18 @@ impl std::fmt::Display for JoinToken {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Found by fuzzing: `ttl_seconds` of 10^13 (or any past the year
+    /// 262143) panicked in `CreateToken` ("DateTime + TimeDelta overflowed").
+    #[test]
+    fn a_token_ttl_past_the_year_9999_is_refused() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().to_utc();
+        let secs = std::time::Duration::from_secs;
+        assert_eq!(expiration(now, secs(3600)).as_deref(), Ok("2026-01-01T01:00:00Z"));
+        for ttl in [10u64.pow(13), u64::MAX, 300_000_000_000] {
+            assert_eq!(expiration(now, secs(ttl)), Err(TtlTooLong(ttl)));
+        }
+    }
 
     #[test]
     fn round_trip_and_check() {

@@ -80,8 +80,16 @@ pub fn apply(kind: &Kind, obj: &mut Value) {
         "Secret" => {
             if let Some(o) = object(obj) {
                 set_default(o, "type", json!("Opaque"));
-                // stringData is write-only: merged into data, base64-encoded, as Kubernetes does.
-                if let Some(Value::Object(plain)) = o.remove("stringData") {
+                // stringData is write-only: merged into data, base64-encoded, as
+                // Kubernetes does — when it is a map of strings. Anything else
+                // stays for validation to refuse at its path (a value that is no
+                // string was stored as "" and a stringData that is no map vanished).
+                let strings = |v: &Value| v.as_object().is_some_and(|m| m.values().all(Value::is_string));
+                if o.get("stringData").is_some_and(Value::is_null) {
+                    o.remove("stringData");
+                }
+                let plain = if o.get("stringData").is_some_and(strings) { o.remove("stringData") } else { None };
+                if let Some(Value::Object(plain)) = plain {
                     use base64::Engine;
                     let data = o.entry("data").or_insert_with(|| json!({}));
                     if let Some(data) = data.as_object_mut() {
@@ -169,6 +177,22 @@ mod tests {
         assert_eq!(s["data"]["x"], "eQ==");
         assert!(s.get("stringData").is_none());
         assert_eq!(s["type"], "Opaque");
+    }
+
+    /// Found by fuzzing: `stringData: {password: false}` was admitted and
+    /// stored as an empty password, and a stringData that is no map vanished.
+    #[test]
+    fn string_data_that_is_not_a_map_of_strings_is_left_for_validation() {
+        let kind = &crate::objects::kinds::SECRET;
+        for bad in [json!({"password": false}), json!({"a": "x", "n": 1}), json!("text"), json!([1])] {
+            let mut s = json!({"stringData": bad.clone()});
+            apply(kind, &mut s);
+            assert_eq!(s["stringData"], bad);
+            assert!(s.get("data").is_none(), "{s}");
+        }
+        let mut s = json!({"stringData": null});
+        apply(kind, &mut s);
+        assert!(s.get("stringData").is_none());
     }
 
     #[test]

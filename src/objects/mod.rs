@@ -6,6 +6,12 @@ pub mod admission;
 pub mod conditions;
 pub mod conventions;
 pub mod defaults;
+#[cfg(test)]
+pub(crate) mod fuzz_manifests;
+#[cfg(test)]
+mod fuzz_quantity;
+#[cfg(test)]
+mod fuzz_selectors;
 pub mod kinds;
 pub mod merge;
 pub mod network;

@@ -116,7 +116,19 @@ impl Quantity {
         if dropped_nonzero {
             mantissa += 1;
         }
-        let mut value = mantissa.saturating_mul(1i128 << exp2);
+        // Double for the binary suffix, dividing first whenever a doubling
+        // would overflow while divisions are still due: a value too large
+        // only before its division must not saturate (it overflowed, and
+        // `20000000000000.0000000000000Ti` panicked).
+        let mut value = mantissa;
+        let mut divisions = if scale < 0 { scale.unsigned_abs() } else { 0 };
+        for _ in 0..exp2 {
+            while value > i128::MAX / 2 && divisions > 0 {
+                value = div_ceil(value, 10);
+                divisions -= 1;
+            }
+            value = value.saturating_mul(2);
+        }
         if scale >= 0 {
             for _ in 0..scale {
                 if value == 0 || value == i128::MAX {
@@ -126,11 +138,11 @@ impl Quantity {
             }
         } else {
             // ceil(ceil(x / a) / b) == ceil(x / ab): divide step by step, rounding up.
-            for _ in 0..scale.unsigned_abs() {
+            for _ in 0..divisions {
                 if value <= 1 {
                     break;
                 }
-                value = (value + 9) / 10;
+                value = div_ceil(value, 10);
             }
         }
         Ok(Quantity { nanos: if negative { -value } else { value } })
@@ -333,6 +345,19 @@ mod tests {
         assert_eq!(q("1.5").millis(), 1500);
         assert_eq!(q("1n").millis(), 1, "rounded up");
         assert_eq!(q("1m").units(), 1, "rounded up");
+    }
+
+    /// Found by fuzzing: a binary suffix that overflowed before the fraction's
+    /// division panicked ("attempt to add with overflow"; wrapped to a negative
+    /// quantity in a release build), and such values compared below smaller ones.
+    #[test]
+    fn a_huge_binary_quantity_with_a_long_fraction_parses_without_overflow() {
+        let q = Quantity::parse("20000000000000.0000000000000Ti").unwrap();
+        assert_eq!(q.units(), 20_000_000_000_000 << 40);
+        let smaller = Quantity::parse("10000000000.0000000000000000000Gi").unwrap();
+        let larger = Quantity::parse("10000000000.00000000000000000001Gi").unwrap();
+        assert!(smaller <= larger);
+        assert_eq!(units("99999999999999999999.99999999999999999Ei"), Ok(u64::MAX));
     }
 
     #[test]

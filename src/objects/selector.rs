@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 use k8s_openapi::apimachinery::pkg::apis::meta::v1::LabelSelector as MetaSelector;
 use serde_json::Value;
 
+use super::validate::{is_label_value, is_qualified_name};
+
 /// One requirement of a label selector.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub enum Requirement {
@@ -80,6 +82,34 @@ fn set_values(s: &str) -> Option<Vec<String>> {
     Some(inner.split(',').map(|v| v.trim().to_string()).filter(|v| !v.is_empty()).collect())
 }
 
+/// What Kubernetes requires of a requirement's parts: a qualified name as the
+/// key, label values, and at least one value in a set. Without this check,
+/// text that is no selector (`:`, `=x`, `a),b`) parsed into requirements that
+/// match nothing, or everything, instead of being refused.
+fn check_requirement(req: &Requirement) -> Result<(), String> {
+    let (key, values): (&str, &[String]) = match req {
+        Requirement::Equals(k, v) | Requirement::NotEquals(k, v) => (k, std::slice::from_ref(v)),
+        Requirement::In(k, vs) | Requirement::NotIn(k, vs) => {
+            if vs.is_empty() {
+                return Err(format!("values of \"{k}\": for 'in', 'notin' operators, values set can't be empty"));
+            }
+            (k, vs)
+        }
+        Requirement::Exists(k) | Requirement::DoesNotExist(k) => (k, &[]),
+    };
+    if !is_qualified_name(key) {
+        return Err(format!("invalid label key \"{key}\": {QUALIFIED_NAME}"));
+    }
+    match values.iter().find(|v| !is_label_value(v)) {
+        Some(v) => Err(format!("invalid label value \"{v}\" of \"{key}\": {LABEL_VALUE}")),
+        None => Ok(()),
+    }
+}
+
+const QUALIFIED_NAME: &str = "a valid label key is an optional DNS subdomain prefix and '/', then a name of at most 63 alphanumeric characters, '-', '_' or '.', starting and ending alphanumeric";
+const LABEL_VALUE: &str =
+    "a valid label value is empty or at most 63 alphanumeric characters, '-', '_' or '.', starting and ending alphanumeric";
+
 impl LabelSelector {
     /// Parse `app=web,tier!=db,env in (a,b),release,!canary`.
     pub fn parse(s: &str) -> Result<Self, SelectorError> {
@@ -101,6 +131,7 @@ impl LabelSelector {
             } else {
                 Requirement::Exists(part)
             };
+            check_requirement(&req).map_err(|reason| err(&reason))?;
             reqs.push(req);
         }
         Ok(LabelSelector(reqs))
@@ -178,7 +209,8 @@ impl FieldSelector {
     /// Parse a field selector; only `=`, `==` and `!=` exist for fields.
     pub fn parse(s: &str) -> Result<Self, SelectorError> {
         let mut out = Vec::new();
-        for part in split_top_level(s) {
+        // No sets here: a comma always separates terms, parentheses in a value included.
+        for part in s.split(',').map(str::trim).filter(|p| !p.is_empty()) {
             let (path, eq, value) = if let Some((k, v)) = part.split_once("!=") {
                 (k, false, v)
             } else if let Some((k, v)) = part.split_once("==").or_else(|| part.split_once('=')) {
@@ -277,6 +309,31 @@ mod tests {
             assert_eq!(LabelSelector::parse(sel).unwrap().matches(&obj), want, "{sel}");
         }
         assert!(LabelSelector::parse("app web").is_err());
+    }
+
+    /// Found by fuzzing: text that is no selector parsed into requirements
+    /// on keys no label can have (and so matched nothing, or everything).
+    #[test]
+    fn label_selectors_with_invalid_keys_or_values_are_refused() {
+        for text in [":", "=x", "==", "!=", "!", "a),b", "(a", "a=b c", "a in ()", "a notin (,)", "a=-b", "a/=b", "-a"]
+        {
+            let err = LabelSelector::parse(text).expect_err(text);
+            assert!(err.to_string().contains(text), "{err}");
+        }
+        for text in ["a=", "example.com/app=web", "a in (b, c-d)", "!x_y", "a.b!=C"] {
+            assert!(LabelSelector::parse(text).is_ok(), "{text}");
+        }
+    }
+
+    /// Found by fuzzing: a parenthesis in a field selector's value swallowed
+    /// the next term (parentheses mean sets in label selectors only).
+    #[test]
+    fn a_parenthesis_in_a_field_selector_value_ends_at_the_comma() {
+        let sel = FieldSelector::parse("a!=(,a!=").unwrap();
+        assert_eq!(sel.fields().count(), 2);
+        let sel = FieldSelector::parse("metadata.name=x(,spec.nodeName=n1").unwrap();
+        assert_eq!(sel.required("spec.nodeName"), Some("n1"));
+        assert_eq!(sel.required("metadata.name"), Some("x("));
     }
 
     #[test]

@@ -130,9 +130,19 @@ pub fn mark_graceful(pod: &Pod, grace: Option<i64>, now: chrono::DateTime<chrono
     if pod.metadata.deletion_grace_period_seconds.is_some_and(|c| c <= grace) {
         return Some(marked);
     }
-    marked.metadata.deletion_timestamp = Some(crate::util::time(now + chrono::Duration::seconds(grace)));
+    marked.metadata.deletion_timestamp = Some(crate::util::time(grace_deadline(now, grace)));
     marked.metadata.deletion_grace_period_seconds = Some(grace);
     Some(marked)
+}
+
+/// `now` plus `grace` seconds, at the latest the last time an object's
+/// timestamp can hold (in the year 9999). A grace period is the user's number
+/// (`gracePeriodSeconds`, `terminationGracePeriodSeconds`): one of `i64::MAX`
+/// seconds panicked here, and one past the year 9999 was written as 1970.
+fn grace_deadline(now: chrono::DateTime<chrono::Utc>, grace: i64) -> chrono::DateTime<chrono::Utc> {
+    let last = chrono::DateTime::from_timestamp(k8s_openapi::jiff::Timestamp::MAX.as_second(), 0)
+        .expect("the last timestamp is a time");
+    chrono::TimeDelta::try_seconds(grace).and_then(|d| now.checked_add_signed(d)).map_or(last, |t| t.min(last))
 }
 
 /// [`mark_graceful`] on a pod's JSON: the object to write, or None when it
@@ -408,5 +418,28 @@ mod tests {
         assert!(graceful_delete(&bound, Some(0), now).is_none());
         let shorter = graceful_delete(&marked, Some(2), now).unwrap();
         assert_eq!(shorter["metadata"]["deletionGracePeriodSeconds"], 2);
+    }
+
+    /// Found by fuzzing: a grace period of `i64::MAX` seconds (the delete's
+    /// `gracePeriodSeconds` or the pod's `terminationGracePeriodSeconds`)
+    /// panicked, and one past the year 9999 was written as 1970 (the pod was
+    /// killed at once instead of never).
+    #[test]
+    fn a_grace_period_beyond_any_time_ends_at_the_last_time() {
+        let now = chrono::DateTime::parse_from_rfc3339("2026-01-01T00:00:00Z").unwrap().with_timezone(&chrono::Utc);
+        let pod = |grace: i64| {
+            json!({"metadata": {"name": "p"},
+                "spec": {"containers": [], "nodeName": "n1", "terminationGracePeriodSeconds": grace}})
+        };
+        let last = k8s_openapi::jiff::Timestamp::MAX.as_second();
+        for grace in [i64::MAX, 1 << 40, last] {
+            for (obj, option) in [(pod(30), Some(grace)), (pod(grace), None)] {
+                let marked = graceful_delete(&obj, option, now).unwrap();
+                let at = marked["metadata"]["deletionTimestamp"].as_str().unwrap();
+                let at = chrono::DateTime::parse_from_rfc3339(at).unwrap();
+                assert_eq!(at.timestamp(), last, "{grace}");
+                assert_eq!(marked["metadata"]["deletionGracePeriodSeconds"], grace);
+            }
+        }
     }
 }

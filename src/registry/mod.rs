@@ -31,6 +31,8 @@ pub mod deletion;
 mod dry_run;
 pub mod error;
 pub mod events;
+#[cfg(test)]
+mod fuzz_create;
 pub mod informer;
 pub mod patch;
 #[cfg(test)]

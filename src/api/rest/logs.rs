@@ -135,7 +135,12 @@ impl LogOptions {
     /// The earliest time a line may have, for a request at `now`.
     pub fn cutoff(&self, now: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match self.since? {
-            Since::Seconds(s) => Some(now - chrono::Duration::seconds(s)),
+            // A number of seconds too large for a time means since the beginning.
+            Since::Seconds(s) => Some(
+                chrono::TimeDelta::try_seconds(s)
+                    .and_then(|d| now.checked_sub_signed(d))
+                    .unwrap_or(DateTime::<Utc>::MIN_UTC),
+            ),
             Since::Time(t) => Some(t),
         }
     }
@@ -375,6 +380,17 @@ mod tests {
         let o = LogOptions { since: Some(Since::Seconds(90)), ..Default::default() };
         assert_eq!(o.cutoff(now).unwrap().to_rfc3339(), "2026-01-01T09:58:30+00:00");
         assert_eq!(LogOptions::default().cutoff(now), None);
+    }
+
+    /// Found by fuzzing: `sinceSeconds=9223372036854775807` panicked
+    /// ("TimeDelta::seconds out of bounds") in the pods/log handler.
+    #[test]
+    fn since_seconds_beyond_any_time_reads_from_the_beginning() {
+        let now = DateTime::parse_from_rfc3339("2026-01-01T10:00:00Z").unwrap().with_timezone(&Utc);
+        for seconds in [i64::MAX, 1 << 62, 300_000_000_000_000] {
+            let o = LogOptions::parse("p", &format!("sinceSeconds={seconds}")).unwrap();
+            assert_eq!(o.cutoff(now), Some(DateTime::<Utc>::MIN_UTC), "{seconds}");
+        }
     }
 
     #[test]

@@ -10,6 +10,8 @@ pub mod auth;
 pub mod body;
 pub mod discovery;
 pub mod exec;
+#[cfg(test)]
+mod fuzz_bodies;
 pub mod list;
 pub mod logs;
 pub mod objects;

@@ -1,13 +1,11 @@
-//! What a fault run prints: operations by outcome, faults by kind, how long
-//! the cluster took to take writes again after each fault healed; and the
-//! run's interim checks (until the checkers of `clusterd_chaos` judge the
-//! history): nodes agree after healing, no revision names two values, each
-//! watch's revisions increase.
+//! What a fault run prints before its verdict (`clusterd_chaos::Report`):
+//! operations by outcome, each fault with how long the cluster took to take
+//! writes again after it healed and its longest time without a write.
 
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeMap;
 use std::time::Duration;
 
-use clusterd_chaos::history::{Call, History, Op, Outcome, Revision};
+use clusterd_chaos::history::{Call, History, Op, Outcome};
 
 /// A fault as it happened.
 #[derive(Clone, Debug)]
@@ -103,7 +101,7 @@ fn quantile(v: &[Duration], p: f64) -> Duration {
 }
 
 /// The run's summary.
-pub fn summary(h: &History, faults: &[FaultRecord], checks: &[(&str, Vec<String>)]) -> String {
+pub fn summary(h: &History, faults: &[FaultRecord]) -> String {
     let mut s = String::new();
     s += &format!("operations: {} ({})\n", h.ops.len(), counts(h.ops.iter().map(|o| call_label(&o.call))));
     s += &format!("  by outcome: {}\n", counts(h.ops.iter().map(|o| outcome_label(&o.outcome))));
@@ -147,82 +145,12 @@ pub fn summary(h: &History, faults: &[FaultRecord], checks: &[(&str, Vec<String>
     for f in &h.finals {
         s += &format!("final read on {}: revision {}, {} keys\n", f.node, f.revision, f.items.len());
     }
-    for (name, violations) in checks {
-        match violations.len() {
-            0 => s += &format!("check {name}: passed\n"),
-            n => s += &format!("check {name}: {n} violations\n"),
-        }
-    }
     s
-}
-
-/// The interim checks of a history: (name, violations).
-pub fn interim_checks(h: &History) -> Vec<(&'static str, Vec<String>)> {
-    vec![
-        ("nodes agree after healing", nodes_agree(h)),
-        ("one value per revision", one_value_per_revision(h)),
-        ("watch revisions increase", watch_order(h)),
-    ]
-}
-
-fn nodes_agree(h: &History) -> Vec<String> {
-    let Some(first) = h.finals.first() else { return vec!["no final reads".into()] };
-    h.finals
-        .iter()
-        .filter(|f| f.items != first.items)
-        .map(|f| format!("{} holds {:?}, {} holds {:?}", first.node, first.items, f.node, f.items))
-        .collect()
-}
-
-/// Every revision seen (acknowledged writes, reads, lists, watches, final
-/// reads) names at most one (key, value).
-fn one_value_per_revision(h: &History) -> Vec<String> {
-    let mut seen: BTreeMap<Revision, BTreeSet<(String, String)>> = BTreeMap::new();
-    let mut note = |rev: Revision, k: &str, v: &str| {
-        seen.entry(rev).or_default().insert((k.to_string(), v.to_string()));
-    };
-    for op in &h.ops {
-        match (&op.call, &op.outcome) {
-            (Call::Create { key, value } | Call::Update { key, value, .. }, Outcome::Written { revision }) => {
-                note(*revision, key, value)
-            }
-            (Call::Get { key }, Outcome::Found { value, revision }) => note(*revision, key, value),
-            (_, Outcome::Listed { items, .. }) => items.iter().for_each(|(k, v, r)| note(*r, k, v)),
-            _ => {}
-        }
-    }
-    for w in &h.watches {
-        for e in w.events.iter().filter(|e| e.kind != clusterd_chaos::history::EventKind::Deleted) {
-            note(e.revision, &e.key, &e.value);
-        }
-    }
-    for f in &h.finals {
-        f.items.iter().for_each(|(k, v, r)| note(*r, k, v));
-    }
-    seen.into_iter().filter(|(_, s)| s.len() > 1).map(|(r, s)| format!("revision {r} names {s:?}")).collect()
-}
-
-fn watch_order(h: &History) -> Vec<String> {
-    let mut out = Vec::new();
-    for w in &h.watches {
-        let mut last = w.from;
-        for e in &w.events {
-            if e.revision <= last {
-                out.push(format!(
-                    "watcher {}: {:?} {} at revision {} after {last}",
-                    w.watcher, e.kind, e.key, e.revision
-                ));
-            }
-            last = last.max(e.revision);
-        }
-    }
-    out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use clusterd_chaos::history::{EventKind, FinalRead, WatchEvent, WatchLog};
 
     fn write(invoke: u64, complete: u64, key: &str, value: &str, revision: u64) -> Op {
         let call = Call::Create { key: key.into(), value: value.into() };
@@ -242,24 +170,5 @@ mod tests {
         // the first after the heal at 100; then 130 more until 250 when the
         // fault held until 200.
         assert_eq!(outages(&[f(100), f(200)], &ops), vec![Duration::from_nanos(120), Duration::from_nanos(130)]);
-    }
-
-    #[test]
-    fn interim_checks_find_what_they_look_for() {
-        let fr = |node: &str, items: Vec<(String, String, u64)>| FinalRead { node: node.into(), revision: 9, items };
-        let ev = |revision| WatchEvent { kind: EventKind::Added, key: "a".into(), value: "v".into(), revision, at: 0 };
-        let good = History {
-            ops: vec![write(0, 1, "a", "v", 3)],
-            watches: vec![WatchLog { watcher: 0, from: 2, events: vec![ev(3)], reconnects: 0 }],
-            finals: vec![fr("n1", vec![("a".into(), "v".into(), 3)]), fr("n2", vec![("a".into(), "v".into(), 3)])],
-        };
-        assert!(interim_checks(&good).iter().all(|(_, v)| v.is_empty()));
-        let bad = History {
-            ops: vec![write(0, 1, "a", "v", 3), write(0, 1, "b", "w", 3)],
-            watches: vec![WatchLog { watcher: 0, from: 2, events: vec![ev(3), ev(3)], reconnects: 1 }],
-            finals: vec![fr("n1", vec![("a".into(), "v".into(), 3)]), fr("n2", vec![])],
-        };
-        let found: Vec<usize> = interim_checks(&bad).iter().map(|(_, v)| v.len()).collect();
-        assert_eq!(found, vec![1, 1, 1]);
     }
 }

@@ -329,7 +329,7 @@ fn pinned_httpds() -> usize {
     let Ok(procs) = std::fs::read_dir("/proc") else { return 0 };
     procs
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|c| c.as_slice() == b"httpd\0-f\0-p\018123\0-h\0/\0")
+        .filter(|c| c.as_slice() == b"httpd\x00-f\x00-p\x0018123\x00-h\x00/\x00")
         .count()
 }
 

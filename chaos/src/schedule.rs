@@ -344,7 +344,9 @@ mod tests {
 
     #[test]
     fn impossible_configurations_are_refused() {
-        let table: Vec<(&str, Box<dyn Fn(&mut ScheduleConfig)>, ScheduleError)> = vec![
+        // (what, the change to a valid configuration, the error wanted)
+        type Case = (&'static str, Box<dyn Fn(&mut ScheduleConfig)>, ScheduleError);
+        let table: Vec<Case> = vec![
             ("no nodes", Box::new(|c| c.nodes = 0), ScheduleError::NoNodes),
             (
                 "only partitions of one node",

@@ -30,9 +30,9 @@ pub fn simulate(cfg: &SimConfig) -> History {
     let mut known: Vec<HashMap<String, u64>> = vec![HashMap::new(); cfg.clients];
     let mut heap = BinaryHeap::new();
     let mut next_invoke = vec![0u64; cfg.clients];
-    for c in 0..cfg.clients {
+    for (c, next) in next_invoke.iter_mut().enumerate() {
         let invoke = rng.gen_range(0..100);
-        next_invoke[c] = invoke;
+        *next = invoke;
         heap.push(Reverse((invoke + rng.gen_range(1..1000), c)));
     }
     let mut ops = Vec::new();

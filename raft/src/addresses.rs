@@ -96,9 +96,12 @@ mod tests {
         book.get(2, "n2")
     }
 
+    /// (what, the address given, the membership's addresses in turn, the address used).
+    type Case<'a> = (&'a str, Option<&'a str>, &'a [&'a str], Option<&'a str>);
+
     #[test]
     fn given_addresses_come_first_until_the_membership_names_a_new_one() {
-        let cases: &[(&str, Option<&str>, &[&str], Option<&str>)] = &[
+        let cases: &[Case] = &[
             ("nothing known", None, &[], None),
             ("the membership's address", None, &["old:1"], Some("old:1")),
             ("the membership's latest address", None, &["old:1", "new:1"], Some("new:1")),

@@ -163,7 +163,9 @@ mod tests {
             let all = first.iter().map(|s| s.to_string()).chain(v);
             all.chain(last.iter().map(|s| s.to_string())).collect()
         };
-        let cases: Vec<(&str, Vec<Value>, Vec<String>, Option<Duration>)> = vec![
+        // (what, the objects, the actions wanted, the requeue wanted)
+        type Case<'a> = (&'a str, Vec<Value>, Vec<String>, Option<Duration>);
+        let cases: Vec<Case> = vec![
             ("a namespace in use is left alone", vec![namespace("t", false), pod("t", "a", false)], vec![], None),
             (
                 "workloads go first, bound pods are marked, the rest is swept; the namespace waits",

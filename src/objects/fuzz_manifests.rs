@@ -111,9 +111,8 @@ pub(crate) fn apply(obj: &mut Value, m: &Mutation) -> (String, Option<Value>) {
     for (depth, &choice) in m.steps.iter().enumerate() {
         let last = depth + 1 == m.steps.len();
         let next = match at {
-            Value::Object(map) if !map.is_empty() => map.keys().nth(choice % map.len()).cloned().map(|k| {
-                push_path(&mut path, &k);
-                k
+            Value::Object(map) if !map.is_empty() => map.keys().nth(choice % map.len()).cloned().inspect(|k| {
+                push_path(&mut path, k);
             }),
             Value::Array(items) if !items.is_empty() => {
                 let i = choice % items.len();

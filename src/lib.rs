@@ -27,8 +27,6 @@ pub mod client;
 pub mod cluster;
 pub mod controllers;
 pub mod dns;
-#[cfg(test)]
-mod fuzz_config;
 pub mod kubelet;
 pub mod objects;
 pub mod proxy;

@@ -9,7 +9,7 @@ use clap::Args;
 
 use super::error::CliError;
 use crate::cluster::backups::BackupSchedule;
-use crate::cluster::node_cert::CertPolicy;
+use crate::cluster::cert_policy::CertPolicy;
 use crate::cluster::{self, NodeArgs};
 
 /// Placement and tuning flags shared by `init` and `join`.

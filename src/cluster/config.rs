@@ -52,7 +52,7 @@ pub struct NodeState {
     /// How long this node's certificates are valid and when it renews them
     /// (`--cert-validity`, `--cert-renew-before`).
     #[serde(default)]
-    pub certificates: super::node_cert::CertPolicy,
+    pub certificates: super::cert_policy::CertPolicy,
 }
 
 /// The data directory layout.

@@ -3,6 +3,7 @@
 //! signal stops it.
 
 pub mod backups;
+pub mod cert_policy;
 pub mod config;
 pub mod dial;
 mod init;
@@ -107,5 +108,5 @@ pub struct NodeArgs {
     /// use (default: `/etc/resolv.conf`).
     pub resolv_conf: Option<PathBuf>,
     /// How long this node's certificates are valid, and when it renews them.
-    pub certificates: node_cert::CertPolicy,
+    pub certificates: cert_policy::CertPolicy,
 }

@@ -14,8 +14,9 @@ use tokio::sync::watch;
 
 use clusterd_raft::{Command, Compare, Op, RaftNode, Txn};
 
+use super::cert_policy::CertPolicy;
 use super::config::{DataDir, NodeState};
-use super::node_cert::{self, CertPolicy};
+use super::node_cert;
 use super::ClusterError;
 use crate::objects::conventions::keys;
 use crate::util;

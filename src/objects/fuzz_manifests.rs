@@ -12,7 +12,7 @@ use serde_json::{json, Value};
 
 use super::admission::{for_create, AdmissionError, CreateContext};
 use super::{key_of, Kind};
-use crate::fuzz_config::config;
+use crate::objects::fuzz_config::config;
 
 /// Valid manifests, one per kind users write most.
 pub(crate) fn seeds() -> Vec<Value> {

@@ -7,7 +7,7 @@
 use proptest::prelude::*;
 
 use super::quantity::{cpu_millis, units, Quantity};
-use crate::fuzz_config::config;
+use crate::objects::fuzz_config::config;
 
 /// Text in the quantity alphabet, and anything else.
 fn quantity_text() -> impl Strategy<Value = String> {

@@ -9,7 +9,7 @@ use serde_json::json;
 
 use super::selector::{FieldSelector, LabelSelector, Requirement};
 use super::validate::{is_label_value, is_qualified_name};
-use crate::fuzz_config::config;
+use crate::objects::fuzz_config::config;
 
 fn name_part() -> impl Strategy<Value = String> {
     "[a-zA-Z0-9]([a-zA-Z0-9._-]{0,10}[a-zA-Z0-9])?"

@@ -7,6 +7,8 @@ pub mod conditions;
 pub mod conventions;
 pub mod defaults;
 #[cfg(test)]
+pub(crate) mod fuzz_config;
+#[cfg(test)]
 pub(crate) mod fuzz_manifests;
 #[cfg(test)]
 mod fuzz_quantity;

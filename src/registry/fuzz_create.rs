@@ -12,7 +12,7 @@ use serde_json::json;
 
 use super::testing::TestCluster;
 use super::RegistryError;
-use crate::fuzz_config::config;
+use crate::objects::fuzz_config::config;
 use crate::objects::fuzz_manifests::manifest;
 use crate::objects::key_of;
 

@@ -8,7 +8,7 @@
 use proptest::prelude::*;
 
 use super::body::decode;
-use crate::fuzz_config::config;
+use crate::objects::fuzz_config::config;
 use crate::objects::fuzz_manifests::{admit_checked, manifest};
 
 const CONTENT_TYPES: [&str; 6] = [

@@ -341,6 +341,17 @@ impl ServerCertVerifier for PinnedCa {
     }
 }
 
+/// Whether a DER certificate is a node's: every node certificate names
+/// [`NODE_SERVER_NAME`] among its DNS names, which a user's client
+/// certificate (the admin's, signed by the same CA) never does. The Raft port
+/// serves nodes only: a request there skips the API's authentication.
+pub fn is_node_certificate(der: &[u8]) -> bool {
+    use x509_parser::extensions::GeneralName;
+    let Ok((_, cert)) = x509_parser::parse_x509_certificate(der) else { return false };
+    let Ok(Some(san)) = cert.subject_alternative_name() else { return false };
+    san.value.general_names.iter().any(|n| matches!(n, GeneralName::DNSName(d) if *d == NODE_SERVER_NAME))
+}
+
 /// The common name of the first certificate in a DER chain (who a peer is).
 pub fn common_name(der: &[u8]) -> Option<String> {
     let (_, cert) = x509_parser::parse_x509_certificate(der).ok()?;

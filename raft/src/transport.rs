@@ -99,6 +99,11 @@ impl Transport {
                         return;
                     }
                 };
+                if !peer_is_node(&conn) {
+                    tracing::warn!(remote = %conn.remote_address(), "transport: refused a peer whose certificate is not a node's");
+                    conn.close(NOT_A_NODE.into(), b"not a node certificate");
+                    return;
+                }
                 while let Ok((mut send, mut recv)) = conn.accept_bi().await {
                     let handler = handler.clone();
                     tokio::spawn(async move {
@@ -173,6 +178,18 @@ impl Transport {
     }
 }
 
+/// The close code of a connection whose peer presented no node certificate.
+const NOT_A_NODE: u32 = 2;
+
+/// Whether the peer of `conn` presented a node certificate (mutual TLS has
+/// already checked that the cluster CA signed it).
+fn peer_is_node(conn: &quinn::Connection) -> bool {
+    conn.peer_identity()
+        .and_then(|id| id.downcast::<Vec<rustls::pki_types::CertificateDer<'static>>>().ok())
+        .and_then(|chain| chain.first().map(|c| pki::is_node_certificate(c)))
+        .unwrap_or(false)
+}
+
 async fn write_frame(send: &mut quinn::SendStream, bytes: &[u8]) -> std::io::Result<()> {
     send.write_all(&(bytes.len() as u32).to_be_bytes()).await?;
     send.write_all(bytes).await?;
@@ -199,4 +216,48 @@ pub(crate) async fn read_frame<R: tokio::io::AsyncRead + Unpin>(recv: &mut R) ->
         ));
     }
     Ok(buf)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::pki::Ca;
+
+    /// Answers every request with the same applied revision.
+    struct Answer;
+
+    impl Handler for Answer {
+        async fn handle(&self, _req: Request) -> Response {
+            Response::Applied(7)
+        }
+    }
+
+    fn bound(ca: &Ca, id: &pki::Identity) -> Arc<Transport> {
+        let live = LiveIdentity::new(ca.cert_pem(), id).unwrap();
+        Arc::new(Transport::bind("127.0.0.1:0".parse().unwrap(), live).unwrap())
+    }
+
+    #[tokio::test]
+    async fn the_raft_port_answers_nodes_and_refuses_a_users_client_certificate() {
+        pki::install_default_provider();
+        let ca = Ca::generate("t").unwrap();
+        let day = Duration::from_secs(86_400);
+        let server = bound(&ca, &ca.issue("n1", &["127.0.0.1".into()], day).unwrap());
+        let addr = server.local_addr().unwrap().to_string();
+        tokio::spawn(server.clone().serve(Arc::new(Answer)));
+        let node = bound(&ca, &ca.issue("n2", &["127.0.0.1".into()], day).unwrap());
+        let answer = node.call(&addr, &Request::Applied, Duration::from_secs(5)).await;
+        assert!(matches!(answer, Ok(Response::Applied(7))), "a node is answered: {answer:?}");
+        // The admin's certificate: signed by the same CA, but a user's.
+        let admin = bound(&ca, &ca.issue_client("admin", "system:masters", day).unwrap());
+        let answer = admin.call(&addr, &Request::Applied, Duration::from_secs(5)).await;
+        assert!(answer.is_err(), "a user's client certificate is refused: {answer:?}");
+        let (node_der, admin_der) = (
+            pki::certs(&ca.issue("n3", &[], day).unwrap().cert_pem).unwrap(),
+            pki::certs(&ca.issue_client("admin", "", day).unwrap().cert_pem).unwrap(),
+        );
+        assert!(pki::is_node_certificate(&node_der[0]));
+        assert!(!pki::is_node_certificate(&admin_der[0]));
+        assert!(!pki::is_node_certificate(b"not a certificate"));
+    }
 }

@@ -44,7 +44,7 @@ const CLIENTS: usize = 6;
 /// Watchers.
 const WATCHERS: usize = 2;
 /// The size of each node's data-dir tmpfs.
-const TMPFS_MIB: u64 = 128;
+const TMPFS_MIB: u64 = 256;
 /// The seed and length of the short run.
 const SEED: u64 = 215;
 const SECONDS: u64 = 60;

@@ -72,7 +72,9 @@ impl From<CallError> for RPCError<TypeConfig> {
         match e {
             // A stopped peer is as good as unreachable: back off before retrying.
             CallError::Unreachable(_) | CallError::Fatal { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-            CallError::Network(_) | CallError::Unexpected { .. } | CallError::Read(_) => RPCError::Network(NetworkError::new(&e)),
+            CallError::Network(_) | CallError::Unexpected { .. } | CallError::Read(_) => {
+                RPCError::Network(NetworkError::new(&e))
+            }
         }
     }
 }

@@ -72,7 +72,9 @@ impl<W: Write> SnapshotWriter<W> {
             Record::Kv(k, v) => (TAG_KV, k, v),
             Record::Unique(k, v) => (TAG_UNIQUE, k, v),
         };
-        let len = |b: &Vec<u8>| u32::try_from(b.len()).ok().filter(|l| *l <= MAX_FIELD).ok_or_else(|| corrupt("a field too long"));
+        let len = |b: &Vec<u8>| {
+            u32::try_from(b.len()).ok().filter(|l| *l <= MAX_FIELD).ok_or_else(|| corrupt("a field too long"))
+        };
         let (kl, vl) = (len(k)?, len(v)?);
         self.put(&[tag])?;
         self.put(&kl.to_be_bytes())?;

@@ -537,7 +537,7 @@ mod tests {
     #[tokio::test]
     async fn a_built_snapshot_is_one_file_the_older_removed_and_leftovers_go_at_open() {
         let dir = tempfile::tempdir().unwrap();
-        let (_log, mut sm, _reader) = super::super::open(dir.path()).unwrap();
+        let (log, mut sm, reader) = super::super::open(dir.path()).unwrap();
         sm.apply_batch(vec![put(1, "/a", "1")]).unwrap();
         let first = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
         sm.apply_batch(vec![put(2, "/b", "2")]).unwrap();
@@ -547,8 +547,7 @@ mod tests {
         // The first snapshot's open file is still readable after its removal.
         let mut r = SnapshotReader::new(first.snapshot).unwrap();
         assert!(matches!(r.next_record().unwrap(), Some(Record::Kv(k, _)) if k == b"/a"));
-        drop(sm);
-        drop(_log);
+        drop((sm, log, reader));
         let snaps = dir.path().join("snapshots");
         std::fs::write(snaps.join("00000000000000000009-1.snap.part"), b"half").unwrap();
         std::fs::write(snaps.join("00000000000000000001-1.snap"), b"stale").unwrap();
@@ -636,10 +635,10 @@ mod tests {
             let (_log, mut sm, _reader) = super::super::open(dir.path()).unwrap();
             sm.apply_batch(vec![put(3, "/a", "1")]).unwrap();
             let stored = Stored { value: b"1".to_vec(), create_revision: 3, mod_revision: 3 };
-            let body = (vec![("/a".to_string(), 3u64, 3u64, ByteBuf::from(b"1".to_vec()))], vec![(
-                ByteBuf::from(b"unique/x".to_vec()),
-                ByteBuf::from(b"resp".to_vec()),
-            )]);
+            let body = (
+                vec![("/a".to_string(), 3u64, 3u64, ByteBuf::from(b"1".to_vec()))],
+                vec![(ByteBuf::from(b"unique/x".to_vec()), ByteBuf::from(b"resp".to_vec()))],
+            );
             let (meta, _) = sm.applied_state().await.unwrap();
             let meta = SnapshotMeta { last_log_id: meta, last_membership: StoredMembership::default() };
             let legacy = Legacy { meta: meta.clone(), data: encode(&body).unwrap() };

@@ -59,6 +59,9 @@ enum CallError {
     /// The peer answered with something else than the request's answer.
     #[error("node {target} answered {answer}")]
     Unexpected { target: NodeId, answer: String },
+    /// The local snapshot file could not be read.
+    #[error("read the snapshot to send: {0}")]
+    Read(std::io::Error),
     /// The peer's Raft has stopped.
     #[error("node {target}: {fatal}")]
     Fatal { target: NodeId, fatal: Fatal<TypeConfig> },
@@ -69,7 +72,9 @@ impl From<CallError> for RPCError<TypeConfig> {
         match e {
             // A stopped peer is as good as unreachable: back off before retrying.
             CallError::Unreachable(_) | CallError::Fatal { .. } => RPCError::Unreachable(Unreachable::new(&e)),
-            CallError::Network(_) | CallError::Unexpected { .. } => RPCError::Network(NetworkError::new(&e)),
+            CallError::Network(_) | CallError::Unexpected { .. } | CallError::Read(_) => {
+                RPCError::Network(NetworkError::new(&e))
+            }
         }
     }
 }
@@ -135,7 +140,13 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
         cancel: impl Future<Output = ReplicationClosed> + Send + 'static,
         option: RPCOption,
     ) -> Result<SnapshotResponse<TypeConfig>, StreamingError<TypeConfig>> {
-        let req = Request::Snapshot { vote, meta: snapshot.meta, data: snapshot.snapshot.into_inner() };
+        // Still sent whole: the transport has no chunked snapshot request yet.
+        let data = snapshot.snapshot;
+        let data = tokio::task::spawn_blocking(move || data.into_bytes())
+            .await
+            .map_err(|e| CallError::Read(std::io::Error::other(e)))?
+            .map_err(CallError::Read)?;
+        let req = Request::Snapshot { vote, meta: snapshot.meta, data };
         let answer = tokio::select! {
             answer = self.send(req, option.hard_ttl()) => answer?,
             closed = cancel => return Err(StreamingError::Closed(closed)),

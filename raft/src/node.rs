@@ -571,7 +571,7 @@ impl Handler for RaftNode {
             Request::Append(rpc) => Response::Append(self.raft.append_entries(rpc).await),
             Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
             Request::Snapshot { vote, meta, data } => {
-                let snapshot = crate::types::Snapshot { meta, snapshot: std::io::Cursor::new(data) };
+                let snapshot = crate::types::Snapshot { meta, snapshot: crate::types::SnapshotData::from_bytes(data) };
                 Response::Snapshot(self.raft.install_full_snapshot(vote, snapshot).await.map_err(RaftError::Fatal))
             }
             Request::Write(cmd) => Response::Write(self.local_write(cmd).await),

@@ -5,7 +5,6 @@
 //! a forwarded write or a join request.
 
 use std::fmt;
-use std::io::Cursor;
 
 use serde::{Deserialize, Serialize};
 
@@ -41,8 +40,8 @@ openraft::declare_raft_types!(
         Node = Member,
 );
 
-/// What a snapshot carries: the encoded state, whole.
-pub type SnapshotData = Cursor<Vec<u8>>;
+/// What a snapshot carries: a stream over its file (see [`crate::storage::SnapshotData`]).
+pub use crate::storage::SnapshotData;
 /// openraft's `Raft` over clusterd's types and state machine.
 pub type Raft = openraft::Raft<TypeConfig, StateMachine>;
 /// A log id over clusterd's types.

@@ -359,3 +359,65 @@ async fn an_export_imported_elsewhere_is_a_store_at_its_revision_with_one_voter(
     assert!(matches!(import.put(kv(3, 2)), Err(ImportError::Revisions(_))));
     assert!(matches!(import.put(kv(0, 2)), Err(ImportError::Revisions(_))));
 }
+
+/// The process's peak resident set since the last reset, and its current one, in MiB.
+fn peak_and_now_mib() -> (f64, f64) {
+    let status = std::fs::read_to_string("/proc/self/status").unwrap();
+    let field = |name: &str| {
+        let line = status.lines().find(|l| l.starts_with(name)).unwrap();
+        line.split_whitespace().nth(1).unwrap().parse::<f64>().unwrap() / 1024.0
+    };
+    (field("VmHWM:"), field("VmRSS:"))
+}
+
+/// Figures: building and installing a snapshot of 100,000 keys of 512 bytes,
+/// and how much the process's peak memory grows meanwhile (the state is ~55 MiB).
+/// `target/debug/deps/storage-* snapshot_figures --ignored --nocapture`.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a benchmark: 100,000 keys"]
+async fn snapshot_figures_for_100k_keys() {
+    use openraft::storage::RaftSnapshotBuilder;
+    const KEYS: u64 = 100_000;
+    let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+    let (_la, mut a, _ra) = storage::open(a_dir.path()).unwrap();
+    let (_lb, mut b, rb) = storage::open(b_dir.path()).unwrap();
+    let value = "x".repeat(512);
+    for chunk in (1..=KEYS).collect::<Vec<_>>().chunks(1000) {
+        let entries = chunk
+            .iter()
+            .map(|i| {
+                entry(*i, Command::Txn(Txn::ops(vec![put(&format!("/registry/configmaps/default/cm-{i}"), &value)])))
+            })
+            .collect();
+        a.apply_batch(entries).unwrap();
+    }
+    let reset = || std::fs::write("/proc/self/clear_refs", "5").unwrap();
+    reset();
+    let (_, before) = peak_and_now_mib();
+    let began = std::time::Instant::now();
+    let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+    let build = began.elapsed();
+    let (peak_build, _) = peak_and_now_mib();
+    let size =
+        std::fs::read_dir(a_dir.path().join("snapshots")).unwrap().next().unwrap().unwrap().metadata().unwrap().len();
+    // The network still sends snapshots whole: the receiver starts from the bytes.
+    let bytes = snap.snapshot.into_bytes().unwrap();
+    reset();
+    let (_, before_install) = peak_and_now_mib();
+    let began = std::time::Instant::now();
+    b.install_snapshot(&snap.meta, storage::SnapshotData::from_bytes(bytes)).await.unwrap();
+    let install = began.elapsed();
+    let (peak_install, _) = peak_and_now_mib();
+    assert_eq!(rb.revision(), KEYS);
+    eprintln!(
+        "FIGURES snapshot of {KEYS} keys x 512 B: file {:.1} MiB; build {:.2}s, peak RSS +{:.1} MiB over {:.1} MiB; \
+         install (from bytes in memory) {:.2}s, peak RSS +{:.1} MiB over {:.1} MiB",
+        size as f64 / (1 << 20) as f64,
+        build.as_secs_f64(),
+        peak_build - before,
+        before,
+        install.as_secs_f64(),
+        peak_install - before_install,
+        before_install
+    );
+}

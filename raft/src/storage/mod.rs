@@ -11,7 +11,9 @@
 //! * `logs` — big-endian log index → entry
 //! * `raft_meta` — vote, committed, last purged log id, the store's format
 //! * `kv` — key → value with its create and mod revisions
-//! * `kv_meta` — last applied log id, membership, compacted revision, snapshot
+//! * `kv_meta` — last applied log id, membership, compacted revision, the record
+//!   of the current snapshot file (the file itself is in `snapshots/`, see
+//!   [`snapshot_file`])
 //! * `history` — big-endian revision → the events of that revision (for watch)
 
 mod flusher;
@@ -19,6 +21,7 @@ pub mod format;
 pub mod import;
 pub(crate) mod log_store;
 pub mod reader;
+pub(crate) mod snapshot_file;
 pub(crate) mod state_machine;
 
 use std::path::Path;
@@ -29,6 +32,7 @@ use rocksdb::{ColumnFamilyDescriptor, Options, DB};
 pub use import::{Import, ImportError};
 pub use log_store::{LogReader, LogStore};
 pub use reader::{Export, Gone, StoreReader};
+pub use snapshot_file::SnapshotData;
 pub use state_machine::StateMachine;
 
 pub(crate) const CF_LOGS: &str = "logs";
@@ -94,7 +98,7 @@ const MEMTABLE_BUDGET: usize = 64 << 20;
 pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenError> {
     let db = Arc::new(open_db(path, true)?);
     let reader = StoreReader::new(db.clone());
-    let sm = StateMachine::open(db.clone(), reader.clone())
+    let sm = StateMachine::open(db.clone(), reader.clone(), path)
         .map_err(|e| OpenError::StateMachine { path: path.display().to_string(), reason: e.to_string() })?;
     let log = LogStore::new(db).map_err(OpenError::Thread)?;
     Ok((log, sm, reader))

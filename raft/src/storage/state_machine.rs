@@ -3,9 +3,9 @@
 //! written in one `WriteBatch`.
 
 use std::collections::HashMap;
-use std::io::{self, Cursor};
+use std::io;
 use std::sync::atomic::Ordering;
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use futures::{Stream, StreamExt};
 use openraft::storage::{ApplyResponder, EntryResponder, RaftSnapshotBuilder, RaftStateMachine};
@@ -16,15 +16,21 @@ use serde_bytes::ByteBuf;
 
 use super::log_store::io_err;
 use super::reader::{Stored, KEY_REVISION};
+use super::snapshot_file::{Record, SnapshotData, SnapshotDir, SnapshotReader};
 use super::{be, cf, StoreReader, CF_HISTORY, CF_KV, CF_KV_META};
 use crate::codec::{decode, encode};
 use crate::command::{Command, CommandResponse, Compare, Event, EventKind, KeyValue, Op, Txn};
-use crate::types::{Entry, LogId, Snapshot, SnapshotData, SnapshotMeta, StoredMembership, TypeConfig};
+use crate::types::{Entry, LogId, Snapshot, SnapshotMeta, StoredMembership, TypeConfig};
 
 pub(crate) const KEY_APPLIED: &[u8] = b"last_applied";
 pub(crate) const KEY_MEMBERSHIP: &[u8] = b"membership";
 pub(crate) const KEY_COMPACTED: &[u8] = b"compacted";
-const KEY_SNAPSHOT: &[u8] = b"snapshot";
+/// Where builds before snapshot files kept the whole snapshot (read once, at open, to migrate).
+const KEY_LEGACY_SNAPSHOT: &[u8] = b"snapshot";
+/// The record of the current snapshot file.
+const KEY_SNAPSHOT_FILE: &[u8] = b"snapshot_file";
+/// The record of a snapshot whose install has begun and not finished.
+const KEY_INSTALLING: &[u8] = b"snapshot_installing";
 const PREFIX_UNIQUE: &[u8] = b"unique/";
 
 fn unique_key(id: u128) -> Vec<u8> {
@@ -33,28 +39,13 @@ fn unique_key(id: u128) -> Vec<u8> {
     k
 }
 
-/// The snapshot's payload: every key with its revisions. Also the backup format.
-#[derive(Serialize, Deserialize)]
-struct SnapshotBody {
-    kvs: Vec<(String, u64, u64, ByteBuf)>,
-    /// Unique-id records (key, encoded response), so a retry reaching a node that
-    /// installed this snapshot is still recognised.
-    unique: Vec<(ByteBuf, ByteBuf)>,
-}
-
-#[derive(Serialize, Deserialize)]
-struct StoredSnapshot {
-    meta: SnapshotMeta,
-    #[serde(with = "serde_bytes")]
-    data: Vec<u8>,
-}
-
 /// The replicated state machine on RocksDB.
 pub struct StateMachine {
     db: Arc<DB>,
     reader: StoreReader,
     last_applied: Option<LogId>,
     membership: StoredMembership,
+    snaps: Arc<Snapshots>,
 }
 
 /// Entries applied in one RocksDB batch at most; their clients are answered
@@ -69,14 +60,16 @@ pub(crate) fn meta_get<T: serde::de::DeserializeOwned>(db: &DB, key: &[u8]) -> i
 }
 
 impl StateMachine {
-    pub(crate) fn open(db: Arc<DB>, reader: StoreReader) -> io::Result<Self> {
+    pub(crate) fn open(db: Arc<DB>, reader: StoreReader, path: &std::path::Path) -> io::Result<Self> {
+        let snaps = Arc::new(Snapshots { dir: SnapshotDir::open(path)?, record: Mutex::new(()) });
+        recover_snapshots(&db, &snaps)?;
         // Stored as an Option<LogId> (None before anything was applied).
         let last_applied: Option<LogId> = meta_get::<Option<LogId>>(&db, KEY_APPLIED)?.flatten();
         let membership: StoredMembership = meta_get(&db, KEY_MEMBERSHIP)?.unwrap_or_default();
         let compacted: u64 = meta_get(&db, KEY_COMPACTED)?.unwrap_or(0);
         reader.shared.compacted.store(compacted, Ordering::SeqCst);
         reader.shared.applied.send_replace(last_applied.map(|l| l.index).unwrap_or(0));
-        Ok(StateMachine { db, reader, last_applied, membership })
+        Ok(StateMachine { db, reader, last_applied, membership, snaps })
     }
 
     fn lookup(&self, overlay: &HashMap<String, Option<KeyValue>>, key: &str) -> io::Result<Option<KeyValue>> {
@@ -280,47 +273,15 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_snapshot_builder(&mut self) -> SnapshotBuilder {
-        SnapshotBuilder { db: self.db.clone() }
+        SnapshotBuilder { db: self.db.clone(), snaps: self.snaps.clone() }
     }
 
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> io::Result<()> {
-        let data = snapshot.into_inner();
-        let body: SnapshotBody = decode(&data).map_err(io_err)?;
-        let kv_cf = cf(&self.db, CF_KV);
-        let mut batch = WriteBatch::default();
-        for item in self.db.iterator_cf(kv_cf, IteratorMode::Start) {
-            let (k, _) = item.map_err(io_err)?;
-            batch.delete_cf(kv_cf, k);
-        }
-        for (key, create_revision, mod_revision, value) in body.kvs {
-            let stored = Stored { value: value.into_vec(), create_revision, mod_revision };
-            batch.put_cf(kv_cf, key.as_bytes(), encode(&stored).map_err(io_err)?);
-        }
-        let unique_cf = cf(&self.db, CF_KV_META);
-        for item in self.db.iterator_cf(unique_cf, IteratorMode::From(PREFIX_UNIQUE, rocksdb::Direction::Forward)) {
-            let (k, _) = item.map_err(io_err)?;
-            if !k.starts_with(PREFIX_UNIQUE) {
-                break;
-            }
-            batch.delete_cf(unique_cf, k);
-        }
-        for (k, v) in body.unique {
-            batch.put_cf(unique_cf, k, v);
-        }
+        // Copying, checking and applying are long blocking IO: off the async workers.
+        let (db, snaps, owned) = (self.db.clone(), self.snaps.clone(), meta.clone());
+        let compacted =
+            tokio::task::spawn_blocking(move || install(&db, &snaps, owned, snapshot)).await.map_err(io_err)??;
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
-        // The history behind the snapshot is gone on this node: watches from before it get Gone.
-        let compacted = self.reader.compacted().max(index);
-        batch.delete_range_cf(cf(&self.db, CF_HISTORY), be(0), be(index + 1));
-        let meta_cf = cf(&self.db, CF_KV_META);
-        batch.put_cf(meta_cf, KEY_COMPACTED, encode(&compacted).map_err(io_err)?);
-        batch.put_cf(meta_cf, KEY_APPLIED, encode(&meta.last_log_id).map_err(io_err)?);
-        batch.put_cf(meta_cf, KEY_MEMBERSHIP, encode(&meta.last_membership).map_err(io_err)?);
-        batch.put_cf(meta_cf, KEY_REVISION, encode(&index).map_err(io_err)?);
-        let stored = StoredSnapshot { meta: meta.clone(), data };
-        batch.put_cf(meta_cf, KEY_SNAPSHOT, encode(&stored).map_err(io_err)?);
-        let mut wo = WriteOptions::default();
-        wo.set_sync(true);
-        self.db.write_opt(batch, &wo).map_err(io_err)?;
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
         self.reader.shared.compacted.store(compacted, Ordering::SeqCst);
@@ -330,29 +291,88 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     }
 
     async fn get_current_snapshot(&mut self) -> io::Result<Option<Snapshot>> {
-        let stored: Option<StoredSnapshot> = meta_get(&self.db, KEY_SNAPSHOT)?;
-        Ok(stored.map(|s| Snapshot { meta: s.meta, snapshot: Cursor::new(s.data) }))
+        // A build may replace the recorded file between reading the record and
+        // opening it: then the newer record names a file that exists.
+        for _ in 0..3 {
+            let Some(rec) = meta_get::<SnapshotRecord>(&self.db, KEY_SNAPSHOT_FILE)? else {
+                return Ok(None);
+            };
+            match SnapshotData::open(&self.snaps.dir.path(&rec.file)) {
+                Ok(data) => return Ok(Some(Snapshot { meta: rec.meta, snapshot: data })),
+                Err(e) if e.kind() == io::ErrorKind::NotFound => continue,
+                Err(e) => return Err(e),
+            }
+        }
+        Err(io::Error::other("the current snapshot file keeps disappearing"))
     }
 }
 
-/// Builds a snapshot from a consistent RocksDB snapshot of the `kv` family.
+/// Builds a snapshot from a consistent RocksDB snapshot of the state.
 pub struct SnapshotBuilder {
     db: Arc<DB>,
+    snaps: Arc<Snapshots>,
 }
 
 impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
     type SnapshotData = SnapshotData;
 
     async fn build_snapshot(&mut self) -> io::Result<Snapshot> {
-        // Reading and encoding the whole state is long CPU work: it runs off the
+        // Reading and writing the whole state is long work: it runs off the
         // async workers, which keep serving writes meanwhile.
-        let db = self.db.clone();
-        tokio::task::spawn_blocking(move || build_snapshot(&db)).await.map_err(io_err)?
+        let (db, snaps) = (self.db.clone(), self.snaps.clone());
+        tokio::task::spawn_blocking(move || build_snapshot(&db, &snaps)).await.map_err(io_err)?
     }
 }
 
-/// The snapshot of everything applied so far, also stored as the current one.
-fn build_snapshot(db: &DB) -> io::Result<Snapshot> {
+/// A store's snapshot files, and the lock under which one is recorded as the
+/// current snapshot and the others removed.
+pub(crate) struct Snapshots {
+    dir: SnapshotDir,
+    record: Mutex<()>,
+}
+
+/// What RocksDB records of a snapshot file.
+#[derive(Clone, Debug, Serialize, Deserialize)]
+struct SnapshotRecord {
+    meta: SnapshotMeta,
+    id: String,
+    file: String,
+    size: u64,
+    checksum: u32,
+}
+
+/// A new snapshot id: the last index it covers, and when it was made (two
+/// snapshots at one index, built and received, get distinct files).
+fn new_id(meta: &SnapshotMeta) -> String {
+    let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
+    let nanos = std::time::SystemTime::now().duration_since(std::time::UNIX_EPOCH).map(|d| d.as_nanos()).unwrap_or(0);
+    format!("{index:020}-{nanos}")
+}
+
+impl Snapshots {
+    /// Record `rec` as the current snapshot (renamed into place already) and
+    /// remove every other snapshot file, unless a newer one is recorded: then
+    /// `rec`'s file goes. Returns whether `rec` is now current.
+    fn make_current(&self, db: &DB, rec: &SnapshotRecord, batch: Option<WriteBatch>) -> io::Result<bool> {
+        let _held = self.record.lock().expect("snapshot record lock");
+        let current: Option<SnapshotRecord> = meta_get(db, KEY_SNAPSHOT_FILE)?;
+        if batch.is_none() && current.as_ref().is_some_and(|c| c.meta.last_log_id > rec.meta.last_log_id) {
+            let _ = std::fs::remove_file(self.dir.path(&rec.file));
+            return Ok(false);
+        }
+        let mut batch = batch.unwrap_or_default();
+        batch.put_cf(cf(db, CF_KV_META), KEY_SNAPSHOT_FILE, encode(rec).map_err(io_err)?);
+        let mut wo = WriteOptions::default();
+        wo.set_sync(true);
+        db.write_opt(batch, &wo).map_err(io_err)?;
+        self.dir.remove_others(Some(&rec.file), false)?;
+        Ok(true)
+    }
+}
+
+/// The snapshot of everything applied so far, streamed from a RocksDB snapshot
+/// into a file, recorded as the current one.
+fn build_snapshot(db: &DB, snaps: &Snapshots) -> io::Result<Snapshot> {
     let snap = db.snapshot();
     let meta_cf = cf(db, CF_KV_META);
     let read = |key: &[u8]| snap.get_cf(meta_cf, key).map_err(io_err);
@@ -364,25 +384,276 @@ fn build_snapshot(db: &DB) -> io::Result<Snapshot> {
         Some(raw) => decode(&raw).map_err(io_err)?,
         None => StoredMembership::default(),
     };
-    let mut kvs = Vec::new();
-    for item in snap.iterator_cf(cf(db, CF_KV), IteratorMode::Start) {
-        let (k, v) = item.map_err(io_err)?;
-        let s: Stored = decode(&v).map_err(io_err)?;
-        kvs.push((String::from_utf8_lossy(&k).into_owned(), s.create_revision, s.mod_revision, ByteBuf::from(s.value)));
-    }
-    let mut unique = Vec::new();
-    for item in snap.iterator_cf(meta_cf, IteratorMode::From(PREFIX_UNIQUE, rocksdb::Direction::Forward)) {
-        let (k, v) = item.map_err(io_err)?;
-        if !k.starts_with(PREFIX_UNIQUE) {
-            break;
-        }
-        unique.push((ByteBuf::from(k.to_vec()), ByteBuf::from(v.to_vec())));
-    }
-    let data = encode(&SnapshotBody { kvs, unique }).map_err(io_err)?;
     let meta = SnapshotMeta { last_log_id: last_applied, last_membership: membership };
-    let stored = StoredSnapshot { meta: meta.clone(), data };
+    let kvs = snap.iterator_cf(cf(db, CF_KV), IteratorMode::Start).map(|item| {
+        let (k, v) = item.map_err(io_err)?;
+        Ok(Record::Kv(k.into_vec(), v.into_vec()))
+    });
+    let unique = snap
+        .iterator_cf(meta_cf, IteratorMode::From(PREFIX_UNIQUE, rocksdb::Direction::Forward))
+        .take_while(|item| !matches!(item, Ok((k, _)) if !k.starts_with(PREFIX_UNIQUE)))
+        .map(|item| {
+            let (k, v) = item.map_err(io_err)?;
+            Ok(Record::Unique(k.into_vec(), v.into_vec()))
+        });
+    let rec = write_file(snaps, meta, kvs.chain(unique))?;
+    drop(snap);
+    snaps.make_current(db, &rec, None)?;
+    let data = SnapshotData::open(&snaps.dir.path(&rec.file))?;
+    Ok(Snapshot { meta: rec.meta, snapshot: data })
+}
+
+fn write_file(
+    snaps: &Snapshots,
+    meta: SnapshotMeta,
+    records: impl IntoIterator<Item = io::Result<Record>>,
+) -> io::Result<SnapshotRecord> {
+    let id = new_id(&meta);
+    let file = SnapshotDir::file_name(&id);
+    let (size, checksum) = snaps.dir.write(&file, records)?;
+    Ok(SnapshotRecord { meta, id, file, size, checksum })
+}
+
+/// Install a received snapshot: copy it into a file of this store while
+/// checking it (a corrupt or truncated one is refused before anything
+/// changes), mark the install begun, then apply the file in bounded batches.
+/// Returns the compacted revision after it.
+fn install(db: &DB, snaps: &Snapshots, meta: SnapshotMeta, data: SnapshotData) -> io::Result<u64> {
+    let mut input = SnapshotReader::new(data)?;
+    let records = std::iter::from_fn(|| input.next_record().transpose());
+    let rec = write_file(snaps, meta, records)?;
+    // From here a crash is finished at the next open, from the file.
     let mut wo = WriteOptions::default();
     wo.set_sync(true);
-    db.put_cf_opt(meta_cf, KEY_SNAPSHOT, encode(&stored).map_err(io_err)?, &wo).map_err(io_err)?;
-    Ok(Snapshot { meta, snapshot: Cursor::new(stored.data) })
+    db.put_cf_opt(cf(db, CF_KV_META), KEY_INSTALLING, encode(&rec).map_err(io_err)?, &wo).map_err(io_err)?;
+    apply_file(db, snaps, &rec)
+}
+
+/// Replace the state with the snapshot file of `rec` (begun by [`install`],
+/// or resumed at open after a crash). Every step is idempotent.
+fn apply_file(db: &DB, snaps: &Snapshots, rec: &SnapshotRecord) -> io::Result<u64> {
+    let (kv_cf, meta_cf) = (cf(db, CF_KV), cf(db, CF_KV_META));
+    let mut batch = WriteBatch::default();
+    // Keys are UTF-8: none starts with 0xff. Unique ids are `unique/…`, and '0' follows '/'.
+    batch.delete_range_cf(kv_cf, b"" as &[u8], &[0xffu8][..]);
+    batch.delete_range_cf(meta_cf, PREFIX_UNIQUE, b"unique0" as &[u8]);
+    let mut bytes = 0usize;
+    let mut input = SnapshotReader::new(SnapshotData::open(&snaps.dir.path(&rec.file))?)?;
+    while let Some(record) = input.next_record()? {
+        let (family, k, v) = match record {
+            Record::Kv(k, v) => (kv_cf, k, v),
+            Record::Unique(k, v) => (meta_cf, k, v),
+        };
+        bytes += k.len() + v.len();
+        batch.put_cf(family, k, v);
+        if bytes >= INSTALL_BATCH_BYTES {
+            db.write(std::mem::take(&mut batch)).map_err(io_err)?;
+            bytes = 0;
+        }
+    }
+    let meta = &rec.meta;
+    let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
+    // The history behind the snapshot is gone on this node: watches from before it get Gone.
+    let compacted = meta_get::<u64>(db, KEY_COMPACTED)?.unwrap_or(0).max(index);
+    batch.delete_range_cf(cf(db, CF_HISTORY), be(0), be(index + 1));
+    batch.put_cf(meta_cf, KEY_COMPACTED, encode(&compacted).map_err(io_err)?);
+    batch.put_cf(meta_cf, KEY_APPLIED, encode(&meta.last_log_id).map_err(io_err)?);
+    batch.put_cf(meta_cf, KEY_MEMBERSHIP, encode(&meta.last_membership).map_err(io_err)?);
+    batch.put_cf(meta_cf, KEY_REVISION, encode(&index).map_err(io_err)?);
+    batch.delete_cf(meta_cf, KEY_INSTALLING);
+    snaps.make_current(db, rec, Some(batch))?;
+    Ok(compacted)
+}
+
+/// Bytes of keys and values written in one RocksDB batch at most while installing.
+const INSTALL_BATCH_BYTES: usize = 4 << 20;
+
+/// Bring the snapshot records up to date at open: finish an install a crash
+/// interrupted, move a snapshot stored in RocksDB by an older build into a
+/// file, and remove files nothing refers to.
+fn recover_snapshots(db: &DB, snaps: &Snapshots) -> io::Result<()> {
+    if let Some(rec) = meta_get::<SnapshotRecord>(db, KEY_INSTALLING)? {
+        tracing::info!(snapshot = %rec.id, "finishing a snapshot install a stop interrupted");
+        apply_file(db, snaps, &rec)?;
+    }
+    if let Some(old) = meta_get::<LegacySnapshot>(db, KEY_LEGACY_SNAPSHOT)? {
+        tracing::info!("moving the snapshot stored in RocksDB into a file");
+        let body: LegacyBody = decode(&old.data).map_err(io_err)?;
+        drop(old.data);
+        let kvs = body.kvs.into_iter().map(|(key, create_revision, mod_revision, value)| {
+            let stored = Stored { value: value.into_vec(), create_revision, mod_revision };
+            Ok(Record::Kv(key.into_bytes(), encode(&stored).map_err(io_err)?))
+        });
+        let unique = body.unique.into_iter().map(|(k, v)| Ok(Record::Unique(k.into_vec(), v.into_vec())));
+        let rec = write_file(snaps, old.meta, kvs.chain(unique))?;
+        let mut batch = WriteBatch::default();
+        batch.delete_cf(cf(db, CF_KV_META), KEY_LEGACY_SNAPSHOT);
+        snaps.make_current(db, &rec, Some(batch))?;
+    }
+    let current: Option<SnapshotRecord> = meta_get(db, KEY_SNAPSHOT_FILE)?;
+    snaps.dir.remove_others(current.as_ref().map(|c| c.file.as_str()), true)
+}
+
+/// The snapshot record of builds that kept the snapshot inside RocksDB.
+#[derive(Deserialize)]
+struct LegacySnapshot {
+    meta: SnapshotMeta,
+    #[serde(with = "serde_bytes")]
+    data: Vec<u8>,
+}
+
+/// The payload of a [`LegacySnapshot`].
+#[derive(Deserialize)]
+struct LegacyBody {
+    kvs: Vec<(String, u64, u64, ByteBuf)>,
+    unique: Vec<(ByteBuf, ByteBuf)>,
+}
+
+#[cfg(test)]
+mod tests {
+    use openraft::storage::RaftSnapshotBuilder;
+
+    use super::*;
+    use crate::command::{Op, Txn};
+    use crate::types::LeaderId;
+
+    fn put(index: u64, key: &str, value: &str) -> Entry {
+        let op = Op::Put { key: key.into(), value: value.as_bytes().to_vec() };
+        Entry {
+            log_id: LogId::new(LeaderId { term: 1, node_id: 1 }, index),
+            payload: EntryPayload::Normal(Command::Txn(Txn::ops(vec![op]))),
+        }
+    }
+
+    fn snapshot_files(db: &std::path::Path) -> Vec<String> {
+        let mut names: Vec<String> = std::fs::read_dir(db.join("snapshots"))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
+    #[tokio::test]
+    async fn a_built_snapshot_is_one_file_the_older_removed_and_leftovers_go_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let (log, mut sm, reader) = super::super::open(dir.path()).unwrap();
+        sm.apply_batch(vec![put(1, "/a", "1")]).unwrap();
+        let first = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        sm.apply_batch(vec![put(2, "/b", "2")]).unwrap();
+        let second = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        assert_eq!(second.meta.last_log_id.map(|l| l.index), Some(2));
+        assert_eq!(snapshot_files(dir.path()).len(), 1, "the previous snapshot file is removed");
+        // The first snapshot's open file is still readable after its removal.
+        let mut r = SnapshotReader::new(first.snapshot).unwrap();
+        assert!(matches!(r.next_record().unwrap(), Some(Record::Kv(k, _)) if k == b"/a"));
+        drop((sm, log, reader));
+        let snaps = dir.path().join("snapshots");
+        std::fs::write(snaps.join("00000000000000000009-1.snap.part"), b"half").unwrap();
+        std::fs::write(snaps.join("00000000000000000001-1.snap"), b"stale").unwrap();
+        let (_log, mut sm, _reader) = super::super::open(dir.path()).unwrap();
+        assert_eq!(snapshot_files(dir.path()).len(), 1, "leftovers are removed at open");
+        let current = sm.get_current_snapshot().await.unwrap().expect("the current snapshot survives a reopen");
+        assert_eq!(current.meta, second.meta);
+        let mut r = SnapshotReader::new(current.snapshot).unwrap();
+        let mut keys = Vec::new();
+        while let Some(rec) = r.next_record().unwrap() {
+            if let Record::Kv(k, _) = rec {
+                keys.push(String::from_utf8(k).unwrap());
+            }
+        }
+        assert_eq!(keys, ["/a", "/b"]);
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_snapshot_is_refused_and_changes_nothing() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (_la, mut a, _ra) = super::super::open(a_dir.path()).unwrap();
+        let (_lb, mut b, rb) = super::super::open(b_dir.path()).unwrap();
+        a.apply_batch(vec![put(1, "/a", "1"), put(2, "/b", "2")]).unwrap();
+        b.apply_batch(vec![put(1, "/mine", "x")]).unwrap();
+        let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let good = snap.snapshot.into_bytes().unwrap();
+        for bad in [good[..good.len() - 1].to_vec(), good[..good.len() / 2].to_vec(), {
+            let mut v = good.clone();
+            v[20] ^= 1;
+            v
+        }] {
+            let err = b.install_snapshot(&snap.meta, SnapshotData::from_bytes(bad)).await.unwrap_err();
+            assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+            assert_eq!(rb.revision(), 1);
+            assert_eq!(rb.get("/mine").unwrap().unwrap().value, b"x", "the state is untouched");
+            assert!(rb.get("/a").unwrap().is_none());
+        }
+        assert!(b.get_current_snapshot().await.unwrap().is_none());
+        assert!(snapshot_files(b_dir.path()).is_empty(), "nothing of a refused snapshot is kept");
+        b.install_snapshot(&snap.meta, SnapshotData::from_bytes(good)).await.unwrap();
+        assert!(rb.get("/mine").unwrap().is_none(), "an install replaces the state");
+        assert_eq!(rb.get("/b").unwrap().unwrap().value, b"2");
+    }
+
+    #[tokio::test]
+    async fn an_install_a_crash_interrupted_is_finished_at_open() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (_la, mut a, _ra) = super::super::open(a_dir.path()).unwrap();
+        a.apply_batch(vec![put(1, "/a", "1"), put(2, "/b", "2")]).unwrap();
+        let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        {
+            let (_lb, mut b, _rb) = super::super::open(b_dir.path()).unwrap();
+            b.apply_batch(vec![put(1, "/mine", "x")]).unwrap();
+            // The install's first half: its file written and the install marked begun,
+            // then one batch of its records, and a stop.
+            let rec = write_file(&b.snaps, snap.meta.clone(), {
+                let mut r = SnapshotReader::new(snap.snapshot).unwrap();
+                std::iter::from_fn(move || r.next_record().transpose())
+            })
+            .unwrap();
+            b.db.put_cf(cf(&b.db, CF_KV_META), KEY_INSTALLING, encode(&rec).unwrap()).unwrap();
+            b.db.put_cf(cf(&b.db, CF_KV), b"/a", b"half").unwrap();
+        }
+        let (_lb, mut b, rb) = super::super::open(b_dir.path()).unwrap();
+        assert_eq!(rb.revision(), 2);
+        assert!(rb.get("/mine").unwrap().is_none());
+        assert_eq!(rb.get("/a").unwrap().unwrap().value, b"1");
+        assert_eq!(b.applied_state().await.unwrap().0, snap.meta.last_log_id);
+        assert!(b.get_current_snapshot().await.unwrap().is_some());
+        assert!(meta_get::<SnapshotRecord>(&b.db, KEY_INSTALLING).unwrap().is_none());
+    }
+
+    /// What builds before snapshot files stored (the same shape as [`LegacySnapshot`]).
+    #[derive(Serialize)]
+    struct Legacy {
+        meta: SnapshotMeta,
+        #[serde(with = "serde_bytes")]
+        data: Vec<u8>,
+    }
+
+    #[tokio::test]
+    async fn a_snapshot_stored_in_rocksdb_by_an_older_build_moves_into_a_file_at_open() {
+        let dir = tempfile::tempdir().unwrap();
+        let meta = {
+            let (_log, mut sm, _reader) = super::super::open(dir.path()).unwrap();
+            sm.apply_batch(vec![put(3, "/a", "1")]).unwrap();
+            let stored = Stored { value: b"1".to_vec(), create_revision: 3, mod_revision: 3 };
+            let body = (
+                vec![("/a".to_string(), 3u64, 3u64, ByteBuf::from(b"1".to_vec()))],
+                vec![(ByteBuf::from(b"unique/x".to_vec()), ByteBuf::from(b"resp".to_vec()))],
+            );
+            let (meta, _) = sm.applied_state().await.unwrap();
+            let meta = SnapshotMeta { last_log_id: meta, last_membership: StoredMembership::default() };
+            let legacy = Legacy { meta: meta.clone(), data: encode(&body).unwrap() };
+            sm.db.put_cf(cf(&sm.db, CF_KV_META), KEY_LEGACY_SNAPSHOT, encode(&legacy).unwrap()).unwrap();
+            assert_eq!(sm.db.get_cf(cf(&sm.db, CF_KV), b"/a").unwrap().unwrap(), encode(&stored).unwrap());
+            meta
+        };
+        let (_log, mut sm, _reader) = super::super::open(dir.path()).unwrap();
+        assert!(sm.db.get_cf(cf(&sm.db, CF_KV_META), KEY_LEGACY_SNAPSHOT).unwrap().is_none());
+        let current = sm.get_current_snapshot().await.unwrap().expect("the old snapshot is the current one");
+        assert_eq!(current.meta, meta);
+        let mut r = SnapshotReader::new(current.snapshot).unwrap();
+        let stored = Stored { value: b"1".to_vec(), create_revision: 3, mod_revision: 3 };
+        assert_eq!(r.next_record().unwrap(), Some(Record::Kv(b"/a".to_vec(), encode(&stored).unwrap())));
+        assert_eq!(r.next_record().unwrap(), Some(Record::Unique(b"unique/x".to_vec(), b"resp".to_vec())));
+        assert_eq!(r.next_record().unwrap(), None);
+    }
 }

@@ -335,11 +335,21 @@ fn pinned_httpds() -> usize {
 
 /// A host whose node's cluster state is gone (`node.json` and `db/` removed,
 /// so `snapshot restore` and `join` accept its data directory) while its
-/// containers still run: restored with `--keep-ca` (same host key) and joined
-/// under the same names, the kubelets find the containers in the runtime's
-/// records (`D/runtime`, kept) by pod uid and adopt them.
+/// containers still run: restored (with `--keep-ca` or a new CA: the host
+/// resources' names come from the tag the data dir recorded) and joined under
+/// the same names, the kubelets find the containers in the runtime's records
+/// (`D/runtime`, kept) by pod uid and adopt them.
 #[test]
 fn restored_with_keep_ca_a_node_of_the_same_name_adopts_its_running_containers() {
+    adopted_after_restore(true);
+}
+
+#[test]
+fn restored_with_a_new_ca_a_node_of_the_same_name_adopts_its_running_containers() {
+    adopted_after_restore(false);
+}
+
+fn adopted_after_restore(keep_ca: bool) {
     let keep = tempfile::tempdir().unwrap();
     let file = keep.path().join("backup.snap");
     let mut c = Cluster::init(&[]);
@@ -358,6 +368,9 @@ fn restored_with_keep_ca_a_node_of_the_same_name_adopts_its_running_containers()
     let out = c.cli(&["snapshot", "save", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
 
+    // The tag the nodes' host resources (cgroups, bridge) were named with.
+    let ca = std::fs::read_to_string(c.nodes[0].data_dir.join("pki/ca.crt")).unwrap();
+    let old_tag = clusterd::kubelet::cluster_tag(&ca);
     step("both nodes stop; their containers keep running; their cluster state is wiped (node.json, db/)");
     for n in &mut c.nodes {
         assert!(n.stop().success());
@@ -366,11 +379,14 @@ fn restored_with_keep_ca_a_node_of_the_same_name_adopts_its_running_containers()
     }
     assert_eq!(pinned_httpds(), 2, "the containers outlive their nodes");
 
-    step("restore --keep-ca as n1 in its old data directory; n2 joins in its own");
+    step(&format!("restore (keep the CA: {keep_ca}) as n1 in its old data directory; n2 joins in its own"));
     let (api, raft) = (fixtures::free_tcp(), fixtures::free_udp());
     let dd = c.nodes[0].data_dir.display().to_string();
-    let restore = ["snapshot", "restore", file.to_str().unwrap(), "--keep-ca", "--data-dir", &dd, "--name", "n1"];
+    let restore = ["snapshot", "restore", file.to_str().unwrap(), "--data-dir", &dd, "--name", "n1"];
     let mut args: Vec<&str> = restore.to_vec();
+    if keep_ca {
+        args.push("--keep-ca");
+    }
     args.extend(["--api-addr", &api, "--raft-addr", &raft]);
     c.nodes[0].run_as(&args);
     (c.nodes[0].api_addr, c.nodes[0].raft_addr) = (api.clone(), raft);
@@ -404,4 +420,19 @@ fn restored_with_keep_ca_a_node_of_the_same_name_adopts_its_running_containers()
         assert!(out.status.success(), "{}", stderr(&out));
     }
     wait_for("the adopted containers to stop", Duration::from_secs(60), || (pinned_httpds() == 0).then_some(()));
+
+    step("reset of the restored nodes removes what their old selves made on the host");
+    for n in &mut c.nodes {
+        n.kill9();
+        let out = Command::new(bin()).args(["reset", "--data-dir"]).arg(&n.data_dir).output().unwrap();
+        assert!(out.status.success(), "{}", stderr(&out));
+    }
+    let left: Vec<String> = std::fs::read_dir("/sys/fs/cgroup")
+        .unwrap()
+        .flatten()
+        .flat_map(|h| std::fs::read_dir(h.path()).into_iter().flatten().flatten())
+        .map(|e| e.file_name().to_string_lossy().into_owned())
+        .filter(|name| ["n1", "n2"].iter().any(|node| *name == format!("clusterd-{node}-{old_tag}")))
+        .collect();
+    assert!(left.is_empty(), "cgroups of the nodes before the restore left behind: {left:?}");
 }

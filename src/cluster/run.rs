@@ -109,6 +109,27 @@ async fn compact_history(node: Arc<RaftNode>, mut stopped: watch::Receiver<bool>
     }
 }
 
+/// The tag in the names of this node's host resources (cgroups, bridge,
+/// nftables tables): its cluster CA's, recorded in the data dir the first
+/// time (`D/host-tag`) and kept from then on. A node restored (with a new CA)
+/// or re-joined into a data dir whose containers still run keeps the names,
+/// and so finds its containers and adopts them instead of starting them again.
+fn host_tag(ca_pem: &str, dir: &DataDir) -> String {
+    let path = dir.0.join("host-tag");
+    if let Ok(recorded) = std::fs::read_to_string(&path) {
+        let recorded = recorded.trim();
+        if !recorded.is_empty() && recorded.chars().all(|c| c.is_ascii_hexdigit()) {
+            return recorded.to_string();
+        }
+    }
+    let tag = cluster_tag(ca_pem);
+    // Not recorded: the next start computes the same tag from the same CA.
+    if let Err(e) = std::fs::write(&path, format!("{tag}\n")) {
+        tracing::warn!(path = %path.display(), error = %e, "could not record the host tag");
+    }
+    tag
+}
+
 /// The kubelet's settings for this node.
 pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> KubeletConfig {
     let ip = state.node_ip.clone().unwrap_or_else(|| {
@@ -116,7 +137,7 @@ pub fn kubelet_config(ca_pem: &str, dir: &DataDir, state: &NodeState) -> Kubelet
     });
     KubeletConfig {
         name: state.name.clone(),
-        host_key: format!("{}-{}", state.name, cluster_tag(ca_pem)),
+        host_key: format!("{}-{}", state.name, host_tag(ca_pem, dir)),
         ip,
         control_plane: state.control_plane,
         // Mount sources and bundle paths must be absolute, whatever the user typed.

@@ -177,6 +177,33 @@ impl DataDir {
     }
 }
 
+impl NodeState {
+    /// The state a new node records (`node.json`): its settings, the
+    /// node's id in the cluster, its bound addresses and its role.
+    pub fn of_new_node(
+        args: &super::NodeArgs,
+        id: u64,
+        raft_addr: std::net::SocketAddr,
+        api_addr: std::net::SocketAddr,
+        control_plane: bool,
+    ) -> NodeState {
+        NodeState {
+            id,
+            name: args.name.clone(),
+            raft_addr: raft_addr.to_string(),
+            api_addr: api_addr.to_string(),
+            control_plane,
+            snapshot_every: args.snapshot_every,
+            keep_logs: args.keep_logs,
+            backups: args.backups,
+            insecure_registries: args.insecure_registries.clone(),
+            node_ip: args.node_ip.map(|ip| ip.to_string()),
+            resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
+            certificates: args.certificates,
+        }
+    }
+}
+
 /// The admin's client config (`admin.conf`, YAML).
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "camelCase")]

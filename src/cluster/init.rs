@@ -189,20 +189,7 @@ impl FirstNode {
             None,
         )?;
         dir.save_pki(ca.cert_pem(), &node_id)?;
-        let state = NodeState {
-            id: 1,
-            name: args.name.clone(),
-            raft_addr: raft_addr.to_string(),
-            api_addr: api_addr.to_string(),
-            control_plane: true,
-            snapshot_every: args.snapshot_every,
-            keep_logs: args.keep_logs,
-            backups: args.backups,
-            insecure_registries: args.insecure_registries.clone(),
-            node_ip: args.node_ip.map(|ip| ip.to_string()),
-            resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
-            certificates: args.certificates,
-        };
+        let state = NodeState::of_new_node(args, 1, raft_addr, api_addr, true);
         Ok(FirstNode { dir, state, ca, node_id })
     }
 

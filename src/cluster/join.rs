@@ -34,20 +34,7 @@ pub async fn join(server: &str, token: &str, control_plane: bool, args: NodeArgs
         .into_inner();
     let id = clusterd_raft::pki::Identity { cert_pem: resp.node_cert, key_pem: resp.node_key };
     dir.save_pki(&resp.ca_cert, &id)?;
-    let state = NodeState {
-        id: resp.node_id,
-        name: args.name.clone(),
-        raft_addr: raft_addr.to_string(),
-        api_addr: api_addr.to_string(),
-        control_plane,
-        snapshot_every: args.snapshot_every,
-        keep_logs: args.keep_logs,
-        backups: args.backups,
-        insecure_registries: args.insecure_registries.clone(),
-        node_ip: args.node_ip.map(|ip| ip.to_string()),
-        resolv_conf: args.resolv_conf.as_ref().map(|p| p.display().to_string()),
-        certificates: args.certificates,
-    };
+    let state = NodeState::of_new_node(&args, resp.node_id, raft_addr, api_addr, control_plane);
     let node = start_raft(&dir, &state, &resp.ca_cert, &id, &[]).await?;
     let member =
         Member { name: state.name.clone(), raft_addr: state.raft_addr.clone(), api_addr: state.api_addr.clone() };

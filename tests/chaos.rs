@@ -34,7 +34,7 @@ use clusterd_chaos::history::{Call, FinalRead, History, Op, Outcome};
 use clusterd_chaos::schedule::{Fault, FaultClass, ScheduleConfig};
 
 use fixtures::{step, wait_for, Cluster};
-use nemesis::{Direction, FaultKind, Nemesis, Target};
+use nemesis::{FaultKind, Nemesis, Target};
 use summary::FaultRecord;
 use watcher::Until;
 use workload::{dial, Clock};
@@ -73,7 +73,7 @@ fn nemesis_fault(f: &Fault) -> FaultKind {
             FaultKind::Groups(of)
         }
         Fault::OneWayPartition { from, to } => FaultKind::OneWay { from: *from, to: *to },
-        Fault::IsolateLeader => FaultKind::Partition { target: Target::Leader, direction: Direction::Both },
+        Fault::IsolateLeader => FaultKind::IsolateLeader,
         Fault::Kill { node } => FaultKind::Kill(Target::Node(*node)),
         Fault::Pause { node } => FaultKind::Pause(Target::Node(*node)),
         Fault::DiskFull { node } => FaultKind::FillDiskRestart(Target::Node(*node)),
@@ -196,6 +196,8 @@ fn a_cluster_under_faults_keeps_its_promises() {
     for i in 0..names.len() {
         nemesis.ensure_recovers(i, "the last fault");
     }
+    // Two more seconds of work on the healed cluster, so the history ends
+    // with operations no fault overlaps.
     std::thread::sleep(Duration::from_secs(2));
     stop.store(true, Ordering::SeqCst);
     let mut ops: Vec<Op> = clients.into_iter().flat_map(|t| rt.block_on(t).expect("a client")).collect();

@@ -305,8 +305,10 @@ fn figures_for_100k_objects() {
     );
 }
 
-/// A pod pinned to node `node` whose httpd listens on a port no other test uses.
-fn pinned_pod(node: &str) -> String {
+/// A pod pinned to node `node` whose httpd listens on `port`: the port marks
+/// the test's processes among the host's (tests run side by side), so each
+/// test that counts them uses a port no other test uses.
+fn pinned_pod(node: &str, port: u16) -> String {
     format!(
         r#"apiVersion: v1
 kind: Pod
@@ -319,17 +321,18 @@ spec:
   - name: httpd
     image: clusterd.local/busybox:v1
     imagePullPolicy: Never
-    command: ["httpd", "-f", "-p", "18123", "-h", "/"]
+    command: ["httpd", "-f", "-p", "{port}", "-h", "/"]
 "#
     )
 }
 
-/// The host's processes running the pinned pods' httpd.
-fn pinned_httpds() -> usize {
+/// The host's processes running the pinned pods' httpd on `port`.
+fn pinned_httpds(port: u16) -> usize {
+    let wanted = format!("httpd\0-f\0-p\0{port}\0-h\0/\0");
     let Ok(procs) = std::fs::read_dir("/proc") else { return 0 };
     procs
         .filter_map(|e| std::fs::read(e.ok()?.path().join("cmdline")).ok())
-        .filter(|c| c.as_slice() == b"httpd\x00-f\x00-p\x0018123\x00-h\x00/\x00")
+        .filter(|c| c.as_slice() == wanted.as_bytes())
         .count()
 }
 
@@ -350,13 +353,15 @@ fn restored_with_a_new_ca_a_node_of_the_same_name_adopts_its_running_containers(
 }
 
 fn adopted_after_restore(keep_ca: bool) {
+    // The two variants run side by side: each counts only its own httpds.
+    let port = if keep_ca { 18123 } else { 18124 };
     let keep = tempfile::tempdir().unwrap();
     let file = keep.path().join("backup.snap");
     let mut c = Cluster::init(&[]);
     c.join("n2", true);
     c.ok(&["image", "load", &image("busybox-v1.tar")]);
     for node in ["n1", "n2"] {
-        assert!(c.apply(&pinned_pod(node)).status.success());
+        assert!(c.apply(&pinned_pod(node, port)).status.success());
     }
     for node in ["n1", "n2"] {
         let pod = format!("keep-{node}");
@@ -364,7 +369,7 @@ fn adopted_after_restore(keep_ca: bool) {
             c.cli(&["exec", &pod, "--", "touch", "/adopted"]).status.success().then_some(())
         });
     }
-    assert_eq!(pinned_httpds(), 2);
+    assert_eq!(pinned_httpds(port), 2);
     let out = c.cli(&["snapshot", "save", file.to_str().unwrap()]);
     assert!(out.status.success(), "{}", stderr(&out));
 
@@ -377,7 +382,7 @@ fn adopted_after_restore(keep_ca: bool) {
         std::fs::remove_file(n.data_dir.join("node.json")).unwrap();
         std::fs::remove_dir_all(n.data_dir.join("db")).unwrap();
     }
-    assert_eq!(pinned_httpds(), 2, "the containers outlive their nodes");
+    assert_eq!(pinned_httpds(port), 2, "the containers outlive their nodes");
 
     step(&format!("restore (keep the CA: {keep_ca}) as n1 in its old data directory; n2 joins in its own"));
     let (api, raft) = (fixtures::free_tcp(), fixtures::free_udp());
@@ -412,14 +417,14 @@ fn adopted_after_restore(keep_ca: bool) {
         });
         assert!(out.status.success(), "{pod} runs in a new container: {}", stderr(&out));
     }
-    assert_eq!(pinned_httpds(), 2, "a pod's container was started a second time");
+    assert_eq!(pinned_httpds(port), 2, "a pod's container was started a second time");
 
     step("the new kubelets manage the adopted containers: deleting the pods stops them");
     for node in ["n1", "n2"] {
         let out = c.cli_at(0, &["delete", "pod", &format!("keep-{node}")]);
         assert!(out.status.success(), "{}", stderr(&out));
     }
-    wait_for("the adopted containers to stop", Duration::from_secs(60), || (pinned_httpds() == 0).then_some(()));
+    wait_for("the adopted containers to stop", Duration::from_secs(60), || (pinned_httpds(port) == 0).then_some(()));
 
     step("reset of the restored nodes removes what their old selves made on the host");
     for n in &mut c.nodes {

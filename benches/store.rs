@@ -3,18 +3,26 @@
 //! same number of writes of the same size: each system written through its
 //! leader and through a follower, with 1 and 64 clients. Then: each leader's
 //! RSS; a node holding 100,000 objects (its RSS, and how long a new node takes
-//! to catch up through a snapshot); the time from a leader `kill -9` to the
-//! first accepted write. Prints figures; asserts nothing.
+//! to catch up through a snapshot); the latency of writes while every node
+//! builds a Raft snapshot of that state, against rounds without one; the time
+//! from a leader `kill -9` to the first accepted write. Prints figures;
+//! asserts nothing.
 //!
 //! `make bench` (or `cargo bench --bench store`); `BENCH_WRITES` sets the
 //! number of writes per round (default 2000), `BENCH_REPS` how many times each
 //! round runs (default 3; the rounds of both systems alternate),
 //! `BENCH_OBJECTS` the objects of the large-state part (default 100,000).
+//! `BENCH_PROFILE=N` runs only clusterd with N clients through its leader,
+//! round after round for `BENCH_PROFILE_SECS` (default 30), after printing the
+//! nodes' pids, for a profiler to attach to (`perf record -p`).
 
 #[path = "../tests/fixtures/mod.rs"]
 mod fixtures;
 
+use std::collections::BTreeSet;
+use std::path::PathBuf;
 use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -54,6 +62,9 @@ impl Round {
         self.writes as f64 / self.elapsed.as_secs_f64()
     }
     fn pct(&self, p: f64) -> Duration {
+        if self.lat.is_empty() {
+            return Duration::ZERO;
+        }
         let mut l = self.lat.clone();
         l.sort();
         l[((l.len() as f64 * p).ceil() as usize).saturating_sub(1).min(l.len() - 1)]
@@ -76,17 +87,33 @@ where
     F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
     Fut: std::future::Future<Output = ()> + Send,
 {
+    run_round_until(servers, writes, clients, Arc::new(AtomicBool::new(false)), op).await
+}
+
+/// A round of at most `writes` writes by `clients` clients, which stops early
+/// once `stop` is set (each client finishes the write it is making).
+async fn run_round_until<F, Fut>(
+    servers: &[String],
+    writes: usize,
+    clients: usize,
+    stop: Arc<AtomicBool>,
+    op: F,
+) -> Round
+where
+    F: Fn(usize, usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send,
+{
     let op = Arc::new(op);
     let me = ["self".to_string()];
     let (server0, client0) = (cpu_time(servers), cpu_time(&me));
     let start = Instant::now();
     let mut tasks = Vec::new();
     for c in 0..clients {
-        let op = op.clone();
+        let (op, stop) = (op.clone(), stop.clone());
         tasks.push(tokio::spawn(async move {
             let mut lat = Vec::new();
             let mut i = c;
-            while i < writes {
+            while i < writes && !stop.load(Ordering::Relaxed) {
                 let t = Instant::now();
                 op(c, i).await;
                 lat.push(t.elapsed());
@@ -101,7 +128,7 @@ where
     }
     let elapsed = start.elapsed();
     let (server_cpu, client_cpu) = (cpu_time(servers) - server0, cpu_time(&me) - client0);
-    Round { writes, elapsed, lat, server_cpu, client_cpu }
+    Round { writes: lat.len(), elapsed, lat, server_cpu, client_cpu }
 }
 
 fn value(i: usize) -> String {
@@ -113,6 +140,18 @@ fn value(i: usize) -> String {
 /// A round of creates through node `via` (the leader, or a follower that
 /// forwards to it).
 async fn clusterd_round(c: &Cluster, via: usize, writes: usize, clients: usize, tag: &str) -> Round {
+    clusterd_round_until(c, via, writes, clients, tag, Arc::new(AtomicBool::new(false))).await
+}
+
+/// [`clusterd_round`], stopping early once `stop` is set.
+async fn clusterd_round_until(
+    c: &Cluster,
+    via: usize,
+    writes: usize,
+    clients: usize,
+    tag: &str,
+    stop: Arc<AtomicBool>,
+) -> Round {
     let cfg = AdminConfig::load(&c.config).unwrap();
     let mut conns = Vec::new();
     for _ in 0..clients.min(16) {
@@ -121,7 +160,7 @@ async fn clusterd_round(c: &Cluster, via: usize, writes: usize, clients: usize, 
     let conns = Arc::new(conns);
     let tag = tag.to_string();
     let pids = c.node_pids();
-    run_round(&pids, writes, clients, move |c, i| {
+    run_round_until(&pids, writes, clients, stop, move |c, i| {
         let mut client = conns[c % conns.len()].clone();
         let body = value(i).replace(&format!("\"b{i}\""), &format!("\"{tag}-{i}\""));
         async move {
@@ -237,6 +276,48 @@ async fn etcd_round(etcd: &Etcd, via: usize, writes: usize, clients: usize, tag:
     .await
 }
 
+/// The Raft snapshot files (`*.snap`) of a node's store, and whether one is
+/// being written (a `*.part` beside them).
+fn snapshot_files(dir: &std::path::Path) -> (BTreeSet<String>, bool) {
+    let (mut done, mut part) = (BTreeSet::new(), false);
+    for entry in std::fs::read_dir(dir).into_iter().flatten().flatten() {
+        let name = entry.file_name().to_string_lossy().into_owned();
+        if name.ends_with(".part") {
+            part = true;
+        } else if name.ends_with(".snap") {
+            done.insert(name);
+        }
+    }
+    (done, part)
+}
+
+/// Ask every node to build a Raft snapshot now; returns a thread that sets
+/// `done` and answers how long it took once every node has a new snapshot
+/// file (none half written).
+fn snapshot_all(rt: &tokio::runtime::Runtime, c: &Cluster, done: Arc<AtomicBool>) -> std::thread::JoinHandle<Duration> {
+    let dirs: Vec<PathBuf> = c.nodes.iter().map(|n| n.data_dir.join("db").join("snapshots")).collect();
+    let before: Vec<BTreeSet<String>> = dirs.iter().map(|d| snapshot_files(d).0).collect();
+    let cfg = AdminConfig::load(&c.config).unwrap();
+    let started = Instant::now();
+    for n in &c.nodes {
+        rt.block_on(async {
+            let mut client = clusterd::client::connect(&cfg, &[n.api_addr.clone()]).await.unwrap().0;
+            client.snapshot(pb::SnapshotRequest {}).await.expect("snapshot");
+        });
+    }
+    std::thread::spawn(move || {
+        let built = wait_for("every node's snapshot", Duration::from_secs(300), || {
+            let all = dirs.iter().zip(&before).all(|(d, old)| {
+                let (now, part) = snapshot_files(d);
+                !part && now.difference(old).next().is_some()
+            });
+            all.then(|| started.elapsed())
+        });
+        done.store(true, Ordering::Relaxed);
+        built
+    })
+}
+
 fn clusterd_pid(c: &Cluster, i: usize) -> String {
     c.nodes[i].child.as_ref().map(|ch| ch.id().to_string()).unwrap_or_default()
 }
@@ -257,6 +338,19 @@ fn main() {
     c.join("n3", true);
     let leader_name = c.status()["leader"].as_str().unwrap().to_string();
     let leader = c.nodes.iter().position(|n| n.name == leader_name).unwrap();
+    if let Some(clients) = std::env::var("BENCH_PROFILE").ok().and_then(|v| v.parse::<usize>().ok()) {
+        let secs: u64 = std::env::var("BENCH_PROFILE_SECS").ok().and_then(|v| v.parse().ok()).unwrap_or(30);
+        let followers: Vec<String> = (0..3).filter(|&i| i != leader).map(|i| clusterd_pid(&c, i)).collect();
+        println!("profile: leader pid {} followers pids {}", clusterd_pid(&c, leader), followers.join(" "));
+        let start = Instant::now();
+        let mut rep = 0;
+        while start.elapsed() < Duration::from_secs(secs) {
+            let r = rt.block_on(clusterd_round(&c, leader, writes, clients, &format!("p{rep}")));
+            println!("{}", r.line(&format!("clusterd, {clients} client(s) via leader")));
+            rep += 1;
+        }
+        return;
+    }
 
     // Both systems run for the whole comparison and their rounds alternate, so a
     // slow spell of this (shared, virtual) machine does not fall on one side only.
@@ -344,6 +438,54 @@ fn main() {
         caught_up.as_secs_f64(),
         rss_mib(&clusterd_pid(&c, n4))
     );
+
+    // Writes while every node builds a snapshot of that state (as all do at
+    // about the same index by the every-N-entries policy), against rounds of
+    // the same length without one. A round makes at most 4,000 writes, so a
+    // round without plus one with stays under the 10,000 entries after which
+    // the policy would build a snapshot on its own.
+    const SNAP_CAP: usize = 4000;
+    let warm = snapshot_all(&rt, &c, Arc::new(AtomicBool::new(false))).join().unwrap();
+    println!(
+        "snapshot of {objects}+ objects on all {} nodes at once, no writes: built in {:.2} s",
+        c.nodes.len(),
+        warm.as_secs_f64()
+    );
+    for clients in [1, 16] {
+        let mut last = warm;
+        let (mut without, mut with, mut builds) = (Vec::new(), Vec::new(), Vec::new());
+        for rep in 0..reps {
+            let stop = Arc::new(AtomicBool::new(false));
+            let timer = {
+                let stop = stop.clone();
+                std::thread::spawn(move || {
+                    std::thread::sleep(last);
+                    stop.store(true, Ordering::Relaxed);
+                })
+            };
+            let tag = format!("nosnap{clients}r{rep}");
+            without.push(rt.block_on(clusterd_round_until(&c, leader, SNAP_CAP, clients, &tag, stop)));
+            timer.join().unwrap();
+            let stop = Arc::new(AtomicBool::new(false));
+            let building = snapshot_all(&rt, &c, stop.clone());
+            let tag = format!("snap{clients}r{rep}");
+            with.push(rt.block_on(clusterd_round_until(&c, leader, SNAP_CAP, clients, &tag, stop)));
+            last = building.join().unwrap();
+            builds.push(format!("{:.2}", last.as_secs_f64()));
+        }
+        for (rs, what) in [(&mut without, "no snapshot"), (&mut with, "all nodes building a snapshot")] {
+            rs.sort_by(|a, b| a.pct(0.99).cmp(&b.pct(0.99)));
+            let p99s: Vec<String> = rs.iter().map(|r| format!("{:.2}", r.pct(0.99).as_secs_f64() * 1e3)).collect();
+            let r = &rs[rs.len() / 2];
+            println!(
+                "{}   (p99 of the rounds: {} ms; {} writes in the median one)",
+                r.line(&format!("clusterd, {clients} client(s), {what}")),
+                p99s.join(" / "),
+                r.writes
+            );
+        }
+        println!("  snapshots under {clients}-client load built in {} s", builds.join(" / "));
+    }
 
     // Failover: kill -9 the leader, then write through another node until accepted.
     let other = (leader + 1) % 3;

@@ -254,6 +254,38 @@ async fn appends_are_readable_at_once_and_survive_a_reopen_once_reported_durable
     assert_eq!(all.iter().map(|e| e.log_id.index).collect::<Vec<_>>(), (1..=n).collect::<Vec<_>>());
 }
 
+/// A stopped node whose applying lagged its log (entries committed, not yet
+/// applied when it stopped) is read as it will serve: `open_caught_up`
+/// applies what its log records as committed, and no more.
+#[tokio::test]
+async fn a_stopped_store_read_caught_up_shows_its_committed_entries_and_no_uncommitted_one() {
+    use openraft::storage::{IOFlushed, RaftLogStorage};
+    use openraft::type_config::TypeConfigExt;
+    let dir = tempfile::tempdir().unwrap();
+    {
+        let (mut log, mut sm, _reader) = storage::open(dir.path()).unwrap();
+        let e1 = entry(1, Command::Txn(Txn::ops(vec![put("/a", "1")])));
+        sm.apply_batch(vec![e1.clone()]).unwrap();
+        let e2 = entry(2, Command::Txn(Txn::ops(vec![put("/ca", "key")])));
+        let e3 = entry(3, Command::Txn(Txn::ops(vec![put("/late", "x")])));
+        let (tx, rx) = TypeConfig::oneshot();
+        log.append([e1, e2, e3], IOFlushed::signal(tx)).await.unwrap();
+        rx.await.unwrap().unwrap();
+        log.save_committed(Some(log_id(1, 1, 2))).await.unwrap();
+    }
+    let reader = storage::open(dir.path()).unwrap().2;
+    assert!(reader.get("/ca").unwrap().is_none(), "a plain open shows only what was applied");
+    drop(reader);
+    let reader = storage::open_caught_up(dir.path()).unwrap();
+    assert_eq!(reader.revision(), 2);
+    assert_eq!(reader.get("/ca").unwrap().unwrap().value, b"key");
+    assert!(reader.get("/late").unwrap().is_none(), "an entry not known committed is not applied");
+    drop(reader);
+    let reader = storage::open_caught_up(dir.path()).unwrap();
+    assert_eq!(reader.revision(), 2, "a second read applies nothing twice");
+    assert_eq!(reader.get("/ca").unwrap().unwrap().mod_revision, 2);
+}
+
 /// Rewrite (or remove) the format record of a closed store, as another build would have left it.
 fn set_format_record(path: &std::path::Path, format: Option<u32>) {
     let cfs = rocksdb::DB::list_cf(&rocksdb::Options::default(), path).unwrap();

@@ -85,7 +85,7 @@ pub fn given_addresses(own_name: &str, peers: &[Peer]) -> Result<Vec<(String, St
 /// own (stopped) replica, and keep it in the data dir.
 pub fn reissue_certificate(dir: &DataDir, state: &NodeState) -> Result<Identity, ClusterError> {
     let (ca_pem, _) = dir.load_pki()?;
-    let (_log, _sm, reader) = clusterd_raft::storage::open(&dir.db_path())
+    let reader = clusterd_raft::storage::open_caught_up(&dir.db_path())
         .map_err(|e| ClusterError::Config(format!("{}: {e}", dir.db_path().display())))?;
     let id = super::node_cert::issue_from_replica(&reader, state, None)?;
     dir.save_pki(&ca_pem, &id)?;

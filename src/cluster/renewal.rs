@@ -150,7 +150,7 @@ pub fn pki_renewed_while_stopped(
     if renewal(SystemTime::now(), not_after, ca_not_after, state.certificates.renew_before()) != Renewal::Due {
         return Ok((ca_pem, id));
     }
-    let (_log, _sm, reader) = clusterd_raft::storage::open(&dir.db_path())
+    let reader = clusterd_raft::storage::open_caught_up(&dir.db_path())
         .map_err(|e| ClusterError::Config(format!("{}: {e}", dir.db_path().display())))?;
     let renewed = node_cert::issue_from_replica(&reader, state, Some(&id.key_pem))?;
     dir.save_node_cert(&renewed.cert_pem)?;

@@ -67,6 +67,24 @@ impl LogStore {
         self.db.put_cf_opt(cf(&self.db, CF_RAFT_META), key, bytes, &synced()).map_err(io_err)
     }
 
+    /// The entries of the log this store records as committed and
+    /// `after` has not applied: what a starting node applies before it serves.
+    pub(crate) fn committed_after(&self, after: u64) -> io::Result<Vec<Entry>> {
+        let Some(committed) = meta::<Option<LogId>>(&self.db, KEY_COMMITTED)?.flatten() else {
+            return Ok(Vec::new());
+        };
+        let mut out = Vec::new();
+        let mode = IteratorMode::From(&be(after + 1)[..], Direction::Forward);
+        for item in self.db.iterator_cf(cf(&self.db, CF_LOGS), mode) {
+            let (k, v) = item.map_err(io_err)?;
+            if from_be(&k) > committed.index {
+                break;
+            }
+            out.push(decode(&v).map_err(io_err)?);
+        }
+        Ok(out)
+    }
+
     fn last_log_id(&self) -> io::Result<Option<LogId>> {
         let mut it = self.db.iterator_cf(cf(&self.db, CF_LOGS), IteratorMode::End);
         match it.next() {

@@ -24,6 +24,7 @@ pub mod reader;
 pub(crate) mod snapshot_file;
 pub(crate) mod state_machine;
 
+use std::io;
 use std::path::Path;
 use std::sync::Arc;
 
@@ -102,6 +103,21 @@ pub fn open(path: &Path) -> Result<(LogStore, StateMachine, StoreReader), OpenEr
         .map_err(|e| OpenError::StateMachine { path: path.display().to_string(), reason: e.to_string() })?;
     let log = LogStore::new(db).map_err(OpenError::Thread)?;
     Ok((log, sm, reader))
+}
+
+/// Open the store at `path` to read it while its node is stopped, with the
+/// entries its log records as committed applied first, as the node does when
+/// it starts. A node stopped while its applying lagged its log (a voter that
+/// had just joined, say) otherwise shows an older state than it has agreed to
+/// — without the cluster CA, for one.
+pub fn open_caught_up(path: &Path) -> Result<StoreReader, OpenError> {
+    let (log, mut sm, reader) = open(path)?;
+    let failed = |e: io::Error| OpenError::StateMachine { path: path.display().to_string(), reason: e.to_string() };
+    let entries = log.committed_after(reader.revision()).map_err(failed)?;
+    if !entries.is_empty() {
+        sm.apply_batch(entries).map_err(failed)?;
+    }
+    Ok(reader)
 }
 
 /// The most write-ahead log a store keeps before flushing what holds it.

@@ -9,6 +9,9 @@
 //!   sandbox record does not have it yet (see `Runtime::run_pod_sandbox`).
 //! * `container-mounted` — a container's rootfs is mounted; its `meta.json`
 //!   is not written yet (see `Runtime::create_container`).
+//!
+//! The raft store reads the same variable for a mode, not a crash point:
+//! `power-loss` (see `clusterd_raft::storage::failpoint`).
 
 /// The environment variable naming the crash point to die at.
 pub const ENV: &str = "CLUSTERD_FAILPOINT";

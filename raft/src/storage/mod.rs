@@ -16,6 +16,7 @@
 //!   [`snapshot_file`])
 //! * `history` — big-endian revision → the events of that revision (for watch)
 
+pub mod failpoint;
 mod flusher;
 pub mod format;
 pub mod import;
@@ -143,6 +144,13 @@ pub(crate) fn open_db(path: &Path, create: bool) -> Result<DB, OpenError> {
     opts.set_max_total_wal_size(WAL_BUDGET);
     // RocksDB's own info log: a new file per start, kept forever by default.
     opts.set_keep_log_file_num(4);
+    if failpoint::power_loss() {
+        // Writes stay in this process until a flush: a kill loses what was not
+        // synced. A write with `sync` flushes the buffer before it syncs, so
+        // what the store syncs stays durable (see `failpoint`).
+        tracing::warn!("{}={}: unsynced writes are lost at a kill", failpoint::ENV, failpoint::POWER_LOSS);
+        opts.set_manual_wal_flush(true);
+    }
     let cfs = [CF_LOGS, CF_RAFT_META, CF_KV, CF_KV_META, CF_HISTORY]
         .into_iter()
         .map(|name| ColumnFamilyDescriptor::new(name, Options::default()));

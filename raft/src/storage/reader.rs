@@ -4,10 +4,10 @@
 //! module adds linearizable reads on top by waiting for a read index.
 
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::Duration;
 
-use rocksdb::{Direction, IteratorMode, DB};
+use rocksdb::{Direction, IteratorMode, Snapshot, DB};
 use tokio::sync::{mpsc, watch};
 use tokio_stream::wrappers::ReceiverStream;
 
@@ -123,6 +123,57 @@ pub(crate) struct Shared {
     pub(crate) hub: Hub,
     pub(crate) applied: watch::Sender<u64>,
     pub(crate) compacted: AtomicU64,
+    /// The state reads see while a snapshot installs (see [`StoreReader::pin`]).
+    pinned: RwLock<Option<Arc<Pinned>>>,
+}
+
+/// A RocksDB snapshot that keeps its database alive: the state before a
+/// snapshot install, read while the install replaces the live state batch by
+/// batch.
+///
+/// Why a pinned snapshot and not a gate that holds reads back during an
+/// install: an install of a big state takes seconds, and a gate would stall
+/// every serializable read and list of the node for as long (or fail them at
+/// its bound); with the pin they keep being answered, from the last consistent
+/// state, and move to the new state at once when the install ends.
+struct Pinned {
+    // Declared before `_db`: dropped first, while the database it reads lives.
+    snap: Snapshot<'static>,
+    _db: Arc<DB>,
+}
+
+impl Pinned {
+    fn new(db: Arc<DB>) -> Self {
+        let snap = db.snapshot();
+        // SAFETY: the snapshot borrows the `DB` inside the `Arc`'s allocation,
+        // which never moves and lives as long as this struct holds `_db`;
+        // `snap` is dropped before `_db` (field order); and the `'static`
+        // lifetime never leaves this struct: `snap()` lends it for the
+        // lifetime of `&self` only, so nothing read from it (iterators)
+        // outlives the `Pinned`.
+        let snap = unsafe { std::mem::transmute::<Snapshot<'_>, Snapshot<'static>>(snap) };
+        Pinned { snap, _db: db }
+    }
+
+    fn snap(&self) -> &Snapshot<'_> {
+        &self.snap
+    }
+}
+
+/// The state one read sees: a fresh snapshot of the live store, or the one
+/// pinned while a snapshot installs.
+enum View<'a> {
+    Live(Snapshot<'a>),
+    Pinned(Arc<Pinned>),
+}
+
+impl View<'_> {
+    fn snap(&self) -> &Snapshot<'_> {
+        match self {
+            View::Live(s) => s,
+            View::Pinned(p) => p.snap(),
+        }
+    }
 }
 
 /// A cheap, cloneable read handle on the local replica.
@@ -149,7 +200,7 @@ impl Stored {
 impl StoreReader {
     pub(crate) fn new(db: Arc<DB>) -> Self {
         let (applied, _) = watch::channel(0);
-        let shared = Shared { hub: Hub::default(), applied, compacted: AtomicU64::new(0) };
+        let shared = Shared { hub: Hub::default(), applied, compacted: AtomicU64::new(0), pinned: RwLock::new(None) };
         StoreReader { db, shared: Arc::new(shared) }
     }
 
@@ -170,8 +221,57 @@ impl StoreReader {
         tokio::time::timeout(timeout, rx.wait_for(|r| *r >= revision)).await.is_ok_and(|r| r.is_ok())
     }
 
+    /// From now until [`unpin`](Self::unpin), reads see the state of this
+    /// moment: a snapshot install is about to replace the live state in several
+    /// writes, and no read may see a mix of the old state and the new. A pin
+    /// already in place is kept (an install that failed halfway left the live
+    /// state mixed; the pin still shows the state before it).
+    pub(crate) fn pin(&self) {
+        let mut pinned = self.shared.pinned.write().expect("pinned");
+        if pinned.is_none() {
+            *pinned = Some(Arc::new(Pinned::new(self.db.clone())));
+        }
+    }
+
+    /// Reads see the live state again (the install's last write is done).
+    pub(crate) fn unpin(&self) {
+        // Reads already holding the pinned snapshot finish on it.
+        self.shared.pinned.write().expect("pinned").take();
+    }
+
+    #[cfg(test)]
+    pub(crate) fn pinned(&self) -> bool {
+        self.shared.pinned.read().expect("pinned").is_some()
+    }
+
+    /// What a read sees. Taken under the pin's lock, so a live snapshot is
+    /// always older than an install's first write.
+    fn view(&self) -> View<'_> {
+        let pinned = self.shared.pinned.read().expect("pinned");
+        match &*pinned {
+            Some(p) => View::Pinned(p.clone()),
+            None => View::Live(self.db.snapshot()),
+        }
+    }
+
     /// Read one key.
     pub fn get(&self, key: &str) -> Result<Option<KeyValue>, ReadError> {
+        let raw = {
+            let pinned = self.shared.pinned.read().expect("pinned");
+            match &*pinned {
+                Some(p) => p.snap().get_cf(cf(&self.db, CF_KV), key.as_bytes())?,
+                None => self.db.get_cf(cf(&self.db, CF_KV), key.as_bytes())?,
+            }
+        };
+        match raw {
+            None => Ok(None),
+            Some(raw) => Ok(Some(decode::<Stored>(&raw)?.into_kv(key.to_string()))),
+        }
+    }
+
+    /// Read one key of the live state, pinned or not (the state machine's own
+    /// reads while it applies).
+    pub(crate) fn get_live(&self, key: &str) -> Result<Option<KeyValue>, ReadError> {
         match self.db.get_cf(cf(&self.db, CF_KV), key.as_bytes())? {
             None => Ok(None),
             Some(raw) => Ok(Some(decode::<Stored>(&raw)?.into_kv(key.to_string()))),
@@ -180,7 +280,8 @@ impl StoreReader {
 
     /// Every key under `prefix`, read at one revision, and that revision.
     pub fn list(&self, prefix: &str) -> Result<(Vec<KeyValue>, u64), ReadError> {
-        let snap = self.db.snapshot();
+        let view = self.view();
+        let snap = view.snap();
         let revision = match snap.get_cf(cf(&self.db, CF_KV_META), KEY_REVISION)? {
             Some(raw) => decode::<u64>(&raw)?,
             None => 0,
@@ -209,7 +310,8 @@ impl StoreReader {
         chunk_bytes: usize,
         mut sink: impl FnMut(Export) -> bool,
     ) -> Result<(), ReadError> {
-        let snap = self.db.snapshot();
+        let view = self.view();
+        let snap = view.snap();
         let revision = match snap.get_cf(cf(&self.db, CF_KV_META), KEY_REVISION)? {
             Some(raw) => decode::<u64>(&raw)?,
             None => 0,
@@ -251,7 +353,8 @@ impl StoreReader {
     fn history(&self, from: u64, to: u64) -> Result<Vec<Event>, ReadError> {
         let mode = IteratorMode::From(&be(from)[..], Direction::Forward);
         let mut out = Vec::new();
-        for item in self.db.iterator_cf(cf(&self.db, CF_HISTORY), mode) {
+        let view = self.view();
+        for item in view.snap().iterator_cf(cf(&self.db, CF_HISTORY), mode) {
             let (k, v) = item?;
             if from_be(&k) > to {
                 break;

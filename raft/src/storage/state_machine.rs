@@ -46,6 +46,8 @@ pub struct StateMachine {
     last_applied: Option<LogId>,
     membership: StoredMembership,
     snaps: Arc<Snapshots>,
+    /// Bytes of keys and values per RocksDB batch while installing a snapshot.
+    install_batch: usize,
 }
 
 /// Entries applied in one RocksDB batch at most; their clients are answered
@@ -69,14 +71,14 @@ impl StateMachine {
         let compacted: u64 = meta_get(&db, KEY_COMPACTED)?.unwrap_or(0);
         reader.shared.compacted.store(compacted, Ordering::SeqCst);
         reader.shared.applied.send_replace(last_applied.map(|l| l.index).unwrap_or(0));
-        Ok(StateMachine { db, reader, last_applied, membership, snaps })
+        Ok(StateMachine { db, reader, last_applied, membership, snaps, install_batch: INSTALL_BATCH_BYTES })
     }
 
     fn lookup(&self, overlay: &HashMap<String, Option<KeyValue>>, key: &str) -> io::Result<Option<KeyValue>> {
         if let Some(v) = overlay.get(key) {
             return Ok(v.clone());
         }
-        self.reader.get(key).map_err(io_err)
+        self.reader.get_live(key).map_err(io_err)
     }
 
     fn apply_txn(
@@ -279,8 +281,10 @@ impl RaftStateMachine<TypeConfig> for StateMachine {
     async fn install_snapshot(&mut self, meta: &SnapshotMeta, snapshot: SnapshotData) -> io::Result<()> {
         // Copying, checking and applying are long blocking IO: off the async workers.
         let (db, snaps, owned) = (self.db.clone(), self.snaps.clone(), meta.clone());
-        let compacted =
-            tokio::task::spawn_blocking(move || install(&db, &snaps, owned, snapshot)).await.map_err(io_err)??;
+        let (reader, batch) = (self.reader.clone(), self.install_batch);
+        let compacted = tokio::task::spawn_blocking(move || install(&db, &snaps, &reader, owned, snapshot, batch))
+            .await
+            .map_err(io_err)??;
         let index = meta.last_log_id.map(|l| l.index).unwrap_or(0);
         self.last_applied = meta.last_log_id;
         self.membership = meta.last_membership.clone();
@@ -416,22 +420,44 @@ fn write_file(
 
 /// Install a received snapshot: copy it into a file of this store while
 /// checking it (a corrupt or truncated one is refused before anything
-/// changes), mark the install begun, then apply the file in bounded batches.
-/// Returns the compacted revision after it.
-fn install(db: &DB, snaps: &Snapshots, meta: SnapshotMeta, data: SnapshotData) -> io::Result<u64> {
+/// changes), mark the install begun, then apply the file in batches of about
+/// `batch_bytes`. Returns the compacted revision after it.
+///
+/// Reads see the state from before the install until its last write (the
+/// reader's pin): never the empty or half-replaced state between batches.
+fn install(
+    db: &DB,
+    snaps: &Snapshots,
+    reader: &StoreReader,
+    meta: SnapshotMeta,
+    data: SnapshotData,
+    batch_bytes: usize,
+) -> io::Result<u64> {
     let mut input = SnapshotReader::new(data)?;
     let records = std::iter::from_fn(|| input.next_record().transpose());
     let rec = write_file(snaps, meta, records)?;
+    reader.pin();
     // From here a crash is finished at the next open, from the file.
     let mut wo = WriteOptions::default();
     wo.set_sync(true);
-    db.put_cf_opt(cf(db, CF_KV_META), KEY_INSTALLING, encode(&rec).map_err(io_err)?, &wo).map_err(io_err)?;
-    apply_file(db, snaps, &rec)
+    let marked = encode(&rec)
+        .map_err(io_err)
+        .and_then(|m| db.put_cf_opt(cf(db, CF_KV_META), KEY_INSTALLING, m, &wo).map_err(io_err));
+    if let Err(e) = marked {
+        // Nothing of the state changed.
+        reader.unpin();
+        return Err(e);
+    }
+    // A failed install leaves the pin: the live state is a mix until the next
+    // open finishes the install, and reads keep seeing the state before it.
+    let compacted = apply_file(db, snaps, &rec, batch_bytes)?;
+    reader.unpin();
+    Ok(compacted)
 }
 
 /// Replace the state with the snapshot file of `rec` (begun by [`install`],
 /// or resumed at open after a crash). Every step is idempotent.
-fn apply_file(db: &DB, snaps: &Snapshots, rec: &SnapshotRecord) -> io::Result<u64> {
+fn apply_file(db: &DB, snaps: &Snapshots, rec: &SnapshotRecord, batch_bytes: usize) -> io::Result<u64> {
     let (kv_cf, meta_cf) = (cf(db, CF_KV), cf(db, CF_KV_META));
     let mut batch = WriteBatch::default();
     // Keys are UTF-8: none starts with 0xff. Unique ids are `unique/…`, and '0' follows '/'.
@@ -446,7 +472,7 @@ fn apply_file(db: &DB, snaps: &Snapshots, rec: &SnapshotRecord) -> io::Result<u6
         };
         bytes += k.len() + v.len();
         batch.put_cf(family, k, v);
-        if bytes >= INSTALL_BATCH_BYTES {
+        if bytes >= batch_bytes {
             db.write(std::mem::take(&mut batch)).map_err(io_err)?;
             bytes = 0;
         }
@@ -474,7 +500,7 @@ const INSTALL_BATCH_BYTES: usize = 4 << 20;
 fn recover_snapshots(db: &DB, snaps: &Snapshots) -> io::Result<()> {
     if let Some(rec) = meta_get::<SnapshotRecord>(db, KEY_INSTALLING)? {
         tracing::info!(snapshot = %rec.id, "finishing a snapshot install a stop interrupted");
-        apply_file(db, snaps, &rec)?;
+        apply_file(db, snaps, &rec, INSTALL_BATCH_BYTES)?;
     }
     if let Some(old) = meta_get::<LegacySnapshot>(db, KEY_LEGACY_SNAPSHOT)? {
         tracing::info!("moving the snapshot stored in RocksDB into a file");
@@ -618,6 +644,62 @@ mod tests {
         assert_eq!(b.applied_state().await.unwrap().0, snap.meta.last_log_id);
         assert!(b.get_current_snapshot().await.unwrap().is_some());
         assert!(meta_get::<SnapshotRecord>(&b.db, KEY_INSTALLING).unwrap().is_none());
+    }
+
+    #[tokio::test]
+    async fn reads_during_an_install_see_the_old_state_or_the_new_never_a_mix() {
+        use std::sync::atomic::AtomicBool;
+        const KEYS: u64 = 3000;
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (_la, mut a, _ra) = super::super::open(a_dir.path()).unwrap();
+        a.apply_batch((KEYS + 1..=2 * KEYS).map(|i| put(i, &format!("/b{i:05}"), "new")).collect()).unwrap();
+        let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let (_lb, mut b, rb) = super::super::open(b_dir.path()).unwrap();
+        b.apply_batch((1..=KEYS).map(|i| put(i, &format!("/a{i:05}"), "old")).collect()).unwrap();
+        // One record per RocksDB write: the install takes thousands of writes.
+        b.install_batch = 1;
+        let stop = Arc::new(AtomicBool::new(false));
+        let watcher = {
+            let (stop, rb) = (stop.clone(), rb.clone());
+            std::thread::spawn(move || {
+                let (mut reads, mut new_seen) = (0u64, false);
+                let (old_key, new_key) = (format!("/a{:05}", KEYS), format!("/b{:05}", 2 * KEYS));
+                loop {
+                    let last = stop.load(Ordering::SeqCst);
+                    let (kvs, revision) = rb.list("/").unwrap();
+                    let all = |prefix: &str, value: &[u8]| {
+                        kvs.len() as u64 == KEYS && kvs.iter().all(|kv| kv.key.starts_with(prefix) && kv.value == value)
+                    };
+                    let old = revision == KEYS && all("/a", b"old");
+                    let new = revision == 2 * KEYS && all("/b", b"new");
+                    assert!(
+                        old || new,
+                        "a list saw a mix: {} keys at revision {revision}, first {:?}, last {:?}",
+                        kvs.len(),
+                        kvs.first().map(|kv| &kv.key),
+                        kvs.last().map(|kv| &kv.key)
+                    );
+                    assert!(!(new_seen && old), "a list saw the old state after the new one");
+                    new_seen |= new;
+                    // An old key read first, a new one after: both missing is a state
+                    // that is neither (the old deleted, the new not yet written).
+                    let gone = rb.get(&old_key).unwrap().is_none();
+                    let absent = rb.get(&new_key).unwrap().is_none();
+                    assert!(!(gone && absent), "two reads saw neither the old key nor the new one");
+                    reads += 1;
+                    if last {
+                        return (reads, new_seen);
+                    }
+                }
+            })
+        };
+        b.install_snapshot(&snap.meta, snap.snapshot).await.unwrap();
+        stop.store(true, Ordering::SeqCst);
+        let (reads, new_seen) = watcher.join().expect("no read saw a mixed state");
+        assert!(new_seen, "the last read sees the installed state");
+        assert!(reads > 2, "the reads ran during the install ({reads} reads)");
+        assert_eq!(rb.revision(), 2 * KEYS);
+        assert!(!rb.pinned(), "reads are live again after the install");
     }
 
     /// What builds before snapshot files stored (the same shape as [`LegacySnapshot`]).

@@ -301,7 +301,7 @@ fn snapshot_all(rt: &tokio::runtime::Runtime, c: &Cluster, done: Arc<AtomicBool>
     let started = Instant::now();
     for n in &c.nodes {
         rt.block_on(async {
-            let mut client = clusterd::client::connect(&cfg, &[n.api_addr.clone()]).await.unwrap().0;
+            let mut client = clusterd::client::connect(&cfg, std::slice::from_ref(&n.api_addr)).await.unwrap().0;
             client.snapshot(pb::SnapshotRequest {}).await.expect("snapshot");
         });
     }
@@ -474,7 +474,7 @@ fn main() {
             builds.push(format!("{:.2}", last.as_secs_f64()));
         }
         for (rs, what) in [(&mut without, "no snapshot"), (&mut with, "all nodes building a snapshot")] {
-            rs.sort_by(|a, b| a.pct(0.99).cmp(&b.pct(0.99)));
+            rs.sort_by_key(|a| a.pct(0.99));
             let p99s: Vec<String> = rs.iter().map(|r| format!("{:.2}", r.pct(0.99).as_secs_f64() * 1e3)).collect();
             let r = &rs[rs.len() / 2];
             println!(

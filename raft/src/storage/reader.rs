@@ -197,6 +197,11 @@ impl Stored {
     }
 }
 
+/// The key-value of `key` from its stored bytes, if any.
+fn stored_kv(key: &str, raw: Option<Vec<u8>>) -> Result<Option<KeyValue>, ReadError> {
+    raw.map(|raw| Ok(decode::<Stored>(&raw)?.into_kv(key.to_string()))).transpose()
+}
+
 impl StoreReader {
     pub(crate) fn new(db: Arc<DB>) -> Self {
         let (applied, _) = watch::channel(0);
@@ -263,19 +268,13 @@ impl StoreReader {
                 None => self.db.get_cf(cf(&self.db, CF_KV), key.as_bytes())?,
             }
         };
-        match raw {
-            None => Ok(None),
-            Some(raw) => Ok(Some(decode::<Stored>(&raw)?.into_kv(key.to_string()))),
-        }
+        stored_kv(key, raw)
     }
 
     /// Read one key of the live state, pinned or not (the state machine's own
     /// reads while it applies).
     pub(crate) fn get_live(&self, key: &str) -> Result<Option<KeyValue>, ReadError> {
-        match self.db.get_cf(cf(&self.db, CF_KV), key.as_bytes())? {
-            None => Ok(None),
-            Some(raw) => Ok(Some(decode::<Stored>(&raw)?.into_kv(key.to_string()))),
-        }
+        stored_kv(key, self.db.get_cf(cf(&self.db, CF_KV), key.as_bytes())?)
     }
 
     /// Every key under `prefix`, read at one revision, and that revision.

@@ -440,10 +440,9 @@ fn main() {
     );
 
     // Writes while every node builds a snapshot of that state (as all do at
-    // about the same index by the every-N-entries policy), against rounds of
-    // the same length without one. A round makes at most 4,000 writes, so a
-    // round without plus one with stays under the 10,000 entries after which
-    // the policy would build a snapshot on its own.
+    // about the same index by the snapshot policy), against rounds of the same
+    // length without one. A round makes at most 4,000 writes, far fewer than
+    // the state's objects, after which the policy would build one on its own.
     const SNAP_CAP: usize = 4000;
     let warm = snapshot_all(&rt, &c, Arc::new(AtomicBool::new(false))).join().unwrap();
     println!(

@@ -9,6 +9,7 @@
 //! * [`transport`] — QUIC with mutual TLS between nodes.
 //! * [`addresses`] — where each member is reached now.
 //! * [`leadership`] — who leads, followed through changes.
+//! * [`snapshot_policy`] — when a node snapshots its state (and purges its log).
 //! * [`recover`] — a survivor made the only voter after its quorum was lost for good.
 //! * [`node`] — a running member: propose (forwarded to the leader), read, watch,
 //!   membership changes.
@@ -33,6 +34,7 @@ pub mod node;
 pub mod pki;
 pub mod recover;
 pub mod rpc;
+pub mod snapshot_policy;
 pub mod transport;
 
 pub use leadership::LeaderWatch;

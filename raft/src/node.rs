@@ -40,7 +40,9 @@ pub struct NodeOptions {
     pub ca_pem: String,
     /// This node's certificate and key.
     pub identity: Identity,
-    /// Build a snapshot (and purge the log behind it) every this many entries.
+    /// Build a snapshot (and purge the log behind it) after at least this many
+    /// entries, and no sooner than the log since the last one is as long as
+    /// the state has objects (see [`crate::snapshot_policy`]).
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot for followers that lag a little.
     pub keep_logs: u64,
@@ -132,7 +134,8 @@ impl RaftNode {
             heartbeat_interval: hb,
             election_timeout_min: hb * 4,
             election_timeout_max: hb * 8,
-            snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
+            // Snapshots are asked for by `snapshot_policy`, which weighs the state's size.
+            snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: opts.keep_logs,
             ..Default::default()
         }
@@ -172,6 +175,7 @@ impl RaftNode {
                 }
             }
         });
+        tokio::spawn(crate::snapshot_policy::run(raft.clone(), store.clone(), opts.snapshot_every));
         let node = Arc::new(RaftNode {
             id: opts.id,
             raft,

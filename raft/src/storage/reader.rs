@@ -214,6 +214,13 @@ impl StoreReader {
         *self.shared.applied.borrow()
     }
 
+    /// About how many keys the state holds (RocksDB's estimate: cheap, counts
+    /// recent overwrites and deletes roughly).
+    pub fn estimated_objects(&self) -> u64 {
+        let kv = super::cf(&self.db, super::CF_KV);
+        self.db.property_int_value_cf(kv, "rocksdb.estimate-num-keys").ok().flatten().unwrap_or(0)
+    }
+
     /// The newest revision whose history has been compacted away.
     pub fn compacted(&self) -> u64 {
         self.shared.compacted.load(Ordering::SeqCst)

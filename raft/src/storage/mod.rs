@@ -16,6 +16,7 @@
 //!   [`snapshot_file`])
 //! * `history` — big-endian revision → the events of that revision (for watch)
 
+mod background;
 pub mod failpoint;
 mod flusher;
 pub mod format;

@@ -324,7 +324,9 @@ impl RaftSnapshotBuilder<TypeConfig> for SnapshotBuilder {
         // Reading and writing the whole state is long work: it runs off the
         // async workers, which keep serving writes meanwhile.
         let (db, snaps) = (self.db.clone(), self.snaps.clone());
-        tokio::task::spawn_blocking(move || build_snapshot(&db, &snaps)).await.map_err(io_err)?
+        tokio::task::spawn_blocking(move || super::background::at_low_priority(|| build_snapshot(&db, &snaps)))
+            .await
+            .map_err(io_err)?
     }
 }
 

@@ -27,7 +27,9 @@ pub struct NodeFlags {
     /// API address (gRPC over TLS); port 0 picks a free one.
     #[arg(long, default_value = "127.0.0.1:6443")]
     pub api_addr: SocketAddr,
-    /// Build a Raft snapshot (and purge the log behind it) every N entries.
+    /// Build a Raft snapshot (and purge the log behind it) after N entries at
+    /// least, and not before the log since the last one is as long as the
+    /// state has objects (0: never).
     #[arg(long, default_value_t = 10_000)]
     pub snapshot_every: u64,
     /// Log entries kept behind a snapshot.

@@ -32,7 +32,8 @@ pub struct NodeState {
     pub api_addr: String,
     /// Whether the node joined as a control-plane node (voter).
     pub control_plane: bool,
-    /// Build a Raft snapshot every this many entries.
+    /// Build a Raft snapshot after at least this many entries (see
+    /// `clusterd_raft::snapshot_policy`).
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot.
     pub keep_logs: u64,

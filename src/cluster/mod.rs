@@ -81,7 +81,8 @@ pub struct NodeArgs {
     pub raft_addr: SocketAddr,
     /// API address; port 0 picks a free one.
     pub api_addr: SocketAddr,
-    /// Build a snapshot every this many entries.
+    /// Build a snapshot after at least this many entries (see
+    /// `clusterd_raft::snapshot_policy`).
     pub snapshot_every: u64,
     /// Entries kept behind a snapshot.
     pub keep_logs: u64,

@@ -16,11 +16,13 @@ use tokio::time::Instant;
 
 use crate::addresses::Addresses;
 use crate::command::{Command, CommandResponse};
+use crate::incoming::{Incoming, Piece, Taken};
 use crate::leadership::LeaderWatch;
 use crate::network::NetworkFactory;
 use crate::pki::{Identity, LiveIdentity};
 use crate::rpc::{ClusterStatus, MemberStatus, RemoteError, Request, Response};
-use crate::storage::{self, StoreReader};
+use crate::storage::snapshot_file::SnapshotDir;
+use crate::storage::{self, SnapshotData, StoreReader};
 use crate::transport::{Handler, Transport, TransportError};
 use crate::types::{Member, NodeId, Raft, TypeConfig};
 
@@ -46,6 +48,8 @@ pub struct NodeOptions {
     pub keep_logs: u64,
     /// Raft heartbeat interval.
     pub heartbeat: Duration,
+    /// Bytes per piece of a snapshot sent to a peer.
+    pub snapshot_piece: u64,
     /// Transport addresses of members by name, used until the membership names
     /// a new address for them (a cluster whose addresses all changed).
     pub peers: Vec<(String, String)>,
@@ -63,6 +67,7 @@ impl NodeOptions {
             snapshot_every: 10_000,
             keep_logs: 1_000,
             heartbeat: Duration::from_millis(100),
+            snapshot_piece: 1 << 20,
             peers: Vec::new(),
         }
     }
@@ -116,6 +121,8 @@ pub struct RaftNode {
     addresses: Addresses,
     identity: Arc<LiveIdentity>,
     service: std::sync::OnceLock<Arc<dyn NodeService>>,
+    /// Snapshots being received from the leader.
+    incoming: Incoming,
 }
 
 impl RaftNode {
@@ -134,6 +141,7 @@ impl RaftNode {
             election_timeout_max: hb * 8,
             snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
             max_in_snapshot_log_to_keep: opts.keep_logs,
+            snapshot_max_chunk_size: opts.snapshot_piece,
             ..Default::default()
         }
         .validate()
@@ -180,6 +188,7 @@ impl RaftNode {
             addresses,
             identity,
             service: Default::default(),
+            incoming: Incoming::new(SnapshotDir::of(&opts.db_path)),
         });
         tokio::spawn(transport.serve(node.clone()));
         Ok(node)
@@ -450,6 +459,31 @@ impl RaftNode {
         Err(last_err.unwrap_or(NodeError::NoLeader(wait)))
     }
 
+    /// Take a piece of a snapshot; install the snapshot after its last one.
+    async fn snapshot_piece(&self, piece: Piece) -> Response {
+        let (transfer, size) = (piece.transfer, piece.offset + piece.data.len() as u64);
+        let received = match self.incoming.take(piece).await {
+            Ok(Taken::More) => return Response::SnapshotChunk(Ok(())),
+            Ok(Taken::Complete(received)) => received,
+            Err(e) => {
+                tracing::info!(error = %e, "refused a snapshot piece");
+                return Response::SnapshotChunk(Err(RemoteError::Failed(e.to_string())));
+            }
+        };
+        let data = match SnapshotData::received(received.path.clone()) {
+            Ok(data) => data,
+            Err(e) => {
+                return Response::SnapshotChunk(Err(RemoteError::Failed(format!("open the received snapshot: {e}"))))
+            }
+        };
+        tracing::info!(transfer = %format_args!("{transfer:x}"), bytes = size, snapshot = ?received.meta.last_log_id, "installing a received snapshot");
+        let snapshot = crate::types::Snapshot { meta: received.meta.clone(), snapshot: data };
+        let answer = self.raft.install_full_snapshot(received.vote, snapshot).await.map_err(RaftError::Fatal);
+        // The install took the file; one it refused goes with `received`.
+        drop(received);
+        Response::Snapshot(answer)
+    }
+
     async fn local_write(&self, cmd: Command) -> Result<CommandResponse, RemoteError> {
         match self.raft.client_write(cmd).await {
             Ok(resp) => Ok(resp.data),
@@ -570,9 +604,8 @@ impl Handler for RaftNode {
         match req {
             Request::Append(rpc) => Response::Append(self.raft.append_entries(rpc).await),
             Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
-            Request::Snapshot { vote, meta, data } => {
-                let snapshot = crate::types::Snapshot { meta, snapshot: crate::types::SnapshotData::from_bytes(data) };
-                Response::Snapshot(self.raft.install_full_snapshot(vote, snapshot).await.map_err(RaftError::Fatal))
+            Request::SnapshotChunk { vote, meta, transfer, offset, data, done } => {
+                self.snapshot_piece(Piece { vote, meta, transfer, offset, data, done }).await
             }
             Request::Write(cmd) => Response::Write(self.local_write(cmd).await),
             Request::ReadIndex => {

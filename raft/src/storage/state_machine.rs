@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -418,10 +419,14 @@ fn write_file(
     Ok(SnapshotRecord { meta, id, file, size, checksum })
 }
 
-/// Install a received snapshot: copy it into a file of this store while
-/// checking it (a corrupt or truncated one is refused before anything
-/// changes), mark the install begun, then apply the file in batches of about
-/// `batch_bytes`. Returns the compacted revision after it.
+/// Install a received snapshot: check it and make it a file of this store
+/// (a corrupt or truncated one is refused before anything changes), mark the
+/// install begun, then apply the file in batches of about `batch_bytes`.
+/// Returns the compacted revision after it.
+///
+/// A file received from a peer into this store's snapshot directory is
+/// checked, then renamed into place; other data is copied into a new file
+/// while it is checked.
 ///
 /// Reads see the state from before the install until its last write (the
 /// reader's pin): never the empty or half-replaced state between batches.
@@ -433,9 +438,14 @@ fn install(
     data: SnapshotData,
     batch_bytes: usize,
 ) -> io::Result<u64> {
-    let mut input = SnapshotReader::new(data)?;
-    let records = std::iter::from_fn(|| input.next_record().transpose());
-    let rec = write_file(snaps, meta, records)?;
+    let rec = match data.received_path().filter(|p| snaps.dir.holds(p)).map(Path::to_path_buf) {
+        Some(path) => adopt_received(snaps, meta, data, &path)?,
+        None => {
+            let mut input = SnapshotReader::new(data)?;
+            let records = std::iter::from_fn(|| input.next_record().transpose());
+            write_file(snaps, meta, records)?
+        }
+    };
     reader.pin();
     // From here a crash is finished at the next open, from the file.
     let mut wo = WriteOptions::default();
@@ -453,6 +463,25 @@ fn install(
     let compacted = apply_file(db, snaps, &rec, batch_bytes)?;
     reader.unpin();
     Ok(compacted)
+}
+
+/// Check the received snapshot file at `path` whole (framing, count,
+/// checksum), then take it as a snapshot file of this store without copying it.
+fn adopt_received(
+    snaps: &Snapshots,
+    meta: SnapshotMeta,
+    data: SnapshotData,
+    path: &Path,
+) -> io::Result<SnapshotRecord> {
+    let size = data.size()?;
+    let mut input = SnapshotReader::new(data)?;
+    while input.next_record()?.is_some() {}
+    let checksum = input.checksum().ok_or_else(|| io::Error::other("a snapshot read to its end has no checksum"))?;
+    drop(input);
+    let id = new_id(&meta);
+    let file = SnapshotDir::file_name(&id);
+    snaps.dir.adopt(path, &file)?;
+    Ok(SnapshotRecord { meta, id, file, size, checksum })
 }
 
 /// Replace the state with the snapshot file of `rec` (begun by [`install`],

@@ -648,6 +648,35 @@ mod tests {
     }
 
     #[tokio::test]
+    async fn a_received_file_is_checked_then_taken_without_a_copy() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (_la, mut a, _ra) = super::super::open(a_dir.path()).unwrap();
+        let (_lb, mut b, rb) = super::super::open(b_dir.path()).unwrap();
+        a.apply_batch(vec![put(1, "/a", "1"), put(2, "/b", "2")]).unwrap();
+        b.apply_batch(vec![put(1, "/mine", "x")]).unwrap();
+        let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let good = snap.snapshot.into_bytes().unwrap();
+        let spool = SnapshotDir::of(b_dir.path()).join("incoming-1.part");
+        let mut bad = good.clone();
+        bad[20] ^= 1;
+        std::fs::write(&spool, &bad).unwrap();
+        let err = b.install_snapshot(&snap.meta, SnapshotData::received(spool.clone()).unwrap()).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert_eq!(rb.get("/mine").unwrap().unwrap().value, b"x", "the state is untouched");
+        assert_eq!(snapshot_files(b_dir.path()), ["incoming-1.part"], "a refused file is not taken");
+        std::fs::write(&spool, &good).unwrap();
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&spool).unwrap());
+        b.install_snapshot(&snap.meta, SnapshotData::received(spool.clone()).unwrap()).await.unwrap();
+        assert_eq!(rb.get("/b").unwrap().unwrap().value, b"2");
+        assert!(rb.get("/mine").unwrap().is_none());
+        let files = snapshot_files(b_dir.path());
+        assert!(files.len() == 1 && files[0].ends_with(".snap"), "{files:?}");
+        let taken = std::fs::metadata(SnapshotDir::of(b_dir.path()).join(&files[0])).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::ino(&taken), inode, "the received file itself is the snapshot");
+        assert!(b.get_current_snapshot().await.unwrap().is_some_and(|s| s.meta == snap.meta));
+    }
+
+    #[tokio::test]
     async fn an_install_a_crash_interrupted_is_finished_at_open() {
         let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
         let (_la, mut a, _ra) = super::super::open(a_dir.path()).unwrap();

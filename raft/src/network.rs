@@ -371,6 +371,8 @@ mod tests {
             let (n2, m2) = h.node(2, piece).await;
             gauge.reset();
             add_learner(&n1, 2, m2).await;
+            // The add returns once the learner caught up: it holds the snapshot.
+            assert!(n2.store.revision() >= index, "the learner holds the snapshot when its add returns");
             let target = n1.store.revision();
             assert!(n2.store.wait_applied(target, WAIT).await, "the learner caught up");
             let largest = gauge.largest();

@@ -29,6 +29,10 @@ use crate::types::{Member, NodeId, Raft, TypeConfig};
 /// The most voters a cluster gets; further control-plane joiners stay learners.
 pub const MAX_VOTERS: usize = 5;
 
+/// How many entries behind the leader's log a new learner may be when it
+/// counts as caught up (see [`RaftNode::add_member`]).
+const LEARNER_LAG: u64 = 8;
+
 /// How a node is set up.
 #[derive(Clone, Debug)]
 pub struct NodeOptions {
@@ -142,6 +146,12 @@ impl RaftNode {
             snapshot_policy: SnapshotPolicy::LogsSinceLast(opts.snapshot_every),
             max_in_snapshot_log_to_keep: opts.keep_logs,
             snapshot_max_chunk_size: opts.snapshot_piece,
+            // A learner is added (a join returns) once its log is within this
+            // many entries of the leader's. openraft's default, 5,000, let a
+            // join into any small cluster return before the new node had a
+            // single entry: stopped right after, its replica held nothing, not
+            // even the cluster CA a move needs (moved test, under load).
+            replication_lag_threshold: LEARNER_LAG,
             ..Default::default()
         }
         .validate()
@@ -377,8 +387,9 @@ impl RaftNode {
         }
     }
 
-    /// Add a node: as a learner that has caught up, then as a voter if asked and
-    /// the cluster has fewer than [`MAX_VOTERS`].
+    /// Add a node: as a learner that has caught up (its log within a few
+    /// entries of the leader's; a snapshot installed if it needed one), then as
+    /// a voter if asked and the cluster has fewer than [`MAX_VOTERS`].
     pub async fn add_member(&self, id: NodeId, member: Member, voter: bool, wait: Duration) -> Result<(), NodeError> {
         let make = || Request::AddMember { id, member: member.clone(), voter };
         membership_answer(self.on_leader(make, wait, true).await?)

@@ -2,14 +2,18 @@
 //! assert that decoding what a peer sends stays bounded by what it sent (a
 //! forged length must not be believed). A global allocator of the crate's own
 //! test binary: it notes each request's size on the calling thread while a
-//! measurement runs there, and hands every request to the system allocator.
+//! measurement runs there (or in the [`Gauge`] the thread joined), and hands
+//! every request to the system allocator.
 
 use std::alloc::{GlobalAlloc, Layout, System};
 use std::cell::Cell;
+use std::sync::atomic::{AtomicUsize, Ordering};
 
 thread_local! {
     /// The largest request seen on this thread while measuring; `None` when not measuring.
     static LARGEST: Cell<Option<usize>> = const { Cell::new(None) };
+    /// The gauge this thread's requests are noted in, if it joined one.
+    static GAUGE: Cell<Option<&'static AtomicUsize>> = const { Cell::new(None) };
 }
 
 struct Probe;
@@ -18,6 +22,11 @@ fn note(size: usize) {
     let _ = LARGEST.try_with(|largest| {
         if let Some(seen) = largest.get() {
             largest.set(Some(seen.max(size)));
+        }
+    });
+    let _ = GAUGE.try_with(|gauge| {
+        if let Some(g) = gauge.get() {
+            g.fetch_max(size, Ordering::Relaxed);
         }
     });
 }
@@ -56,6 +65,40 @@ pub fn largest_allocation<T>(f: impl FnOnce() -> T) -> (T, usize) {
     (out, largest)
 }
 
+/// The largest allocation asked for on any of the threads that joined the
+/// gauge (a runtime's threads, say: `on_thread_start(move || gauge.join())`),
+/// whatever they run. Threads of other tests are not counted.
+#[derive(Clone, Copy)]
+pub struct Gauge(&'static AtomicUsize);
+
+impl Default for Gauge {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+impl Gauge {
+    /// A new gauge (a few bytes, kept to the end of the test binary).
+    pub fn new() -> Self {
+        Gauge(Box::leak(Box::new(AtomicUsize::new(0))))
+    }
+
+    /// Note this thread's allocations in the gauge from now on.
+    pub fn join(self) {
+        GAUGE.with(|g| g.set(Some(self.0)));
+    }
+
+    /// Forget what was noted so far.
+    pub fn reset(self) {
+        self.0.store(0, Ordering::SeqCst);
+    }
+
+    /// The largest allocation noted since the last reset.
+    pub fn largest(self) -> usize {
+        self.0.load(Ordering::SeqCst)
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -65,5 +108,20 @@ mod tests {
         assert!(largest >= 3 << 20, "{largest}");
         let (_, small) = super::largest_allocation(|| vec![1u8; 10]);
         assert!(small < 1024, "{small}");
+    }
+
+    #[test]
+    fn a_gauge_sees_the_threads_that_joined_it_and_no_other() {
+        let gauge = super::Gauge::new();
+        let joined = std::thread::spawn(move || {
+            gauge.join();
+            vec![1u8; 2 << 20].len()
+        });
+        assert_eq!(joined.join().unwrap(), 2 << 20);
+        assert!(gauge.largest() >= 2 << 20, "{}", gauge.largest());
+        gauge.reset();
+        let other = std::thread::spawn(|| vec![1u8; 4 << 20].len());
+        assert_eq!(other.join().unwrap(), 4 << 20);
+        assert!(gauge.largest() < 1 << 20, "{}", gauge.largest());
     }
 }

@@ -12,7 +12,7 @@ use crate::codec::{decode, encode};
 use crate::command::{Command, CommandResponse, Compare, KeyValue, Op, Txn};
 use crate::rpc::{ClusterStatus, MemberStatus, RemoteError, Request, Response};
 use crate::transport::{read_frame, MAX_FRAME};
-use crate::types::{Entry, LeaderId, LogId, Member, Vote};
+use crate::types::{Entry, LeaderId, LogId, Member, SnapshotMeta, StoredMembership, Vote};
 
 /// Cases per property: `PROPTEST_CASES` when set, else `default`.
 fn config(default: u32) -> Config {
@@ -93,9 +93,11 @@ fn valid_message() -> impl Strategy<Value = Vec<u8>> {
             payload: openraft::EntryPayload::Normal(c)
         })
         .unwrap()),
-        (vote, prop::option::of(log_id), any::<bool>()).prop_map(|(vote, last_log_id, leadership_transfer)| {
-            encode(&Request::Vote(openraft::raft::VoteRequest { vote, last_log_id, leadership_transfer })).unwrap()
-        }),
+        (vote.clone(), prop::option::of(log_id.clone()), any::<bool>()).prop_map(
+            |(vote, last_log_id, leadership_transfer)| {
+                encode(&Request::Vote(openraft::raft::VoteRequest { vote, last_log_id, leadership_transfer })).unwrap()
+            }
+        ),
         (any::<u64>(), member(), any::<bool>()).prop_map(|(id, member, voter)| encode(&Request::AddMember {
             id,
             member,
@@ -105,6 +107,21 @@ fn valid_message() -> impl Strategy<Value = Vec<u8>> {
         any::<u64>().prop_map(|id| encode(&Request::RemoveMember { id }).unwrap()),
         prop::collection::vec(any::<u8>(), 0..64).prop_map(|b| encode(&Request::App(b)).unwrap()),
         Just(encode(&Request::ReadIndex).unwrap()),
+        (
+            vote,
+            prop::option::of(log_id),
+            any::<u64>(),
+            any::<u64>(),
+            prop::collection::vec(any::<u8>(), 0..64),
+            any::<bool>()
+        )
+            .prop_map(|(vote, last_log_id, transfer, offset, data, done)| {
+                let meta = SnapshotMeta { last_log_id, last_membership: StoredMembership::default() };
+                encode(&Request::SnapshotChunk { vote, meta, transfer, offset, data, done }).unwrap()
+            }),
+        prop::option::of(".{0,30}").prop_map(|refused| {
+            encode(&Response::SnapshotChunk(refused.map_or(Ok(()), |m| Err(RemoteError::Failed(m))))).unwrap()
+        }),
         (any::<u64>(), prop::collection::vec(prop::option::of(kv), 0..3)).prop_map(|(revision, prev)| {
             let resp = CommandResponse { revision, succeeded: true, failed_compare: None, current: None, prev };
             encode(&Response::Write(Ok(resp))).unwrap()

@@ -27,6 +27,7 @@ pub use command::{Command, CommandResponse, Compare, Event, EventKind, KeyValue,
 pub use storage::{Gone, StoreReader};
 pub use types::{Member, NodeId, Raft, TypeConfig};
 pub mod addresses;
+mod incoming;
 pub mod leadership;
 mod live_identity;
 pub mod network;

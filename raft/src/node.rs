@@ -16,16 +16,22 @@ use tokio::time::Instant;
 
 use crate::addresses::Addresses;
 use crate::command::{Command, CommandResponse};
+use crate::incoming::{Incoming, Piece, Taken};
 use crate::leadership::LeaderWatch;
 use crate::network::NetworkFactory;
 use crate::pki::{Identity, LiveIdentity};
 use crate::rpc::{ClusterStatus, MemberStatus, RemoteError, Request, Response};
-use crate::storage::{self, StoreReader};
+use crate::storage::snapshot_file::SnapshotDir;
+use crate::storage::{self, SnapshotData, StoreReader};
 use crate::transport::{Handler, Transport, TransportError};
 use crate::types::{Member, NodeId, Raft, TypeConfig};
 
 /// The most voters a cluster gets; further control-plane joiners stay learners.
 pub const MAX_VOTERS: usize = 5;
+
+/// How many entries behind the leader's log a new learner may be when it
+/// counts as caught up (see [`RaftNode::add_member`]).
+const LEARNER_LAG: u64 = 8;
 
 /// How a node is set up.
 #[derive(Clone, Debug)]
@@ -48,6 +54,8 @@ pub struct NodeOptions {
     pub keep_logs: u64,
     /// Raft heartbeat interval.
     pub heartbeat: Duration,
+    /// Bytes per piece of a snapshot sent to a peer.
+    pub snapshot_piece: u64,
     /// Transport addresses of members by name, used until the membership names
     /// a new address for them (a cluster whose addresses all changed).
     pub peers: Vec<(String, String)>,
@@ -65,6 +73,7 @@ impl NodeOptions {
             snapshot_every: 10_000,
             keep_logs: 1_000,
             heartbeat: Duration::from_millis(100),
+            snapshot_piece: 1 << 20,
             peers: Vec::new(),
         }
     }
@@ -118,6 +127,8 @@ pub struct RaftNode {
     addresses: Addresses,
     identity: Arc<LiveIdentity>,
     service: std::sync::OnceLock<Arc<dyn NodeService>>,
+    /// Snapshots being received from the leader.
+    incoming: Incoming,
 }
 
 impl RaftNode {
@@ -137,6 +148,13 @@ impl RaftNode {
             // Snapshots are asked for by `snapshot_policy`, which weighs the state's size.
             snapshot_policy: SnapshotPolicy::Never,
             max_in_snapshot_log_to_keep: opts.keep_logs,
+            snapshot_max_chunk_size: opts.snapshot_piece,
+            // A learner is added (a join returns) once its log is within this
+            // many entries of the leader's. openraft's default, 5,000, let a
+            // join into any small cluster return before the new node had a
+            // single entry: stopped right after, its replica held nothing, not
+            // even the cluster CA a move needs (moved test, under load).
+            replication_lag_threshold: LEARNER_LAG,
             ..Default::default()
         }
         .validate()
@@ -184,6 +202,7 @@ impl RaftNode {
             addresses,
             identity,
             service: Default::default(),
+            incoming: Incoming::new(SnapshotDir::of(&opts.db_path)),
         });
         tokio::spawn(transport.serve(node.clone()));
         Ok(node)
@@ -372,8 +391,9 @@ impl RaftNode {
         }
     }
 
-    /// Add a node: as a learner that has caught up, then as a voter if asked and
-    /// the cluster has fewer than [`MAX_VOTERS`].
+    /// Add a node: as a learner that has caught up (its log within a few
+    /// entries of the leader's; a snapshot installed if it needed one), then as
+    /// a voter if asked and the cluster has fewer than [`MAX_VOTERS`].
     pub async fn add_member(&self, id: NodeId, member: Member, voter: bool, wait: Duration) -> Result<(), NodeError> {
         let make = || Request::AddMember { id, member: member.clone(), voter };
         membership_answer(self.on_leader(make, wait, true).await?)
@@ -452,6 +472,31 @@ impl RaftNode {
             tokio::time::sleep(Duration::from_millis(200)).await;
         }
         Err(last_err.unwrap_or(NodeError::NoLeader(wait)))
+    }
+
+    /// Take a piece of a snapshot; install the snapshot after its last one.
+    async fn snapshot_piece(&self, piece: Piece) -> Response {
+        let (transfer, size) = (piece.transfer, piece.offset + piece.data.len() as u64);
+        let received = match self.incoming.take(piece).await {
+            Ok(Taken::More) => return Response::SnapshotChunk(Ok(())),
+            Ok(Taken::Complete(received)) => received,
+            Err(e) => {
+                tracing::info!(error = %e, "refused a snapshot piece");
+                return Response::SnapshotChunk(Err(RemoteError::Failed(e.to_string())));
+            }
+        };
+        let data = match SnapshotData::received(received.path.clone()) {
+            Ok(data) => data,
+            Err(e) => {
+                return Response::SnapshotChunk(Err(RemoteError::Failed(format!("open the received snapshot: {e}"))))
+            }
+        };
+        tracing::info!(transfer = %format_args!("{transfer:x}"), bytes = size, snapshot = ?received.meta.last_log_id, "installing a received snapshot");
+        let snapshot = crate::types::Snapshot { meta: received.meta.clone(), snapshot: data };
+        let answer = self.raft.install_full_snapshot(received.vote, snapshot).await.map_err(RaftError::Fatal);
+        // The install took the file; one it refused goes with `received`.
+        drop(received);
+        Response::Snapshot(answer)
     }
 
     async fn local_write(&self, cmd: Command) -> Result<CommandResponse, RemoteError> {
@@ -574,9 +619,8 @@ impl Handler for RaftNode {
         match req {
             Request::Append(rpc) => Response::Append(self.raft.append_entries(rpc).await),
             Request::Vote(rpc) => Response::Vote(self.raft.vote(rpc).await),
-            Request::Snapshot { vote, meta, data } => {
-                let snapshot = crate::types::Snapshot { meta, snapshot: crate::types::SnapshotData::from_bytes(data) };
-                Response::Snapshot(self.raft.install_full_snapshot(vote, snapshot).await.map_err(RaftError::Fatal))
+            Request::SnapshotChunk { vote, meta, transfer, offset, data, done } => {
+                self.snapshot_piece(Piece { vote, meta, transfer, offset, data, done }).await
             }
             Request::Write(cmd) => Response::Write(self.local_write(cmd).await),
             Request::ReadIndex => {

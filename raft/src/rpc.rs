@@ -15,15 +15,23 @@ pub enum Request {
     Append(AppendEntriesRequest<TypeConfig>),
     /// Raft RequestVote.
     Vote(VoteRequest<TypeConfig>),
-    /// A whole snapshot, sent by the leader holding `vote`.
-    Snapshot {
+    /// A piece of a snapshot, sent by the leader holding `vote` (received by
+    /// `incoming`). Pieces of one transfer come in order; the last
+    /// one (`done`) is answered once the snapshot is installed.
+    SnapshotChunk {
         /// The sender's vote.
         vote: Vote,
         /// What the snapshot covers.
         meta: SnapshotMeta,
-        /// The encoded state.
+        /// The transfer's id, random per transfer.
+        transfer: u64,
+        /// Where in the snapshot file this piece starts.
+        offset: u64,
+        /// The piece's bytes.
         #[serde(with = "serde_bytes")]
         data: Vec<u8>,
+        /// Whether this is the last piece.
+        done: bool,
     },
     /// A client write forwarded to the leader.
     Write(Command),
@@ -61,8 +69,12 @@ pub enum Response {
     Append(Result<AppendEntriesResponse<TypeConfig>, RaftError<TypeConfig>>),
     /// Raft RequestVote.
     Vote(Result<VoteResponse<TypeConfig>, RaftError<TypeConfig>>),
-    /// The snapshot was installed (or refused for a newer vote, which the response carries).
+    /// The snapshot was installed (or refused for a newer vote, which the
+    /// response carries): the answer to a transfer's last piece.
     Snapshot(Result<SnapshotResponse<TypeConfig>, RaftError<TypeConfig>>),
+    /// A snapshot piece was taken (more are expected), or refused: the
+    /// sender starts the transfer over.
+    SnapshotChunk(Result<(), RemoteError>),
     /// A forwarded write.
     Write(Result<CommandResponse, RemoteError>),
     /// The read index.

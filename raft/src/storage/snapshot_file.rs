@@ -104,12 +104,13 @@ pub(crate) struct SnapshotReader<R: Read> {
     input: R,
     crc: crc32fast::Hasher,
     records: u64,
-    done: bool,
+    /// The checked checksum, once the end is read.
+    done: Option<u32>,
 }
 
 impl<R: Read> SnapshotReader<R> {
     pub(crate) fn new(input: R) -> io::Result<Self> {
-        let mut r = SnapshotReader { input, crc: crc32fast::Hasher::new(), records: 0, done: false };
+        let mut r = SnapshotReader { input, crc: crc32fast::Hasher::new(), records: 0, done: None };
         let mut magic = [0u8; 8];
         r.take(&mut magic)?;
         if &magic != MAGIC {
@@ -136,9 +137,14 @@ impl<R: Read> SnapshotReader<R> {
         Ok(v)
     }
 
+    /// The file's checksum, once its end is read and checked.
+    pub(crate) fn checksum(&self) -> Option<u32> {
+        self.done
+    }
+
     /// The next record; `None` once the end is read and checked.
     pub(crate) fn next_record(&mut self) -> io::Result<Option<Record>> {
-        if self.done {
+        if self.done.is_some() {
             return Ok(None);
         }
         let mut tag = [0u8; 1];
@@ -158,7 +164,7 @@ impl<R: Read> SnapshotReader<R> {
             if self.input.read(&mut [0u8; 1])? != 0 {
                 return Err(corrupt("bytes after the end"));
             }
-            self.done = true;
+            self.done = Some(want);
             return Ok(None);
         }
         let mut lens = [0u8; 8];
@@ -175,17 +181,20 @@ impl<R: Read> SnapshotReader<R> {
     }
 }
 
-/// The data of a snapshot as openraft hands it around: the local file, or
-/// bytes received from a peer. Either is read as a stream.
+/// The data of a snapshot as openraft hands it around: a file of the store,
+/// a file received from a peer, or bytes. Each is read as a stream.
 pub struct SnapshotData(Source);
 
 enum Source {
     File(BufReader<File>),
+    /// A file spooled from a peer's pieces: an install takes the file itself
+    /// (renamed into place) rather than a copy.
+    Received(BufReader<File>, PathBuf),
     Bytes(Cursor<Vec<u8>>),
 }
 
 impl SnapshotData {
-    /// A snapshot received whole from a peer.
+    /// A snapshot held in memory.
     pub fn from_bytes(bytes: Vec<u8>) -> Self {
         SnapshotData(Source::Bytes(Cursor::new(bytes)))
     }
@@ -195,11 +204,34 @@ impl SnapshotData {
         Ok(SnapshotData(Source::File(BufReader::with_capacity(1 << 16, File::open(path)?))))
     }
 
+    /// A snapshot received from a peer into `path`, a file of the store's
+    /// snapshot directory that its install may take.
+    pub(crate) fn received(path: PathBuf) -> io::Result<Self> {
+        let file = BufReader::with_capacity(1 << 16, File::open(&path)?);
+        Ok(SnapshotData(Source::Received(file, path)))
+    }
+
+    /// The received file this data reads, if it is one.
+    pub(crate) fn received_path(&self) -> Option<&Path> {
+        match &self.0 {
+            Source::Received(_, path) => Some(path),
+            _ => None,
+        }
+    }
+
+    /// The snapshot's size in bytes.
+    pub(crate) fn size(&self) -> io::Result<u64> {
+        match &self.0 {
+            Source::File(f) | Source::Received(f, _) => Ok(f.get_ref().metadata()?.len()),
+            Source::Bytes(c) => Ok(c.get_ref().len() as u64),
+        }
+    }
+
     /// The whole snapshot as bytes (to send it whole to a peer).
     pub fn into_bytes(self) -> io::Result<Vec<u8>> {
         match self.0 {
             Source::Bytes(c) => Ok(c.into_inner()),
-            Source::File(mut f) => {
+            Source::File(mut f) | Source::Received(mut f, _) => {
                 let mut v = Vec::new();
                 f.read_to_end(&mut v)?;
                 Ok(v)
@@ -211,7 +243,7 @@ impl SnapshotData {
 impl Read for SnapshotData {
     fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
         match &mut self.0 {
-            Source::File(f) => f.read(buf),
+            Source::File(f) | Source::Received(f, _) => f.read(buf),
             Source::Bytes(c) => c.read(buf),
         }
     }
@@ -221,6 +253,7 @@ impl fmt::Debug for SnapshotData {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match &self.0 {
             Source::File(_) => f.write_str("SnapshotData(file)"),
+            Source::Received(_, path) => write!(f, "SnapshotData(received {})", path.display()),
             Source::Bytes(c) => write!(f, "SnapshotData({} bytes)", c.get_ref().len()),
         }
     }
@@ -235,9 +268,27 @@ pub(crate) struct SnapshotDir {
 impl SnapshotDir {
     /// The snapshot directory of the database at `db`, created if missing.
     pub(crate) fn open(db: &Path) -> io::Result<Self> {
-        let dir = db.join(DIR);
+        let dir = Self::of(db);
         fs::create_dir_all(&dir)?;
         Ok(SnapshotDir { dir })
+    }
+
+    /// Where the database at `db` keeps its snapshots. Files ending in
+    /// `.part` there are removed when the store opens.
+    pub(crate) fn of(db: &Path) -> PathBuf {
+        db.join(DIR)
+    }
+
+    /// Whether `path` is a file of this directory.
+    pub(crate) fn holds(&self, path: &Path) -> bool {
+        path.parent() == Some(self.dir.as_path())
+    }
+
+    /// Take the finished, synced file `from` (of this directory) as snapshot
+    /// file `file`: renamed, the directory synced.
+    pub(crate) fn adopt(&self, from: &Path, file: &str) -> io::Result<()> {
+        fs::rename(from, self.dir.join(file))?;
+        File::open(&self.dir)?.sync_all()
     }
 
     /// The file name of snapshot `id`.

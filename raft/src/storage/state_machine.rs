@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::io;
+use std::path::Path;
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 
@@ -420,10 +421,14 @@ fn write_file(
     Ok(SnapshotRecord { meta, id, file, size, checksum })
 }
 
-/// Install a received snapshot: copy it into a file of this store while
-/// checking it (a corrupt or truncated one is refused before anything
-/// changes), mark the install begun, then apply the file in batches of about
-/// `batch_bytes`. Returns the compacted revision after it.
+/// Install a received snapshot: check it and make it a file of this store
+/// (a corrupt or truncated one is refused before anything changes), mark the
+/// install begun, then apply the file in batches of about `batch_bytes`.
+/// Returns the compacted revision after it.
+///
+/// A file received from a peer into this store's snapshot directory is
+/// checked, then renamed into place; other data is copied into a new file
+/// while it is checked.
 ///
 /// Reads see the state from before the install until its last write (the
 /// reader's pin): never the empty or half-replaced state between batches.
@@ -435,9 +440,14 @@ fn install(
     data: SnapshotData,
     batch_bytes: usize,
 ) -> io::Result<u64> {
-    let mut input = SnapshotReader::new(data)?;
-    let records = std::iter::from_fn(|| input.next_record().transpose());
-    let rec = write_file(snaps, meta, records)?;
+    let rec = match data.received_path().filter(|p| snaps.dir.holds(p)).map(Path::to_path_buf) {
+        Some(path) => adopt_received(snaps, meta, data, &path)?,
+        None => {
+            let mut input = SnapshotReader::new(data)?;
+            let records = std::iter::from_fn(|| input.next_record().transpose());
+            write_file(snaps, meta, records)?
+        }
+    };
     reader.pin();
     // From here a crash is finished at the next open, from the file.
     let mut wo = WriteOptions::default();
@@ -455,6 +465,25 @@ fn install(
     let compacted = apply_file(db, snaps, &rec, batch_bytes)?;
     reader.unpin();
     Ok(compacted)
+}
+
+/// Check the received snapshot file at `path` whole (framing, count,
+/// checksum), then take it as a snapshot file of this store without copying it.
+fn adopt_received(
+    snaps: &Snapshots,
+    meta: SnapshotMeta,
+    data: SnapshotData,
+    path: &Path,
+) -> io::Result<SnapshotRecord> {
+    let size = data.size()?;
+    let mut input = SnapshotReader::new(data)?;
+    while input.next_record()?.is_some() {}
+    let checksum = input.checksum().ok_or_else(|| io::Error::other("a snapshot read to its end has no checksum"))?;
+    drop(input);
+    let id = new_id(&meta);
+    let file = SnapshotDir::file_name(&id);
+    snaps.dir.adopt(path, &file)?;
+    Ok(SnapshotRecord { meta, id, file, size, checksum })
 }
 
 /// Replace the state with the snapshot file of `rec` (begun by [`install`],
@@ -618,6 +647,35 @@ mod tests {
         b.install_snapshot(&snap.meta, SnapshotData::from_bytes(good)).await.unwrap();
         assert!(rb.get("/mine").unwrap().is_none(), "an install replaces the state");
         assert_eq!(rb.get("/b").unwrap().unwrap().value, b"2");
+    }
+
+    #[tokio::test]
+    async fn a_received_file_is_checked_then_taken_without_a_copy() {
+        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
+        let (_la, mut a, _ra) = super::super::open(a_dir.path()).unwrap();
+        let (_lb, mut b, rb) = super::super::open(b_dir.path()).unwrap();
+        a.apply_batch(vec![put(1, "/a", "1"), put(2, "/b", "2")]).unwrap();
+        b.apply_batch(vec![put(1, "/mine", "x")]).unwrap();
+        let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
+        let good = snap.snapshot.into_bytes().unwrap();
+        let spool = SnapshotDir::of(b_dir.path()).join("incoming-1.part");
+        let mut bad = good.clone();
+        bad[20] ^= 1;
+        std::fs::write(&spool, &bad).unwrap();
+        let err = b.install_snapshot(&snap.meta, SnapshotData::received(spool.clone()).unwrap()).await.unwrap_err();
+        assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
+        assert_eq!(rb.get("/mine").unwrap().unwrap().value, b"x", "the state is untouched");
+        assert_eq!(snapshot_files(b_dir.path()), ["incoming-1.part"], "a refused file is not taken");
+        std::fs::write(&spool, &good).unwrap();
+        let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&spool).unwrap());
+        b.install_snapshot(&snap.meta, SnapshotData::received(spool.clone()).unwrap()).await.unwrap();
+        assert_eq!(rb.get("/b").unwrap().unwrap().value, b"2");
+        assert!(rb.get("/mine").unwrap().is_none());
+        let files = snapshot_files(b_dir.path());
+        assert!(files.len() == 1 && files[0].ends_with(".snap"), "{files:?}");
+        let taken = std::fs::metadata(SnapshotDir::of(b_dir.path()).join(&files[0])).unwrap();
+        assert_eq!(std::os::unix::fs::MetadataExt::ino(&taken), inode, "the received file itself is the snapshot");
+        assert!(b.get_current_snapshot().await.unwrap().is_some_and(|s| s.meta == snap.meta));
     }
 
     #[tokio::test]

@@ -214,11 +214,18 @@ impl StoreReader {
         *self.shared.applied.borrow()
     }
 
-    /// About how many keys the state holds (RocksDB's estimate: cheap, counts
-    /// recent overwrites and deletes roughly).
+    /// About how many keys the state holds, counting only what is in SST
+    /// files: RocksDB's estimate counts every version in the memtables, and a
+    /// few keys written over and over (leases, node status) would look like
+    /// many objects and hold snapshots (and the log's purge) back. Objects
+    /// still only in memtables are not counted, which errs towards snapshots
+    /// sooner.
     pub fn estimated_objects(&self) -> u64 {
         let kv = super::cf(&self.db, super::CF_KV);
-        self.db.property_int_value_cf(kv, "rocksdb.estimate-num-keys").ok().flatten().unwrap_or(0)
+        let prop = |name: &str| self.db.property_int_value_cf(kv, name).ok().flatten().unwrap_or(0);
+        prop("rocksdb.estimate-num-keys")
+            .saturating_sub(prop("rocksdb.num-entries-active-mem-table"))
+            .saturating_sub(prop("rocksdb.num-entries-imm-mem-tables"))
     }
 
     /// The newest revision whose history has been compacted away.

@@ -591,6 +591,22 @@ mod tests {
         names
     }
 
+    #[test]
+    fn the_object_estimate_counts_stored_keys_not_the_writes_over_one_key() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_log, mut sm, reader) = super::super::open(dir.path()).unwrap();
+        let entries: Vec<Entry> = (1..=300).map(|i| put(i, &format!("/k/{i}"), "v")).collect();
+        sm.apply_batch(entries).unwrap();
+        sm.db.flush_cf(cf(&sm.db, CF_KV)).unwrap();
+        let stored = reader.estimated_objects();
+        assert!((250..=350).contains(&stored), "300 keys in SST files, estimated {stored}");
+        // A key written over and over (a lease, a node's status) is one object.
+        let entries: Vec<Entry> = (301..=3300).map(|i| put(i, "/hot", &i.to_string())).collect();
+        sm.apply_batch(entries).unwrap();
+        let now = reader.estimated_objects();
+        assert!(now < 400, "3,000 writes of one key counted as {now} objects");
+    }
+
     #[tokio::test]
     async fn a_built_snapshot_is_one_file_the_older_removed_and_leftovers_go_at_open() {
         let dir = tempfile::tempdir().unwrap();

@@ -209,7 +209,6 @@ impl RaftNetworkV2<TypeConfig> for PeerClient {
 
 #[cfg(test)]
 mod tests {
-    use std::path::Path;
     use std::sync::Arc;
     use std::time::Duration;
 
@@ -218,6 +217,7 @@ mod tests {
     use crate::command::{Command, Op, Txn};
     use crate::node::{NodeError, NodeOptions, RaftNode};
     use crate::pki::{self, Ca};
+    use crate::storage::snapshot_file::SnapshotDir;
     use crate::types::Member;
 
     const WAIT: Duration = Duration::from_secs(30);
@@ -266,16 +266,6 @@ mod tests {
                 Member { name: format!("n{id}"), raft_addr: node.raft_addr().to_string(), api_addr: String::new() };
             (node, member)
         }
-    }
-
-    /// The files of node `db`'s snapshot directory.
-    fn snapshot_files(db: &Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(db.join("snapshots"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     /// Build a snapshot of everything `node` applied, asking again while
@@ -362,7 +352,7 @@ mod tests {
                 .metrics(|m| m.purged.is_some_and(|p| p.index >= index), "the log purged behind the snapshot")
                 .await
                 .unwrap();
-            let snap = snapshot_files(&h.db(1));
+            let snap = SnapshotDir::file_names(&h.db(1));
             let size = std::fs::metadata(h.db(1).join("snapshots").join(&snap[0])).unwrap().len();
             assert!(size > (KEYS * VALUE) as u64, "the snapshot holds every value: {size} bytes");
 
@@ -386,7 +376,7 @@ mod tests {
                 );
             }
             assert!(n2.store.compacted() >= index, "the learner caught up through the snapshot");
-            let files = snapshot_files(&h.db(2));
+            let files = SnapshotDir::file_names(&h.db(2));
             assert!(
                 files.len() == 1 && files[0].ends_with(".snap"),
                 "the received snapshot is the learner's one snapshot file, no spool left: {files:?}"
@@ -444,7 +434,7 @@ mod tests {
             assert!(matches!(answer, Response::SnapshotChunk(Ok(()))), "{answer:?}");
             offset += p.len() as u64;
         }
-        let spool = snapshot_files(&h.db(2));
+        let spool = SnapshotDir::file_names(&h.db(2));
         assert!(spool.iter().any(|f| f.starts_with("incoming-")), "the pieces are spooled: {spool:?}");
         // A piece out of place is refused: the sender would start over.
         let late =
@@ -459,7 +449,7 @@ mod tests {
         let (n2, _) = h.node(2, 1 << 20).await;
         assert_eq!(n2.store.revision(), 0, "nothing is installed after the restart");
         assert_eq!(n2.store.list("/k/").unwrap().0.len(), 0);
-        assert!(snapshot_files(&h.db(2)).is_empty(), "the spool is removed at the restart");
+        assert!(SnapshotDir::file_names(&h.db(2)).is_empty(), "the spool is removed at the restart");
         n2.shutdown().await;
     }
 }

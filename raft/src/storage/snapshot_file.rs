@@ -279,6 +279,18 @@ impl SnapshotDir {
         db.join(DIR)
     }
 
+    /// The names of the files in the snapshot directory of the database at
+    /// `db`, sorted (for tests).
+    #[cfg(test)]
+    pub(crate) fn file_names(db: &Path) -> Vec<String> {
+        let mut names: Vec<String> = fs::read_dir(Self::of(db))
+            .unwrap()
+            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
+            .collect();
+        names.sort();
+        names
+    }
+
     /// Whether `path` is a file of this directory.
     pub(crate) fn holds(&self, path: &Path) -> bool {
         path.parent() == Some(self.dir.as_path())

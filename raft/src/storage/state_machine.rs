@@ -572,6 +572,7 @@ mod tests {
 
     use super::*;
     use crate::command::{Op, Txn};
+    use crate::storage::log_store::LogStore;
     use crate::types::LeaderId;
 
     fn put(index: u64, key: &str, value: &str) -> Entry {
@@ -580,15 +581,6 @@ mod tests {
             log_id: LogId::new(LeaderId { term: 1, node_id: 1 }, index),
             payload: EntryPayload::Normal(Command::Txn(Txn::ops(vec![op]))),
         }
-    }
-
-    fn snapshot_files(db: &std::path::Path) -> Vec<String> {
-        let mut names: Vec<String> = std::fs::read_dir(db.join("snapshots"))
-            .unwrap()
-            .map(|e| e.unwrap().file_name().to_string_lossy().into_owned())
-            .collect();
-        names.sort();
-        names
     }
 
     #[test]
@@ -616,7 +608,7 @@ mod tests {
         sm.apply_batch(vec![put(2, "/b", "2")]).unwrap();
         let second = sm.get_snapshot_builder().await.build_snapshot().await.unwrap();
         assert_eq!(second.meta.last_log_id.map(|l| l.index), Some(2));
-        assert_eq!(snapshot_files(dir.path()).len(), 1, "the previous snapshot file is removed");
+        assert_eq!(SnapshotDir::file_names(dir.path()).len(), 1, "the previous snapshot file is removed");
         // The first snapshot's open file is still readable after its removal.
         let mut r = SnapshotReader::new(first.snapshot).unwrap();
         assert!(matches!(r.next_record().unwrap(), Some(Record::Kv(k, _)) if k == b"/a"));
@@ -625,7 +617,7 @@ mod tests {
         std::fs::write(snaps.join("00000000000000000009-1.snap.part"), b"half").unwrap();
         std::fs::write(snaps.join("00000000000000000001-1.snap"), b"stale").unwrap();
         let (_log, mut sm, _reader) = super::super::open(dir.path()).unwrap();
-        assert_eq!(snapshot_files(dir.path()).len(), 1, "leftovers are removed at open");
+        assert_eq!(SnapshotDir::file_names(dir.path()).len(), 1, "leftovers are removed at open");
         let current = sm.get_current_snapshot().await.unwrap().expect("the current snapshot survives a reopen");
         assert_eq!(current.meta, second.meta);
         let mut r = SnapshotReader::new(current.snapshot).unwrap();
@@ -638,60 +630,71 @@ mod tests {
         assert_eq!(keys, ["/a", "/b"]);
     }
 
-    #[tokio::test]
-    async fn a_corrupt_snapshot_is_refused_and_changes_nothing() {
+    /// Store `a` holding /a and /b and the snapshot of it (meta and bytes),
+    /// and store `b` holding /mine, to receive it.
+    struct Receiving {
+        _a: (tempfile::TempDir, LogStore, StateMachine),
+        b_dir: tempfile::TempDir,
+        _lb: LogStore,
+        b: StateMachine,
+        rb: StoreReader,
+        meta: SnapshotMeta,
+        good: Vec<u8>,
+    }
+
+    async fn receiving() -> Receiving {
         let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (_la, mut a, _ra) = super::super::open(a_dir.path()).unwrap();
-        let (_lb, mut b, rb) = super::super::open(b_dir.path()).unwrap();
+        let (la, mut a, _ra) = super::super::open(a_dir.path()).unwrap();
+        let (lb, mut b, rb) = super::super::open(b_dir.path()).unwrap();
         a.apply_batch(vec![put(1, "/a", "1"), put(2, "/b", "2")]).unwrap();
         b.apply_batch(vec![put(1, "/mine", "x")]).unwrap();
         let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
         let good = snap.snapshot.into_bytes().unwrap();
-        for bad in [good[..good.len() - 1].to_vec(), good[..good.len() / 2].to_vec(), {
-            let mut v = good.clone();
+        Receiving { _a: (a_dir, la, a), b_dir, _lb: lb, b, rb, meta: snap.meta, good }
+    }
+
+    #[tokio::test]
+    async fn a_corrupt_snapshot_is_refused_and_changes_nothing() {
+        let mut r = receiving().await;
+        for bad in [r.good[..r.good.len() - 1].to_vec(), r.good[..r.good.len() / 2].to_vec(), {
+            let mut v = r.good.clone();
             v[20] ^= 1;
             v
         }] {
-            let err = b.install_snapshot(&snap.meta, SnapshotData::from_bytes(bad)).await.unwrap_err();
+            let err = r.b.install_snapshot(&r.meta, SnapshotData::from_bytes(bad)).await.unwrap_err();
             assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-            assert_eq!(rb.revision(), 1);
-            assert_eq!(rb.get("/mine").unwrap().unwrap().value, b"x", "the state is untouched");
-            assert!(rb.get("/a").unwrap().is_none());
+            assert_eq!(r.rb.revision(), 1);
+            assert_eq!(r.rb.get("/mine").unwrap().unwrap().value, b"x", "the state is untouched");
+            assert!(r.rb.get("/a").unwrap().is_none());
         }
-        assert!(b.get_current_snapshot().await.unwrap().is_none());
-        assert!(snapshot_files(b_dir.path()).is_empty(), "nothing of a refused snapshot is kept");
-        b.install_snapshot(&snap.meta, SnapshotData::from_bytes(good)).await.unwrap();
-        assert!(rb.get("/mine").unwrap().is_none(), "an install replaces the state");
-        assert_eq!(rb.get("/b").unwrap().unwrap().value, b"2");
+        assert!(r.b.get_current_snapshot().await.unwrap().is_none());
+        assert!(SnapshotDir::file_names(r.b_dir.path()).is_empty(), "nothing of a refused snapshot is kept");
+        r.b.install_snapshot(&r.meta, SnapshotData::from_bytes(r.good)).await.unwrap();
+        assert!(r.rb.get("/mine").unwrap().is_none(), "an install replaces the state");
+        assert_eq!(r.rb.get("/b").unwrap().unwrap().value, b"2");
     }
 
     #[tokio::test]
     async fn a_received_file_is_checked_then_taken_without_a_copy() {
-        let (a_dir, b_dir) = (tempfile::tempdir().unwrap(), tempfile::tempdir().unwrap());
-        let (_la, mut a, _ra) = super::super::open(a_dir.path()).unwrap();
-        let (_lb, mut b, rb) = super::super::open(b_dir.path()).unwrap();
-        a.apply_batch(vec![put(1, "/a", "1"), put(2, "/b", "2")]).unwrap();
-        b.apply_batch(vec![put(1, "/mine", "x")]).unwrap();
-        let snap = a.get_snapshot_builder().await.build_snapshot().await.unwrap();
-        let good = snap.snapshot.into_bytes().unwrap();
-        let spool = SnapshotDir::of(b_dir.path()).join("incoming-1.part");
-        let mut bad = good.clone();
+        let mut r = receiving().await;
+        let spool = SnapshotDir::of(r.b_dir.path()).join("incoming-1.part");
+        let mut bad = r.good.clone();
         bad[20] ^= 1;
         std::fs::write(&spool, &bad).unwrap();
-        let err = b.install_snapshot(&snap.meta, SnapshotData::received(spool.clone()).unwrap()).await.unwrap_err();
+        let err = r.b.install_snapshot(&r.meta, SnapshotData::received(spool.clone()).unwrap()).await.unwrap_err();
         assert_eq!(err.kind(), io::ErrorKind::InvalidData, "{err}");
-        assert_eq!(rb.get("/mine").unwrap().unwrap().value, b"x", "the state is untouched");
-        assert_eq!(snapshot_files(b_dir.path()), ["incoming-1.part"], "a refused file is not taken");
-        std::fs::write(&spool, &good).unwrap();
+        assert_eq!(r.rb.get("/mine").unwrap().unwrap().value, b"x", "the state is untouched");
+        assert_eq!(SnapshotDir::file_names(r.b_dir.path()), ["incoming-1.part"], "a refused file is not taken");
+        std::fs::write(&spool, &r.good).unwrap();
         let inode = std::os::unix::fs::MetadataExt::ino(&std::fs::metadata(&spool).unwrap());
-        b.install_snapshot(&snap.meta, SnapshotData::received(spool.clone()).unwrap()).await.unwrap();
-        assert_eq!(rb.get("/b").unwrap().unwrap().value, b"2");
-        assert!(rb.get("/mine").unwrap().is_none());
-        let files = snapshot_files(b_dir.path());
+        r.b.install_snapshot(&r.meta, SnapshotData::received(spool.clone()).unwrap()).await.unwrap();
+        assert_eq!(r.rb.get("/b").unwrap().unwrap().value, b"2");
+        assert!(r.rb.get("/mine").unwrap().is_none());
+        let files = SnapshotDir::file_names(r.b_dir.path());
         assert!(files.len() == 1 && files[0].ends_with(".snap"), "{files:?}");
-        let taken = std::fs::metadata(SnapshotDir::of(b_dir.path()).join(&files[0])).unwrap();
+        let taken = std::fs::metadata(SnapshotDir::of(r.b_dir.path()).join(&files[0])).unwrap();
         assert_eq!(std::os::unix::fs::MetadataExt::ino(&taken), inode, "the received file itself is the snapshot");
-        assert!(b.get_current_snapshot().await.unwrap().is_some_and(|s| s.meta == snap.meta));
+        assert!(r.b.get_current_snapshot().await.unwrap().is_some_and(|s| s.meta == r.meta));
     }
 
     #[tokio::test]

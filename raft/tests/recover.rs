@@ -32,6 +32,21 @@ impl Harness {
         RaftNode::start(opts).await.unwrap()
     }
 
+    /// Start node `id` on a free port: another test may take a port between
+    /// [`free_udp`] finding it and the node binding it, then another is tried.
+    async fn fresh(&self, id: u64) -> (Arc<RaftNode>, std::net::SocketAddr) {
+        for _ in 0..20 {
+            let bind = free_udp();
+            let opts = NodeOptions::new(id, bind, self.db(id), self.ca.cert_pem().into(), self.identity(id));
+            match RaftNode::start(opts).await {
+                Ok(node) => return (node, bind),
+                Err(e) if e.to_string().contains("Address already in use") => continue,
+                Err(e) => panic!("start n{id}: {e}"),
+            }
+        }
+        panic!("start n{id}: no free port in 20 tries")
+    }
+
     fn db(&self, id: u64) -> std::path::PathBuf {
         self.dir.path().join(format!("n{id}"))
     }
@@ -76,10 +91,8 @@ async fn reopen(path: &std::path::Path, node: Arc<RaftNode>) -> StoppedStore {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_lone_survivor_becomes_the_only_voter_with_everything_it_had() {
     let h = Harness::new();
-    let addrs: Vec<_> = (0..3).map(|_| free_udp()).collect();
-    let n1 = h.node(1, addrs[0]).await;
-    let n2 = h.node(2, addrs[1]).await;
-    let n3 = h.node(3, addrs[2]).await;
+    let ((n1, a1), (n2, a2), (n3, a3)) = (h.fresh(1).await, h.fresh(2).await, h.fresh(3).await);
+    let addrs = [a1, a2, a3];
     n1.initialize(member(1, addrs[0])).await.unwrap();
     wait_leader(&n1).await;
     n1.add_member(2, member(2, addrs[1]), true, WAIT).await.unwrap();
@@ -128,8 +141,7 @@ async fn a_lone_survivor_becomes_the_only_voter_with_everything_it_had() {
     assert_eq!(n1.store.list("/k/").unwrap().0.len(), 50, "every committed write survived");
 
     eprintln!("--- a fresh node joins the one-voter cluster as a voter");
-    let a4 = free_udp();
-    let n4 = h.node(4, a4).await;
+    let (n4, a4) = h.fresh(4).await;
     n1.add_member(4, member(4, a4), true, WAIT).await.unwrap();
     n1.propose(put("/with-n4"), WAIT).await.unwrap();
     n4.read_barrier(WAIT).await.unwrap();

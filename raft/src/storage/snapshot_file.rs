@@ -333,8 +333,7 @@ impl SnapshotDir {
             let _ = fs::remove_file(&part);
         }
         let (size, crc) = result?;
-        fs::rename(&part, self.dir.join(file))?;
-        File::open(&self.dir)?.sync_all()?;
+        self.adopt(&part, file)?;
         Ok((size, crc))
     }
 
